@@ -1,0 +1,43 @@
+# The two commands a newcomer needs:
+#   make console   install missing system packages, build, start a local cluster
+#   make test      install missing system packages, build, run every test
+SHELL := /bin/bash
+APT_PACKAGES := librocksdb-dev libncursesw5-dev libreadline-dev tmux pkg-config
+SWIFT ?= swift
+CONFIG ?= debug
+NODES ?= 5
+
+.PHONY: deps build release console cluster test test-fast bench format clean
+
+# Installs only what is missing; needs root (or sudo) the first time.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+release: deps
+	$(SWIFT) build -c release
+
+# The main job. Until the ncurses console lands this starts a local cluster and
+# prints how to talk to it; `dynamo cluster stop` (or Ctrl-C) stops it.
+console: build
+	.build/$(CONFIG)/dynamo console --nodes $(NODES)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: release
+	.build/release/dynamo bench
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+clean:
+	rm -rf .build

@@ -1,0 +1,109 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Dynamo",
+    products: [
+        .executable(name: "dynamo-node", targets: ["dynamo-node"]),
+        .executable(name: "dynamo", targets: ["dynamo"]),
+        .library(name: "DynamoClient", targets: ["DynamoClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // C libraries from the OS package manager.
+        .systemLibrary(
+            name: "CRocksDB",
+            path: "Sources/CRocksDB",
+            providers: [.apt(["librocksdb-dev"])]
+        ),
+
+        // The pure core: ring, clocks, objects and protocol state machines. No I/O.
+        .target(name: "DynamoCore", swiftSettings: swiftSettings),
+        // The peer wire protocol: frames, handshake, message codec.
+        .target(
+            name: "DynamoWire",
+            dependencies: ["DynamoCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Storage engines behind one protocol: RocksDB (durable) and in-memory (tests).
+        .target(
+            name: "DynamoStorage",
+            dependencies: ["DynamoCore", "CRocksDB", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // The node runtime: SwiftNIO shells that execute the core's actions.
+        .target(
+            name: "DynamoNode",
+            dependencies: [
+                "DynamoCore", "DynamoWire", "DynamoStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A small HTTP client for the node API (used by the CLI, the console, tests and the benchmark).
+        .target(
+            name: "DynamoClient",
+            dependencies: [
+                "DynamoCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "dynamo-node",
+            dependencies: [
+                "DynamoNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "dynamo",
+            dependencies: [
+                "DynamoClient", "DynamoCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "DynamoCoreTests", dependencies: ["DynamoCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DynamoWireTests",
+            dependencies: [
+                "DynamoWire", "DynamoCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DynamoStorageTests",
+            dependencies: ["DynamoStorage", "DynamoCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DynamoIntegrationTests",
+            dependencies: ["DynamoClient", "DynamoCore"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,185 @@
+/// Little binary writer for stored objects, contexts and peer messages.
+///
+/// Varints for integers, length-prefixed byte strings. Kept in the pure core because
+/// storage and the wire both encode `VersionedObject`s, and the codec is plain data.
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+
+    public mutating func write(_ byte: UInt8) { bytes.append(byte) }
+
+    public mutating func write(varint value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    public mutating func write(bytes data: some Collection<UInt8>) {
+        write(varint: UInt64(data.count))
+        bytes.append(contentsOf: data)
+    }
+
+    public mutating func write(string: String) { write(bytes: Array(string.utf8)) }
+
+    public mutating func write(raw data: some Collection<UInt8>) { bytes.append(contentsOf: data) }
+
+    public mutating func write(bool: Bool) { bytes.append(bool ? 1 : 0) }
+}
+
+/// What went wrong decoding bytes: always a clean error, never a crash.
+public struct DecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "malformed data: \(reason)" }
+}
+
+/// Reader matching `ByteWriter`; every read is bounds- and limit-checked.
+public struct ByteReader: Sendable {
+    private let bytes: [UInt8]
+    public private(set) var offset: Int
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        self.offset = 0
+    }
+
+    public var remaining: Int { bytes.count - offset }
+    public var isAtEnd: Bool { offset == bytes.count }
+
+    public mutating func readByte() throws(DecodingError) -> UInt8 {
+        guard offset < bytes.count else { throw DecodingError("truncated") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    public mutating func readVarint() throws(DecodingError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try readByte()
+            guard shift < 64 else { throw DecodingError("varint too long") }
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+    }
+
+    public mutating func readInt(max limit: Int) throws(DecodingError) -> Int {
+        let v = try readVarint()
+        guard v <= UInt64(limit) else { throw DecodingError("count \(v) exceeds \(limit)") }
+        return Int(v)
+    }
+
+    public mutating func readBytes(max limit: Int = .max) throws(DecodingError) -> [UInt8] {
+        let count = try readInt(max: limit)
+        return try readRaw(count)
+    }
+
+    public mutating func readRaw(_ count: Int) throws(DecodingError) -> [UInt8] {
+        guard count >= 0, count <= remaining else { throw DecodingError("truncated") }
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
+    }
+
+    public mutating func readString(max limit: Int = 4096) throws(DecodingError) -> String {
+        let raw = try readBytes(max: limit)
+        guard let s = String(validating: raw, as: UTF8.self) else { throw DecodingError("invalid UTF-8") }
+        return s
+    }
+
+    public mutating func readBool() throws(DecodingError) -> Bool {
+        switch try readByte() {
+        case 0: return false
+        case 1: return true
+        case let b: throw DecodingError("invalid bool \(b)")
+        }
+    }
+
+    public func expectEnd() throws(DecodingError) {
+        guard isAtEnd else { throw DecodingError("\(remaining) trailing bytes") }
+    }
+}
+
+/// Binary forms of clocks and objects.
+extension VersionVector {
+    /// Sanity bound on entries in anything decoded from outside.
+    public static let decodeLimit = 1024
+
+    public func encode(into writer: inout ByteWriter) {
+        let sorted = sortedEntries
+        writer.write(varint: UInt64(sorted.count))
+        for (actor, entry) in sorted {
+            writer.write(string: actor)
+            writer.write(varint: entry.counter)
+            writer.write(varint: entry.timestamp)
+        }
+    }
+
+    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> VersionVector {
+        let count = try reader.readInt(max: decodeLimit)
+        var entries: [Actor: ClockEntry] = [:]
+        for _ in 0..<count {
+            let actor = try reader.readString(max: 255)
+            let counter = try reader.readVarint()
+            let timestamp = try reader.readVarint()
+            guard counter > 0 else { throw DecodingError("zero clock counter") }
+            guard entries.updateValue(ClockEntry(counter: counter, timestamp: timestamp), forKey: actor) == nil else {
+                throw DecodingError("duplicate clock actor")
+            }
+        }
+        return VersionVector(entries)
+    }
+}
+
+extension VersionedObject {
+    public static let decodeVersionLimit = 10_000
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(varint: UInt64(versions.count))
+        for v in versions {
+            writer.write(string: v.dot.actor)
+            writer.write(varint: v.dot.counter)
+            v.clock.encode(into: &writer)
+            writer.write(varint: v.timestamp)
+            if let value = v.value {
+                writer.write(1)
+                writer.write(bytes: value)
+            } else {
+                writer.write(0)
+            }
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + versions.reduce(0) { $0 + ($1.value?.count ?? 0) })
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> VersionedObject {
+        let count = try reader.readInt(max: decodeVersionLimit)
+        var versions: [Version] = []
+        versions.reserveCapacity(count)
+        for _ in 0..<count {
+            let actor = try reader.readString(max: 255)
+            let counter = try reader.readVarint()
+            let clock = try VersionVector.decode(from: &reader)
+            let timestamp = try reader.readVarint()
+            let value: [UInt8]? = try reader.readBool() ? reader.readBytes() : nil
+            versions.append(
+                Version(dot: Dot(actor: actor, counter: counter), clock: clock, value: value, timestamp: timestamp)
+            )
+        }
+        return VersionedObject(versions: versions)
+    }
+
+    public init(decoding bytes: [UInt8]) throws(DecodingError) {
+        var reader = ByteReader(bytes)
+        self = try Self.decode(from: &reader)
+        try reader.expectEnd()
+    }
+}

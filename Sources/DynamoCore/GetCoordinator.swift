@@ -1,0 +1,103 @@
+/// Drives one read: asks the key's replicas, answers with the merge of the first R
+/// replies, then keeps collecting late replies and read-repairs every replica that
+/// answered with stale or missing data.
+public struct GetCoordinator: Sendable {
+    public enum Action: Hashable, Sendable {
+        case send(to: NodeName, ReplicaRequest)
+        case respond(Outcome)
+    }
+
+    public struct Outcome: Hashable, Sendable {
+        public var succeeded: Bool
+        /// The merge of every reply so far (empty when no replica has the key).
+        public var object: VersionedObject
+        /// Replicas whose replies were used.
+        public var replies: [NodeName]
+        public var required: Int
+    }
+
+    public let key: [UInt8]
+    public let replicas: [NodeName]
+    public let r: Int
+    private let policy: ClockPolicy
+    private let deadline: UInt64
+    private let repairDeadline: UInt64
+    private var replies: [(node: NodeName, object: VersionedObject?)] = []
+    private var failures: Set<NodeName> = []
+    private var answered = false
+    private var repaired = false
+
+    public init(key: [UInt8], replicas: [NodeName], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig) {
+        self.key = key
+        self.replicas = replicas
+        self.r = r
+        self.policy = policy
+        self.deadline = now + config.requestTimeoutMs
+        self.repairDeadline = now + config.requestTimeoutMs + config.readRepairWindowMs
+    }
+
+    public mutating func start() -> [Action] {
+        replicas.map { .send(to: $0, .get(key: key)) } + decide()
+    }
+
+    public mutating func receive(from node: NodeName, _ reply: ReplicaReply) -> [Action] {
+        guard replicas.contains(node), !failures.contains(node), !replies.contains(where: { $0.node == node }) else {
+            return []
+        }
+        switch reply {
+        case .object(let object): replies.append((node, object))
+        case .stored, .failed: failures.insert(node)
+        }
+        return decide() + repairIfComplete()
+    }
+
+    public mutating func tick(now: UInt64) -> [Action] {
+        var actions: [Action] = []
+        if !answered, now >= deadline {
+            answered = true
+            actions.append(.respond(outcome(succeeded: false)))
+        }
+        if now >= repairDeadline { actions += repair() }
+        return actions
+    }
+
+    public var isFinished: Bool { answered && repaired }
+
+    /// The merge of every reply received so far.
+    public var merged: VersionedObject {
+        replies.reduce(VersionedObject()) { $0.merged(with: $1.object ?? VersionedObject(), policy: policy) }
+    }
+
+    private mutating func decide() -> [Action] {
+        guard !answered else { return [] }
+        if replies.count >= r {
+            answered = true
+            return [.respond(outcome(succeeded: true))]
+        }
+        if replicas.count - failures.count < r {
+            answered = true
+            return [.respond(outcome(succeeded: false))]
+        }
+        return []
+    }
+
+    private mutating func repairIfComplete() -> [Action] {
+        replies.count + failures.count == replicas.count ? repair() : []
+    }
+
+    /// Pushes the reconciled object to each replica that answered without it.
+    private mutating func repair() -> [Action] {
+        guard !repaired else { return [] }
+        repaired = true
+        let merged = self.merged
+        guard !merged.isEmpty else { return [] }
+        return replies.compactMap { reply in
+            let current = reply.object ?? VersionedObject()
+            return current == merged ? nil : .send(to: reply.node, .put(key: key, object: merged, hintFor: nil))
+        }
+    }
+
+    private func outcome(succeeded: Bool) -> Outcome {
+        Outcome(succeeded: succeeded, object: merged, replies: replies.map(\.node), required: r)
+    }
+}

@@ -1,0 +1,122 @@
+/// How a member presents itself (gossiped) or is seen (locally, `down`).
+public enum MemberStatus: String, Hashable, Sendable, Codable, CaseIterable {
+    case up, down, joining, leaving
+}
+
+/// One row of the gossiped membership table.
+public struct Member: Hashable, Sendable {
+    public var name: NodeName
+    /// "host:port" of the peer protocol.
+    public var peerAddress: String
+    /// "host:port" of the client HTTP API.
+    public var httpAddress: String
+    public var tokens: [RingPosition]
+    /// The status the member declares for itself.
+    public var status: MemberStatus
+    /// Bumped by the member itself every gossip round; the larger (generation, heartbeat) wins.
+    public var heartbeat: UInt64
+    /// Bumped each time the process starts, so a restarted node's row beats its old one.
+    public var generation: UInt64
+
+    public init(
+        name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], status: MemberStatus,
+        heartbeat: UInt64 = 0, generation: UInt64 = 1
+    ) {
+        self.name = name
+        self.peerAddress = peerAddress
+        self.httpAddress = httpAddress
+        self.tokens = tokens
+        self.status = status
+        self.heartbeat = heartbeat
+        self.generation = generation
+    }
+
+    /// Whether this row is newer information about the same member than `other`.
+    public func isNewer(than other: Member) -> Bool {
+        (generation, heartbeat) > (other.generation, other.heartbeat)
+    }
+}
+
+/// Gossip-based membership: every round, a node bumps its own heartbeat and exchanges its
+/// whole table with one random peer; both keep, per member, the row with the larger
+/// version. Seeds are contacted until some other member is known, so separately started
+/// nodes do not stay in logical partitions.
+public struct Membership: Sendable {
+    public enum Action: Hashable, Sendable {
+        /// Send our table to the peer at this address; it answers with its own.
+        case gossip(toAddress: String, members: [Member])
+        /// The ring changed (a member appeared or its tokens changed).
+        case ringChanged
+    }
+
+    public private(set) var me: NodeName
+    public private(set) var members: [NodeName: Member]
+    public let seeds: [String]
+    public private(set) var ring: Ring
+    /// Monotonic ms at which we last heard a newer row of each member (for heartbeat ages).
+    public private(set) var lastHeard: [NodeName: UInt64] = [:]
+
+    public init(me: Member, seeds: [String]) {
+        self.me = me.name
+        self.members = [me.name: me]
+        self.seeds = seeds.filter { $0 != me.peerAddress }
+        self.ring = Ring(nodes: [me.name: me.tokens])
+    }
+
+    public var local: Member { members[me]! }
+
+    /// Whether we have exchanged gossip with anyone (or need not: no seeds).
+    public var hasJoined: Bool { seeds.isEmpty || members.count > 1 }
+
+    /// A gossip round: bump our heartbeat and pick a random peer (a seed while alone).
+    public mutating func tick<G: RandomNumberGenerator>(now: UInt64, rng: inout G) -> [Action] {
+        members[me]!.heartbeat += 1
+        lastHeard[me] = now
+        let others = members.values.filter { $0.name != me }.map(\.peerAddress).sorted()
+        let candidates = others.isEmpty ? seeds : others
+        guard let target = candidates.randomElement(using: &rng) else { return [] }
+        return [.gossip(toAddress: target, members: table)]
+    }
+
+    /// The table to send, sorted for determinism.
+    public var table: [Member] { members.values.sorted { $0.name < $1.name } }
+
+    /// Merges a peer's table into ours; returns `.ringChanged` if ring membership moved.
+    public mutating func receive(_ incoming: [Member], now: UInt64) -> [Action] {
+        let before = ring
+        for row in incoming where row.name != me {
+            if let known = members[row.name], !row.isNewer(than: known) { continue }
+            members[row.name] = row
+            lastHeard[row.name] = now
+        }
+        // Someone who remembers an older life of ours: make sure our generation is larger.
+        if let echo = incoming.first(where: { $0.name == me }), echo.generation >= members[me]!.generation {
+            members[me]!.generation = echo.generation + 1
+        }
+        ring = Ring(nodes: Dictionary(uniqueKeysWithValues: members.values.map { ($0.name, $0.tokens) }))
+        return ring == before ? [] : [.ringChanged]
+    }
+
+    /// Changes our own declared status (joining -> up, up -> leaving).
+    public mutating func setLocalStatus(_ status: MemberStatus) {
+        members[me]!.status = status
+        members[me]!.heartbeat += 1
+    }
+
+    public func member(_ name: NodeName) -> Member? { members[name] }
+}
+
+/// SplitMix64: a tiny seeded generator, so every random choice in the core can be replayed.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

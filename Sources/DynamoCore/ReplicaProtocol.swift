@@ -1,0 +1,34 @@
+/// What a coordinator asks of one replica over the peer protocol.
+public enum ReplicaRequest: Hashable, Sendable {
+    /// Read the replica's versions of a key.
+    case get(key: [UInt8])
+    /// Merge `object` into the replica's versions of the key (a new write, or a repair).
+    /// `hintFor` names the home node a fallback stores it for (sloppy quorum).
+    case put(key: [UInt8], object: VersionedObject, hintFor: NodeName?)
+}
+
+/// A replica's answer.
+public enum ReplicaReply: Hashable, Sendable {
+    case object(VersionedObject?)
+    case stored
+    /// The replica could not serve the request (storage error, overload): counts as no answer.
+    case failed(String)
+}
+
+/// Tunables a coordinator needs. Times are monotonic milliseconds.
+public struct QuorumConfig: Hashable, Sendable {
+    public var n: Int
+    public var r: Int
+    public var w: Int
+    public var requestTimeoutMs: UInt64
+    /// How long after answering a read the coordinator keeps collecting late replies for read repair.
+    public var readRepairWindowMs: UInt64
+
+    public init(n: Int = 3, r: Int = 2, w: Int = 2, requestTimeoutMs: UInt64 = 1000, readRepairWindowMs: UInt64 = 1000) {
+        self.n = n
+        self.r = r
+        self.w = w
+        self.requestTimeoutMs = requestTimeoutMs
+        self.readRepairWindowMs = readRepairWindowMs
+    }
+}

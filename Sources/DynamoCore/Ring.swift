@@ -1,0 +1,159 @@
+/// A node's stable identity: its `--name`.
+public typealias NodeName = String
+
+/// A position on the 128-bit consistent-hashing ring (MD5 of a key or token seed).
+public struct RingPosition: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var value: UInt128
+
+    public init(_ value: UInt128) { self.value = value }
+
+    /// Interprets 16 big-endian bytes (an MD5 digest) as a ring position.
+    public init(bytes: some Collection<UInt8>) {
+        precondition(bytes.count == 16, "a ring position is 16 bytes")
+        var v: UInt128 = 0
+        for b in bytes { v = v << 8 | UInt128(b) }
+        self.value = v
+    }
+
+    /// The position of a key: MD5 of its bytes.
+    public static func of(key: some Collection<UInt8>) -> RingPosition {
+        RingPosition(bytes: MD5.digest(key))
+    }
+
+    /// The 16 big-endian bytes, so byte order equals ring order (storage keys rely on it).
+    public var bytes: [UInt8] {
+        (0..<16).map { i in UInt8(truncatingIfNeeded: value >> UInt128(8 * (15 - i))) }
+    }
+
+    public var hex: String {
+        bytes.map { b in
+            let s = String(b, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined()
+    }
+
+    public var description: String { hex }
+
+    public static func < (lhs: RingPosition, rhs: RingPosition) -> Bool { lhs.value < rhs.value }
+
+    /// The share of the ring covered walking clockwise from `self` (exclusive) to `end` (inclusive).
+    public func fraction(to end: RingPosition) -> Double {
+        let span = end.value &- value
+        return span == 0 ? 1.0 : Double(span) / 340_282_366_920_938_463_463_374_607_431_768_211_456.0
+    }
+}
+
+/// One virtual node: a token owned by a physical node.
+public struct Token: Hashable, Sendable {
+    public var position: RingPosition
+    public var owner: NodeName
+
+    public init(position: RingPosition, owner: NodeName) {
+        self.position = position
+        self.owner = owner
+    }
+
+    /// The default tokens of a node: MD5 of "name#i". Deterministic, so a node that lost
+    /// its disk comes back with the same tokens, and a demo lays out the same ring every time.
+    public static func defaultPositions(for name: NodeName, count: Int) -> [RingPosition] {
+        (0..<count).map { RingPosition.of(key: Array("\(name)#\($0)".utf8)) }
+    }
+}
+
+/// The consistent-hashing ring with virtual nodes.
+///
+/// Each physical node owns several tokens (so load spreads evenly and a bigger machine can
+/// take more). A key belongs to the first token clockwise from its position; its
+/// preference list is the distinct owners met walking on from there.
+public struct Ring: Sendable, Equatable {
+    /// Tokens sorted by position (ties broken by owner so every node builds the same ring).
+    public private(set) var tokens: [Token]
+
+    public init(tokens: [Token]) {
+        self.tokens = tokens.sorted { ($0.position, $0.owner) < ($1.position, $1.owner) }
+    }
+
+    public init(nodes: [NodeName: [RingPosition]]) {
+        self.init(tokens: nodes.flatMap { name, positions in positions.map { Token(position: $0, owner: name) } })
+    }
+
+    public var nodes: Set<NodeName> { Set(tokens.map(\.owner)) }
+
+    public var isEmpty: Bool { tokens.isEmpty }
+
+    /// Index of the first token at or after `position`, wrapping around.
+    public func successorIndex(of position: RingPosition) -> Int {
+        var low = 0
+        var high = tokens.count
+        while low < high {
+            let mid = (low + high) / 2
+            if tokens[mid].position < position { low = mid + 1 } else { high = mid }
+        }
+        return low == tokens.count ? 0 : low
+    }
+
+    /// Every distinct physical node in clockwise order from the key's position. The first N
+    /// are the key's home replicas; the rest are fallbacks for a sloppy quorum.
+    public func preferenceList(for position: RingPosition) -> PreferenceList {
+        guard !tokens.isEmpty else { return PreferenceList(nodes: []) }
+        var chosen: [NodeName] = []
+        var seen: Set<NodeName> = []
+        let start = successorIndex(of: position)
+        for step in 0..<tokens.count {
+            let owner = tokens[(start + step) % tokens.count].owner
+            if seen.insert(owner).inserted { chosen.append(owner) }
+        }
+        return PreferenceList(nodes: chosen)
+    }
+
+    public func preferenceList(forKey key: some Collection<UInt8>) -> PreferenceList {
+        preferenceList(for: .of(key: key))
+    }
+
+    /// The share of the ring each node is the first owner of.
+    public func ownership() -> [NodeName: Double] {
+        var share: [NodeName: Double] = [:]
+        guard !tokens.isEmpty else { return share }
+        for (i, token) in tokens.enumerated() {
+            let previous = tokens[(i + tokens.count - 1) % tokens.count].position
+            share[token.owner, default: 0] += tokens.count == 1 ? 1 : previous.fraction(to: token.position)
+        }
+        return share
+    }
+}
+
+/// The ordered nodes responsible for a key: the first N are its home replicas.
+public struct PreferenceList: Sendable, Equatable {
+    public var nodes: [NodeName]
+
+    public init(nodes: [NodeName]) { self.nodes = nodes }
+
+    /// The key's N home replicas (fewer if the cluster is smaller than N).
+    public func home(_ n: Int) -> [NodeName] { Array(nodes.prefix(n)) }
+
+    /// The first N nodes that `isHealthy` accepts, each home node that was skipped paired with
+    /// the fallback standing in for it (the fallback holds a hint naming it).
+    public func sloppyReplicas(
+        n: Int,
+        isHealthy: (NodeName) -> Bool
+    ) -> [HintedReplica] {
+        let home = self.home(n)
+        var skipped = home.filter { !isHealthy($0) }
+        var result: [HintedReplica] = home.filter(isHealthy).map { HintedReplica(node: $0, hintFor: nil) }
+        for fallback in nodes.dropFirst(n) where !skipped.isEmpty && isHealthy(fallback) {
+            result.append(HintedReplica(node: fallback, hintFor: skipped.removeFirst()))
+        }
+        return result
+    }
+}
+
+/// A replica chosen for a request; `hintFor` names the home node it stands in for, if any.
+public struct HintedReplica: Hashable, Sendable {
+    public var node: NodeName
+    public var hintFor: NodeName?
+
+    public init(node: NodeName, hintFor: NodeName?) {
+        self.node = node
+        self.hintFor = hintFor
+    }
+}

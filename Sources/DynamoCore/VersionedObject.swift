@@ -1,0 +1,113 @@
+/// One stored version of a key (a sibling when there are several): its value or a
+/// tombstone, the dot that created it, and its full causal history.
+///
+/// This is a dotted version vector: `clock` is the history the writer had seen (the
+/// client's context) plus `dot`. Because every write gets its own dot, a write made
+/// without a context is concurrent with everything and can never silently replace a
+/// value, and a write with a context replaces exactly the versions whose dots it covers.
+public struct Version: Hashable, Sendable {
+    public var dot: Dot
+    public var clock: VersionVector
+    /// The value, or nil for a tombstone (a delete).
+    public var value: [UInt8]?
+    /// Wall-clock milliseconds of the write, for last-write-wins and for display.
+    public var timestamp: UInt64
+
+    public init(dot: Dot, clock: VersionVector, value: [UInt8]?, timestamp: UInt64) {
+        self.dot = dot
+        self.clock = clock
+        self.value = value
+        self.timestamp = timestamp
+    }
+
+    public var isTombstone: Bool { value == nil }
+
+    /// Whether this version was written knowing `other` (and so supersedes it).
+    public func supersedes(_ other: Version) -> Bool {
+        dot != other.dot && clock.covers(other.dot)
+    }
+
+    /// Orders versions for last-write-wins: later timestamp, then the larger dot.
+    func isNewer(than other: Version) -> Bool {
+        (timestamp, dot.actor, dot.counter) > (other.timestamp, other.dot.actor, other.dot.counter)
+    }
+}
+
+/// How a cluster resolves concurrent versions.
+public enum ConflictPolicy: String, Sendable, CaseIterable, Codable {
+    /// Keep every concurrent version and let the client reconcile (Dynamo's default).
+    case siblings
+    /// Keep only the version with the latest timestamp (for session-style data).
+    case lww
+}
+
+/// Tunables for clocks.
+public struct ClockPolicy: Sendable, Hashable {
+    /// Prune a clock to this many entries, dropping the oldest (paper: 10).
+    public var maxEntries: Int
+    public var conflicts: ConflictPolicy
+
+    public init(maxEntries: Int = 10, conflicts: ConflictPolicy = .siblings) {
+        self.maxEntries = maxEntries
+        self.conflicts = conflicts
+    }
+}
+
+/// Everything a replica knows about one key: the set of concurrent versions.
+public struct VersionedObject: Hashable, Sendable {
+    /// Concurrent versions, sorted by dot so equal objects compare and encode equally.
+    public private(set) var versions: [Version]
+
+    public init(versions: [Version] = []) {
+        self.versions = versions.sorted { $0.dot < $1.dot }
+    }
+
+    public var isEmpty: Bool { versions.isEmpty }
+
+    /// The merged clock of every version: the context a client gets back from a read.
+    public var context: VersionVector {
+        versions.reduce(VersionVector.empty) { $0.merged(with: $1.clock) }
+    }
+
+    /// Versions that hold a value (not tombstones).
+    public var liveVersions: [Version] { versions.filter { !$0.isTombstone } }
+
+    /// True when every version is a tombstone (and there is at least one).
+    public var isDeleted: Bool { !versions.isEmpty && versions.allSatisfy(\.isTombstone) }
+
+    /// Coordinates a write (a value, or nil to delete) by `actor` with the client's `context`.
+    ///
+    /// Versions the context covers are replaced; the rest stay as siblings. Returns the
+    /// new object and the new version (which is what gets replicated).
+    public func writing(
+        _ value: [UInt8]?,
+        context: VersionVector?,
+        actor: Actor,
+        now: UInt64,
+        policy: ClockPolicy
+    ) -> (object: VersionedObject, version: Version) {
+        let base = context ?? .empty
+        let counter = max(self.context[actor], base[actor]) + 1
+        let dot = Dot(actor: actor, counter: counter)
+        var clock = base
+        if policy.conflicts == .lww { clock = clock.merged(with: self.context) }
+        clock.add(dot, timestamp: now)
+        clock = clock.pruned(to: policy.maxEntries, keep: actor)
+        let version = Version(dot: dot, clock: clock, value: value, timestamp: now)
+        let incoming = VersionedObject(versions: [version])
+        return (merged(with: incoming, policy: policy), version)
+    }
+
+    /// Merges what two replicas know (sync): a version survives unless the other side has
+    /// a version that supersedes it. Commutative, associative and idempotent.
+    public func merged(with other: VersionedObject, policy: ClockPolicy) -> VersionedObject {
+        var all: [Version] = []
+        for v in versions + other.versions where !all.contains(v) { all.append(v) }
+        var survivors = all.filter { candidate in !all.contains { $0.supersedes(candidate) } }
+        if policy.conflicts == .lww, let newest = survivors.max(by: { $1.isNewer(than: $0) }) {
+            survivors = [newest]
+        }
+        return VersionedObject(versions: survivors)
+    }
+
+}
