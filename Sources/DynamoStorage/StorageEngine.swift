@@ -1,0 +1,20 @@
+/// An ordered byte-string key-value engine: the one thing storage backends implement.
+///
+/// Engines are dumb and synchronous (they block): callers run them off the event loops.
+/// Keys sort bytewise, which `ReplicaStore` uses to lay data out in ring order.
+public protocol StorageEngine: Sendable {
+    func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]?
+    /// `sync` forces the write-ahead log to disk before returning (durable against power loss,
+    /// not just a process crash).
+    func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError)
+    func delete(_ key: [UInt8], sync: Bool) throws(StorageError)
+    /// Up to `limit` entries with `start <= key < end` (no end: to the last key), in key order.
+    func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(key: [UInt8], value: [UInt8])]
+}
+
+/// A storage failure, with what a person needs to fix it.
+public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,296 @@
+public import DynamoCore
+public import NIOCore
+
+/// Binary encoding of `PeerMessage` payloads (the bytes inside one frame).
+///
+/// Unknown type bytes, truncation and trailing garbage are `DecodingError`s; the channel
+/// that sent them is closed and nothing else is affected.
+public enum PeerCodec {
+    enum Tag: UInt8 {
+        case hello = 0x01
+        case request = 0x02
+        case response = 0x03
+        case replicaGet = 0x10
+        case replicaPut = 0x11
+        case gossip = 0x12
+        case coordinatePut = 0x13
+        case replyObject = 0x20
+        case replyStored = 0x21
+        case replyFailed = 0x22
+        case replyGossip = 0x23
+        case replyCoordinated = 0x24
+        case replyError = 0x25
+    }
+
+    /// Largest key, value or name we accept from a peer (values are bounded by the frame).
+    static let maxKey = 64 * 1024
+    static let maxMembers = 4096
+    static let maxTokens = 4096
+
+    public static func encode(_ message: PeerMessage) -> [UInt8] {
+        var w = ByteWriter(capacity: 128)
+        switch message {
+        case .hello(let hello):
+            w.write(Tag.hello.rawValue)
+            w.write(raw: Hello.magic)
+            w.write(UInt8(hello.protocolVersion >> 8))
+            w.write(UInt8(hello.protocolVersion & 0xff))
+            w.write(string: hello.name)
+        case .request(let id, let request):
+            w.write(Tag.request.rawValue)
+            w.write(varint: id)
+            encode(request, into: &w)
+        case .response(let id, let response):
+            w.write(Tag.response.rawValue)
+            w.write(varint: id)
+            encode(response, into: &w)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> PeerMessage {
+        var r = ByteReader(bytes)
+        let message: PeerMessage
+        switch try tag(&r) {
+        case .hello:
+            guard try r.readRaw(4) == Hello.magic else { throw DecodingError("bad magic: not a dynamo peer") }
+            let version = UInt16(try r.readByte()) << 8 | UInt16(try r.readByte())
+            message = .hello(Hello(name: try r.readString(max: 255), protocolVersion: version))
+        case .request:
+            let id = try r.readVarint()
+            message = .request(id: id, try decodeRequest(&r))
+        case .response:
+            let id = try r.readVarint()
+            message = .response(id: id, try decodeResponse(&r))
+        default:
+            throw DecodingError("unexpected message type")
+        }
+        try r.expectEnd()
+        return message
+    }
+
+    private static func tag(_ r: inout ByteReader) throws(DecodingError) -> Tag {
+        let byte = try r.readByte()
+        guard let tag = Tag(rawValue: byte) else { throw DecodingError("unknown message type 0x\(String(byte, radix: 16))") }
+        return tag
+    }
+
+    private static func encode(_ request: PeerRequest, into w: inout ByteWriter) {
+        switch request {
+        case .replica(.get(let key)):
+            w.write(Tag.replicaGet.rawValue)
+            w.write(bytes: key)
+        case .replica(.put(let key, let object, let hintFor)):
+            w.write(Tag.replicaPut.rawValue)
+            w.write(bytes: key)
+            object.encode(into: &w)
+            writeOptional(hintFor, into: &w)
+        case .gossip(let members):
+            w.write(Tag.gossip.rawValue)
+            encode(members, into: &w)
+        case .coordinatePut(let put):
+            w.write(Tag.coordinatePut.rawValue)
+            w.write(bytes: put.key)
+            writeOptional(put.value, into: &w)
+            w.write(bool: put.context != nil)
+            put.context?.encode(into: &w)
+            w.write(varint: UInt64(put.w ?? 0))
+        }
+    }
+
+    private static func decodeRequest(_ r: inout ByteReader) throws(DecodingError) -> PeerRequest {
+        switch try tag(&r) {
+        case .replicaGet:
+            return .replica(.get(key: try r.readBytes(max: maxKey)))
+        case .replicaPut:
+            let key = try r.readBytes(max: maxKey)
+            let object = try VersionedObject.decode(from: &r)
+            let hintFor: String? = try r.readBool() ? r.readString(max: 255) : nil
+            return .replica(.put(key: key, object: object, hintFor: hintFor))
+        case .gossip:
+            return .gossip(try decodeMembers(&r))
+        case .coordinatePut:
+            let key = try r.readBytes(max: maxKey)
+            let value: [UInt8]? = try r.readBool() ? r.readBytes() : nil
+            let context: VersionVector? = try r.readBool() ? VersionVector.decode(from: &r) : nil
+            let w = try r.readInt(max: 1024)
+            return .coordinatePut(ForwardedPut(key: key, value: value, context: context, w: w == 0 ? nil : w))
+        default:
+            throw DecodingError("unknown request type")
+        }
+    }
+
+    private static func encode(_ response: PeerResponse, into w: inout ByteWriter) {
+        switch response {
+        case .replica(.object(let object)):
+            w.write(Tag.replyObject.rawValue)
+            w.write(bool: object != nil)
+            object?.encode(into: &w)
+        case .replica(.stored):
+            w.write(Tag.replyStored.rawValue)
+        case .replica(.failed(let reason)):
+            w.write(Tag.replyFailed.rawValue)
+            w.write(string: reason)
+        case .gossip(let members):
+            w.write(Tag.replyGossip.rawValue)
+            encode(members, into: &w)
+        case .coordinated(let result):
+            w.write(Tag.replyCoordinated.rawValue)
+            w.write(bool: result.succeeded)
+            w.write(string: result.coordinator)
+            w.write(varint: UInt64(result.acks.count))
+            for ack in result.acks { w.write(string: ack) }
+            w.write(varint: UInt64(result.required))
+            result.context.encode(into: &w)
+            writeOptional(result.error, into: &w)
+        case .error(let reason):
+            w.write(Tag.replyError.rawValue)
+            w.write(string: reason)
+        }
+    }
+
+    private static func decodeResponse(_ r: inout ByteReader) throws(DecodingError) -> PeerResponse {
+        switch try tag(&r) {
+        case .replyObject:
+            return .replica(.object(try r.readBool() ? VersionedObject.decode(from: &r) : nil))
+        case .replyStored:
+            return .replica(.stored)
+        case .replyFailed:
+            return .replica(.failed(try r.readString()))
+        case .replyGossip:
+            return .gossip(try decodeMembers(&r))
+        case .replyCoordinated:
+            let succeeded = try r.readBool()
+            let coordinator = try r.readString(max: 255)
+            let count = try r.readInt(max: maxMembers)
+            var acks: [NodeName] = []
+            for _ in 0..<count { acks.append(try r.readString(max: 255)) }
+            let required = try r.readInt(max: 1024)
+            let context = try VersionVector.decode(from: &r)
+            let error: String? = try r.readBool() ? r.readString() : nil
+            return .coordinated(
+                WriteResult(
+                    succeeded: succeeded, coordinator: coordinator, acks: acks, required: required, context: context,
+                    error: error))
+        case .replyError:
+            return .error(try r.readString())
+        default:
+            throw DecodingError("unknown response type")
+        }
+    }
+
+    private static func writeOptional(_ value: String?, into w: inout ByteWriter) {
+        w.write(bool: value != nil)
+        if let value { w.write(string: value) }
+    }
+
+    private static func writeOptional(_ value: [UInt8]?, into w: inout ByteWriter) {
+        w.write(bool: value != nil)
+        if let value { w.write(bytes: value) }
+    }
+
+    private static func encode(_ members: [Member], into w: inout ByteWriter) {
+        w.write(varint: UInt64(members.count))
+        for m in members {
+            w.write(string: m.name)
+            w.write(string: m.peerAddress)
+            w.write(string: m.httpAddress)
+            w.write(varint: UInt64(m.tokens.count))
+            for t in m.tokens { w.write(raw: t.bytes) }
+            w.write(UInt8(MemberStatus.allCases.firstIndex(of: m.status)!))
+            w.write(varint: m.heartbeat)
+            w.write(varint: m.generation)
+        }
+    }
+
+    private static func decodeMembers(_ r: inout ByteReader) throws(DecodingError) -> [Member] {
+        let count = try r.readInt(max: maxMembers)
+        var members: [Member] = []
+        for _ in 0..<count {
+            let name = try r.readString(max: 255)
+            let peer = try r.readString(max: 255)
+            let http = try r.readString(max: 255)
+            let tokenCount = try r.readInt(max: maxTokens)
+            var tokens: [RingPosition] = []
+            for _ in 0..<tokenCount { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
+            let statusIndex = Int(try r.readByte())
+            guard statusIndex < MemberStatus.allCases.count else { throw DecodingError("bad member status") }
+            let status = MemberStatus.allCases[statusIndex]
+            let heartbeat = try r.readVarint()
+            let generation = try r.readVarint()
+            members.append(
+                Member(
+                    name: name, peerAddress: peer, httpAddress: http, tokens: tokens, status: status,
+                    heartbeat: heartbeat, generation: generation))
+        }
+        return members
+    }
+}
+
+/// Splits the peer byte stream into frames: a 4-byte big-endian length, then that many
+/// bytes of `PeerCodec` payload. A frame over `maxFrameSize`, or a payload that does not
+/// decode, is an error that closes the connection.
+public struct PeerFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = PeerMessage
+
+    public let maxFrameSize: Int
+
+    public init(maxFrameSize: Int = PeerFrameDecoder.defaultMaxFrameSize) { self.maxFrameSize = maxFrameSize }
+
+    /// Room for a 1 MiB value with siblings and clocks.
+    public static let defaultMaxFrameSize = 16 * 1024 * 1024
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length > 0, Int(length) <= maxFrameSize else {
+            throw PeerProtocolError.frameTooLarge(Int(length), limit: maxFrameSize)
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let payload = buffer.readBytes(length: Int(length))!
+        do {
+            context.fireChannelRead(wrapInboundOut(try PeerCodec.decode(payload)))
+        } catch {
+            throw PeerProtocolError.malformed(error.reason)
+        }
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 { throw PeerProtocolError.truncated(buffer.readableBytes) }
+        return .needMoreData
+    }
+}
+
+/// Writes `PeerMessage`s as length-prefixed frames.
+public struct PeerFrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = PeerMessage
+
+    public init() {}
+
+    public func encode(data: PeerMessage, out: inout ByteBuffer) throws {
+        let payload = PeerCodec.encode(data)
+        out.writeInteger(UInt32(payload.count))
+        out.writeBytes(payload)
+    }
+}
+
+/// Why a peer connection was closed.
+public enum PeerProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
+    case frameTooLarge(Int, limit: Int)
+    case malformed(String)
+    case truncated(Int)
+    case handshake(String)
+
+    public var description: String {
+        switch self {
+        case .frameTooLarge(let size, let limit): "peer frame of \(size) bytes exceeds the \(limit)-byte limit"
+        case .malformed(let reason): "malformed peer message: \(reason)"
+        case .truncated(let bytes): "connection closed inside a frame (\(bytes) bytes left)"
+        case .handshake(let reason): "peer handshake failed: \(reason)"
+        }
+    }
+}
