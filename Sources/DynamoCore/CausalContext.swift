@@ -52,7 +52,7 @@ public struct ContextError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// URL-safe base64 without padding (RFC 4648 section 5).
 public enum Base64URL {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let reverse: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
@@ -113,4 +113,21 @@ extension String {
         }
         return String(scalars[start..<end])
     }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), for values in JSON documents.
+public enum Base64 {
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var text = Base64URL.encode(bytes).replacingSlashes()
+        while text.utf8.count % 4 != 0 { text += "=" }
+        return text
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        Base64URL.decode(String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }))
+    }
+}
+
+extension String {
+    fileprivate func replacingSlashes() -> String { String(map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 }) }
 }

@@ -89,9 +89,11 @@ public struct Membership: Sendable {
             members[row.name] = row
             lastHeard[row.name] = now
         }
-        // Someone who remembers an older life of ours: make sure our generation is larger.
-        if let echo = incoming.first(where: { $0.name == me }), echo.generation >= members[me]!.generation {
+        // A peer remembers a newer row of ours than we have (we lost our disk): start a
+        // generation above it so our own rows win again.
+        if let echo = incoming.first(where: { $0.name == me }), echo.isNewer(than: members[me]!) {
             members[me]!.generation = echo.generation + 1
+            members[me]!.heartbeat = 0
         }
         ring = Ring(nodes: Dictionary(uniqueKeysWithValues: members.values.map { ($0.name, $0.tokens) }))
         return ring == before ? [] : [.ringChanged]

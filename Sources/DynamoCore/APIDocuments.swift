@@ -1,0 +1,195 @@
+/// The JSON documents of the client and admin HTTP APIs (spec sections 6 and 7).
+/// Shared by the node (which writes them) and the client (which reads them).
+
+/// A key's versions as the client sees them.
+public struct SiblingDocument: Codable, Hashable, Sendable {
+    public struct Sibling: Codable, Hashable, Sendable {
+        /// Standard base64 of the value ("" for a tombstone).
+        public var value: String
+        public var deleted: Bool
+        public var clock: [String: UInt64]
+        /// Extras for people: the dot that created this version and its write time (ms).
+        public var dot: String?
+        public var timestamp: UInt64?
+
+        public init(value: String, deleted: Bool, clock: [String: UInt64], dot: String?, timestamp: UInt64?) {
+            self.value = value
+            self.deleted = deleted
+            self.clock = clock
+            self.dot = dot
+            self.timestamp = timestamp
+        }
+
+        /// The decoded value bytes (nil for a tombstone).
+        public var bytes: [UInt8]? { deleted ? nil : Base64.decode(value) }
+    }
+
+    public var context: String
+    public var siblings: [Sibling]
+
+    public init(context: String, siblings: [Sibling]) {
+        self.context = context
+        self.siblings = siblings
+    }
+
+    public init(_ object: VersionedObject) {
+        self.context = CausalContext(object.context).encoded
+        self.siblings = object.versions.map { version in
+            Sibling(
+                value: Base64.encode(version.value ?? []),
+                deleted: version.isTombstone,
+                clock: version.clock.entries.mapValues(\.counter),
+                dot: version.dot.description,
+                timestamp: version.timestamp
+            )
+        }
+    }
+}
+
+/// `GET /admin/status`.
+public struct StatusDocument: Codable, Hashable, Sendable {
+    public struct MemberInfo: Codable, Hashable, Sendable {
+        public var name: String
+        /// up, down, joining or leaving, as this node sees it.
+        public var status: String
+        public var peerAddress: String
+        public var httpAddress: String
+        /// Token positions as 32-digit hex (the ring positions of this member's vnodes).
+        public var tokens: [String]
+        public var heartbeat: UInt64?
+        public var generation: UInt64?
+        /// Milliseconds since this node last heard a newer heartbeat of the member.
+        public var heartbeatAgeMs: UInt64?
+
+        public init(
+            name: String, status: String, peerAddress: String, httpAddress: String, tokens: [String],
+            heartbeat: UInt64?, generation: UInt64?, heartbeatAgeMs: UInt64?
+        ) {
+            self.name = name
+            self.status = status
+            self.peerAddress = peerAddress
+            self.httpAddress = httpAddress
+            self.tokens = tokens
+            self.heartbeat = heartbeat
+            self.generation = generation
+            self.heartbeatAgeMs = heartbeatAgeMs
+        }
+    }
+
+    public struct Hints: Codable, Hashable, Sendable {
+        public var pending: Int
+        public var byTarget: [String: Int]
+
+        public init(pending: Int, byTarget: [String: Int]) {
+            self.pending = pending
+            self.byTarget = byTarget
+        }
+    }
+
+    public struct Quorum: Codable, Hashable, Sendable {
+        public var n: Int
+        public var r: Int
+        public var w: Int
+        public var policy: String
+
+        public init(n: Int, r: Int, w: Int, policy: String) {
+            self.n = n
+            self.r = r
+            self.w = w
+            self.policy = policy
+        }
+    }
+
+    public var node: String
+    public var members: [MemberInfo]
+    public var hints: Hints
+    public var keys: Int
+    public var quorum: Quorum?
+    /// True once the node has exchanged gossip with a seed (or has none).
+    public var joined: Bool?
+
+    public init(node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?) {
+        self.node = node
+        self.members = members
+        self.hints = hints
+        self.keys = keys
+        self.quorum = quorum
+        self.joined = joined
+    }
+}
+
+/// `GET /admin/preflist/{key}`.
+public struct PreflistDocument: Codable, Hashable, Sendable {
+    public var hash: String
+    public var preferenceList: [String]
+
+    public init(hash: String, preferenceList: [String]) {
+        self.hash = hash
+        self.preferenceList = preferenceList
+    }
+}
+
+/// Every error body: `{"error": ...}` plus, for quorum failures, what was missing.
+public struct ErrorDocument: Codable, Hashable, Sendable {
+    public var error: String
+    public var acks: Int?
+    public var required: Int?
+    public var replies: Int?
+
+    public init(error: String, acks: Int? = nil, required: Int? = nil, replies: Int? = nil) {
+        self.error = error
+        self.acks = acks
+        self.required = required
+        self.replies = replies
+    }
+}
+
+/// Percent-decoding of one URL path segment into arbitrary bytes.
+public enum PercentEncoding {
+    /// Decodes `%XX` escapes; nil on a malformed escape.
+    public static func decode(_ text: Substring) -> [UInt8]? {
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%") {
+                guard i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) else {
+                    return nil
+                }
+                out.append(hi << 4 | lo)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// Encodes every byte outside RFC 3986's unreserved set.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

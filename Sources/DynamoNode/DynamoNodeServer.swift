@@ -1,0 +1,113 @@
+import DynamoCore
+import DynamoStorage
+import DynamoWire
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One storage node: opens its data dir, listens on the peer and HTTP ports, gossips,
+/// and serves until `stop()`.
+public final class DynamoNodeServer: Sendable {
+    private let runtime: NodeRuntime
+    private let group: MultiThreadedEventLoopGroup
+    private let pool: NIOThreadPool
+    private let channels: [any Channel]
+
+    /// Starts the node; throws `NodeStartError` with a one-line reason if it cannot.
+    public static func start(config: NodeConfig, logger: Logger) async throws -> DynamoNodeServer {
+        let engine: RocksDBEngine
+        do {
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+            engine = try RocksDBEngine(path: config.dataDir + "/rocksdb")
+        } catch let error as StorageError {
+            throw NodeStartError("cannot open data dir \(config.dataDir): \(error.message)")
+        } catch {
+            throw NodeStartError("cannot create data dir \(config.dataDir): \(error.localizedDescription)")
+        }
+        let store = try ReplicaStore(engine: engine)
+        let identity = try NodeIdentity.loadOrCreate(in: store, name: config.name, tokenCount: config.tokens)
+        if identity.tokens.count != config.tokens {
+            logger.notice("keeping the \(identity.tokens.count) tokens stored in the data dir (--tokens \(config.tokens) ignored)")
+        }
+        // One event loop carries the node's whole protocol state; storage runs on the pool.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let loop = group.next()
+        let runtime = NodeRuntime(config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger)
+
+        var channels: [any Channel] = []
+        do {
+            channels.append(try await bindPeer(runtime: runtime, group: group))
+            channels.append(try await bindHTTP(runtime: runtime, group: group))
+        } catch {
+            for channel in channels { try? await channel.close() }
+            try? await pool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let server = DynamoNodeServer(runtime: runtime, group: group, pool: pool, channels: channels)
+        loop.execute { runtime.gossipRound() }
+        loop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(Int64(config.gossipIntervalMs)), delay: .milliseconds(Int64(config.gossipIntervalMs))
+        ) { _ in runtime.gossipRound() }
+        logger.info(
+            "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)")
+        return server
+    }
+
+    private init(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, channels: [any Channel]) {
+        self.runtime = runtime
+        self.group = group
+        self.pool = pool
+        self.channels = channels
+    }
+
+    private static func bindPeer(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+        do {
+            return try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(PeerFrameDecoder()),
+                            MessageToByteHandler(PeerFrameEncoder()),
+                            PeerServerHandler(runtime: runtime))
+                    }
+                }
+                .bind(host: runtime.config.host, port: runtime.config.peerPort).get()
+        } catch {
+            throw NodeStartError("cannot listen on \(runtime.config.peerAddress) (peer port): \(error)")
+        }
+    }
+
+    private static func bindHTTP(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+        do {
+            return try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(HTTPFrontendHandler(runtime: runtime))
+                    }
+                }
+                .bind(host: runtime.config.host, port: runtime.config.httpPort).get()
+        } catch {
+            throw NodeStartError("cannot listen on \(runtime.config.httpAddress) (HTTP port): \(error)")
+        }
+    }
+
+    /// Stops listening, closes peer links and storage; pending requests fail.
+    public func stop() async {
+        for channel in channels { try? await channel.close() }
+        let runtime = self.runtime
+        try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
+        try? await pool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        runtime.logger.info("node \(runtime.name) stopped")
+    }
+}

@@ -1,0 +1,289 @@
+import DynamoCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One client request, fully read.
+struct HTTPRequestData: Sendable {
+    var method: HTTPMethod
+    var uri: String
+    var headers: HTTPHeaders
+    var body: [UInt8]
+}
+
+/// One response to send.
+struct HTTPReply: Sendable {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders = HTTPHeaders()
+    var body: [UInt8] = []
+
+    static func json(_ status: HTTPResponseStatus, _ document: some Encodable) -> HTTPReply {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var reply = HTTPReply(status: status, body: Array((try? encoder.encode(document)) ?? Data("{}".utf8)))
+        reply.headers.add(name: "Content-Type", value: "application/json")
+        return reply
+    }
+}
+
+/// Errors a client can cause; mapped to HTTP status in exactly one place (`reply`).
+enum APIError: Error {
+    case badRequest(String)
+    case keyTooLarge(Int, limit: Int)
+    case valueTooLarge(Int, limit: Int)
+    case notFound(String)
+    case methodNotAllowed(HTTPMethod, String)
+
+    var reply: HTTPReply {
+        switch self {
+        case .badRequest(let reason): .json(.badRequest, ErrorDocument(error: reason))
+        case .keyTooLarge(let size, let limit):
+            .json(.uriTooLong, ErrorDocument(error: "key is \(size) bytes; the limit is \(limit)"))
+        case .valueTooLarge(let size, let limit):
+            .json(.payloadTooLarge, ErrorDocument(error: "value is \(size) bytes; the limit is \(limit)"))
+        case .notFound(let what): .json(.notFound, ErrorDocument(error: what))
+        case .methodNotAllowed(let method, let path):
+            .json(.methodNotAllowed, ErrorDocument(error: "\(method) is not supported on \(path)"))
+        }
+    }
+}
+
+/// Reads whole HTTP requests (bodies bounded by the value limit), hands them to the runtime
+/// and writes its replies. An oversize body is refused with 413 and the connection closed.
+final class HTTPFrontendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let runtime: NodeRuntime
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var rejected = false
+
+    init(runtime: NodeRuntime) { self.runtime = runtime }
+
+    private var bodyLimit: Int { runtime.config.maxValueBytes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body = []
+            rejected = false
+            if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
+                reject(context: context, size: length)
+            }
+        case .body(var buffer):
+            guard !rejected else { return }
+            if body.count + buffer.readableBytes > bodyLimit {
+                reject(context: context, size: body.count + buffer.readableBytes)
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard !rejected, let head else { return }
+            self.head = nil
+            let request = HTTPRequestData(method: head.method, uri: head.uri, headers: head.headers, body: body)
+            body = []
+            let keepAlive = head.isKeepAlive
+            let channel = context.channel
+            runtime.handleHTTP(request).whenComplete { result in
+                let reply: HTTPReply
+                switch result {
+                case .success(let value): reply = value
+                case .failure(let error):
+                    reply = .json(.internalServerError, ErrorDocument(error: "internal error: \(error)"))
+                }
+                Self.write(reply, version: head.version, keepAlive: keepAlive, on: channel)
+            }
+        }
+    }
+
+    private func reject(context: ChannelHandlerContext, size: Int) {
+        rejected = true
+        let reply = APIError.valueTooLarge(size, limit: bodyLimit).reply
+        Self.write(reply, version: head?.version ?? .http1_1, keepAlive: false, on: context.channel)
+    }
+
+    private static func write(_ reply: HTTPReply, version: HTTPVersion, keepAlive: Bool, on channel: any Channel) {
+        var headers = reply.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
+        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: version, status: reply.status, headers: headers)
+        channel.write(HTTPServerResponsePart.head(head), promise: nil)
+        if !reply.body.isEmpty {
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: reply.body))), promise: nil)
+        }
+        let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+// MARK: Routing
+
+extension NodeRuntime {
+    /// Routes one request; runs on the loop.
+    func handleHTTP(_ request: HTTPRequestData) -> EventLoopFuture<HTTPReply> {
+        let (path, query) = splitURI(request.uri)
+        do {
+            if path.hasPrefix("/kv/") {
+                let key = try parseKey(path.dropFirst(4))
+                switch request.method {
+                case .GET: return try handleGet(key: key, query: query, headers: request.headers)
+                case .PUT:
+                    return try handleWrite(key: key, value: request.body, query: query, headers: request.headers)
+                case .DELETE: return try handleWrite(key: key, value: nil, query: query, headers: request.headers)
+                default: throw APIError.methodNotAllowed(request.method, "/kv")
+                }
+            }
+            switch (request.method, path) {
+            case (.GET, "/admin/status"):
+                return loop.makeSucceededFuture(.json(.ok, statusDocument()))
+            case (.GET, _) where path.hasPrefix("/admin/preflist/"):
+                let key = try parseKey(path.dropFirst("/admin/preflist/".count))
+                let position = RingPosition.of(key: key)
+                let document = PreflistDocument(
+                    hash: position.hex,
+                    preferenceList: membership.ring.preferenceList(for: position).home(config.quorum.n))
+                return loop.makeSucceededFuture(.json(.ok, document))
+            case (.GET, _) where path.hasPrefix("/admin/local/"):
+                let key = try parseKey(path.dropFirst("/admin/local/".count))
+                return handleLocal(key: key)
+            default:
+                throw APIError.notFound("no such endpoint: \(request.method) \(path)")
+            }
+        } catch let error as APIError {
+            return loop.makeSucceededFuture(error.reply)
+        } catch {
+            return loop.makeSucceededFuture(.json(.internalServerError, ErrorDocument(error: "\(error)")))
+        }
+    }
+
+    private func splitURI(_ uri: String) -> (path: String, query: [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            query[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return (String(uri[..<mark]), query)
+    }
+
+    private func parseKey(_ segment: Substring) throws(APIError) -> [UInt8] {
+        guard let key = PercentEncoding.decode(segment) else { throw .badRequest("key is not a valid percent-encoded path segment") }
+        guard !key.isEmpty else { throw .badRequest("key is empty") }
+        guard key.count <= config.maxKeyBytes else { throw .keyTooLarge(key.count, limit: config.maxKeyBytes) }
+        return key
+    }
+
+    private func quorumParameter(_ name: String, _ query: [String: String]) throws(APIError) -> Int? {
+        guard let text = query[name] else { return nil }
+        guard let value = Int(text), (1...config.quorum.n).contains(value) else {
+            throw .badRequest("\(name) must be a whole number from 1 to N=\(config.quorum.n)")
+        }
+        return value
+    }
+
+    private func parseContext(_ headers: HTTPHeaders) throws(APIError) -> VersionVector? {
+        guard let text = headers.first(name: "X-Dynamo-Context"), !text.isEmpty else { return nil }
+        do {
+            return try CausalContext(parsing: text).clock
+        } catch {
+            throw .badRequest("bad X-Dynamo-Context: \(error.reason)")
+        }
+    }
+
+    private func handleGet(key: [UInt8], query: [String: String], headers: HTTPHeaders) throws(APIError)
+        -> EventLoopFuture<HTTPReply>
+    {
+        let r = try quorumParameter("r", query)
+        let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
+        let name = self.name
+        return coordinateRead(key: key, r: r).map { outcome in
+            var reply: HTTPReply
+            let object = outcome.object
+            if !outcome.succeeded {
+                reply = .json(
+                    .serviceUnavailable,
+                    ErrorDocument(
+                        error: "only \(outcome.replies.count) of the required \(outcome.required) replicas answered in time",
+                        required: outcome.required, replies: outcome.replies.count))
+            } else if object.isEmpty {
+                reply = .json(.notFound, ErrorDocument(error: "not found"))
+            } else if object.isDeleted {
+                reply = .json(.notFound, ErrorDocument(error: "deleted"))
+                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+            } else if wantsJSON || object.versions.count > 1 {
+                reply = .json(object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object))
+                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+            } else {
+                reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
+                reply.headers.add(name: "Content-Type", value: "application/octet-stream")
+                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+            }
+            reply.headers.add(name: "X-Dynamo-Coordinator", value: name)
+            reply.headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
+            return reply
+        }
+    }
+
+    private func handleWrite(key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders)
+        throws(APIError) -> EventLoopFuture<HTTPReply>
+    {
+        let w = try quorumParameter("w", query)
+        let context = try parseContext(headers)
+        if let value, value.count > config.maxValueBytes { throw .valueTooLarge(value.count, limit: config.maxValueBytes) }
+        return coordinateWrite(key: key, value: value, context: context, w: w).map { result in
+            var reply: HTTPReply
+            if let error = result.error {
+                reply = .json(
+                    .serviceUnavailable,
+                    ErrorDocument(error: error, acks: result.acks.count, required: result.required))
+            } else if !result.succeeded {
+                reply = .json(
+                    .serviceUnavailable,
+                    ErrorDocument(
+                        error: "only \(result.acks.count) of the required \(result.required) replicas acknowledged in time",
+                        acks: result.acks.count, required: result.required))
+            } else {
+                reply = HTTPReply(status: .noContent)
+                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(result.context).encoded)
+            }
+            reply.headers.add(name: "X-Dynamo-Coordinator", value: result.coordinator)
+            reply.headers.add(name: "X-Dynamo-Replicas", value: result.acks.joined(separator: ","))
+            return reply
+        }
+    }
+
+    private func handleLocal(key: [UInt8]) -> EventLoopFuture<HTTPReply> {
+        let store = self.store
+        return pool.runIfActive(eventLoop: loop) { try store.object(for: key) }.map { object in
+            guard let object, !object.isEmpty else { return .json(.notFound, ErrorDocument(error: "not stored on this node")) }
+            var reply = HTTPReply.json(.ok, SiblingDocument(object))
+            reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+            return reply
+        }
+    }
+
+    func statusDocument() -> StatusDocument {
+        let now = monotonicMs
+        let members = membership.table.map { member in
+            StatusDocument.MemberInfo(
+                name: member.name,
+                status: member.status.rawValue,
+                peerAddress: member.peerAddress,
+                httpAddress: member.httpAddress,
+                tokens: member.tokens.map(\.hex),
+                heartbeat: member.heartbeat,
+                generation: member.generation,
+                heartbeatAgeMs: membership.lastHeard[member.name].map { now > $0 ? now - $0 : 0 })
+        }
+        return StatusDocument(
+            node: name, members: members, hints: .init(pending: 0, byTarget: [:]), keys: store.keyCount,
+            quorum: .init(n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
+            joined: membership.hasJoined)
+    }
+}

@@ -1,0 +1,59 @@
+import DynamoCore
+import DynamoStorage
+
+/// The node's persisted identity: its name, tokens and how many times it has started.
+///
+/// Stored in the data dir beside the data, so restarting with the same name and data dir
+/// resumes the same node on the same tokens.
+struct NodeIdentity: Equatable {
+    var name: NodeName
+    var tokens: [RingPosition]
+    var generation: UInt64
+
+    static let metadataKey = "identity"
+
+    /// Loads the identity from the store, or creates it on first start; bumps the generation.
+    static func loadOrCreate(in store: ReplicaStore, name: NodeName, tokenCount: Int) throws -> NodeIdentity {
+        var identity: NodeIdentity
+        if let bytes = try store.metadata(metadataKey) {
+            identity = try decode(bytes)
+            guard identity.name == name else {
+                throw NodeStartError(
+                    "data dir belongs to node '\(identity.name)', not '\(name)' (use a different --data-dir)")
+            }
+            identity.generation += 1
+        } else {
+            identity = NodeIdentity(
+                name: name, tokens: Token.defaultPositions(for: name, count: tokenCount), generation: 1)
+        }
+        try store.setMetadata(metadataKey, identity.encoded())
+        return identity
+    }
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.write(1)  // format version
+        w.write(string: name)
+        w.write(varint: generation)
+        w.write(varint: UInt64(tokens.count))
+        for token in tokens { w.write(raw: token.bytes) }
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> NodeIdentity {
+        var r = ByteReader(bytes)
+        guard try r.readByte() == 1 else { throw NodeStartError("unknown identity format in data dir") }
+        let name = try r.readString(max: 255)
+        let generation = try r.readVarint()
+        let count = try r.readInt(max: 4096)
+        var tokens: [RingPosition] = []
+        for _ in 0..<count { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
+        return NodeIdentity(name: name, tokens: tokens, generation: generation)
+    }
+}
+
+/// Why a node could not start: printed as one line, exit code 1.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

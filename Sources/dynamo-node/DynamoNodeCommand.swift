@@ -1,0 +1,139 @@
+import ArgumentParser
+import DynamoCore
+import DynamoNode
+import Foundation
+import Logging
+
+/// `dynamo-node`: one storage node (flags are a contract, see SPEC section 5).
+@main
+struct DynamoNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dynamo-node",
+        abstract: "Run one Dynamo storage node.",
+        discussion: "Ready when GET /admin/status answers 200. Stops cleanly on SIGTERM or SIGINT.")
+
+    @Option(help: "Stable identity of this node.") var name: String
+    @Option(help: "Loopback address to listen on.") var host = "127.0.0.1"
+    @Option(name: .customLong("peer-port"), help: "Port of the node-to-node protocol.") var peerPort: Int
+    @Option(name: .customLong("http-port"), help: "Port of the client and admin HTTP API.") var httpPort: Int
+    @Option(name: .customLong("data-dir"), help: "Directory for data, hints and identity.") var dataDir: String
+    @Option(help: "Comma-separated HOST:PEERPORT of seed nodes.") var seeds: String = ""
+    @Option(help: "Virtual nodes (tokens) this node owns.") var tokens = 8
+    @Option(help: "Replicas per key.") var n = 3
+    @Option(help: "Default read quorum.") var r = 2
+    @Option(help: "Default write quorum.") var w = 2
+    @Option(name: .customLong("gossip-interval-ms")) var gossipIntervalMs: UInt64 = 1000
+    @Option(name: .customLong("hint-interval-ms")) var hintIntervalMs: UInt64 = 1000
+    @Option(name: .customLong("anti-entropy-interval-ms")) var antiEntropyIntervalMs: UInt64 = 10_000
+    @Option(name: .customLong("request-timeout-ms")) var requestTimeoutMs: UInt64 = 1000
+    @Option(name: .customLong("max-key-bytes"), help: "Largest key accepted.") var maxKeyBytes = 1024
+    @Option(name: .customLong("max-value-bytes"), help: "Largest value accepted.") var maxValueBytes = 1 << 20
+    @Option(help: "Conflict policy for the cluster: siblings or lww.") var policy: String = "siblings"
+    @Option(name: .customLong("clock-max-entries"), help: "Prune causal clocks beyond this many entries.")
+    var clockMaxEntries = 10
+    @Option(name: .customLong("durable-writes"), help: "Which replica writes are fsynced: all, coordinator, none.")
+    var durableWrites = "coordinator"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func validate() throws {
+        guard !name.isEmpty, name.utf8.count <= 64, !name.contains(",") else {
+            throw ValidationError("--name must be 1 to 64 characters without commas")
+        }
+        guard (1...65535).contains(peerPort), (1...65535).contains(httpPort) else {
+            throw ValidationError("ports must be between 1 and 65535")
+        }
+        guard peerPort != httpPort else { throw ValidationError("--peer-port and --http-port must differ") }
+        guard (1...1024).contains(tokens) else { throw ValidationError("--tokens must be between 1 and 1024") }
+        guard n >= 1, (1...n).contains(r), (1...n).contains(w) else {
+            throw ValidationError("need 1 <= R <= N and 1 <= W <= N (got N=\(n) R=\(r) W=\(w))")
+        }
+        guard ConflictPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be siblings or lww") }
+        guard Durability(rawValue: durableWrites) != nil else {
+            throw ValidationError("--durable-writes must be all, coordinator or none")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        for seed in seedList where seed.split(separator: ":").count != 2 || Int(seed.split(separator: ":")[1]) == nil {
+            throw ValidationError("seed '\(seed)' is not HOST:PORT")
+        }
+        guard gossipIntervalMs > 0, requestTimeoutMs > 0 else { throw ValidationError("intervals must be positive") }
+    }
+
+    var seedList: [String] { seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        let nodeName = name
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "dynamo-node.\(nodeName)")
+        let config = NodeConfig(
+            name: name, host: host, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
+            tokens: tokens,
+            quorum: QuorumConfig(n: n, r: r, w: w, requestTimeoutMs: requestTimeoutMs),
+            clocks: ClockPolicy(maxEntries: clockMaxEntries, conflicts: ConflictPolicy(rawValue: policy)!),
+            gossipIntervalMs: gossipIntervalMs, hintIntervalMs: hintIntervalMs,
+            antiEntropyIntervalMs: antiEntropyIntervalMs, maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
+            durability: Durability(rawValue: durableWrites)!)
+
+        let server: DynamoNodeServer
+        do {
+            server = try await DynamoNodeServer.start(config: config, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+        await StopSignal.wait(exitWithParent: ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1")
+        await server.stop()
+    }
+}
+
+/// Waits for SIGTERM or SIGINT, or (when asked) for the parent process to go away, so a
+/// launcher that crashes never leaves orphan nodes behind.
+enum StopSignal {
+    static func wait(exitWithParent: Bool) async {
+        let parent = getppid()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let queue = DispatchQueue(label: "dynamo-node.signals")
+            let once = OnceFlag()
+            var sources: [any DispatchSourceProtocol] = []
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                source.setEventHandler { if once.claim() { continuation.resume() } }
+                source.resume()
+                sources.append(source)
+            }
+            if exitWithParent {
+                let timer = DispatchSource.makeTimerSource(queue: queue)
+                timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
+                timer.setEventHandler { if getppid() != parent, once.claim() { continuation.resume() } }
+                timer.resume()
+                sources.append(timer)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+/// Resumes a continuation once.
+final class OnceFlag: @unchecked Sendable {
+    private var claimed = false
+    private let lock = NSLock()
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var retained: [any DispatchSourceProtocol] = []
+    static func keep(_ sources: [any DispatchSourceProtocol]) { retained += sources }
+}
+
