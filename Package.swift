@@ -64,6 +64,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Starts and stops real node processes on loopback (CLI, benchmark, integration tests).
+        .target(
+            name: "DynamoLauncher",
+            dependencies: ["DynamoClient", "DynamoCore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dynamo-node",
             dependencies: [
@@ -76,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "dynamo",
             dependencies: [
-                "DynamoClient", "DynamoCore",
+                "DynamoClient", "DynamoCore", "DynamoLauncher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -101,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DynamoIntegrationTests",
-            dependencies: ["DynamoClient", "DynamoCore"],
+            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher"],
             swiftSettings: swiftSettings
         ),
     ],

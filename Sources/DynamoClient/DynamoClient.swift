@@ -1,0 +1,124 @@
+public import DynamoCore
+import Foundation
+public import NIOHTTP1
+
+/// The result of a read: every version the cluster returned, and how it was served.
+public struct ReadResult: Sendable {
+    /// 200 (one version), 300 (siblings), 404 (absent or deleted), 503 (quorum not met).
+    public var status: Int
+    public var document: SiblingDocument?
+    public var context: String?
+    public var coordinator: String?
+    public var replicas: [String]
+    public var error: String?
+
+    /// Live values, in sibling order.
+    public var values: [[UInt8]] { document?.siblings.compactMap(\.bytes) ?? [] }
+}
+
+/// The result of a write or delete.
+public struct WriteResponse: Sendable {
+    /// 204 on success; 503, 413, 414, 400 otherwise.
+    public var status: Int
+    public var context: String?
+    public var coordinator: String?
+    public var replicas: [String]
+    public var error: String?
+
+    public var succeeded: Bool { status == 204 }
+}
+
+/// Talks to one node's HTTP API (spec sections 6 and 7).
+public struct DynamoClient: Sendable {
+    public let host: String
+    public let port: Int
+    private let http: HTTPClient
+
+    public init(address: String, http: HTTPClient = HTTPClient()) {
+        let parts = address.split(separator: ":")
+        self.host = parts.count == 2 ? String(parts[0]) : "127.0.0.1"
+        self.port = parts.count == 2 ? Int(parts[1]) ?? 0 : Int(address) ?? 0
+        self.http = http
+    }
+
+    public var address: String { "\(host):\(port)" }
+
+    public func raw(
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
+    ) async throws -> HTTPResult {
+        try await http.request(method, host: host, port: port, path: path, headers: headers, body: body)
+    }
+
+    private static func query(_ name: String, _ value: Int?) -> String { value.map { "?\(name)=\($0)" } ?? "" }
+
+    /// Reads a key, always as the JSON sibling document.
+    public func get(_ key: [UInt8], r: Int? = nil) async throws -> ReadResult {
+        let result = try await raw(
+            .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))", headers: [("Accept", "application/json")])
+        let document =
+            (result.status == 200 || result.status == 300)
+            ? try? JSONDecoder().decode(SiblingDocument.self, from: Data(result.body)) : nil
+        return ReadResult(
+            status: result.status, document: document, context: result.header("X-Dynamo-Context"),
+            coordinator: result.header("X-Dynamo-Coordinator"), replicas: Self.names(result.header("X-Dynamo-Replicas")),
+            error: Self.errorText(result))
+    }
+
+    /// Writes a value; without a context the write becomes a sibling of whatever is there.
+    public func put(_ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse {
+        try await write(.PUT, key, body: value, context: context, w: w)
+    }
+
+    /// Deletes (writes a tombstone) what `context` covers.
+    public func delete(_ key: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse {
+        try await write(.DELETE, key, body: nil, context: context, w: w)
+    }
+
+    private func write(_ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?) async throws
+        -> WriteResponse
+    {
+        var headers: [(String, String)] = []
+        if let context { headers.append(("X-Dynamo-Context", context)) }
+        let result = try await raw(
+            method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [])
+        return WriteResponse(
+            status: result.status, context: result.header("X-Dynamo-Context"),
+            coordinator: result.header("X-Dynamo-Coordinator"), replicas: Self.names(result.header("X-Dynamo-Replicas")),
+            error: Self.errorText(result))
+    }
+
+    public func status() async throws -> StatusDocument {
+        try decode(StatusDocument.self, from: try await raw(.GET, "/admin/status"))
+    }
+
+    public func preferenceList(_ key: [UInt8]) async throws -> PreflistDocument {
+        try decode(PreflistDocument.self, from: try await raw(.GET, "/admin/preflist/\(PercentEncoding.encode(key))"))
+    }
+
+    /// This node's own stored versions of a key (nil when it holds none).
+    public func local(_ key: [UInt8]) async throws -> SiblingDocument? {
+        let result = try await raw(.GET, "/admin/local/\(PercentEncoding.encode(key))")
+        if result.status == 404 { return nil }
+        return try decode(SiblingDocument.self, from: result)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from result: HTTPResult) throws -> T {
+        guard result.status == 200 else {
+            throw ClientError.badResponse("\(address) answered \(result.status): \(result.bodyText)")
+        }
+        do {
+            return try JSONDecoder().decode(type, from: Data(result.body))
+        } catch {
+            throw ClientError.badResponse("\(address) sent an unreadable \(type): \(error)")
+        }
+    }
+
+    private static func names(_ header: String?) -> [String] {
+        header?.split(separator: ",").map(String.init) ?? []
+    }
+
+    private static func errorText(_ result: HTTPResult) -> String? {
+        guard result.status >= 400 else { return nil }
+        return (try? JSONDecoder().decode(ErrorDocument.self, from: Data(result.body)))?.error ?? result.bodyText
+    }
+}

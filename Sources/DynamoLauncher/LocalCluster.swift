@@ -1,0 +1,241 @@
+public import DynamoClient
+import DynamoCore
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Starts, stops, kills and restarts real `dynamo-node` processes on loopback.
+///
+/// Used by `dynamo cluster`, `dynamo console`, the benchmark and the integration tests, so
+/// all of them exercise the real binary over real TCP. Each node is started with
+/// `DYNAMO_EXIT_WITH_PARENT=1`, so if the launcher dies the nodes follow it.
+public final class LocalCluster: @unchecked Sendable {
+    /// One node the cluster manages.
+    public struct NodeSpec: Sendable, Hashable {
+        public var name: String
+        public var peerPort: Int
+        public var httpPort: Int
+        public var dataDir: String
+        public var tokens: Int
+
+        public var httpAddress: String { "127.0.0.1:\(httpPort)" }
+        public var peerAddress: String { "127.0.0.1:\(peerPort)" }
+    }
+
+    /// Options for every node of the cluster.
+    public struct Options: Sendable {
+        public var n = 3
+        public var r = 2
+        public var w = 2
+        public var tokens = 8
+        public var gossipIntervalMs = 200
+        public var requestTimeoutMs = 1000
+        public var extraArguments: [String] = []
+        /// Send node logs here (nil: discard them).
+        public var logDirectory: String?
+        public var exitWithParent = true
+
+        public init() {}
+    }
+
+    public let binary: String
+    public let root: String
+    public let options: Options
+    public private(set) var nodes: [NodeSpec] = []
+    private var processes: [String: Process] = [:]
+    private let lock = NSLock()
+    public let http = HTTPClient()
+
+    /// - Parameters:
+    ///   - binary: path of `dynamo-node`.
+    ///   - root: directory under which each node gets its data dir.
+    public init(binary: String, root: String, options: Options = Options()) {
+        self.binary = binary
+        self.root = root
+        self.options = options
+    }
+
+    deinit { stopAll(.kill) }
+
+    /// The `dynamo-node` next to the running executable (or test bundle).
+    public static func siblingBinary(named name: String = "dynamo-node") -> String? {
+        var candidates: [URL] = []
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+        }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        for directory in candidates {
+            for dir in [directory, directory.deletingLastPathComponent()] {
+                let path = dir.appendingPathComponent(name).path
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+            }
+        }
+        return nil
+    }
+
+    /// Adds a node spec with fresh free ports (does not start it).
+    @discardableResult
+    public func addNode(name: String? = nil, tokens: Int? = nil) throws -> NodeSpec {
+        let ports = try Self.freePorts(2)
+        let nodeName = name ?? "n\(nodes.count + 1)"
+        let spec = NodeSpec(
+            name: nodeName, peerPort: ports[0], httpPort: ports[1], dataDir: "\(root)/\(nodeName)",
+            tokens: tokens ?? options.tokens)
+        lock.withLock { nodes.append(spec) }
+        return spec
+    }
+
+    /// Starts `count` nodes seeded from the first, and waits until every node sees every other as up.
+    public func start(count: Int, timeout: Duration = .seconds(30)) async throws {
+        for _ in 0..<count { try addNode() }
+        for node in nodes { try launch(node.name) }
+        try await waitUntilConverged(timeout: timeout)
+    }
+
+    public func spec(_ name: String) -> NodeSpec? { lock.withLock { nodes.first { $0.name == name } } }
+
+    public func client(_ name: String) -> DynamoClient {
+        DynamoClient(address: spec(name)!.httpAddress, http: http)
+    }
+
+    public var names: [String] { lock.withLock { nodes.map(\.name) } }
+
+    public func isRunning(_ name: String) -> Bool { lock.withLock { processes[name]?.isRunning ?? false } }
+
+    /// Starts the node's process (again, after a kill, with the same name and data dir).
+    public func launch(_ name: String) throws {
+        guard let node = spec(name) else { throw LauncherError("unknown node \(name)") }
+        let seeds = nodes.filter { $0.name != name }.prefix(2).map(\.peerAddress)
+        var arguments = [
+            "--name", node.name, "--host", "127.0.0.1", "--peer-port", "\(node.peerPort)", "--http-port",
+            "\(node.httpPort)", "--data-dir", node.dataDir, "--tokens", "\(node.tokens)", "--n", "\(options.n)", "--r",
+            "\(options.r)", "--w", "\(options.w)", "--gossip-interval-ms", "\(options.gossipIntervalMs)",
+            "--request-timeout-ms", "\(options.requestTimeoutMs)",
+        ]
+        if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
+        arguments += options.extraArguments
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        if options.exitWithParent { environment["DYNAMO_EXIT_WITH_PARENT"] = "1" }
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        if let logs = options.logDirectory {
+            try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+            let path = "\(logs)/\(name).log"
+            if !FileManager.default.fileExists(atPath: path) {
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            handle.seekToEndOfFile()
+            process.standardError = handle
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        lock.withLock { processes[name] = process }
+    }
+
+    /// The process id of a running node.
+    public func pid(_ name: String) -> Int32? { lock.withLock { processes[name]?.processIdentifier } }
+
+    /// Forgets the processes without stopping them (they keep running after we exit).
+    public func detach() { lock.withLock { processes = [:] } }
+
+    /// How to stop a node.
+    public enum StopMode: Sendable {
+        /// SIGTERM: the node closes its ports and storage cleanly.
+        case graceful
+        /// SIGKILL: a crash; only what reached the write-ahead log survives.
+        case kill
+    }
+
+    /// Stops the node and waits for its process to exit.
+    public func stop(_ name: String, _ mode: StopMode = .graceful) {
+        guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return }
+        if process.isRunning { kill(process.processIdentifier, mode == .kill ? SIGKILL : SIGTERM) }
+        process.waitUntilExit()
+    }
+
+    public func stopAll(_ mode: StopMode = .graceful) {
+        for name in lock.withLock({ Array(processes.keys) }) { stop(name, mode) }
+    }
+
+    /// Stops every node and deletes the data dirs.
+    public func destroy() {
+        stopAll(.kill)
+        http.closeIdle()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Polls until `condition` holds or `timeout` passes.
+    public static func waitFor(
+        _ what: String, timeout: Duration, interval: Duration = .milliseconds(100),
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
+        while ContinuousClock.now < deadline {
+            do {
+                if try await condition() { return }
+            } catch {
+                lastError = error
+            }
+            try await Task.sleep(for: interval)
+        }
+        throw LauncherError("timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
+    }
+
+    /// Waits until every running node reports every running node as `up`.
+    public func waitUntilConverged(timeout: Duration = .seconds(30)) async throws {
+        let running = names.filter(isRunning)
+        try await Self.waitFor("the ring to converge on \(running.joined(separator: ","))", timeout: timeout) {
+            for name in running {
+                let status = try await client(name).status()
+                let up = Set(status.members.filter { $0.status == "up" }.map(\.name))
+                if !up.isSuperset(of: running) { return false }
+            }
+            return true
+        }
+    }
+
+    /// Waits until the node answers `GET /admin/status`.
+    public func waitUntilReady(_ name: String, timeout: Duration = .seconds(20)) async throws {
+        try await Self.waitFor("\(name) to answer", timeout: timeout) { _ = try await client(name).status(); return true }
+    }
+
+    /// Free TCP ports on loopback (bound once to port 0 and released).
+    public static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for s in sockets { close(s) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw LauncherError("cannot create a socket") }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> Bool in
+                    bind(fd, sa, length) == 0 && getsockname(fd, sa, &length) == 0
+                }
+            }
+            guard bound else { throw LauncherError("cannot find a free port") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}
+
+/// A launcher failure, said plainly.
+public struct LauncherError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,185 @@
+import ArgumentParser
+import DynamoClient
+import DynamoLauncher
+import Foundation
+
+/// The state file `dynamo cluster start` leaves behind, so `stop` and `status` find the nodes.
+struct ClusterState: Codable {
+    struct Node: Codable {
+        var name: String
+        var httpAddress: String
+        var peerAddress: String
+        var pid: Int32
+    }
+
+    var nodes: [Node]
+
+    static let defaultDirectory = ".dynamo-cluster"
+
+    static func path(_ directory: String) -> String { "\(directory)/cluster.json" }
+
+    static func load(_ directory: String) -> ClusterState? {
+        guard let data = FileManager.default.contents(atPath: path(directory)) else { return nil }
+        return try? JSONDecoder().decode(ClusterState.self, from: data)
+    }
+
+    /// The first node of a cluster started here, else the console's usual first port.
+    static func defaultNodeAddress() -> String {
+        load(defaultDirectory)?.nodes.first?.httpAddress ?? "127.0.0.1:8001"
+    }
+}
+
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "Number of nodes.") var nodes = 5
+    @Option(help: "Replicas per key.") var n = 3
+    @Option(help: "Read quorum.") var r = 2
+    @Option(help: "Write quorum.") var w = 2
+    @Option(help: "Tokens (virtual nodes) per node.") var tokens = 8
+    @Option(name: .customLong("gossip-interval-ms")) var gossipIntervalMs = 500
+    @Option(help: "Directory for node data and logs.") var dir = ClusterState.defaultDirectory
+
+    var launcherOptions: LocalCluster.Options {
+        var options = LocalCluster.Options()
+        options.n = n
+        options.r = r
+        options.w = w
+        options.tokens = tokens
+        options.gossipIntervalMs = gossipIntervalMs
+        options.logDirectory = "\(dir)/logs"
+        return options
+    }
+
+    func makeCluster(exitWithParent: Bool) throws -> LocalCluster {
+        guard let binary = LocalCluster.siblingBinary() else {
+            throw ValidationError("cannot find dynamo-node next to this executable; run `swift build` first")
+        }
+        var options = launcherOptions
+        options.exitWithParent = exitWithParent
+        return LocalCluster(binary: binary, root: "\(dir)/data", options: options)
+    }
+}
+
+struct ClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster", abstract: "Start, stop or inspect a local cluster without the console.",
+        subcommands: [Start.self, Stop.self, Status.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start nodes in the background and wait for the ring.")
+        @OptionGroup var options: ClusterOptions
+
+        func run() async throws {
+            if let state = ClusterState.load(options.dir), state.nodes.contains(where: { kill($0.pid, 0) == 0 }) {
+                throw ValidationError("a cluster is already running from \(options.dir); `dynamo cluster stop` first")
+            }
+            let cluster = try options.makeCluster(exitWithParent: false)
+            try await cluster.start(count: options.nodes)
+            let state = ClusterState(
+                nodes: cluster.names.map { name in
+                    let spec = cluster.spec(name)!
+                    return .init(
+                        name: name, httpAddress: spec.httpAddress, peerAddress: spec.peerAddress,
+                        pid: cluster.pid(name) ?? 0)
+                })
+            try JSONEncoder.pretty.encode(state).write(to: URL(fileURLWithPath: ClusterState.path(options.dir)))
+            cluster.detach()
+            for node in state.nodes { print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)") }
+            print("ring converged; try: dynamo put cart:ann book --node \(state.nodes[0].httpAddress)")
+        }
+    }
+
+    struct Stop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the nodes `cluster start` launched.")
+        @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
+
+        func run() async throws {
+            guard let state = ClusterState.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            for node in state.nodes where kill(node.pid, SIGTERM) == 0 { print("stopping \(node.name) (pid \(node.pid))") }
+            try await LocalCluster.waitFor("nodes to exit", timeout: .seconds(15)) {
+                state.nodes.allSatisfy { kill($0.pid, 0) != 0 }
+            }
+            try? FileManager.default.removeItem(atPath: ClusterState.path(dir))
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show each node's view of the cluster.")
+        @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
+
+        func run() async throws {
+            guard let state = ClusterState.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            for node in state.nodes {
+                do {
+                    let status = try await DynamoClient(address: node.httpAddress).status()
+                    let view = status.members.map { "\($0.name):\($0.status)" }.joined(separator: " ")
+                    print("\(node.name)  \(status.keys) keys  sees \(view)")
+                } catch {
+                    print("\(node.name)  not answering (\(error))")
+                }
+            }
+        }
+    }
+}
+
+/// `dynamo console`. Until the ncurses dashboard lands, it runs a local cluster in the
+/// foreground, prints where it listens, and stops every node on Ctrl-C.
+struct Console: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a local cluster and keep it running until Ctrl-C.")
+    @OptionGroup var options: ClusterOptions
+
+    func run() async throws {
+        let cluster = try options.makeCluster(exitWithParent: true)
+        print("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
+        do {
+            try await cluster.start(count: options.nodes)
+        } catch {
+            cluster.stopAll(.kill)
+            throw error
+        }
+        for name in cluster.names {
+            let spec = cluster.spec(name)!
+            print("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
+        }
+        let first = cluster.spec(cluster.names[0])!.httpAddress
+        print(
+            """
+            ring converged. In another terminal:
+              .build/debug/dynamo put cart:ann book --node \(first)
+              .build/debug/dynamo get cart:ann --node \(first)
+              curl -s http://\(first)/admin/status
+            Ctrl-C stops every node.
+            """)
+        await waitForInterrupt()
+        print("\nstopping nodes...")
+        cluster.stopAll()
+    }
+}
+
+/// Suspends until SIGINT or SIGTERM.
+func waitForInterrupt() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let queue = DispatchQueue(label: "dynamo.signals")
+        let resumed = ResumeOnce(continuation)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { resumed.resume() }
+            source.resume()
+            ResumeOnce.retained.append(source)
+        }
+    }
+}
+
+final class ResumeOnce: @unchecked Sendable {
+    nonisolated(unsafe) static var retained: [any DispatchSourceSignal] = []
+    private var continuation: CheckedContinuation<Void, Never>?
+    private let lock = NSLock()
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    func resume() {
+        lock.lock()
+        let c = continuation
+        continuation = nil
+        lock.unlock()
+        c?.resume()
+    }
+}
