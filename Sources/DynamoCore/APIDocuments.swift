@@ -38,7 +38,7 @@ public struct SiblingDocument: Codable, Hashable, Sendable {
             Sibling(
                 value: Base64.encode(version.value ?? []),
                 deleted: version.isTombstone,
-                clock: version.clock.entries.mapValues(\.counter),
+                clock: version.clock.summary,
                 dot: version.dot.description,
                 timestamp: version.timestamp
             )

@@ -135,6 +135,30 @@ extension VersionVector {
     }
 }
 
+extension CausalHistory {
+    public func encode(into writer: inout ByteWriter) {
+        vector.encode(into: &writer)
+        writer.write(varint: UInt64(dots.count))
+        for dot in dots {
+            writer.write(string: dot.actor)
+            writer.write(varint: dot.counter)
+        }
+    }
+
+    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> CausalHistory {
+        let vector = try VersionVector.decode(from: &reader)
+        let count = try reader.readInt(max: VersionVector.decodeLimit)
+        var dots: [Dot] = []
+        for _ in 0..<count {
+            let actor = try reader.readString(max: 255)
+            let counter = try reader.readVarint()
+            guard counter > 0 else { throw DecodingError("zero dot counter") }
+            dots.append(Dot(actor: actor, counter: counter))
+        }
+        return CausalHistory(vector: vector, dots: dots)
+    }
+}
+
 extension VersionedObject {
     public static let decodeVersionLimit = 10_000
 
@@ -143,7 +167,7 @@ extension VersionedObject {
         for v in versions {
             writer.write(string: v.dot.actor)
             writer.write(varint: v.dot.counter)
-            v.clock.encode(into: &writer)
+            v.past.encode(into: &writer)
             writer.write(varint: v.timestamp)
             if let value = v.value {
                 writer.write(1)
@@ -167,11 +191,11 @@ extension VersionedObject {
         for _ in 0..<count {
             let actor = try reader.readString(max: 255)
             let counter = try reader.readVarint()
-            let clock = try VersionVector.decode(from: &reader)
+            let past = try CausalHistory.decode(from: &reader)
             let timestamp = try reader.readVarint()
             let value: [UInt8]? = try reader.readBool() ? reader.readBytes() : nil
             versions.append(
-                Version(dot: Dot(actor: actor, counter: counter), clock: clock, value: value, timestamp: timestamp)
+                Version(dot: Dot(actor: actor, counter: counter), past: past, value: value, timestamp: timestamp)
             )
         }
         return VersionedObject(versions: versions)

@@ -4,12 +4,12 @@
 /// (no padding) of a small binary form with a magic byte and a format version, so
 /// anything a client mangles is rejected as a clear 400 instead of being misread.
 public struct CausalContext: Hashable, Sendable {
-    public var clock: VersionVector
+    public var clock: CausalHistory
 
-    public init(_ clock: VersionVector) { self.clock = clock }
+    public init(_ clock: CausalHistory) { self.clock = clock }
 
     static let magic: UInt8 = 0xDC
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
 
     /// The header value clients see.
     public var encoded: String {
@@ -20,12 +20,12 @@ public struct CausalContext: Hashable, Sendable {
         return Base64URL.encode(writer.bytes)
     }
 
-    private static func decodeBody(_ bytes: [UInt8]) throws(DecodingError) -> VersionVector {
+    private static func decodeBody(_ bytes: [UInt8]) throws(DecodingError) -> CausalHistory {
         var reader = ByteReader(bytes)
         guard try reader.readByte() == magic else { throw DecodingError("not a dynamo context") }
         let version = try reader.readByte()
         guard version == formatVersion else { throw DecodingError("unknown context format \(version)") }
-        let clock = try VersionVector.decode(from: &reader)
+        let clock = try CausalHistory.decode(from: &reader)
         try reader.expectEnd()
         return clock
     }

@@ -93,3 +93,96 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
         sortedEntries.map { "\($0.actor):\($0.entry.counter)" }.joined(separator: " ")
     }
 }
+
+/// A causal history: a contiguous version vector plus isolated dots beyond it.
+///
+/// Version vectors alone cannot say "n1:2 but not n1:1", which is exactly what a client
+/// knows after a blind write by n1 while another n1 version still lives: reading that as
+/// {n1:2} would let the client's next write silently discard the version it never saw.
+/// Keeping such events as explicit dots (compacted into the vector once contiguous) makes
+/// every context cover precisely the versions it was built from.
+public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
+    public private(set) var vector: VersionVector
+    /// Events not contiguous with `vector`, sorted.
+    public private(set) var dots: [Dot]
+
+    public init(vector: VersionVector = .empty, dots: [Dot] = []) {
+        self.vector = vector
+        self.dots = []
+        for dot in dots { insert(dot, timestamp: 0) }
+    }
+
+    public static let empty = CausalHistory()
+
+    public var isEmpty: Bool { vector.isEmpty && dots.isEmpty }
+
+    public func covers(_ dot: Dot) -> Bool { vector.covers(dot) || dots.contains(dot) }
+
+    /// The highest counter of `actor` this history has seen.
+    public func maxCounter(of actor: Actor) -> UInt64 {
+        dots.filter { $0.actor == actor }.map(\.counter).reduce(vector[actor], max)
+    }
+
+    /// Adds one event, folding it (and any dots it makes contiguous) into the vector.
+    public mutating func insert(_ dot: Dot, timestamp: UInt64) {
+        guard !covers(dot) else { return }
+        dots.append(dot)
+        dots.sort()
+        compact(timestamp: timestamp)
+    }
+
+    public func inserting(_ dot: Dot, timestamp: UInt64) -> CausalHistory {
+        var copy = self
+        copy.insert(dot, timestamp: timestamp)
+        return copy
+    }
+
+    public func merged(with other: CausalHistory) -> CausalHistory {
+        var result = CausalHistory(vector: vector.merged(with: other.vector))
+        result.dots = Array(Set(dots + other.dots)).sorted()
+        result.compact(timestamp: 0)
+        return result
+    }
+
+    /// Whether every event of `other` is in this history.
+    public func descends(_ other: CausalHistory) -> Bool {
+        vector.descends(other.vector) || (other.vector.entries.allSatisfy { vector[$0.key] >= $0.value.counter }
+            && other.dots.allSatisfy(covers))
+    }
+
+    public func pruned(to limit: Int, keep: Actor?) -> CausalHistory {
+        var copy = self
+        copy.vector = vector.pruned(to: limit, keep: keep)
+        return copy
+    }
+
+    private mutating func compact(timestamp: UInt64) {
+        var changed = true
+        while changed {
+            changed = false
+            var remaining: [Dot] = []
+            for dot in dots {
+                if vector.covers(dot) {
+                    changed = true
+                } else if dot.counter == vector[dot.actor] + 1 {
+                    vector.add(dot, timestamp: timestamp)
+                    changed = true
+                } else {
+                    remaining.append(dot)
+                }
+            }
+            dots = remaining
+        }
+    }
+
+    /// Per actor, the highest counter seen (for display).
+    public var summary: [Actor: UInt64] {
+        var result = vector.entries.mapValues(\.counter)
+        for dot in dots { result[dot.actor] = max(result[dot.actor] ?? 0, dot.counter) }
+        return result
+    }
+
+    public var description: String {
+        summary.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+    }
+}

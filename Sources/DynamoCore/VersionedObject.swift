@@ -1,30 +1,34 @@
 /// One stored version of a key (a sibling when there are several): its value or a
-/// tombstone, the dot that created it, and its full causal history.
+/// tombstone, the dot that created it, and what its writer had seen.
 ///
-/// This is a dotted version vector: `clock` is the history the writer had seen (the
-/// client's context) plus `dot`. Because every write gets its own dot, a write made
-/// without a context is concurrent with everything and can never silently replace a
-/// value, and a write with a context replaces exactly the versions whose dots it covers.
+/// This is a dotted version vector: `past` is the history the writer had seen (the
+/// client's context) and `dot` the single new event. A version supersedes another only
+/// if its past contains the other's dot. So a write made without a context is concurrent
+/// with everything and never silently replaces a value, and a write with a context
+/// replaces exactly the versions that context covers (see `CausalHistory`).
 public struct Version: Hashable, Sendable {
     public var dot: Dot
-    public var clock: VersionVector
+    public var past: CausalHistory
     /// The value, or nil for a tombstone (a delete).
     public var value: [UInt8]?
     /// Wall-clock milliseconds of the write, for last-write-wins and for display.
     public var timestamp: UInt64
 
-    public init(dot: Dot, clock: VersionVector, value: [UInt8]?, timestamp: UInt64) {
+    public init(dot: Dot, past: CausalHistory, value: [UInt8]?, timestamp: UInt64) {
         self.dot = dot
-        self.clock = clock
+        self.past = past
         self.value = value
         self.timestamp = timestamp
     }
 
     public var isTombstone: Bool { value == nil }
 
+    /// The version's full causal history: its past plus its own dot.
+    public var clock: CausalHistory { past.inserting(dot, timestamp: timestamp) }
+
     /// Whether this version was written knowing `other` (and so supersedes it).
     public func supersedes(_ other: Version) -> Bool {
-        dot != other.dot && clock.covers(other.dot)
+        dot != other.dot && past.covers(other.dot)
     }
 
     /// Orders versions for last-write-wins: later timestamp, then the larger dot.
@@ -43,7 +47,7 @@ public enum ConflictPolicy: String, Sendable, CaseIterable, Codable {
 
 /// Tunables for clocks.
 public struct ClockPolicy: Sendable, Hashable {
-    /// Prune a clock to this many entries, dropping the oldest (paper: 10).
+    /// Prune a clock's vector to this many entries, dropping the oldest (paper: 10).
     public var maxEntries: Int
     public var conflicts: ConflictPolicy
 
@@ -59,14 +63,14 @@ public struct VersionedObject: Hashable, Sendable {
     public private(set) var versions: [Version]
 
     public init(versions: [Version] = []) {
-        self.versions = versions.sorted { $0.dot < $1.dot }
+        self.versions = versions.sorted { ($0.dot, $0.timestamp) < ($1.dot, $1.timestamp) }
     }
 
     public var isEmpty: Bool { versions.isEmpty }
 
-    /// The merged clock of every version: the context a client gets back from a read.
-    public var context: VersionVector {
-        versions.reduce(VersionVector.empty) { $0.merged(with: $1.clock) }
+    /// The merged history of every version: the context a client gets back from a read.
+    public var context: CausalHistory {
+        versions.reduce(CausalHistory.empty) { $0.merged(with: $1.clock) }
     }
 
     /// Versions that hold a value (not tombstones).
@@ -78,28 +82,24 @@ public struct VersionedObject: Hashable, Sendable {
     /// Coordinates a write (a value, or nil to delete) by `actor` with the client's `context`.
     ///
     /// Versions the context covers are replaced; the rest stay as siblings. Returns the
-    /// new object and the new version (which is what gets replicated).
+    /// new object and the new version.
     public func writing(
         _ value: [UInt8]?,
-        context: VersionVector?,
+        context: CausalHistory?,
         actor: Actor,
         now: UInt64,
         policy: ClockPolicy
     ) -> (object: VersionedObject, version: Version) {
-        let base = context ?? .empty
-        let counter = max(self.context[actor], base[actor]) + 1
-        let dot = Dot(actor: actor, counter: counter)
-        var clock = base
-        if policy.conflicts == .lww { clock = clock.merged(with: self.context) }
-        clock.add(dot, timestamp: now)
-        clock = clock.pruned(to: policy.maxEntries, keep: actor)
-        let version = Version(dot: dot, clock: clock, value: value, timestamp: now)
-        let incoming = VersionedObject(versions: [version])
-        return (merged(with: incoming, policy: policy), version)
+        var past = context ?? .empty
+        let counter = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor)) + 1
+        if policy.conflicts == .lww { past = past.merged(with: self.context) }
+        past = past.pruned(to: policy.maxEntries, keep: actor)
+        let version = Version(dot: Dot(actor: actor, counter: counter), past: past, value: value, timestamp: now)
+        return (merged(with: VersionedObject(versions: [version]), policy: policy), version)
     }
 
-    /// Merges what two replicas know (sync): a version survives unless the other side has
-    /// a version that supersedes it. Commutative, associative and idempotent.
+    /// Merges what two replicas know (sync): a version survives unless some version of
+    /// either side supersedes it. Commutative, associative and idempotent.
     public func merged(with other: VersionedObject, policy: ClockPolicy) -> VersionedObject {
         var all: [Version] = []
         for v in versions + other.versions where !all.contains(v) { all.append(v) }
@@ -109,5 +109,4 @@ public struct VersionedObject: Hashable, Sendable {
         }
         return VersionedObject(versions: survivors)
     }
-
 }

@@ -187,7 +187,7 @@ extension NodeRuntime {
         return value
     }
 
-    private func parseContext(_ headers: HTTPHeaders) throws(APIError) -> VersionVector? {
+    private func parseContext(_ headers: HTTPHeaders) throws(APIError) -> CausalHistory? {
         guard let text = headers.first(name: "X-Dynamo-Context"), !text.isEmpty else { return nil }
         do {
             return try CausalContext(parsing: text).clock

@@ -233,7 +233,7 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Coordinates a write (value nil: delete). Forwards to a node in the key's top N when
     /// this node is not one of them.
-    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: VersionVector?, w: Int?) -> EventLoopFuture<WriteResult> {
+    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
         loop.preconditionInEventLoop()
         let home = preferenceList(for: key).home(config.quorum.n)
         if home.contains(name) || home.isEmpty {
@@ -260,7 +260,7 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    private func coordinateWriteLocally(key: [UInt8], value: [UInt8]?, context: VersionVector?, w: Int?)
+    private func coordinateWriteLocally(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
         -> EventLoopFuture<WriteResult>
     {
         let store = self.store

@@ -76,7 +76,7 @@ public final class ReplicaStore: Sendable {
     /// Coordinates a write here: generates the new version from what is stored and the
     /// client's context, stores it, and returns it (to be replicated).
     public func coordinateWrite(
-        _ key: [UInt8], value: [UInt8]?, context: VersionVector?, actor: Actor, now: UInt64, policy: ClockPolicy,
+        _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
         sync: Bool
     ) throws(StorageError) -> Version {
         try update(key, sync: sync) { current in

@@ -112,7 +112,7 @@ public enum PeerCodec {
         case .coordinatePut:
             let key = try r.readBytes(max: maxKey)
             let value: [UInt8]? = try r.readBool() ? r.readBytes() : nil
-            let context: VersionVector? = try r.readBool() ? VersionVector.decode(from: &r) : nil
+            let context: CausalHistory? = try r.readBool() ? CausalHistory.decode(from: &r) : nil
             let w = try r.readInt(max: 1024)
             return .coordinatePut(ForwardedPut(key: key, value: value, context: context, w: w == 0 ? nil : w))
         default:
@@ -166,7 +166,7 @@ public enum PeerCodec {
             var acks: [NodeName] = []
             for _ in 0..<count { acks.append(try r.readString(max: 255)) }
             let required = try r.readInt(max: 1024)
-            let context = try VersionVector.decode(from: &r)
+            let context = try CausalHistory.decode(from: &r)
             let error: String? = try r.readBool() ? r.readString() : nil
             return .coordinated(
                 WriteResult(

@@ -44,10 +44,10 @@ public struct ForwardedPut: Hashable, Sendable {
     public var key: [UInt8]
     /// nil for a delete.
     public var value: [UInt8]?
-    public var context: VersionVector?
+    public var context: CausalHistory?
     public var w: Int?
 
-    public init(key: [UInt8], value: [UInt8]?, context: VersionVector?, w: Int?) {
+    public init(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) {
         self.key = key
         self.value = value
         self.context = context
@@ -62,12 +62,12 @@ public struct WriteResult: Hashable, Sendable {
     public var acks: [NodeName]
     public var required: Int
     /// The context of the new version (what the client passes on its next write).
-    public var context: VersionVector
+    public var context: CausalHistory
     /// Set when the coordinator failed outright (not a quorum shortfall).
     public var error: String?
 
     public init(
-        succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: VersionVector,
+        succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,
         error: String? = nil
     ) {
         self.succeeded = succeeded

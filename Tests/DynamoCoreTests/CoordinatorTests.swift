@@ -1,0 +1,143 @@
+import Testing
+
+@testable import DynamoCore
+
+@Suite struct PutCoordinatorTests {
+    let version = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: ClockPolicy()).object
+    let replicas = ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }
+
+    func coordinator(w: Int) -> PutCoordinator {
+        PutCoordinator(key: [1], object: version, replicas: replicas, coordinator: "a", localStored: true, w: w, now: 0, timeoutMs: 100)
+    }
+
+    @Test func sendsToTheOtherReplicasAndAnswersAtW() {
+        var put = coordinator(w: 2)
+        let sent = put.start()
+        #expect(sent == [.send(to: "b", .put(key: [1], object: version, hintFor: nil)), .send(to: "c", .put(key: [1], object: version, hintFor: nil))])
+        let actions = put.receive(from: "c", .stored)
+        #expect(actions == [.respond(.init(succeeded: true, acks: ["a", "c"], required: 2))])
+        #expect(put.receive(from: "b", .stored) == [])
+        #expect(put.isFinished(now: 1))
+    }
+
+    @Test func failsWhenWCanNoLongerBeMetOrTheDeadlinePasses() {
+        var put = coordinator(w: 3)
+        _ = put.start()
+        #expect(put.receive(from: "b", .failed("disk")) == [.respond(.init(succeeded: false, acks: ["a"], required: 3))])
+
+        var slow = coordinator(w: 3)
+        _ = slow.start()
+        _ = slow.receive(from: "b", .stored)
+        #expect(slow.tick(now: 50) == [])
+        #expect(slow.tick(now: 100) == [.respond(.init(succeeded: false, acks: ["a", "b"], required: 3))])
+        #expect(slow.tick(now: 200) == [])
+    }
+
+    @Test func ignoresRepliesFromStrangersAndDuplicates() {
+        var put = coordinator(w: 3)
+        _ = put.start()
+        #expect(put.receive(from: "z", .stored) == [])
+        #expect(put.receive(from: "b", .stored) == [])
+        #expect(put.receive(from: "b", .stored) == [])
+        #expect(put.receive(from: "c", .stored).count == 1)
+    }
+
+    @Test func wOfOneAnswersAtStart() {
+        var put = coordinator(w: 1)
+        #expect(put.start().last == .respond(.init(succeeded: true, acks: ["a"], required: 1)))
+    }
+}
+
+@Suite struct GetCoordinatorTests {
+    let policy = ClockPolicy()
+    let config = QuorumConfig(requestTimeoutMs: 100, readRepairWindowMs: 100)
+
+    @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() {
+        let old = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        let new = old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
+        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"], r: 2, policy: policy, now: 0, config: config)
+        #expect(get.start() == ["a", "b", "c"].map { .send(to: $0, .get(key: [7])) })
+        #expect(get.receive(from: "a", .object(new)) == [])
+        let answer = get.receive(from: "b", .object(old))
+        #expect(answer == [.respond(.init(succeeded: true, object: new, replies: ["a", "b"], required: 2))])
+        // The late reply from c (missing) completes the set: b (stale) and c (missing) are repaired.
+        let repairs = get.receive(from: "c", .object(nil))
+        #expect(Set(repairs) == [.send(to: "b", .put(key: [7], object: new, hintFor: nil)), .send(to: "c", .put(key: [7], object: new, hintFor: nil))])
+        #expect(get.isFinished)
+    }
+
+    @Test func siblingsFromDifferentReplicasAreAllReturned() {
+        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        let y = VersionedObject().writing([2], context: nil, actor: "b", now: 1, policy: policy).object
+        var get = GetCoordinator(key: [7], replicas: ["a", "b"], r: 2, policy: policy, now: 0, config: config)
+        _ = get.start()
+        _ = get.receive(from: "a", .object(x))
+        guard case .respond(let outcome) = get.receive(from: "b", .object(y)).first else {
+            Issue.record("no answer")
+            return
+        }
+        #expect(outcome.object.versions.count == 2)
+    }
+
+    @Test func timesOutWithTooFewRepliesAndStillRepairsWhatItSaw() {
+        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"], r: 3, policy: policy, now: 0, config: config)
+        _ = get.start()
+        _ = get.receive(from: "a", .object(x))
+        _ = get.receive(from: "b", .object(nil))
+        #expect(get.tick(now: 100) == [.respond(.init(succeeded: false, object: x, replies: ["a", "b"], required: 3))])
+        #expect(get.tick(now: 200) == [.send(to: "b", .put(key: [7], object: x, hintFor: nil))])
+        #expect(get.isFinished)
+    }
+
+    @Test func failedRepliesCountAgainstR() {
+        var get = GetCoordinator(key: [7], replicas: ["a", "b"], r: 2, policy: policy, now: 0, config: config)
+        _ = get.start()
+        let actions = get.receive(from: "a", .failed("io"))
+        #expect(actions == [.respond(.init(succeeded: false, object: VersionedObject(), replies: [], required: 2))])
+    }
+}
+
+@Suite struct MembershipTests {
+    func member(_ name: String) -> Member {
+        Member(name: name, peerAddress: "\(name):1", httpAddress: "\(name):2", tokens: Token.defaultPositions(for: name, count: 4), status: .joining)
+    }
+
+    @Test(arguments: 0..<20) func gossipConvergesFromSeedsAlone(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed))
+        let names = (1...6).map { "n\($0)" }
+        var nodes = names.map { Membership(me: member($0), seeds: ["n1:1"]) }
+        var index: [String: Int] = [:]
+        for (i, name) in names.enumerated() { index["\(name):1"] = i }
+        for round in 1...30 {
+            for i in nodes.indices {
+                for action in nodes[i].tick(now: UInt64(round), rng: &rng) {
+                    guard case .gossip(let address, let table) = action, let j = index[address] else { continue }
+                    _ = nodes[j].receive(table, now: UInt64(round))
+                    _ = nodes[i].receive(nodes[j].table, now: UInt64(round))
+                }
+            }
+        }
+        for node in nodes {
+            #expect(Set(node.members.keys) == Set(names), "seed \(seed)")
+            #expect(node.ring == nodes[0].ring)
+        }
+    }
+
+    @Test func newerRowsWinAndAWipedNodeOutranksItsOldLife() {
+        var a = Membership(me: member("a"), seeds: [])
+        var oldB = member("b")
+        oldB.heartbeat = 50
+        _ = a.receive([oldB], now: 1)
+        var staleB = oldB
+        staleB.heartbeat = 10
+        _ = a.receive([staleB], now: 2)
+        #expect(a.member("b")?.heartbeat == 50)
+        // b restarts with an empty disk (generation 1, heartbeat 0) and hears of its old life.
+        var b = Membership(me: member("b"), seeds: ["a:1"])
+        _ = b.receive(a.table, now: 3)
+        #expect(b.local.generation == 2)
+        _ = a.receive(b.table, now: 4)
+        #expect(a.member("b")?.generation == 2)
+    }
+}

@@ -1,0 +1,222 @@
+import Testing
+
+@testable import DynamoCore
+
+/// Random histories for property-style tests: several replicas, writes with and without
+/// contexts, and merges between replicas, all from a seeded generator.
+struct History {
+    var replicas: [VersionedObject]
+    var acknowledged: [[UInt8]] = []
+    /// Every version ever written.
+    var written: [Version] = []
+    var rng: SeededRandom
+    let policy: ClockPolicy
+    var now: UInt64 = 1_000
+
+    init(seed: UInt64, replicas: Int = 3, policy: ClockPolicy = ClockPolicy()) {
+        self.replicas = Array(repeating: VersionedObject(), count: replicas)
+        self.rng = SeededRandom(seed: seed)
+        self.policy = policy
+    }
+
+    mutating func step() {
+        now += UInt64.random(in: 1...5, using: &rng)
+        let i = Int.random(in: 0..<replicas.count, using: &rng)
+        switch Int.random(in: 0..<3, using: &rng) {
+        case 0:
+            let value = Array("v\(now)".utf8)
+            let context: CausalHistory? = Bool.random(using: &rng) ? replicas[i].context : nil
+            let (object, version) = replicas[i].writing(value, context: context, actor: "r\(i)", now: now, policy: policy)
+            replicas[i] = object
+            written.append(version)
+            acknowledged.append(value)
+        default:
+            let j = Int.random(in: 0..<replicas.count, using: &rng)
+            replicas[i] = replicas[i].merged(with: replicas[j], policy: policy)
+        }
+    }
+
+    var converged: VersionedObject {
+        replicas.reduce(VersionedObject()) { $0.merged(with: $1, policy: policy) }
+    }
+}
+
+@Suite struct VersionVectorTests {
+    func randomVector(_ rng: inout SeededRandom) -> VersionVector {
+        var v = VersionVector()
+        for actor in ["a", "b", "c", "d"] where Bool.random(using: &rng) {
+            v.add(Dot(actor: actor, counter: UInt64.random(in: 1...5, using: &rng)), timestamp: UInt64.random(in: 0...100, using: &rng))
+        }
+        return v
+    }
+
+    @Test func mergeIsCommutativeAssociativeAndIdempotent() {
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<500 {
+            let a = randomVector(&rng)
+            let b = randomVector(&rng)
+            let c = randomVector(&rng)
+            #expect(a.merged(with: b) == b.merged(with: a))
+            #expect(a.merged(with: b).merged(with: c) == a.merged(with: b.merged(with: c)))
+            #expect(a.merged(with: a) == a)
+            #expect(a.merged(with: b).descends(a) && a.merged(with: b).descends(b))
+        }
+    }
+
+    @Test func pruningKeepsTheNewestEntriesAndTheWriter() {
+        var v = VersionVector()
+        for i in 1...15 { v.add(Dot(actor: "a\(i)", counter: 1), timestamp: UInt64(i * 10)) }
+        v.add(Dot(actor: "old-writer", counter: 3), timestamp: 1)
+        let pruned = v.pruned(to: 10, keep: "old-writer")
+        #expect(pruned.entries.count == 10)
+        #expect(pruned["old-writer"] == 3)
+        // The other nine kept are the nine newest.
+        #expect(Set(pruned.entries.keys).subtracting(["old-writer"]) == Set((7...15).map { "a\($0)" }))
+        #expect(v.pruned(to: 20, keep: nil) == v)
+    }
+
+    @Test func writesPruneTheirClocksToTheConfiguredBound() {
+        let policy = ClockPolicy(maxEntries: 3)
+        var object = VersionedObject()
+        for (i, actor) in ["a", "b", "c", "d", "e"].enumerated() {
+            object = object.writing(Array("x".utf8), context: object.context, actor: actor, now: UInt64(i), policy: policy).object
+        }
+        #expect(object.versions.count >= 1)
+        #expect(object.versions.allSatisfy { $0.past.vector.entries.count <= 3 })
+        #expect(object.versions.contains { $0.dot.actor == "e" })
+    }
+}
+
+@Suite struct VersionedObjectTests {
+    let policy = ClockPolicy()
+
+    @Test func blindWritesBecomeSiblingsAndAContextReplacesExactlyWhatItCovers() {
+        var object = VersionedObject()
+        object = object.writing(Array("a".utf8), context: nil, actor: "n1", now: 1, policy: policy).object
+        let seen = object.context
+        object = object.writing(Array("b".utf8), context: nil, actor: "n1", now: 2, policy: policy).object
+        object = object.writing(Array("c".utf8), context: nil, actor: "n2", now: 3, policy: policy).object
+        #expect(object.versions.compactMap(\.value) .sorted { $0.lexicographicallyPrecedes($1) } == [[97], [98], [99]])
+        // A stale context (it saw only "a") replaces only "a".
+        object = object.writing(Array("d".utf8), context: seen, actor: "n1", now: 4, policy: policy).object
+        #expect(Set(object.versions.compactMap(\.value)) == [[98], [99], [100]])
+        // The merged context replaces everything.
+        object = object.writing(Array("e".utf8), context: object.context, actor: "n3", now: 5, policy: policy).object
+        #expect(object.versions.map(\.value) == [[101]])
+    }
+
+    @Test(arguments: 0..<200) func acknowledgedWritesAreNeverLostWithoutAContext(seed: Int) {
+        var history = History(seed: UInt64(seed))
+        for _ in 0..<40 { history.step() }
+        // Every value is either still present or was superseded by a write whose context covered it.
+        let final = history.converged
+        let present = Set(final.versions)
+        #expect(!history.written.isEmpty)
+        for version in history.written where !present.contains(version) {
+            #expect(final.versions.contains { $0.supersedes(version) }, "seed \(seed): lost \(version.dot)")
+        }
+        #expect(!final.isEmpty || history.acknowledged.isEmpty)
+    }
+
+    @Test(arguments: 0..<100) func mergeIsCommutativeAssociativeAndIdempotent(seed: Int) {
+        var history = History(seed: UInt64(seed))
+        for _ in 0..<30 { history.step() }
+        let (a, b, c) = (history.replicas[0], history.replicas[1], history.replicas[2])
+        #expect(a.merged(with: b, policy: policy) == b.merged(with: a, policy: policy))
+        #expect(
+            a.merged(with: b, policy: policy).merged(with: c, policy: policy)
+                == a.merged(with: b.merged(with: c, policy: policy), policy: policy))
+        #expect(a.merged(with: a, policy: policy) == a)
+    }
+
+    @Test func aContextFromABlindWriteCoversOnlyThatWrite() {
+        // n1 writes "a", then a blind "b": the context of "b" must not cover "a".
+        var object = VersionedObject().writing([97], context: nil, actor: "n1", now: 1, policy: policy).object
+        let (afterB, b) = object.writing([98], context: nil, actor: "n1", now: 2, policy: policy)
+        object = afterB
+        #expect(object.versions.count == 2)
+        #expect(b.clock.covers(b.dot) && !b.clock.covers(Dot(actor: "n1", counter: 1)))
+        object = object.writing([99], context: b.clock, actor: "n1", now: 3, policy: policy).object
+        #expect(Set(object.versions.compactMap(\.value)) == [[97], [99]])
+    }
+
+    @Test func aDotCollisionWithDifferentContentKeepsBoth() {
+        let dot = Dot(actor: "n1", counter: 1)
+        let one = VersionedObject(versions: [Version(dot: dot, past: .empty, value: [1], timestamp: 1)])
+        let other = VersionedObject(versions: [Version(dot: dot, past: .empty, value: [2], timestamp: 2)])
+        #expect(one.merged(with: other, policy: policy).versions.count == 2)
+    }
+
+    @Test func tombstonesAreVersionsAndDeleteWithContextLeavesOnlyATombstone() {
+        var object = VersionedObject().writing([1], context: nil, actor: "n1", now: 1, policy: policy).object
+        object = object.writing(nil, context: object.context, actor: "n2", now: 2, policy: policy).object
+        #expect(object.isDeleted)
+        #expect(object.versions.count == 1)
+        // A concurrent write survives a delete that did not see it.
+        let concurrent = VersionedObject().writing([9], context: nil, actor: "n3", now: 3, policy: policy).object
+        let merged = object.merged(with: concurrent, policy: policy)
+        #expect(merged.liveVersions.map(\.value) == [[9]])
+        #expect(!merged.isDeleted)
+    }
+
+    @Test func lastWriteWinsKeepsOnlyTheNewestVersion() {
+        let lww = ClockPolicy(conflicts: .lww)
+        let a = VersionedObject().writing([1], context: nil, actor: "n1", now: 10, policy: lww).object
+        let b = VersionedObject().writing([2], context: nil, actor: "n2", now: 20, policy: lww).object
+        #expect(a.merged(with: b, policy: lww).versions.map(\.value) == [[2]])
+        #expect(b.merged(with: a, policy: lww).versions.map(\.value) == [[2]])
+        let c = a.writing([3], context: nil, actor: "n1", now: 30, policy: lww).object
+        #expect(c.versions.map(\.value) == [[3]])
+    }
+
+    @Test func objectsRoundTripThroughTheirBinaryForm() throws {
+        var history = History(seed: 99)
+        for _ in 0..<50 { history.step() }
+        for object in history.replicas {
+            #expect(try VersionedObject(decoding: object.encoded()) == object)
+        }
+    }
+}
+
+@Suite struct CausalContextTests {
+    @Test func roundTripsAndIsURLSafe() throws {
+        var clock = CausalHistory()
+        for i in 1...300 { clock.insert(Dot(actor: "n1", counter: UInt64(i)), timestamp: 1_700_000_000_000) }
+        clock.insert(Dot(actor: "n2", counter: 1), timestamp: 5)
+        clock.insert(Dot(actor: "n3", counter: 4), timestamp: 5)
+        #expect(clock.vector["n1"] == 300 && clock.dots == [Dot(actor: "n3", counter: 4)])
+        let text = CausalContext(clock).encoded
+        #expect(text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        #expect(try CausalContext(parsing: text).clock == clock)
+        #expect(try CausalContext(parsing: CausalContext(.empty).encoded).clock == .empty)
+    }
+
+    @Test(arguments: ["", "!!!", "not base64 at all", "AAAA", "3AEBAm4yAauJpYSgNA==x", "3AEC", String(repeating: "A", count: 20_000)])
+    func garbageIsAClearErrorNeverACrash(text: String) {
+        #expect(throws: ContextError.self) { try CausalContext(parsing: text) }
+    }
+
+    @Test func randomBytesNeverCrashTheParser() {
+        var rng = SeededRandom(seed: 5)
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0..<40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            _ = try? CausalContext(parsing: Base64URL.encode([0xDC, 1] + bytes))
+            _ = try? CausalContext(parsing: Base64URL.encode(bytes))
+        }
+    }
+
+    @Test func base64MatchesKnownVectors() {
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(Base64.encode(Array("fo".utf8)) == "Zm8=")
+        #expect(Base64.encode([0xfb, 0xff]) == "+/8=")
+        #expect(Base64.decode("+/8=") == [0xfb, 0xff])
+        #expect(Base64URL.encode([0xfb, 0xff]) == "-_8")
+    }
+
+    @Test func percentEncodingRoundTripsEveryByte() {
+        let all = (0...255).map(UInt8.init)
+        #expect(PercentEncoding.decode(Substring(PercentEncoding.encode(all))) == all)
+        #expect(PercentEncoding.decode("%zz") == nil)
+        #expect(PercentEncoding.decode("%4") == nil)
+    }
+}
