@@ -1,0 +1,95 @@
+import DynamoCore
+import NIOCore
+import NIOEmbedded
+import NIOTestUtils
+import Testing
+
+@testable import DynamoWire
+
+@Suite struct PeerCodecTests {
+    static let object: VersionedObject = {
+        var o = VersionedObject().writing(Array("hello".utf8), context: nil, actor: "n1", now: 42, policy: ClockPolicy()).object
+        o = o.writing(nil, context: nil, actor: "n2", now: 43, policy: ClockPolicy()).object
+        return o
+    }()
+
+    static let messages: [PeerMessage] = [
+        .hello(Hello(name: "n1")),
+        .request(id: 1, .replica(.get(key: [0, 1, 255]))),
+        .request(id: 2, .replica(.put(key: Array("k".utf8), object: object, hintFor: "n4"))),
+        .request(id: 3, .replica(.put(key: Array("k".utf8), object: object, hintFor: nil))),
+        .request(
+            id: 4,
+            .gossip([
+                Member(name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2", tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)
+            ])),
+        .request(id: 5, .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3))),
+        .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
+        .response(id: 1, .replica(.object(object))),
+        .response(id: 2, .replica(.object(nil))),
+        .response(id: 3, .replica(.stored)),
+        .response(id: 4, .replica(.failed("disk full"))),
+        .response(id: 5, .gossip([])),
+        .response(id: 6, .coordinated(WriteResult(succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context))),
+        .response(id: 7, .coordinated(WriteResult(succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "io"))),
+        .response(id: UInt64.max, .error("unknown")),
+    ]
+
+    @Test(arguments: 0..<messages.count) func everyMessageRoundTrips(index: Int) throws {
+        let message = Self.messages[index]
+        #expect(try PeerCodec.decode(PeerCodec.encode(message)) == message)
+    }
+
+    @Test func frameDecoderHandlesBytesOneAtATimeAndWhole() throws {
+        let pairs: [(ByteBuffer, [PeerMessage])] = Self.messages.map { message in
+            var buffer = ByteBuffer()
+            try! PeerFrameEncoder().encode(data: message, out: &buffer)
+            return (buffer, [message])
+        }
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { PeerFrameDecoder() }
+    }
+
+    @Test func oversizeFramesAreRejectedBeforeTheyAreBuffered() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: 1024)))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(1_000_000))
+        #expect(throws: PeerProtocolError.self) { try channel.writeInbound(buffer) }
+    }
+
+    @Test(arguments: [
+        [UInt8](), [0x7f], [0x01, 0x41, 0x42, 0x43, 0x44, 0, 1, 0], [0x02, 0x01, 0x99], [0x03, 0x01, 0x20, 0x01],
+        [0x02, 0x01, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f],
+    ])
+    func garbagePayloadsAreDecodingErrors(bytes: [UInt8]) {
+        #expect(throws: DecodingError.self) { try PeerCodec.decode(bytes) }
+    }
+
+    @Test func garbageFramesCloseTheChannelWithAProtocolError() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder()))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(3))
+        buffer.writeBytes([0xEE, 0xEE, 0xEE])
+        #expect(throws: PeerProtocolError.self) { try channel.writeInbound(buffer) }
+    }
+
+    @Test func aConnectionClosedMidFrameIsReported() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder()))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(100))
+        buffer.writeBytes([1, 2, 3])
+        try channel.writeInbound(buffer)
+        #expect(throws: PeerProtocolError.self) { try channel.finish() }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var rng = SeededRandom(seed: 3)
+        for _ in 0..<5000 {
+            let bytes = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            _ = try? PeerCodec.decode(bytes)
+            // Valid message with one corrupted byte.
+            var valid = PeerCodec.encode(Self.messages[Int.random(in: 0..<Self.messages.count, using: &rng)])
+            valid[Int.random(in: 0..<valid.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            _ = try? PeerCodec.decode(valid)
+        }
+    }
+}
