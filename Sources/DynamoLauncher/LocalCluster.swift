@@ -208,29 +208,40 @@ public final class LocalCluster: @unchecked Sendable {
         try await Self.waitFor("\(name) to answer", timeout: timeout) { _ = try await client(name).status(); return true }
     }
 
-    /// Free TCP ports on loopback (bound once to port 0 and released).
+    /// Free TCP ports on loopback, chosen *below* the kernel's ephemeral range.
+    ///
+    /// Ports from the ephemeral range (what binding port 0 returns) can be taken as the
+    /// source port of some outgoing connection while a node is down, and its restart on
+    /// the same port would then fail; ports below the range are never handed out that way.
     public static func freePorts(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for s in sockets { close(s) } }
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        let ephemeralLow = range?.first ?? 32768
+        let candidates = 10_000..<max(ephemeralLow, 10_001)
         var ports: [Int] = []
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw LauncherError("cannot create a socket") }
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = 0
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> Bool in
-                    bind(fd, sa, length) == 0 && getsockname(fd, sa, &length) == 0
-                }
-            }
-            guard bound else { throw LauncherError("cannot find a free port") }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        var attempts = 0
+        while ports.count < count {
+            attempts += 1
+            guard attempts < 10_000 else { throw LauncherError("cannot find \(count) free ports") }
+            let port = Int.random(in: candidates)
+            if !ports.contains(port), canBind(port) { ports.append(port) }
         }
         return ports
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
     }
 }
 

@@ -1,0 +1,185 @@
+import DynamoClient
+import DynamoCore
+import DynamoLauncher
+import Foundation
+import Testing
+
+/// The storage node's contract, checked against 5 real `dynamo-node` processes over TCP.
+@Suite(.serialized) struct StorageNodeTests {
+    @Test func aBinaryValueAndKeyRoundTripThroughEveryNode() async throws {
+        try await withCluster { cluster in
+            let everyByte = (0...255).map(UInt8.init)
+            let put = try await cluster.client("n1").put(everyByte, value: everyByte)
+            #expect(put.status == 204)
+            for name in cluster.names {
+                let result = try await cluster.client(name).raw(.GET, "/kv/\(PercentEncoding.encode(everyByte))")
+                #expect(result.status == 200, "via \(name)")
+                #expect(result.body == everyByte, "via \(name)")
+                #expect(result.header("X-Dynamo-Context") != nil)
+                #expect(result.header("X-Dynamo-Coordinator") == name)
+                #expect(result.header("X-Dynamo-Replicas")?.split(separator: ",").count ?? 0 >= 2)
+            }
+        }
+    }
+
+    @Test func nodesAgreeOnThePreferenceListAndExactlyItsNodesHoldTheKey() async throws {
+        try await withCluster { cluster in
+            for i in 0..<5 {
+                let key = "cart:\(i)".bytes
+                let put = try await cluster.client(cluster.names[i]).put(key, value: "book".bytes, w: 3)
+                #expect(put.status == 204)
+                let lists = try await cluster.names.asyncMap { try await cluster.client($0).preferenceList(key) }
+                #expect(Set(lists.map(\.preferenceList)).count == 1, "nodes disagree on \(key)")
+                let preference = lists[0].preferenceList
+                #expect(preference.count == 3)
+                #expect(lists[0].hash == RingPosition.of(key: key).hex)
+                // Writes are coordinated by a node in the key's top N, wherever they arrive.
+                #expect(preference.contains(put.coordinator ?? ""))
+                #expect(Set(put.replicas) == Set(preference))
+                for name in cluster.names {
+                    let local = try await cluster.client(name).local(key)
+                    #expect((local != nil) == preference.contains(name), "\(name) holding \(key)")
+                }
+            }
+        }
+    }
+
+    @Test func contextsSupersedeAndBlindWritesBecomeSiblings() async throws {
+        try await withCluster { cluster in
+            let n1 = cluster.client("n1")
+            let n2 = cluster.client("n2")
+            // A put with the context of a read leaves one version.
+            #expect(try await n1.put("k1".bytes, value: "a".bytes).succeeded)
+            let first = try await n2.get("k1".bytes)
+            #expect(try await n2.put("k1".bytes, value: "b".bytes, context: first.context).succeeded)
+            let single = try await n1.get("k1".bytes)
+            #expect(single.status == 200)
+            #expect(single.values == ["b".bytes])
+
+            // Two blind puts through one node and a third through another: three siblings.
+            for (client, value) in [(n1, "x"), (n1, "y"), (n2, "z")] {
+                #expect(try await client.put("k2".bytes, value: value.bytes).succeeded)
+            }
+            let raw = try await cluster.client("n3").raw(.GET, "/kv/k2")
+            #expect(raw.status == 300)
+            let siblings = try JSONDecoder().decode(SiblingDocument.self, from: Data(raw.body))
+            #expect(Set(siblings.siblings.compactMap(\.bytes)) == Set(["x", "y", "z"].map(\.bytes)))
+            #expect(siblings.siblings.allSatisfy { !$0.clock.isEmpty && !$0.deleted })
+            #expect(raw.header("X-Dynamo-Context") == siblings.context)
+            // Writing with their merged context resolves them into one.
+            #expect(try await n2.put("k2".bytes, value: "xyz".bytes, context: siblings.context).succeeded)
+            let resolved = try await cluster.client("n4").get("k2".bytes)
+            #expect(resolved.status == 200)
+            #expect(resolved.values == ["xyz".bytes])
+        }
+    }
+
+    @Test func aStaleContextCreatesASiblingInsteadOfOverwriting() async throws {
+        try await withCluster { cluster in
+            let client = cluster.client("n3")
+            #expect(try await client.put("k".bytes, value: "v1".bytes).succeeded)
+            let stale = try await client.get("k".bytes).context
+            #expect(try await client.put("k".bytes, value: "v2".bytes, context: stale).succeeded)
+            #expect(try await client.get("k".bytes).values == ["v2".bytes])
+            #expect(try await cluster.client("n5").put("k".bytes, value: "v3".bytes, context: stale).succeeded)
+            let result = try await client.get("k".bytes)
+            #expect(result.status == 300)
+            #expect(Set(result.values) == Set(["v2".bytes, "v3".bytes]))
+        }
+    }
+
+    @Test func deleteThenGetIsNotFoundWithATombstoneContext() async throws {
+        try await withCluster { cluster in
+            let client = cluster.client("n2")
+            #expect(try await client.put("gone".bytes, value: "x".bytes).succeeded)
+            let context = try await client.get("gone".bytes).context
+            let deleted = try await client.delete("gone".bytes, context: context)
+            #expect(deleted.status == 204)
+            for name in cluster.names {
+                let result = try await cluster.client(name).raw(.GET, "/kv/gone")
+                #expect(result.status == 404, "via \(name)")
+                #expect(result.header("X-Dynamo-Context") != nil, "a tombstone still has a context")
+            }
+            #expect(try await client.raw(.GET, "/kv/never-written").status == 404)
+            #expect(try await client.raw(.GET, "/kv/never-written").header("X-Dynamo-Context") == nil)
+        }
+    }
+
+    @Test func badRequestsGetClearErrorsAndNothingIsStored() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let client = cluster.client("n1")
+            let big = [UInt8](repeating: 7, count: (1 << 20) + 1)
+            let tooBig = try await client.raw(.PUT, "/kv/big", body: big)
+            #expect(tooBig.status == 413)
+            #expect(tooBig.bodyText.contains("limit"))
+            let longKey = String(repeating: "k", count: 1025)
+            #expect(try await client.raw(.PUT, "/kv/\(longKey)", body: [1]).status == 414)
+            #expect(try await client.raw(.GET, "/kv/\(longKey)").status == 414)
+            let badContext = try await client.raw(.PUT, "/kv/c", headers: [("X-Dynamo-Context", "garbage!!")], body: [1])
+            #expect(badContext.status == 400)
+            #expect(badContext.bodyText.contains("X-Dynamo-Context"))
+            #expect(try await client.raw(.PUT, "/kv/c?w=9", body: [1]).status == 400)
+            #expect(try await client.raw(.GET, "/kv/c?r=zero").status == 400)
+            #expect(try await client.raw(.GET, "/kv/%zz").status == 400)
+            #expect(try await client.raw(.POST, "/kv/c", body: [1]).status == 405)
+            #expect(try await client.raw(.GET, "/nope").status == 404)
+            // Nothing was stored by any of them; exactly the limit is fine.
+            for name in cluster.names { #expect(try await cluster.client(name).status().keys == 0) }
+            #expect(try await client.put("max".bytes, value: [UInt8](repeating: 1, count: 1 << 20)).status == 204)
+            #expect(try await client.put(Array(repeating: 65, count: 1024), value: [1]).status == 204)
+        }
+    }
+
+    @Test func garbageOnThePeerAndHTTPPortsLeavesTheNodeServing() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let node = cluster.spec("n1")!
+            // Random bytes, a bad handshake, an oversize frame, a truncated frame.
+            _ = try rawExchange(port: node.peerPort, bytes: Array("GET / HTTP/1.1\r\n\r\n".utf8))
+            _ = try rawExchange(port: node.peerPort, bytes: [0, 0, 0, 9, 1, 0x58, 0x58, 0x58, 0x58, 0, 1, 1, 0x41])
+            _ = try rawExchange(port: node.peerPort, bytes: [0x7f, 0xff, 0xff, 0xff, 1, 2, 3])
+            _ = try rawExchange(port: node.peerPort, bytes: [0, 0, 1, 0, 2, 1], timeoutMs: 200)
+            let answer = try rawExchange(port: node.httpPort, bytes: Array("BLARGH \u{1} nonsense\r\n\r\n".utf8))
+            #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 400"))
+            _ = try rawExchange(port: node.httpPort, bytes: [0xff, 0xfe, 0, 0, 13, 10, 13, 10])
+            // Still serving clients and peers.
+            #expect(try await cluster.client("n1").put("after".bytes, value: "ok".bytes, w: 3).succeeded)
+            #expect(try await cluster.client("n2").get("after".bytes).values == ["ok".bytes])
+            try await cluster.waitUntilConverged(timeout: .seconds(5))
+        }
+    }
+
+    @Test func acknowledgedWritesSurviveKillNineOfEveryNode() async throws {
+        try await withCluster { cluster in
+            var written: [(key: [UInt8], value: [UInt8])] = []
+            for i in 0..<150 {
+                let key = "durable-\(i)".bytes
+                let value = "value-\(i)-\(String(repeating: "z", count: i % 17))".bytes
+                let result = try await cluster.client(cluster.names[i % 5]).put(key, value: value)
+                #expect(result.succeeded)
+                if result.succeeded { written.append((key, value)) }
+            }
+            // W=2 answers before the third replica lands; wait for all of them, then crash everyone.
+            try await LocalCluster.waitFor("all 450 replicas to land", timeout: .seconds(10)) {
+                try await cluster.names.asyncMap { try await cluster.client($0).status().keys }.reduce(0, +) == 450
+            }
+            for name in cluster.names { cluster.stop(name, .kill) }
+            for name in cluster.names { try cluster.launch(name) }
+            try await cluster.waitUntilConverged()
+            for (i, entry) in written.enumerated() {
+                let result = try await cluster.client(cluster.names[(i + 2) % 5]).get(entry.key)
+                #expect(result.status == 200, "\(String(decoding: entry.key, as: UTF8.self)) after kill -9")
+                #expect(result.values == [entry.value])
+            }
+            let keys = try await cluster.names.asyncMap { try await cluster.client($0).status().keys }
+            #expect(keys.reduce(0, +) == 150 * 3, "every key on exactly N=3 nodes after restart: \(keys)")
+        }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
