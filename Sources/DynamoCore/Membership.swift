@@ -68,14 +68,18 @@ public struct Membership: Sendable {
     /// Whether we have exchanged gossip with anyone (or need not: no seeds).
     public var hasJoined: Bool { seeds.isEmpty || members.count > 1 }
 
-    /// A gossip round: bump our heartbeat and pick a random peer (a seed while alone).
+    /// A gossip round: bump our heartbeat, exchange with a random known peer, and also with
+    /// a seed we do not know as a member yet. Without the second exchange, two nodes that
+    /// found each other first would stop asking seeds and could gossip as an island forever.
     public mutating func tick<G: RandomNumberGenerator>(now: UInt64, rng: inout G) -> [Action] {
         members[me]!.heartbeat += 1
         lastHeard[me] = now
-        let others = members.values.filter { $0.name != me }.map(\.peerAddress).sorted()
-        let candidates = others.isEmpty ? seeds : others
-        guard let target = candidates.randomElement(using: &rng) else { return [] }
-        return [.gossip(toAddress: target, members: table)]
+        let known = members.values.filter { $0.name != me }.map(\.peerAddress).sorted()
+        var targets: [String] = []
+        if let peer = known.randomElement(using: &rng) { targets.append(peer) }
+        let unknownSeeds = seeds.filter { !known.contains($0) }
+        if let seed = unknownSeeds.randomElement(using: &rng) { targets.append(seed) }
+        return targets.map { .gossip(toAddress: $0, members: table) }
     }
 
     /// The table to send, sorted for determinism.

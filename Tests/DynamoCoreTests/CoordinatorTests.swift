@@ -103,14 +103,14 @@ import Testing
         Member(name: name, peerAddress: "\(name):1", httpAddress: "\(name):2", tokens: Token.defaultPositions(for: name, count: 4), status: .joining)
     }
 
-    @Test(arguments: 0..<20) func gossipConvergesFromSeedsAlone(seed: Int) {
+    /// Runs gossip rounds in a random node order; every exchange is delivered.
+    func converge(names: [String], seeds: (Int) -> [String], seed: Int, rounds: Int = 30) -> [Membership] {
         var rng = SeededRandom(seed: UInt64(seed))
-        let names = (1...6).map { "n\($0)" }
-        var nodes = names.map { Membership(me: member($0), seeds: ["n1:1"]) }
+        var nodes = names.enumerated().map { Membership(me: member($0.element), seeds: seeds($0.offset)) }
         var index: [String: Int] = [:]
         for (i, name) in names.enumerated() { index["\(name):1"] = i }
-        for round in 1...30 {
-            for i in nodes.indices {
+        for round in 1...rounds {
+            for i in nodes.indices.shuffled(using: &rng) {
                 for action in nodes[i].tick(now: UInt64(round), rng: &rng) {
                     guard case .gossip(let address, let table) = action, let j = index[address] else { continue }
                     _ = nodes[j].receive(table, now: UInt64(round))
@@ -118,10 +118,26 @@ import Testing
                 }
             }
         }
+        return nodes
+    }
+
+    @Test(arguments: 0..<50) func gossipConvergesFromOneSeed(seed: Int) {
+        let names = (1...6).map { "n\($0)" }
+        let nodes = converge(names: names, seeds: { _ in ["n1:1"] }, seed: seed)
         for node in nodes {
             #expect(Set(node.members.keys) == Set(names), "seed \(seed)")
             #expect(node.ring == nodes[0].ring)
         }
+    }
+
+    /// Each node seeded with two others (as the launcher does): nodes that meet each other
+    /// first must still reach the rest through their seeds, not form islands.
+    @Test(arguments: 0..<200) func nodesThatMeetFirstDoNotFormIslands(seed: Int) {
+        let names = (1...5).map { "n\($0)" }
+        let nodes = converge(
+            names: names, seeds: { i in names.indices.filter { $0 != i }.prefix(2).map { "\(names[$0]):1" } }, seed: seed,
+            rounds: 10)
+        for node in nodes { #expect(Set(node.members.keys) == Set(names), "seed \(seed): \(node.me) knows \(node.members.keys.sorted())") }
     }
 
     @Test func newerRowsWinAndAWipedNodeOutranksItsOldLife() {
