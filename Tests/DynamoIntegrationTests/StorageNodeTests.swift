@@ -148,6 +148,58 @@ import Testing
         }
     }
 
+    @Test func aReadRepairsAReplicaThatMissedAWrite() async throws {
+        try await withCluster { cluster in
+            let key = "repair-me".bytes
+            let home = try await cluster.client("n1").preferenceList(key).preferenceList
+            let victim = home[2]
+            let other = cluster.names.first { !home.contains($0) }!
+            cluster.stop(victim, .kill)
+            let put = try await cluster.client(other).put(key, value: "fresh".bytes, w: 2)
+            #expect(put.status == 204)
+            #expect(!put.replicas.contains(victim))
+            try cluster.launch(victim)
+            try await cluster.waitUntilReady(victim)
+            #expect(try await cluster.client(victim).local(key) == nil, "the restarted replica missed the write")
+            // A quorum read answers with the value and repairs the replica that had nothing.
+            let read = try await cluster.client(other).get(key, r: 2)
+            #expect(read.values == ["fresh".bytes])
+            try await LocalCluster.waitFor("read repair of \(victim)", timeout: .seconds(10)) {
+                if try await cluster.client(victim).local(key)?.siblings.first?.bytes == "fresh".bytes { return true }
+                _ = try await cluster.client(other).get(key, r: 2)  // the repair rides on reads that reach it
+                return false
+            }
+        }
+    }
+
+    @Test func theNodeRefusesBadStartsWithAOneLineReason() async throws {
+        guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
+        try await withCluster(nodes: 1) { cluster in
+            let taken = cluster.spec("n1")!
+            let free = try LocalCluster.freePorts(2)
+            let cases: [(String, [String])] = [
+                ("port in use", ["--name", "x", "--peer-port", "\(taken.peerPort)", "--http-port", "\(free[0])", "--data-dir", cluster.root + "/x"]),
+                ("bad flag", ["--name", "x", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir", cluster.root + "/y", "--r", "7"]),
+                ("another node's data dir", ["--name", "intruder", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir", taken.dataDir]),
+            ]
+            for (what, arguments) in cases {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: binary)
+                process.arguments = arguments
+                let stderr = Pipe()
+                process.standardError = stderr
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                process.waitUntilExit()
+                let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                #expect(process.terminationStatus != 0, "\(what) must fail")
+                #expect(!message.isEmpty, "\(what) must say why")
+            }
+            // The running node was not disturbed.
+            #expect(try await cluster.client("n1").status().node == "n1")
+        }
+    }
+
     @Test func acknowledgedWritesSurviveKillNineOfEveryNode() async throws {
         try await withCluster { cluster in
             var written: [(key: [UInt8], value: [UInt8])] = []
