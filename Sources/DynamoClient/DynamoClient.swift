@@ -60,12 +60,14 @@ public struct DynamoClient: Sendable {
             ? try? JSONDecoder().decode(SiblingDocument.self, from: Data(result.body)) : nil
         return ReadResult(
             status: result.status, document: document, context: result.header("X-Dynamo-Context"),
-            coordinator: result.header("X-Dynamo-Coordinator"), replicas: Self.names(result.header("X-Dynamo-Replicas")),
+            coordinator: result.header("X-Dynamo-Coordinator"),
+            replicas: Self.names(result.header("X-Dynamo-Replicas")),
             error: Self.errorText(result))
     }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
-    public func put(_ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse {
+    public func put(_ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse
+    {
         try await write(.PUT, key, body: value, context: context, w: w)
     }
 
@@ -83,7 +85,8 @@ public struct DynamoClient: Sendable {
             method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [])
         return WriteResponse(
             status: result.status, context: result.header("X-Dynamo-Context"),
-            coordinator: result.header("X-Dynamo-Coordinator"), replicas: Self.names(result.header("X-Dynamo-Replicas")),
+            coordinator: result.header("X-Dynamo-Coordinator"),
+            replicas: Self.names(result.header("X-Dynamo-Replicas")),
             error: Self.errorText(result))
     }
 

@@ -143,7 +143,8 @@ final class ResponseCollector: ChannelDuplexHandler {
         body = []
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
         if let bytes = request.body, !bytes.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         }
         context.write(wrapOutboundOut(.end(nil)), promise: writePromise)
     }

@@ -24,7 +24,8 @@ public struct QuorumConfig: Hashable, Sendable {
     /// How long after answering a read the coordinator keeps collecting late replies for read repair.
     public var readRepairWindowMs: UInt64
 
-    public init(n: Int = 3, r: Int = 2, w: Int = 2, requestTimeoutMs: UInt64 = 1000, readRepairWindowMs: UInt64 = 1000) {
+    public init(n: Int = 3, r: Int = 2, w: Int = 2, requestTimeoutMs: UInt64 = 1000, readRepairWindowMs: UInt64 = 1000)
+    {
         self.n = n
         self.r = r
         self.w = w

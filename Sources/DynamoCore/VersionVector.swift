@@ -146,8 +146,9 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether every event of `other` is in this history.
     public func descends(_ other: CausalHistory) -> Bool {
-        vector.descends(other.vector) || (other.vector.entries.allSatisfy { vector[$0.key] >= $0.value.counter }
-            && other.dots.allSatisfy(covers))
+        vector.descends(other.vector)
+            || (other.vector.entries.allSatisfy { vector[$0.key] >= $0.value.counter }
+                && other.dots.allSatisfy(covers))
     }
 
     public func pruned(to limit: Int, keep: Actor?) -> CausalHistory {

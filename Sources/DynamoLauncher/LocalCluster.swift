@@ -187,7 +187,8 @@ public final class LocalCluster: @unchecked Sendable {
             }
             try await Task.sleep(for: interval)
         }
-        throw LauncherError("timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
+        throw LauncherError(
+            "timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
     /// Waits until every running node reports every running node as `up`.
@@ -205,7 +206,9 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Waits until the node answers `GET /admin/status`.
     public func waitUntilReady(_ name: String, timeout: Duration = .seconds(20)) async throws {
-        try await Self.waitFor("\(name) to answer", timeout: timeout) { _ = try await client(name).status(); return true }
+        try await Self.waitFor("\(name) to answer", timeout: timeout) {
+            _ = try await client(name).status(); return true
+        }
     }
 
     /// Free TCP ports on loopback, chosen *below* the kernel's ephemeral range.

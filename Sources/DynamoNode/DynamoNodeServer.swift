@@ -29,14 +29,17 @@ public final class DynamoNodeServer: Sendable {
         let store = try ReplicaStore(engine: engine)
         let identity = try NodeIdentity.loadOrCreate(in: store, name: config.name, tokenCount: config.tokens)
         if identity.tokens.count != config.tokens {
-            logger.notice("keeping the \(identity.tokens.count) tokens stored in the data dir (--tokens \(config.tokens) ignored)")
+            logger.notice(
+                "keeping the \(identity.tokens.count) tokens stored in the data dir (--tokens \(config.tokens) ignored)"
+            )
         }
         // One event loop carries the node's whole protocol state; storage runs on the pool.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         let loop = group.next()
-        let runtime = NodeRuntime(config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger)
+        let runtime = NodeRuntime(
+            config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger)
 
         var channels: [any Channel] = []
         do {
@@ -51,14 +54,17 @@ public final class DynamoNodeServer: Sendable {
         let server = DynamoNodeServer(runtime: runtime, group: group, pool: pool, channels: channels)
         loop.execute { runtime.gossipRound() }
         loop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Int64(config.gossipIntervalMs)), delay: .milliseconds(Int64(config.gossipIntervalMs))
+            initialDelay: .milliseconds(Int64(config.gossipIntervalMs)),
+            delay: .milliseconds(Int64(config.gossipIntervalMs))
         ) { _ in runtime.gossipRound() }
         logger.info(
-            "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)")
+            "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
+        )
         return server
     }
 
-    private init(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, channels: [any Channel]) {
+    private init(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, channels: [any Channel])
+    {
         self.runtime = runtime
         self.group = group
         self.pool = pool
@@ -66,38 +72,36 @@ public final class DynamoNodeServer: Sendable {
     }
 
     private static func bindPeer(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        do {
-            return try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(PeerFrameDecoder()),
-                            MessageToByteHandler(PeerFrameEncoder()),
-                            PeerServerHandler(runtime: runtime))
-                    }
-                }
-                .bind(host: runtime.config.host, port: runtime.config.peerPort).get()
-        } catch {
-            throw NodeStartError("cannot listen on \(runtime.config.peerAddress) (peer port): \(error)")
+        try await listen(group: group, host: runtime.config.host, port: runtime.config.peerPort, role: "peer port") {
+            try $0.addHandlers(
+                ByteToMessageHandler(PeerFrameDecoder()),
+                MessageToByteHandler(PeerFrameEncoder()),
+                PeerServerHandler(runtime: runtime))
         }
     }
 
     private static func bindHTTP(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+        try await listen(group: group, host: runtime.config.host, port: runtime.config.httpPort, role: "HTTP port") {
+            try $0.configureHTTPServerPipeline(withErrorHandling: true)
+            try $0.addHandler(HTTPFrontendHandler(runtime: runtime))
+        }
+    }
+
+    /// Binds a TCP listener whose connections get the handlers `configure` adds.
+    private static func listen(
+        group: MultiThreadedEventLoopGroup, host: String, port: Int, role: String,
+        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+    ) async throws -> any Channel {
         do {
             return try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(HTTPFrontendHandler(runtime: runtime))
-                    }
+                    channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
                 }
-                .bind(host: runtime.config.host, port: runtime.config.httpPort).get()
+                .bind(host: host, port: port).get()
         } catch {
-            throw NodeStartError("cannot listen on \(runtime.config.httpAddress) (HTTP port): \(error)")
+            throw NodeStartError("cannot listen on \(host):\(port) (\(role)): \(error)")
         }
     }
 

@@ -111,7 +111,8 @@ final class HTTPFrontendHandler: ChannelInboundHandler {
         let head = HTTPResponseHead(version: version, status: reply.status, headers: headers)
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
         if !reply.body.isEmpty {
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: reply.body))), promise: nil)
+            channel.write(
+                HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: reply.body))), promise: nil)
         }
         let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
         if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
@@ -173,7 +174,9 @@ extension NodeRuntime {
     }
 
     private func parseKey(_ segment: Substring) throws(APIError) -> [UInt8] {
-        guard let key = PercentEncoding.decode(segment) else { throw .badRequest("key is not a valid percent-encoded path segment") }
+        guard let key = PercentEncoding.decode(segment) else {
+            throw .badRequest("key is not a valid percent-encoded path segment")
+        }
         guard !key.isEmpty else { throw .badRequest("key is empty") }
         guard key.count <= config.maxKeyBytes else { throw .keyTooLarge(key.count, limit: config.maxKeyBytes) }
         return key
@@ -209,7 +212,8 @@ extension NodeRuntime {
                 reply = .json(
                     .serviceUnavailable,
                     ErrorDocument(
-                        error: "only \(outcome.replies.count) of the required \(outcome.required) replicas answered in time",
+                        error:
+                            "only \(outcome.replies.count) of the required \(outcome.required) replicas answered in time",
                         required: outcome.required, replies: outcome.replies.count))
             } else if object.isEmpty {
                 reply = .json(.notFound, ErrorDocument(error: "not found"))
@@ -235,7 +239,9 @@ extension NodeRuntime {
     {
         let w = try quorumParameter("w", query)
         let context = try parseContext(headers)
-        if let value, value.count > config.maxValueBytes { throw .valueTooLarge(value.count, limit: config.maxValueBytes) }
+        if let value, value.count > config.maxValueBytes {
+            throw .valueTooLarge(value.count, limit: config.maxValueBytes)
+        }
         return coordinateWrite(key: key, value: value, context: context, w: w).map { result in
             var reply: HTTPReply
             if let error = result.error {
@@ -246,7 +252,8 @@ extension NodeRuntime {
                 reply = .json(
                     .serviceUnavailable,
                     ErrorDocument(
-                        error: "only \(result.acks.count) of the required \(result.required) replicas acknowledged in time",
+                        error:
+                            "only \(result.acks.count) of the required \(result.required) replicas acknowledged in time",
                         acks: result.acks.count, required: result.required))
             } else {
                 reply = HTTPReply(status: .noContent)
@@ -261,7 +268,9 @@ extension NodeRuntime {
     private func handleLocal(key: [UInt8]) -> EventLoopFuture<HTTPReply> {
         let store = self.store
         return pool.runIfActive(eventLoop: loop) { try store.object(for: key) }.map { object in
-            guard let object, !object.isEmpty else { return .json(.notFound, ErrorDocument(error: "not stored on this node")) }
+            guard let object, !object.isEmpty else {
+                return .json(.notFound, ErrorDocument(error: "not stored on this node"))
+            }
             var reply = HTTPReply.json(.ok, SiblingDocument(object))
             reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
             return reply
@@ -283,7 +292,8 @@ extension NodeRuntime {
         }
         return StatusDocument(
             node: name, members: members, hints: .init(pending: 0, byTarget: [:]), keys: store.keyCount,
-            quorum: .init(n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
+            quorum: .init(
+                n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
             joined: membership.hasJoined)
     }
 }

@@ -34,7 +34,10 @@ final class NodeRuntime: @unchecked Sendable {
     private var gets: [UInt64: (coordinator: GetCoordinator, promise: EventLoopPromise<GetCoordinator.Outcome>)] = [:]
     private var puts: [UInt64: (coordinator: PutCoordinator, promise: EventLoopPromise<PutCoordinator.Outcome>)] = [:]
 
-    init(config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore, logger: Logger) {
+    init(
+        config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore,
+        logger: Logger
+    ) {
         self.config = config
         self.loop = loop
         self.pool = pool
@@ -76,7 +79,8 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Sends to a member by name, honouring injected faults (a dropped peer just never answers).
     func send(
-        _ request: PeerRequest, to node: NodeName, timeoutMs: UInt64, callback: @escaping @Sendable (PeerResponse?) -> Void
+        _ request: PeerRequest, to node: NodeName, timeoutMs: UInt64,
+        callback: @escaping @Sendable (PeerResponse?) -> Void
     ) {
         guard let member = membership.member(node) else {
             callback(nil)
@@ -97,7 +101,9 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     /// Answers a request from peer `from`; `respond` is called on the loop.
-    func handlePeerRequest(from peer: NodeName, _ request: PeerRequest, respond: @escaping @Sendable (PeerResponse) -> Void) {
+    func handlePeerRequest(
+        from peer: NodeName, _ request: PeerRequest, respond: @escaping @Sendable (PeerResponse) -> Void
+    ) {
         loop.preconditionInEventLoop()
         if dropped.contains(peer) { return }
         switch request {
@@ -137,7 +143,8 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     /// A replica request to `node`, served locally when it is this node.
-    func replicaRequest(_ request: ReplicaRequest, to node: NodeName, reply: @escaping @Sendable (ReplicaReply) -> Void) {
+    func replicaRequest(_ request: ReplicaRequest, to node: NodeName, reply: @escaping @Sendable (ReplicaReply) -> Void)
+    {
         if node == name {
             serveReplica(request, reply: reply)
             return
@@ -206,8 +213,9 @@ final class NodeRuntime: @unchecked Sendable {
         gets[id] = (coordinator, promise)
         runGet(id) { $0.start() }
         loop.scheduleTask(in: .milliseconds(Int64(config.quorum.requestTimeoutMs))) { self.tickGet(id) }
-        loop.scheduleTask(in: .milliseconds(Int64(config.quorum.requestTimeoutMs + config.quorum.readRepairWindowMs)))
-        { self.tickGet(id) }
+        loop.scheduleTask(in: .milliseconds(Int64(config.quorum.requestTimeoutMs + config.quorum.readRepairWindowMs))) {
+            self.tickGet(id)
+        }
         return promise.futureResult
     }
 
@@ -233,21 +241,26 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Coordinates a write (value nil: delete). Forwards to a node in the key's top N when
     /// this node is not one of them.
-    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
+    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<
+        WriteResult
+    > {
         loop.preconditionInEventLoop()
         let home = preferenceList(for: key).home(config.quorum.n)
         if home.contains(name) || home.isEmpty {
             return coordinateWriteLocally(key: key, value: value, context: context, w: w)
         }
         let promise = loop.makePromise(of: WriteResult.self)
-        forwardWrite(ForwardedPut(key: key, value: value, context: context, w: w), candidates: home.filter(isReachable), promise: promise)
+        forwardWrite(
+            ForwardedPut(key: key, value: value, context: context, w: w), candidates: home.filter(isReachable),
+            promise: promise)
         return promise.futureResult
     }
 
     private func forwardWrite(_ put: ForwardedPut, candidates: [NodeName], promise: EventLoopPromise<WriteResult>) {
         guard let target = candidates.first else {
             promise.succeed(
-                WriteResult(succeeded: false, coordinator: name, acks: [], required: put.w ?? config.quorum.w, context: .empty,
+                WriteResult(
+                    succeeded: false, coordinator: name, acks: [], required: put.w ?? config.quorum.w, context: .empty,
                     error: "no node of the key's preference list could coordinate the write"))
             return
         }
@@ -270,12 +283,15 @@ final class NodeRuntime: @unchecked Sendable {
         let sync = config.durability != .none
         let required = min(w ?? config.quorum.w, config.quorum.n)
         return pool.runIfActive(eventLoop: loop) {
-            try store.coordinateWrite(key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync)
+            try store.coordinateWrite(
+                key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync)
         }.flatMap { version in
             self.replicate(key: key, version: version, w: required)
         }.flatMapErrorThrowing { error in
             self.logger.error("local write failed: \(error)")
-            return WriteResult(succeeded: false, coordinator: self.name, acks: [], required: required, context: .empty, error: "\(error)")
+            return WriteResult(
+                succeeded: false, coordinator: self.name, acks: [], required: required, context: .empty,
+                error: "\(error)")
         }
     }
 
@@ -283,7 +299,8 @@ final class NodeRuntime: @unchecked Sendable {
         let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
-            localStored: true, w: min(w, max(replicas.count, 1)), now: monotonicMs, timeoutMs: config.quorum.requestTimeoutMs)
+            localStored: true, w: min(w, max(replicas.count, 1)), now: monotonicMs,
+            timeoutMs: config.quorum.requestTimeoutMs)
         let promise = loop.makePromise(of: PutCoordinator.Outcome.self)
         let id = nextRunID
         nextRunID += 1

@@ -32,7 +32,8 @@ final class PeerServerHandler: ChannelInboundHandler {
                 channel.writeAndFlush(PeerMessage.response(id: id, response), promise: nil)
             }
         default:
-            runtime.logger.info("closing peer connection from \(context.remoteAddress?.description ?? "?"): unexpected message")
+            runtime.logger.info(
+                "closing peer connection from \(context.remoteAddress?.description ?? "?"): unexpected message")
             context.close(promise: nil)
         }
     }

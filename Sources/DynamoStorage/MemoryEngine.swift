@@ -23,11 +23,12 @@ public final class MemoryEngine: StorageEngine, Sendable {
     )] {
         state.withLockedValue { entries in
             entries.filter { entry in
-                !entry.key.lexicographicallyPrecedes(start) && (end.map { entry.key.lexicographicallyPrecedes($0) } ?? true)
+                !entry.key.lexicographicallyPrecedes(start)
+                    && (end.map { entry.key.lexicographicallyPrecedes($0) } ?? true)
             }
-                .sorted { $0.key.lexicographicallyPrecedes($1.key) }
-                .prefix(limit)
-                .map { ($0.key, $0.value) }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .prefix(limit)
+            .map { ($0.key, $0.value) }
         }
     }
 }

@@ -56,12 +56,16 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         var error: UnsafeMutablePointer<CChar>?
         var length = 0
         let value = key.withUnsafeBufferPointer { k in
-            k.withMemoryRebound(to: CChar.self) { rocksdb_get(db, readOptions, $0.baseAddress, k.count, &length, &error) }
+            k.withMemoryRebound(to: CChar.self) {
+                rocksdb_get(db, readOptions, $0.baseAddress, k.count, &length, &error)
+            }
         }
         if let message = Self.take(error) { throw StorageError("RocksDB get failed: \(message)") }
         guard let value else { return nil }
         defer { rocksdb_free(value) }
-        return value.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        return value.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Array(UnsafeBufferPointer(start: $0, count: length))
+        }
     }
 
     public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) {

@@ -9,7 +9,9 @@ public protocol StorageEngine: Sendable {
     func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError)
     func delete(_ key: [UInt8], sync: Bool) throws(StorageError)
     /// Up to `limit` entries with `start <= key < end` (no end: to the last key), in key order.
-    func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(key: [UInt8], value: [UInt8])]
+    func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )]
 }
 
 /// A storage failure, with what a person needs to fix it.

@@ -71,7 +71,9 @@ public enum PeerCodec {
 
     private static func tag(_ r: inout ByteReader) throws(DecodingError) -> Tag {
         let byte = try r.readByte()
-        guard let tag = Tag(rawValue: byte) else { throw DecodingError("unknown message type 0x\(String(byte, radix: 16))") }
+        guard let tag = Tag(rawValue: byte) else {
+            throw DecodingError("unknown message type 0x\(String(byte, radix: 16))")
+        }
         return tag
     }
 

@@ -58,7 +58,9 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard gossipIntervalMs > 0, requestTimeoutMs > 0 else { throw ValidationError("intervals must be positive") }
     }
 
-    var seedList: [String] { seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    var seedList: [String] {
+        seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel)!
@@ -136,4 +138,3 @@ enum SignalSources {
     nonisolated(unsafe) static var retained: [any DispatchSourceProtocol] = []
     static func keep(_ sources: [any DispatchSourceProtocol]) { retained += sources }
 }
-

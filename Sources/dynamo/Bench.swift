@@ -32,7 +32,9 @@ struct Bench: AsyncParsableCommand {
         let http = HTTPClient()
         let clients = addresses.map { DynamoClient(address: $0, http: http) }
         let value = [UInt8](repeating: UInt8(ascii: "x"), count: valueSize)
-        print("\(concurrency) clients, \(valueSize)-byte values, \(duration) s per phase, nodes \(addresses.joined(separator: " "))")
+        print(
+            "\(concurrency) clients, \(valueSize)-byte values, \(duration) s per phase, nodes \(addresses.joined(separator: " "))"
+        )
 
         let written = try await phase("put", clients: clients) { client, worker, i in
             try await client.put(Array("bench-\(worker)-\(i)".utf8), value: value).succeeded
@@ -53,7 +55,8 @@ struct Bench: AsyncParsableCommand {
         let results = try await withThrowingTaskGroup(of: (Int, Histogram<UInt64>, Int, Int).self) { group in
             for worker in 0..<concurrency {
                 group.addTask {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var histogram = Histogram<UInt64>(
+                        highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
                     var count = 0
                     var errors = 0
                     let client = clients[worker % clients.count]
@@ -61,7 +64,8 @@ struct Bench: AsyncParsableCommand {
                         let began = ContinuousClock.now
                         let ok = (try? await operation(client, worker, count)) ?? false
                         let micros = (ContinuousClock.now - began).components
-                        _ = histogram.record(UInt64(micros.seconds) * 1_000_000 + UInt64(micros.attoseconds / 1_000_000_000_000))
+                        _ = histogram.record(
+                            UInt64(micros.seconds) * 1_000_000 + UInt64(micros.attoseconds / 1_000_000_000_000))
                         if ok { count += 1 } else { errors += 1 }
                     }
                     return (worker, histogram, count, errors)

@@ -65,7 +65,8 @@ struct ClusterCommand: AsyncParsableCommand {
         subcommands: [Start.self, Stop.self, Status.self])
 
     struct Start: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start nodes in the background and wait for the ring.")
+        static let configuration = CommandConfiguration(
+            abstract: "Start nodes in the background and wait for the ring.")
         @OptionGroup var options: ClusterOptions
 
         func run() async throws {
@@ -83,7 +84,9 @@ struct ClusterCommand: AsyncParsableCommand {
                 })
             try JSONEncoder.pretty.encode(state).write(to: URL(fileURLWithPath: ClusterState.path(options.dir)))
             cluster.detach()
-            for node in state.nodes { print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)") }
+            for node in state.nodes {
+                print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)")
+            }
             print("ring converged; try: dynamo put cart:ann book --node \(state.nodes[0].httpAddress)")
         }
     }
@@ -94,7 +97,9 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let state = ClusterState.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
-            for node in state.nodes where kill(node.pid, SIGTERM) == 0 { print("stopping \(node.name) (pid \(node.pid))") }
+            for node in state.nodes where kill(node.pid, SIGTERM) == 0 {
+                print("stopping \(node.name) (pid \(node.pid))")
+            }
             try await LocalCluster.waitFor("nodes to exit", timeout: .seconds(15)) {
                 state.nodes.allSatisfy { kill($0.pid, 0) != 0 }
             }

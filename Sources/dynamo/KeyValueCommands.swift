@@ -4,7 +4,8 @@ import DynamoCore
 import Foundation
 
 struct Get: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Read a key; siblings are shown numbered with their clocks.")
+    static let configuration = CommandConfiguration(
+        abstract: "Read a key; siblings are shown numbered with their clocks.")
 
     @OptionGroup var target: NodeOption
     @Argument(help: "The key.") var key: String
@@ -105,7 +106,8 @@ enum Render {
 
     static func write(_ result: WriteResponse) -> String {
         if result.succeeded {
-            return "ok: written via \(result.coordinator ?? "?") (acks \(result.replicas.joined(separator: " ")))\ncontext \(result.context ?? "-")"
+            return
+                "ok: written via \(result.coordinator ?? "?") (acks \(result.replicas.joined(separator: " ")))\ncontext \(result.context ?? "-")"
         }
         return "error \(result.status): \(result.error ?? "")"
     }
@@ -117,7 +119,9 @@ enum Render {
     /// The value as text when it is printable UTF-8, else as base64.
     static func printable(_ bytes: [UInt8]) -> String {
         if let text = String(validating: bytes, as: UTF8.self),
-            text.unicodeScalars.allSatisfy({ !$0.properties.isNoncharacterCodePoint && ($0.value >= 0x20 || $0 == "\n" || $0 == "\t") })
+            text.unicodeScalars.allSatisfy({
+                !$0.properties.isNoncharacterCodePoint && ($0.value >= 0x20 || $0 == "\n" || $0 == "\t")
+            })
         {
             return text
         }

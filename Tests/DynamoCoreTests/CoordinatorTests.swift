@@ -7,13 +7,19 @@ import Testing
     let replicas = ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }
 
     func coordinator(w: Int) -> PutCoordinator {
-        PutCoordinator(key: [1], object: version, replicas: replicas, coordinator: "a", localStored: true, w: w, now: 0, timeoutMs: 100)
+        PutCoordinator(
+            key: [1], object: version, replicas: replicas, coordinator: "a", localStored: true, w: w, now: 0,
+            timeoutMs: 100)
     }
 
     @Test func sendsToTheOtherReplicasAndAnswersAtW() {
         var put = coordinator(w: 2)
         let sent = put.start()
-        #expect(sent == [.send(to: "b", .put(key: [1], object: version, hintFor: nil)), .send(to: "c", .put(key: [1], object: version, hintFor: nil))])
+        #expect(
+            sent == [
+                .send(to: "b", .put(key: [1], object: version, hintFor: nil)),
+                .send(to: "c", .put(key: [1], object: version, hintFor: nil)),
+            ])
         let actions = put.receive(from: "c", .stored)
         #expect(actions == [.respond(.init(succeeded: true, acks: ["a", "c"], required: 2))])
         #expect(put.receive(from: "b", .stored) == [])
@@ -23,7 +29,8 @@ import Testing
     @Test func failsWhenWCanNoLongerBeMetOrTheDeadlinePasses() {
         var put = coordinator(w: 3)
         _ = put.start()
-        #expect(put.receive(from: "b", .failed("disk")) == [.respond(.init(succeeded: false, acks: ["a"], required: 3))])
+        #expect(
+            put.receive(from: "b", .failed("disk")) == [.respond(.init(succeeded: false, acks: ["a"], required: 3))])
 
         var slow = coordinator(w: 3)
         _ = slow.start()
@@ -62,7 +69,11 @@ import Testing
         #expect(answer == [.respond(.init(succeeded: true, object: new, replies: ["a", "b"], required: 2))])
         // The late reply from c (missing) completes the set: b (stale) and c (missing) are repaired.
         let repairs = get.receive(from: "c", .object(nil))
-        #expect(Set(repairs) == [.send(to: "b", .put(key: [7], object: new, hintFor: nil)), .send(to: "c", .put(key: [7], object: new, hintFor: nil))])
+        #expect(
+            Set(repairs) == [
+                .send(to: "b", .put(key: [7], object: new, hintFor: nil)),
+                .send(to: "c", .put(key: [7], object: new, hintFor: nil)),
+            ])
         #expect(get.isFinished)
     }
 
@@ -100,7 +111,9 @@ import Testing
 
 @Suite struct MembershipTests {
     func member(_ name: String) -> Member {
-        Member(name: name, peerAddress: "\(name):1", httpAddress: "\(name):2", tokens: Token.defaultPositions(for: name, count: 4), status: .joining)
+        Member(
+            name: name, peerAddress: "\(name):1", httpAddress: "\(name):2",
+            tokens: Token.defaultPositions(for: name, count: 4), status: .joining)
     }
 
     /// Runs gossip rounds in a random node order; every exchange is delivered.
@@ -135,9 +148,13 @@ import Testing
     @Test(arguments: 0..<200) func nodesThatMeetFirstDoNotFormIslands(seed: Int) {
         let names = (1...5).map { "n\($0)" }
         let nodes = converge(
-            names: names, seeds: { i in names.indices.filter { $0 != i }.prefix(2).map { "\(names[$0]):1" } }, seed: seed,
+            names: names, seeds: { i in names.indices.filter { $0 != i }.prefix(2).map { "\(names[$0]):1" } },
+            seed: seed,
             rounds: 10)
-        for node in nodes { #expect(Set(node.members.keys) == Set(names), "seed \(seed): \(node.me) knows \(node.members.keys.sorted())") }
+        for node in nodes {
+            #expect(
+                Set(node.members.keys) == Set(names), "seed \(seed): \(node.me) knows \(node.members.keys.sorted())")
+        }
     }
 
     @Test func newerRowsWinAndAWipedNodeOutranksItsOldLife() {

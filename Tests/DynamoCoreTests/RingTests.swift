@@ -20,7 +20,9 @@ import Testing
 }
 
 @Suite struct RingTests {
-    let ring = Ring(nodes: Dictionary(uniqueKeysWithValues: (1...5).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 8)) }))
+    let ring = Ring(
+        nodes: Dictionary(
+            uniqueKeysWithValues: (1...5).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 8)) }))
 
     @Test func preferenceListHoldsEveryNodeOnceInRingOrder() {
         var rng = SeededRandom(seed: 1)
@@ -45,7 +47,8 @@ import Testing
         let share = ring.ownership()
         #expect(abs(share.values.reduce(0, +) - 1.0) < 1e-9)
         // Heterogeneity: a node with 4x the tokens owns clearly more of the ring.
-        var nodes = Dictionary(uniqueKeysWithValues: (1...4).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 16)) })
+        var nodes = Dictionary(
+            uniqueKeysWithValues: (1...4).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 16)) })
         nodes["big"] = Token.defaultPositions(for: "big", count: 64)
         let weighted = Ring(nodes: nodes).ownership()
         #expect(weighted["big"]! > 0.35)
@@ -61,7 +64,8 @@ import Testing
         let list = PreferenceList(nodes: ["a", "b", "c", "d", "e"])
         #expect(list.sloppyReplicas(n: 3, isHealthy: { _ in true }).map(\.node) == ["a", "b", "c"])
         let sloppy = list.sloppyReplicas(n: 3, isHealthy: { $0 != "b" })
-        #expect(sloppy == [.init(node: "a", hintFor: nil), .init(node: "c", hintFor: nil), .init(node: "d", hintFor: "b")])
+        #expect(
+            sloppy == [.init(node: "a", hintFor: nil), .init(node: "c", hintFor: nil), .init(node: "d", hintFor: "b")])
         #expect(list.sloppyReplicas(n: 3, isHealthy: { $0 == "a" }).map(\.node) == ["a"])
     }
 

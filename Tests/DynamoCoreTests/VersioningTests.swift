@@ -26,7 +26,8 @@ struct History {
         case 0:
             let value = Array("v\(now)".utf8)
             let context: CausalHistory? = Bool.random(using: &rng) ? replicas[i].context : nil
-            let (object, version) = replicas[i].writing(value, context: context, actor: "r\(i)", now: now, policy: policy)
+            let (object, version) = replicas[i].writing(
+                value, context: context, actor: "r\(i)", now: now, policy: policy)
             replicas[i] = object
             written.append(version)
             acknowledged.append(value)
@@ -45,7 +46,9 @@ struct History {
     func randomVector(_ rng: inout SeededRandom) -> VersionVector {
         var v = VersionVector()
         for actor in ["a", "b", "c", "d"] where Bool.random(using: &rng) {
-            v.add(Dot(actor: actor, counter: UInt64.random(in: 1...5, using: &rng)), timestamp: UInt64.random(in: 0...100, using: &rng))
+            v.add(
+                Dot(actor: actor, counter: UInt64.random(in: 1...5, using: &rng)),
+                timestamp: UInt64.random(in: 0...100, using: &rng))
         }
         return v
     }
@@ -79,7 +82,9 @@ struct History {
         let policy = ClockPolicy(maxEntries: 3)
         var object = VersionedObject()
         for (i, actor) in ["a", "b", "c", "d", "e"].enumerated() {
-            object = object.writing(Array("x".utf8), context: object.context, actor: actor, now: UInt64(i), policy: policy).object
+            object =
+                object.writing(Array("x".utf8), context: object.context, actor: actor, now: UInt64(i), policy: policy)
+                .object
         }
         #expect(object.versions.count >= 1)
         #expect(object.versions.allSatisfy { $0.past.vector.entries.count <= 3 })
@@ -96,7 +101,7 @@ struct History {
         let seen = object.context
         object = object.writing(Array("b".utf8), context: nil, actor: "n1", now: 2, policy: policy).object
         object = object.writing(Array("c".utf8), context: nil, actor: "n2", now: 3, policy: policy).object
-        #expect(object.versions.compactMap(\.value) .sorted { $0.lexicographicallyPrecedes($1) } == [[97], [98], [99]])
+        #expect(object.versions.compactMap(\.value).sorted { $0.lexicographicallyPrecedes($1) } == [[97], [98], [99]])
         // A stale context (it saw only "a") replaces only "a".
         object = object.writing(Array("d".utf8), context: seen, actor: "n1", now: 4, policy: policy).object
         #expect(Set(object.versions.compactMap(\.value)) == [[98], [99], [100]])
@@ -191,7 +196,9 @@ struct History {
         #expect(try CausalContext(parsing: CausalContext(.empty).encoded).clock == .empty)
     }
 
-    @Test(arguments: ["", "!!!", "not base64 at all", "AAAA", "3AEBAm4yAauJpYSgNA==x", "3AEC", String(repeating: "A", count: 20_000)])
+    @Test(arguments: [
+        "", "!!!", "not base64 at all", "AAAA", "3AEBAm4yAauJpYSgNA==x", "3AEC", String(repeating: "A", count: 20_000),
+    ])
     func garbageIsAClearErrorNeverACrash(text: String) {
         #expect(throws: ContextError.self) { try CausalContext(parsing: text) }
     }

@@ -115,7 +115,8 @@ import Testing
             let longKey = String(repeating: "k", count: 1025)
             #expect(try await client.raw(.PUT, "/kv/\(longKey)", body: [1]).status == 414)
             #expect(try await client.raw(.GET, "/kv/\(longKey)").status == 414)
-            let badContext = try await client.raw(.PUT, "/kv/c", headers: [("X-Dynamo-Context", "garbage!!")], body: [1])
+            let badContext = try await client.raw(
+                .PUT, "/kv/c", headers: [("X-Dynamo-Context", "garbage!!")], body: [1])
             #expect(badContext.status == 400)
             #expect(badContext.bodyText.contains("X-Dynamo-Context"))
             #expect(try await client.raw(.PUT, "/kv/c?w=9", body: [1]).status == 400)
@@ -178,9 +179,27 @@ import Testing
             let taken = cluster.spec("n1")!
             let free = try LocalCluster.freePorts(2)
             let cases: [(String, [String])] = [
-                ("port in use", ["--name", "x", "--peer-port", "\(taken.peerPort)", "--http-port", "\(free[0])", "--data-dir", cluster.root + "/x"]),
-                ("bad flag", ["--name", "x", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir", cluster.root + "/y", "--r", "7"]),
-                ("another node's data dir", ["--name", "intruder", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir", taken.dataDir]),
+                (
+                    "port in use",
+                    [
+                        "--name", "x", "--peer-port", "\(taken.peerPort)", "--http-port", "\(free[0])", "--data-dir",
+                        cluster.root + "/x",
+                    ]
+                ),
+                (
+                    "bad flag",
+                    [
+                        "--name", "x", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir",
+                        cluster.root + "/y", "--r", "7",
+                    ]
+                ),
+                (
+                    "another node's data dir",
+                    [
+                        "--name", "intruder", "--peer-port", "\(free[0])", "--http-port", "\(free[1])", "--data-dir",
+                        taken.dataDir,
+                    ]
+                ),
             ]
             for (what, arguments) in cases {
                 let process = Process()

@@ -55,15 +55,18 @@ func temporaryDirectory() -> String {
         let store = try ReplicaStore(engine: MemoryEngine())
         let keys = (0..<50).map { Array("key-\($0)".utf8) }
         for key in keys {
-            _ = try store.coordinateWrite(key, value: [1], context: nil, actor: "n1", now: 1, policy: policy, sync: false)
+            _ = try store.coordinateWrite(
+                key, value: [1], context: nil, actor: "n1", now: 1, policy: policy, sync: false)
         }
         #expect(store.keyCount == 50)
-        let scanned = try store.engine.scan(from: [ReplicaStore.dataPrefix], to: [ReplicaStore.dataPrefix + 1], limit: 100)
+        let scanned = try store.engine.scan(
+            from: [ReplicaStore.dataPrefix], to: [ReplicaStore.dataPrefix + 1], limit: 100)
         let positions = scanned.map { Array($0.key[1..<17]) }
         #expect(positions == positions.sorted { $0.lexicographicallyPrecedes($1) })
         #expect(Set(scanned.map { Array($0.key[17...]) }) == Set(keys))
         // Rewrites do not count twice; a reopened store counts from disk.
-        _ = try store.coordinateWrite(keys[0], value: [2], context: nil, actor: "n1", now: 2, policy: policy, sync: false)
+        _ = try store.coordinateWrite(
+            keys[0], value: [2], context: nil, actor: "n1", now: 2, policy: policy, sync: false)
         #expect(try ReplicaStore(engine: store.engine).keyCount == 50)
     }
 
@@ -76,7 +79,10 @@ func temporaryDirectory() -> String {
             for writer in 0..<8 {
                 group.addTask {
                     for i in 0..<25 {
-                        let incoming = VersionedObject().writing(Array("\(writer)-\(i)".utf8), context: nil, actor: "w\(writer)-\(i)", now: 1, policy: ClockPolicy()).object
+                        let incoming = VersionedObject().writing(
+                            Array("\(writer)-\(i)".utf8), context: nil, actor: "w\(writer)-\(i)", now: 1,
+                            policy: ClockPolicy()
+                        ).object
                         try! store.merge(key, incoming, policy: ClockPolicy(), sync: false)
                     }
                 }

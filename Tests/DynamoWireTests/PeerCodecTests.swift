@@ -8,7 +8,9 @@ import Testing
 
 @Suite struct PeerCodecTests {
     static let object: VersionedObject = {
-        var o = VersionedObject().writing(Array("hello".utf8), context: nil, actor: "n1", now: 42, policy: ClockPolicy()).object
+        var o = VersionedObject().writing(
+            Array("hello".utf8), context: nil, actor: "n1", now: 42, policy: ClockPolicy()
+        ).object
         o = o.writing(nil, context: nil, actor: "n2", now: 43, policy: ClockPolicy()).object
         return o
     }()
@@ -21,7 +23,9 @@ import Testing
         .request(
             id: 4,
             .gossip([
-                Member(name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2", tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)
+                Member(
+                    name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2",
+                    tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)
             ])),
         .request(id: 5, .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3))),
         .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
@@ -30,8 +34,15 @@ import Testing
         .response(id: 3, .replica(.stored)),
         .response(id: 4, .replica(.failed("disk full"))),
         .response(id: 5, .gossip([])),
-        .response(id: 6, .coordinated(WriteResult(succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context))),
-        .response(id: 7, .coordinated(WriteResult(succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "io"))),
+        .response(
+            id: 6,
+            .coordinated(
+                WriteResult(
+                    succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context))),
+        .response(
+            id: 7,
+            .coordinated(
+                WriteResult(succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "io"))),
         .response(id: UInt64.max, .error("unknown")),
     ]
 
