@@ -18,6 +18,18 @@ struct ClusterState: Codable {
 
     static func path(_ directory: String) -> String { "\(directory)/cluster.json" }
 
+    /// Records the running nodes of `cluster` so other `dynamo` commands can find them.
+    static func save(_ cluster: LocalCluster, to directory: String) throws {
+        let state = ClusterState(
+            nodes: cluster.names.map { name in
+                let spec = cluster.spec(name)!
+                return .init(
+                    name: name, httpAddress: spec.httpAddress, peerAddress: spec.peerAddress,
+                    pid: cluster.pid(name) ?? 0)
+            })
+        try JSONEncoder.pretty.encode(state).write(to: URL(fileURLWithPath: path(directory)))
+    }
+
     static func load(_ directory: String) -> ClusterState? {
         guard let data = FileManager.default.contents(atPath: path(directory)) else { return nil }
         return try? JSONDecoder().decode(ClusterState.self, from: data)
@@ -75,14 +87,8 @@ struct ClusterCommand: AsyncParsableCommand {
             }
             let cluster = try options.makeCluster(exitWithParent: false)
             try await cluster.start(count: options.nodes)
-            let state = ClusterState(
-                nodes: cluster.names.map { name in
-                    let spec = cluster.spec(name)!
-                    return .init(
-                        name: name, httpAddress: spec.httpAddress, peerAddress: spec.peerAddress,
-                        pid: cluster.pid(name) ?? 0)
-                })
-            try JSONEncoder.pretty.encode(state).write(to: URL(fileURLWithPath: ClusterState.path(options.dir)))
+            try ClusterState.save(cluster, to: options.dir)
+            let state = ClusterState.load(options.dir)!
             cluster.detach()
             for node in state.nodes {
                 print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)")
@@ -141,6 +147,7 @@ struct Console: AsyncParsableCommand {
             cluster.stopAll(.kill)
             throw error
         }
+        try ClusterState.save(cluster, to: options.dir)
         for name in cluster.names {
             let spec = cluster.spec(name)!
             print("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
@@ -148,15 +155,17 @@ struct Console: AsyncParsableCommand {
         let first = cluster.spec(cluster.names[0])!.httpAddress
         print(
             """
-            ring converged. In another terminal:
-              .build/debug/dynamo put cart:ann book --node \(first)
-              .build/debug/dynamo get cart:ann --node \(first)
+            ring converged. In another terminal (from this directory):
+              .build/debug/dynamo put cart:ann book
+              .build/debug/dynamo get cart:ann
+              .build/debug/dynamo cluster status
               curl -s http://\(first)/admin/status
             Ctrl-C stops every node.
             """)
         await waitForInterrupt()
         print("\nstopping nodes...")
         cluster.stopAll()
+        try? FileManager.default.removeItem(atPath: ClusterState.path(options.dir))
     }
 }
 

@@ -93,7 +93,8 @@ enum Render {
             var lines = ["\(result.document?.siblings.count ?? 0) siblings (context \(result.context ?? "-")):"]
             for (i, sibling) in (result.document?.siblings ?? []).enumerated() {
                 let value = sibling.deleted ? "<deleted>" : printable(sibling.bytes ?? [])
-                lines.append("  [\(i + 1)] \(value)    clock \(clock(sibling.clock))")
+                let dot = sibling.dot.map { "  (written as \($0))" } ?? ""
+                lines.append("  [\(i + 1)] \(value)    clock \(clock(sibling.clock))\(dot)")
             }
             lines.append(via)
             return lines.joined(separator: "\n")
