@@ -78,7 +78,8 @@ public final class LocalCluster: @unchecked Sendable {
     /// Adds a node spec with fresh free ports (does not start it).
     @discardableResult
     public func addNode(name: String? = nil, tokens: Int? = nil) throws -> NodeSpec {
-        let ports = try Self.freePorts(2)
+        let taken = Set(lock.withLock { nodes.flatMap { [$0.peerPort, $0.httpPort] } })
+        let ports = try Self.freePorts(2, avoiding: taken)
         let nodeName = name ?? "n\(nodes.count + 1)"
         let spec = NodeSpec(
             name: nodeName, peerPort: ports[0], httpPort: ports[1], dataDir: "\(root)/\(nodeName)",
@@ -182,6 +183,8 @@ public final class LocalCluster: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             do {
                 if try await condition() { return }
+            } catch let error as LauncherError {
+                throw error
             } catch {
                 lastError = error
             }
@@ -191,10 +194,25 @@ public final class LocalCluster: @unchecked Sendable {
             "timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
+    /// Throws if a node this cluster launched has exited, with its status and last log lines.
+    public func checkAlive(_ names: [String]) throws {
+        for name in names {
+            guard let process = lock.withLock({ processes[name] }), !process.isRunning else { continue }
+            var tail = ""
+            if let logs = options.logDirectory,
+                let text = try? String(contentsOfFile: "\(logs)/\(name).log", encoding: .utf8)
+            {
+                tail = ": " + text.split(separator: "\n").suffix(3).joined(separator: " | ")
+            }
+            throw LauncherError("node \(name) exited with status \(process.terminationStatus)\(tail)")
+        }
+    }
+
     /// Waits until every running node reports every running node as `up`.
     public func waitUntilConverged(timeout: Duration = .seconds(30)) async throws {
         let running = names.filter(isRunning)
         try await Self.waitFor("the ring to converge on \(running.joined(separator: ","))", timeout: timeout) {
+            try checkAlive(running)
             for name in running {
                 let status = try await client(name).status()
                 let up = Set(status.members.filter { $0.status == "up" }.map(\.name))
@@ -216,7 +234,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Ports from the ephemeral range (what binding port 0 returns) can be taken as the
     /// source port of some outgoing connection while a node is down, and its restart on
     /// the same port would then fail; ports below the range are never handed out that way.
-    public static func freePorts(_ count: Int) throws -> [Int] {
+    public static func freePorts(_ count: Int, avoiding taken: Set<Int> = []) throws -> [Int] {
         let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
             .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
         let ephemeralLow = range?.first ?? 32768
@@ -227,7 +245,7 @@ public final class LocalCluster: @unchecked Sendable {
             attempts += 1
             guard attempts < 10_000 else { throw LauncherError("cannot find \(count) free ports") }
             let port = Int.random(in: candidates)
-            if !ports.contains(port), canBind(port) { ports.append(port) }
+            if !ports.contains(port), !taken.contains(port), canBind(port) { ports.append(port) }
         }
         return ports
     }

@@ -173,6 +173,28 @@ import Testing
         }
     }
 
+    @Test func tooFewReplicasIsA503ThatSaysWhatWasMissing() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            cluster.stop("n2", .kill)
+            cluster.stop("n3", .kill)
+            let put = try await cluster.client("n1").raw(.PUT, "/kv/lonely", body: "v".bytes)
+            #expect(put.status == 503)
+            let error = try JSONDecoder().decode(ErrorDocument.self, from: Data(put.body))
+            #expect(error.acks == 1)
+            #expect(error.required == 2)
+            #expect(put.header("X-Dynamo-Replicas") == "n1")
+            // W=1 is still accepted, and R=2 reads fail the same way while R=1 succeeds.
+            #expect(try await cluster.client("n1").put("lonely".bytes, value: "v".bytes, w: 1).status == 204)
+            let read = try await cluster.client("n1").raw(.GET, "/kv/lonely")
+            #expect(read.status == 503)
+            #expect(try JSONDecoder().decode(ErrorDocument.self, from: Data(read.body)).required == 2)
+            // A write that got a 503 is not rolled back: it stayed on n1 and is a sibling of the blind W=1 write.
+            let local = try await cluster.client("n1").get("lonely".bytes, r: 1)
+            #expect(local.status == 300)
+            #expect(local.values == ["v".bytes, "v".bytes])
+        }
+    }
+
     @Test func theNodeRefusesBadStartsWithAOneLineReason() async throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         try await withCluster(nodes: 1) { cluster in
