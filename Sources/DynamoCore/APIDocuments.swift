@@ -60,10 +60,15 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         public var generation: UInt64?
         /// Milliseconds since this node last heard a newer heartbeat of the member.
         public var heartbeatAgeMs: UInt64?
+        /// This node's suspicion of the member (phi accrual; down at 8 or more).
+        public var phi: Double?
+        /// False when the member failed to answer this node (routed around until it does).
+        public var reachable: Bool?
 
         public init(
             name: String, status: String, peerAddress: String, httpAddress: String, tokens: [String],
-            heartbeat: UInt64?, generation: UInt64?, heartbeatAgeMs: UInt64?
+            heartbeat: UInt64?, generation: UInt64?, heartbeatAgeMs: UInt64?, phi: Double? = nil,
+            reachable: Bool? = nil
         ) {
             self.name = name
             self.status = status
@@ -73,16 +78,22 @@ public struct StatusDocument: Codable, Hashable, Sendable {
             self.heartbeat = heartbeat
             self.generation = generation
             self.heartbeatAgeMs = heartbeatAgeMs
+            self.phi = phi
+            self.reachable = reachable
         }
     }
 
     public struct Hints: Codable, Hashable, Sendable {
+        /// Hinted replicas this node holds for others, waiting for delivery.
         public var pending: Int
         public var byTarget: [String: Int]
+        /// Hints delivered (and then deleted) since this node started, per target.
+        public var delivered: [String: Int]?
 
-        public init(pending: Int, byTarget: [String: Int]) {
+        public init(pending: Int, byTarget: [String: Int], delivered: [String: Int]? = nil) {
             self.pending = pending
             self.byTarget = byTarget
+            self.delivered = delivered
         }
     }
 
@@ -116,6 +127,13 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         self.quorum = quorum
         self.joined = joined
     }
+}
+
+/// `POST /admin/faults` (and its answer): peers whose messages this node drops.
+public struct FaultsDocument: Codable, Hashable, Sendable {
+    public var drop: [String]
+
+    public init(drop: [String]) { self.drop = drop }
 }
 
 /// `GET /admin/preflist/{key}`.

@@ -17,7 +17,8 @@ public struct GetCoordinator: Sendable {
     }
 
     public let key: [UInt8]
-    public let replicas: [NodeName]
+    /// The replicas asked; a fallback's `hintFor` is where its repairs go.
+    public let replicas: [HintedReplica]
     public let r: Int
     private let policy: ClockPolicy
     private let deadline: UInt64
@@ -27,7 +28,9 @@ public struct GetCoordinator: Sendable {
     private var answered = false
     private var repaired = false
 
-    public init(key: [UInt8], replicas: [NodeName], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig) {
+    public init(
+        key: [UInt8], replicas: [HintedReplica], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig
+    ) {
         self.key = key
         self.replicas = replicas
         self.r = r
@@ -37,11 +40,11 @@ public struct GetCoordinator: Sendable {
     }
 
     public mutating func start() -> [Action] {
-        replicas.map { .send(to: $0, .get(key: key)) } + decide()
+        replicas.map { .send(to: $0.node, .get(key: key)) } + decide()
     }
 
     public mutating func receive(from node: NodeName, _ reply: ReplicaReply) -> [Action] {
-        guard replicas.contains(node), !failures.contains(node), !replies.contains(where: { $0.node == node }) else {
+        guard replicas.contains(where: { $0.node == node }), !failures.contains(node), !replies.contains(where: { $0.node == node }) else {
             return []
         }
         switch reply {
@@ -93,7 +96,9 @@ public struct GetCoordinator: Sendable {
         guard !merged.isEmpty else { return [] }
         return replies.compactMap { reply in
             let current = reply.object ?? VersionedObject()
-            return current == merged ? nil : .send(to: reply.node, .put(key: key, object: merged, hintFor: nil))
+            guard current != merged else { return nil }
+            let hintFor = replicas.first { $0.node == reply.node }?.hintFor
+            return .send(to: reply.node, .put(key: key, object: merged, hintFor: hintFor))
         }
     }
 

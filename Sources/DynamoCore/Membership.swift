@@ -55,12 +55,43 @@ public struct Membership: Sendable {
     public private(set) var ring: Ring
     /// Monotonic ms at which we last heard a newer row of each member (for heartbeat ages).
     public private(set) var lastHeard: [NodeName: UInt64] = [:]
+    /// Which members this node can use right now.
+    public private(set) var detector: FailureDetector
 
-    public init(me: Member, seeds: [String]) {
+    public init(me: Member, seeds: [String], gossipIntervalMs: UInt64 = 1000, phiThreshold: Double = 8) {
         self.me = me.name
         self.members = [me.name: me]
         self.seeds = seeds.filter { $0 != me.peerAddress }
         self.ring = Ring(nodes: [me.name: me.tokens])
+        self.detector = FailureDetector(expectedIntervalMs: gossipIntervalMs, threshold: phiThreshold)
+    }
+
+    /// The member's status as this node sees it: `down` when its heartbeats stopped
+    /// arriving (phi over the threshold) or it failed to answer this node; otherwise what
+    /// it declares about itself.
+    public func status(of name: NodeName, at now: UInt64) -> MemberStatus? {
+        guard let member = members[name] else { return nil }
+        if name == me { return member.status }
+        return detector.isAvailable(name, at: now) ? member.status : .down
+    }
+
+    /// Whether requests may be sent to `name` now.
+    public func isAvailable(_ name: NodeName, at now: UInt64) -> Bool {
+        name == me || (members[name] != nil && detector.isAvailable(name, at: now))
+    }
+
+    /// A request to `name` got no answer (timeout, refused connection, failure).
+    public mutating func requestFailed(to name: NodeName, at now: UInt64) {
+        guard name != me else { return }
+        detector.requestFailed(to: name, at: now)
+    }
+
+    /// `name` answered this node.
+    public mutating func requestSucceeded(to name: NodeName) { detector.requestSucceeded(to: name) }
+
+    /// The member listening on a peer address, if known.
+    public func member(atAddress address: String) -> Member? {
+        members.values.first { $0.peerAddress == address }
     }
 
     public var local: Member { members[me]! }
@@ -92,6 +123,7 @@ public struct Membership: Sendable {
             if let known = members[row.name], !row.isNewer(than: known) { continue }
             members[row.name] = row
             lastHeard[row.name] = now
+            detector.heartbeat(from: row.name, at: now)
         }
         // A peer remembers a newer row of ours than we have (we lost our disk): start a
         // generation above it so our own rows win again.

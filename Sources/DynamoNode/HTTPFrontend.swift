@@ -143,6 +143,10 @@ extension NodeRuntime {
             switch (request.method, path) {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
+            case (.GET, "/admin/faults"):
+                return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: dropped.sorted())))
+            case (.POST, "/admin/faults"):
+                return loop.makeSucceededFuture(try setFaults(request.body))
             case (.GET, _) where path.hasPrefix("/admin/preflist/"):
                 let key = try parseKey(path.dropFirst("/admin/preflist/".count))
                 let position = RingPosition.of(key: key)
@@ -277,21 +281,47 @@ extension NodeRuntime {
         }
     }
 
+    /// Replaces the set of peers this node cuts itself off from (both directions).
+    private func setFaults(_ body: [UInt8]) throws(APIError) -> HTTPReply {
+        guard let document = try? JSONDecoder().decode(FaultsDocument.self, from: Data(body)) else {
+            throw .badRequest(#"expected {"drop": ["NODE", ...]}"#)
+        }
+        let unknown = document.drop.filter { membership.member($0) == nil && $0 != name }
+        guard unknown.isEmpty else { throw .badRequest("unknown node(s): \(unknown.joined(separator: ", "))") }
+        let previous = dropped
+        dropped = Set(document.drop).subtracting([name])
+        if dropped != previous {
+            logger.notice(
+                dropped.isEmpty ? "faults healed: talking to everyone" : "dropping all traffic with \(dropped.sorted().joined(separator: ", "))")
+        }
+        // Links to newly cut peers go down now, so nothing already queued slips through.
+        for peer in dropped.subtracting(previous) {
+            if let address = membership.member(peer)?.peerAddress, let link = links[address] { linkClosed(link) }
+        }
+        return .json(.ok, FaultsDocument(drop: dropped.sorted()))
+    }
+
     func statusDocument() -> StatusDocument {
         let now = monotonicMs
         let members = membership.table.map { member in
             StatusDocument.MemberInfo(
                 name: member.name,
-                status: member.status.rawValue,
+                status: (member.name == name || !dropped.contains(member.name)
+                    ? membership.status(of: member.name, at: now) ?? member.status : .down).rawValue,
                 peerAddress: member.peerAddress,
                 httpAddress: member.httpAddress,
                 tokens: member.tokens.map(\.hex),
                 heartbeat: member.heartbeat,
                 generation: member.generation,
-                heartbeatAgeMs: membership.lastHeard[member.name].map { now > $0 ? now - $0 : 0 })
+                heartbeatAgeMs: membership.lastHeard[member.name].map { now > $0 ? now - $0 : 0 },
+                phi: member.name == name ? nil : (membership.detector.phi(of: member.name, at: now) * 100).rounded() / 100,
+                reachable: member.name == name ? nil : isReachable(member.name))
         }
+        let hintCounts = store.hintCounts
         return StatusDocument(
-            node: name, members: members, hints: .init(pending: 0, byTarget: [:]), keys: store.keyCount,
+            node: name, members: members,
+            hints: .init(pending: hintCounts.values.reduce(0, +), byTarget: hintCounts, delivered: hintsDelivered),
+            keys: store.keyCount,
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
             joined: membership.hasJoined)

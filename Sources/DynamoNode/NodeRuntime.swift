@@ -26,6 +26,10 @@ final class NodeRuntime: @unchecked Sendable {
     var links: [String: PeerLink] = [:]
     /// Nodes whose messages this node drops (fault injection), both directions.
     var dropped: Set<NodeName> = []
+    /// A hinted-handoff round is running.
+    var deliveringHints = false
+    /// Hints delivered since start, per target (for status and the console).
+    var hintsDelivered: [NodeName: Int] = [:]
 
     private var rng = SystemRandomNumberGenerator()
     private var nextRequestID: UInt64 = 1
@@ -48,7 +52,7 @@ final class NodeRuntime: @unchecked Sendable {
         let me = Member(
             name: config.name, peerAddress: config.peerAddress, httpAddress: config.httpAddress,
             tokens: identity.tokens, status: config.seeds.isEmpty ? .up : .joining, generation: identity.generation)
-        self.membership = Membership(me: me, seeds: config.seeds)
+        self.membership = Membership(me: me, seeds: config.seeds, gossipIntervalMs: config.gossipIntervalMs)
     }
 
     // MARK: Time
@@ -124,10 +128,18 @@ final class NodeRuntime: @unchecked Sendable {
         let store = self.store
         let policy = config.clocks
         let sync = config.durability == .all
+        let me = name
         pool.runIfActive(eventLoop: loop) { () throws -> ReplicaReply in
             switch request {
             case .get(let key):
-                return .object(try store.object(for: key))
+                // A fallback answers with what it holds for others too: that is why it holds it.
+                let own = try store.object(for: key)
+                guard let hinted = try store.hintedObject(for: key, policy: policy) else { return .object(own) }
+                return .object((own ?? VersionedObject()).merged(with: hinted, policy: policy))
+            case .put(let key, let object, let hintFor?) where hintFor != me:
+                // Sloppy quorum: keep it apart, durably, until `hintFor` can take it.
+                try store.storeHint(target: hintFor, key: key, object, policy: policy, sync: true)
+                return .stored
             case .put(let key, let object, _):
                 try store.merge(key, object, policy: policy, sync: sync)
                 return .stored
@@ -150,6 +162,7 @@ final class NodeRuntime: @unchecked Sendable {
             return
         }
         send(.replica(request), to: node, timeoutMs: config.quorum.requestTimeoutMs) { response in
+            self.noteAnswer(from: node, answered: response != nil)
             switch response {
             case .replica(let value): reply(value)
             case .error(let reason): reply(.failed(reason))
@@ -159,19 +172,31 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
+    /// Feeds this node's own view of a peer: an answer clears suspicion, silence raises it.
+    func noteAnswer(from node: NodeName, answered: Bool) {
+        let wasAvailable = membership.isAvailable(node, at: monotonicMs)
+        if answered {
+            membership.requestSucceeded(to: node)
+        } else {
+            membership.requestFailed(to: node, at: monotonicMs)
+        }
+        let isAvailable = membership.isAvailable(node, at: monotonicMs)
+        if wasAvailable != isAvailable {
+            logger.notice("\(node) is \(isAvailable ? "reachable again" : "unreachable from here"); routing \(isAvailable ? "to" : "around") it")
+        }
+    }
+
     // MARK: Gossip
 
     func gossipRound() {
         loop.preconditionInEventLoop()
         for action in membership.tick(now: monotonicMs, rng: &rng) {
             guard case .gossip(let address, let members) = action else { continue }
-            if let target = membership.members.values.first(where: { $0.peerAddress == address }),
-                dropped.contains(target.name)
-            {
-                continue
-            }
+            let target = membership.member(atAddress: address)?.name
+            if let target, dropped.contains(target) { continue }
             send(.gossip(members), toAddress: address, timeoutMs: config.quorum.requestTimeoutMs) { response in
                 if case .gossip(let theirs) = response { self.receiveGossip(theirs) }
+                if let target { self.noteAnswer(from: target, answered: response != nil) }
             }
         }
     }
@@ -190,10 +215,10 @@ final class NodeRuntime: @unchecked Sendable {
 
     // MARK: Coordination
 
-    /// Nodes this node would use for a request now (issue 2: every known member that is not
-    /// cut off by an injected fault).
+    /// Whether this node would send a request to `node` now: a known member that its
+    /// failure detector does not suspect and that no injected fault cuts off.
     func isReachable(_ node: NodeName) -> Bool {
-        node == name || (membership.member(node) != nil && !dropped.contains(node))
+        node == name || (membership.isAvailable(node, at: monotonicMs) && !dropped.contains(node))
     }
 
     func preferenceList(for key: [UInt8]) -> PreferenceList {
@@ -203,10 +228,10 @@ final class NodeRuntime: @unchecked Sendable {
     /// Coordinates a read: asks the first N reachable nodes of the preference list.
     func coordinateRead(key: [UInt8], r: Int?) -> EventLoopFuture<GetCoordinator.Outcome> {
         loop.preconditionInEventLoop()
-        let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable).map(\.node)
+        let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
         let coordinator = GetCoordinator(
-            key: key, replicas: replicas, r: min(r ?? config.quorum.r, replicas.count), policy: config.clocks,
-            now: monotonicMs, config: config.quorum)
+            key: key, replicas: replicas, r: r ?? config.quorum.r, policy: config.clocks, now: monotonicMs,
+            config: config.quorum)
         let promise = loop.makePromise(of: GetCoordinator.Outcome.self)
         let id = nextRunID
         nextRunID += 1
@@ -281,7 +306,7 @@ final class NodeRuntime: @unchecked Sendable {
         let now = wallMs
         let policy = config.clocks
         let sync = config.durability != .none
-        let required = min(w ?? config.quorum.w, config.quorum.n)
+        let required = w ?? config.quorum.w
         return pool.runIfActive(eventLoop: loop) {
             try store.coordinateWrite(
                 key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync)
@@ -299,7 +324,7 @@ final class NodeRuntime: @unchecked Sendable {
         let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
-            localStored: true, w: min(w, max(replicas.count, 1)), now: monotonicMs,
+            localStored: true, w: w, now: monotonicMs,
             timeoutMs: config.quorum.requestTimeoutMs)
         let promise = loop.makePromise(of: PutCoordinator.Outcome.self)
         let id = nextRunID
@@ -329,6 +354,47 @@ final class NodeRuntime: @unchecked Sendable {
                 replicaRequest(request, to: node) { reply in self.runPut(id) { $0.receive(from: node, reply) } }
             case .respond(let outcome):
                 run.promise.succeed(outcome)
+            }
+        }
+    }
+
+    // MARK: Hinted handoff
+
+    private static let hintBatch = 64
+
+    /// One round of hinted handoff: offer held hints to intended nodes that are reachable
+    /// again; a hint is deleted only after its node acknowledged storing it.
+    func deliverHints() {
+        loop.preconditionInEventLoop()
+        guard !deliveringHints, store.hintCounts.keys.contains(where: isReachable) else { return }
+        deliveringHints = true
+        let reachable = Set(store.hintCounts.keys.filter(isReachable))
+        let store = self.store
+        pool.runIfActive(eventLoop: loop) {
+            try store.pendingHints(limit: Self.hintBatch) { reachable.contains($0) }
+        }.whenComplete { result in
+            guard case .success(let hints) = result, !hints.isEmpty else {
+                self.deliveringHints = false
+                return
+            }
+            let deliveries = hints.map { hint in
+                let promise = self.loop.makePromise(of: Void.self)
+                self.replicaRequest(.put(key: hint.key, object: hint.object, hintFor: nil), to: hint.target) { reply in
+                    guard case .stored = reply else { return promise.succeed() }
+                    self.pool.runIfActive(eventLoop: self.loop) { try store.removeHint(hint) }.whenComplete { removed in
+                        if case .success(true) = removed {
+                            self.logger.debug("delivered a hint to \(hint.target)")
+                            self.hintsDelivered[hint.target, default: 0] += 1
+                        }
+                        promise.succeed()
+                    }
+                }
+                return promise.futureResult
+            }
+            EventLoopFuture.andAllComplete(deliveries, on: self.loop).whenComplete { _ in
+                self.deliveringHints = false
+                // More waiting: go on at once rather than a whole interval later.
+                if hints.count == Self.hintBatch { self.deliverHints() }
             }
         }
     }

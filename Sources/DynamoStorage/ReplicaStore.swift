@@ -1,32 +1,54 @@
 public import DynamoCore
 import NIOConcurrencyHelpers
 
-/// A node's primary replica store: the versions of every key it holds, on an engine.
+/// A node's replica store: the versions of every key it holds, and the hinted replicas it
+/// keeps for other nodes (sloppy quorum), on one engine.
 ///
 /// Layout: `0x01 | MD5(key) (16 bytes) | key` so a scan walks keys in ring order (what
-/// handoff and Merkle trees need); `0x00 | name` holds node metadata. Updates to one key
-/// are read-merge-write under a striped lock, so concurrent writes never lose a version.
+/// handoff and Merkle trees need); `0x02 | MD5(key) | u16 key length | key | target` for
+/// hints, kept apart so they never count as this node's own data; `0x00 | name` holds
+/// node metadata. Updates to one key are read-merge-write under a striped lock, so
+/// concurrent writes never lose a version.
 public final class ReplicaStore: Sendable {
     public let engine: any StorageEngine
     private let stripes: [NIOLock]
     private let keyCounter: NIOLockedValueBox<Int>
+    private let hintCounter: NIOLockedValueBox<[NodeName: Int]>
 
     static let metaPrefix: UInt8 = 0x00
     static let dataPrefix: UInt8 = 0x01
+    static let hintPrefix: UInt8 = 0x02
 
     public init(engine: any StorageEngine) throws(StorageError) {
         self.engine = engine
         self.stripes = (0..<64).map { _ in NIOLock() }
         self.keyCounter = NIOLockedValueBox(0)
+        self.hintCounter = NIOLockedValueBox([:])
         var count = 0
-        var start: [UInt8] = [Self.dataPrefix]
+        try Self.forEach(in: engine, prefix: Self.dataPrefix) { _, _ in count += 1 }
+        var hints: [NodeName: Int] = [:]
+        try Self.forEach(in: engine, prefix: Self.hintPrefix) { key, _ in
+            if let parsed = Self.parseHintKey(key) { hints[parsed.target, default: 0] += 1 }
+        }
+        keyCounter.withLockedValue { $0 = count }
+        hintCounter.withLockedValue { $0 = hints }
+    }
+
+    /// Visits every entry whose storage key starts with `prefix`, in order, in batches.
+    static func forEach(
+        in engine: any StorageEngine, prefix: UInt8, _ body: ([UInt8], [UInt8]) throws -> Void
+    ) throws(StorageError) {
+        var start: [UInt8] = [prefix]
         while true {
-            let batch = try engine.scan(from: start, to: [Self.dataPrefix + 1], limit: 1024)
-            count += batch.count
+            let batch = try engine.scan(from: start, to: [prefix + 1], limit: 1024)
+            do {
+                for entry in batch { try body(entry.key, entry.value) }
+            } catch {
+                throw StorageError("\(error)")
+            }
             guard let last = batch.last, batch.count == 1024 else { break }
             start = last.key + [0]
         }
-        keyCounter.withLockedValue { $0 = count }
     }
 
     /// Keys held in this store (values and tombstones).
@@ -82,6 +104,98 @@ public final class ReplicaStore: Sendable {
         try update(key, sync: sync) { current in
             (current ?? VersionedObject()).writing(value, context: context, actor: actor, now: now, policy: policy)
         }.1
+    }
+
+    // MARK: Hinted replicas
+
+    /// Hinted replicas held here, per intended node.
+    public var hintCounts: [NodeName: Int] { hintCounter.withLockedValue { $0 } }
+
+    static func hintKeyPrefix(for key: [UInt8]) -> [UInt8] {
+        [hintPrefix] + RingPosition.of(key: key).bytes + [UInt8(key.count >> 8), UInt8(key.count & 0xff)] + key
+    }
+
+    static func hintKey(for key: [UInt8], target: NodeName) -> [UInt8] {
+        hintKeyPrefix(for: key) + Array(target.utf8)
+    }
+
+    static func parseHintKey(_ storageKey: [UInt8]) -> (key: [UInt8], target: NodeName)? {
+        guard storageKey.count >= 19, storageKey[0] == hintPrefix else { return nil }
+        let length = Int(storageKey[17]) << 8 | Int(storageKey[18])
+        guard storageKey.count > 19 + length else { return nil }
+        let key = Array(storageKey[19..<(19 + length)])
+        return (key, String(decoding: storageKey[(19 + length)...], as: UTF8.self))
+    }
+
+    /// Keeps versions of `key` on behalf of `target`, which could not take them.
+    public func storeHint(target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool)
+        throws(StorageError)
+    {
+        let storageKey = Self.hintKey(for: key, target: target)
+        let lock = stripe(for: storageKey)
+        lock.lock()
+        defer { lock.unlock() }
+        let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
+        let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
+        guard next != current else { return }
+        try engine.put(storageKey, next.encoded(), sync: sync)
+        if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
+    }
+
+    /// The versions of `key` held here as hints for any node, merged (nil when none).
+    public func hintedObject(for key: [UInt8], policy: ClockPolicy) throws(StorageError) -> VersionedObject? {
+        let prefix = Self.hintKeyPrefix(for: key)
+        var merged: VersionedObject?
+        // Targets are UTF-8 names, which never contain the byte 0xff.
+        for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
+            guard let parsed = Self.parseHintKey(entry.key), parsed.key == key else { continue }
+            let object = try Self.decode(entry.value, key: key)
+            merged = (merged ?? VersionedObject()).merged(with: object, policy: policy)
+        }
+        return merged
+    }
+
+    /// One hinted replica waiting for delivery.
+    public struct Hint: Sendable, Hashable {
+        public var target: NodeName
+        public var key: [UInt8]
+        public var object: VersionedObject
+    }
+
+    /// Up to `limit` hints for targets `include` accepts, in storage order.
+    public func pendingHints(limit: Int, include: (NodeName) -> Bool) throws(StorageError) -> [Hint] {
+        var result: [Hint] = []
+        var start: [UInt8] = [Self.hintPrefix]
+        while result.count < limit {
+            let batch = try engine.scan(from: start, to: [Self.hintPrefix + 1], limit: 256)
+            for entry in batch {
+                guard let parsed = Self.parseHintKey(entry.key), include(parsed.target) else { continue }
+                result.append(Hint(target: parsed.target, key: parsed.key, object: try Self.decode(entry.value, key: parsed.key)))
+                if result.count == limit { break }
+            }
+            guard let last = batch.last, batch.count == 256 else { break }
+            start = last.key + [0]
+        }
+        return result
+    }
+
+    /// Deletes a delivered hint, unless it changed since it was read (then it waits for the
+    /// next round, so versions that arrived meanwhile are delivered too).
+    @discardableResult
+    public func removeHint(_ hint: Hint) throws(StorageError) -> Bool {
+        let storageKey = Self.hintKey(for: hint.key, target: hint.target)
+        let lock = stripe(for: storageKey)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: hint.key) == hint.object else {
+            return false
+        }
+        try engine.delete(storageKey, sync: true)
+        hintCounter.withLockedValue { counts in
+            counts[hint.target, default: 1] -= 1
+            if counts[hint.target] == 0 { counts[hint.target] = nil }
+        }
+        return true
     }
 
     /// Node metadata (identity, tokens), stored beside the data.

@@ -62,7 +62,7 @@ import Testing
     @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() {
         let old = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let new = old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"], r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
         #expect(get.start() == ["a", "b", "c"].map { .send(to: $0, .get(key: [7])) })
         #expect(get.receive(from: "a", .object(new)) == [])
         let answer = get.receive(from: "b", .object(old))
@@ -80,7 +80,7 @@ import Testing
     @Test func siblingsFromDifferentReplicasAreAllReturned() {
         let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let y = VersionedObject().writing([2], context: nil, actor: "b", now: 1, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b"], r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
         _ = get.start()
         _ = get.receive(from: "a", .object(x))
         guard case .respond(let outcome) = get.receive(from: "b", .object(y)).first else {
@@ -92,7 +92,7 @@ import Testing
 
     @Test func timesOutWithTooFewRepliesAndStillRepairsWhatItSaw() {
         let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"], r: 3, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 3, policy: policy, now: 0, config: config)
         _ = get.start()
         _ = get.receive(from: "a", .object(x))
         _ = get.receive(from: "b", .object(nil))
@@ -101,8 +101,18 @@ import Testing
         #expect(get.isFinished)
     }
 
+    @Test func aFallbackIsRepairedAsAHintForTheNodeItStandsIn() {
+        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        let replicas = [HintedReplica(node: "a", hintFor: nil), HintedReplica(node: "d", hintFor: "b")]
+        var get = GetCoordinator(key: [7], replicas: replicas, r: 2, policy: policy, now: 0, config: config)
+        _ = get.start()
+        _ = get.receive(from: "a", .object(x))
+        let actions = get.receive(from: "d", .object(nil))
+        #expect(actions.contains(.send(to: "d", .put(key: [7], object: x, hintFor: "b"))))
+    }
+
     @Test func failedRepliesCountAgainstR() {
-        var get = GetCoordinator(key: [7], replicas: ["a", "b"], r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
         _ = get.start()
         let actions = get.receive(from: "a", .failed("io"))
         #expect(actions == [.respond(.init(succeeded: false, object: VersionedObject(), replies: [], required: 2))])
@@ -172,5 +182,68 @@ import Testing
         #expect(b.local.generation == 2)
         _ = a.receive(b.table, now: 4)
         #expect(a.member("b")?.generation == 2)
+    }
+}
+
+@Suite struct FailureDetectorTests {
+    @Test func phiStaysLowWhileHeartbeatsArriveAndClimbsWhenTheyStop() {
+        var detector = PhiAccrualDetector(expectedIntervalMs: 100)
+        var now: UInt64 = 0
+        var rng = SeededRandom(seed: 1)
+        for _ in 0..<50 {
+            now += UInt64.random(in: 60...180, using: &rng)
+            detector.heartbeat(at: now)
+            #expect(detector.phi(at: now + 50) < 1)
+        }
+        #expect(detector.phi(at: now + 200) < 1)
+        #expect(detector.phi(at: now + 2_000) > 8)
+        // Suspicion only grows with silence.
+        var previous = 0.0
+        for gap in stride(from: 0, through: 3_000, by: 100) {
+            let phi = detector.phi(at: now + UInt64(gap))
+            #expect(phi >= previous)
+            previous = phi
+        }
+    }
+
+    @Test func aRestartAfterALongSilenceDoesNotSkewTheHistory() {
+        var detector = PhiAccrualDetector(expectedIntervalMs: 100)
+        var now: UInt64 = 0
+        for _ in 0..<20 {
+            now += 100
+            detector.heartbeat(at: now)
+        }
+        now += 60_000  // down for a minute, then back
+        detector.heartbeat(at: now)
+        #expect(detector.phi(at: now + 100) < 1)
+        #expect(detector.phi(at: now + 2_000) > 8)
+    }
+
+    @Test func aPeerThatFailedToAnswerIsAvoidedUntilItAnswers() {
+        var detector = FailureDetector(expectedIntervalMs: 100)
+        detector.heartbeat(from: "b", at: 0)
+        #expect(detector.isAvailable("b", at: 10))
+        detector.requestFailed(to: "b", at: 10)
+        detector.heartbeat(from: "b", at: 20)  // others still hear from it
+        #expect(!detector.isAvailable("b", at: 30))
+        detector.requestSucceeded(to: "b")
+        #expect(detector.isAvailable("b", at: 40))
+    }
+
+    @Test func membershipReportsSilentMembersAsDown() {
+        var a = Membership(
+            me: Member(name: "a", peerAddress: "a:1", httpAddress: "a:2", tokens: [], status: .up), seeds: [],
+            gossipIntervalMs: 100)
+        var b = Member(name: "b", peerAddress: "b:1", httpAddress: "b:2", tokens: [], status: .up)
+        for t in stride(from: UInt64(0), to: 2_000, by: 100) {
+            b.heartbeat += 1
+            _ = a.receive([b], now: t)
+        }
+        #expect(a.status(of: "b", at: 2_000) == .up)
+        #expect(a.status(of: "b", at: 6_000) == .down)
+        b.heartbeat += 1
+        _ = a.receive([b], now: 6_000)
+        #expect(a.status(of: "b", at: 6_050) == .up)
+        #expect(a.status(of: "a", at: 6_050) == .up)
     }
 }
