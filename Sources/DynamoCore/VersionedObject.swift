@@ -83,15 +83,21 @@ public struct VersionedObject: Hashable, Sendable {
     ///
     /// Versions the context covers are replaced; the rest stay as siblings. Returns the
     /// new object and the new version.
+    ///
+    /// The new dot's counter is one past the highest this actor has used that the key's
+    /// history shows. A coordinator that may not hold that history (a fallback whose
+    /// earlier hints were delivered and deleted) passes `counterFloor` (its clock in ms) so
+    /// it can never reuse a dot.
     public func writing(
         _ value: [UInt8]?,
         context: CausalHistory?,
         actor: Actor,
         now: UInt64,
-        policy: ClockPolicy
+        policy: ClockPolicy,
+        counterFloor: UInt64 = 0
     ) -> (object: VersionedObject, version: Version) {
         var past = context ?? .empty
-        let counter = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor)) + 1
+        let counter = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor), counterFloor) + 1
         if policy.conflicts == .lww { past = past.merged(with: self.context) }
         past = past.pruned(to: policy.maxEntries, keep: actor)
         let version = Version(dot: Dot(actor: actor, counter: counter), past: past, value: value, timestamp: now)

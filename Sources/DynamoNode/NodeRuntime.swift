@@ -117,7 +117,7 @@ final class NodeRuntime: @unchecked Sendable {
             receiveGossip(members)
             respond(.gossip(membership.table))
         case .coordinatePut(let put):
-            coordinateWrite(key: put.key, value: put.value, context: put.context, w: put.w).whenSuccess {
+            coordinateWriteLocally(key: put.key, value: put.value, context: put.context, w: put.w).whenSuccess {
                 respond(.coordinated($0))
             }
         }
@@ -264,32 +264,33 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    /// Coordinates a write (value nil: delete). Forwards to a node in the key's top N when
-    /// this node is not one of them.
-    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<
-        WriteResult
-    > {
+    /// Coordinates a write (value nil: delete) arriving from a client. The write belongs to
+    /// the first N healthy nodes of the key's preference list (home nodes first, then
+    /// fallbacks: sloppy quorum); if this node is not one of them it forwards the write to
+    /// the first that answers.
+    func coordinateWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+        -> EventLoopFuture<WriteResult>
+    {
         loop.preconditionInEventLoop()
-        let home = preferenceList(for: key).home(config.quorum.n)
-        if home.contains(name) || home.isEmpty {
+        let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
+        if replicas.isEmpty || replicas.contains(where: { $0.node == name }) {
             return coordinateWriteLocally(key: key, value: value, context: context, w: w)
         }
         let promise = loop.makePromise(of: WriteResult.self)
         forwardWrite(
-            ForwardedPut(key: key, value: value, context: context, w: w), candidates: home.filter(isReachable),
+            ForwardedPut(key: key, value: value, context: context, w: w), candidates: replicas.map(\.node),
             promise: promise)
         return promise.futureResult
     }
 
     private func forwardWrite(_ put: ForwardedPut, candidates: [NodeName], promise: EventLoopPromise<WriteResult>) {
         guard let target = candidates.first else {
-            promise.succeed(
-                WriteResult(
-                    succeeded: false, coordinator: name, acks: [], required: put.w ?? config.quorum.w, context: .empty,
-                    error: "no node of the key's preference list could coordinate the write"))
+            // Nobody we forwarded to answered: coordinate here rather than refuse the write.
+            coordinateWriteLocally(key: put.key, value: put.value, context: put.context, w: put.w).cascade(to: promise)
             return
         }
         send(.coordinatePut(put), to: target, timeoutMs: config.quorum.requestTimeoutMs * 2) { response in
+            self.noteAnswer(from: target, answered: response != nil)
             if case .coordinated(let result) = response {
                 promise.succeed(result)
             } else {
@@ -298,9 +299,22 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    private func coordinateWriteLocally(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+    /// Coordinates a write here, whatever this node's place in the preference list: a
+    /// forwarded write is never forwarded again, so differing views cannot bounce it around.
+    func coordinateWriteLocally(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
         -> EventLoopFuture<WriteResult>
     {
+        let preference = preferenceList(for: key)
+        var replicas = preference.sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
+        if !replicas.contains(where: { $0.node == name }) {
+            // Not a home node, nor a fallback in this node's own view: hold the version for the
+            // first home node the write cannot reach directly.
+            let home = preference.home(config.quorum.n)
+            let standIn = home.contains(name) ? nil : home.first { h in !replicas.contains { $0.node == h } } ?? home.first
+            replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
+        }
+        let hintFor = replicas.first { $0.node == name }?.hintFor
+        let targets = replicas
         let store = self.store
         let actor = self.actor
         let now = wallMs
@@ -308,10 +322,14 @@ final class NodeRuntime: @unchecked Sendable {
         let sync = config.durability != .none
         let required = w ?? config.quorum.w
         return pool.runIfActive(eventLoop: loop) {
-            try store.coordinateWrite(
+            if let hintFor {
+                return try store.coordinateHintedWrite(
+                    key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy)
+            }
+            return try store.coordinateWrite(
                 key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync)
         }.flatMap { version in
-            self.replicate(key: key, version: version, w: required)
+            self.replicate(key: key, version: version, replicas: targets, w: required)
         }.flatMapErrorThrowing { error in
             self.logger.error("local write failed: \(error)")
             return WriteResult(
@@ -320,8 +338,9 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    private func replicate(key: [UInt8], version: Version, w: Int) -> EventLoopFuture<WriteResult> {
-        let replicas = preferenceList(for: key).sloppyReplicas(n: config.quorum.n, isHealthy: isReachable)
+    private func replicate(key: [UInt8], version: Version, replicas: [HintedReplica], w: Int)
+        -> EventLoopFuture<WriteResult>
+    {
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
             localStored: true, w: w, now: monotonicMs,

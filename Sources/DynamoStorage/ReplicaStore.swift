@@ -198,6 +198,20 @@ public final class ReplicaStore: Sendable {
         return true
     }
 
+    /// Coordinates a write on a fallback: the new version is built on everything held here
+    /// for the key, kept as a hint for `target`, and returned (to be replicated).
+    public func coordinateHintedWrite(
+        _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64,
+        policy: ClockPolicy
+    ) throws(StorageError) -> Version {
+        let base = (try object(for: key) ?? VersionedObject()).merged(
+            with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
+        let version = base.writing(value, context: context, actor: actor, now: now, policy: policy, counterFloor: now)
+            .version
+        try storeHint(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
+        return version
+    }
+
     /// Node metadata (identity, tokens), stored beside the data.
     public func metadata(_ name: String) throws(StorageError) -> [UInt8]? {
         try engine.get([Self.metaPrefix] + Array(name.utf8))
