@@ -105,6 +105,16 @@ public struct DynamoClient: Sendable {
         return try decode(SiblingDocument.self, from: result)
     }
 
+    /// Makes this node drop all traffic with `nodes` (an empty list heals).
+    public func setFaults(drop nodes: [String]) async throws {
+        let body = try JSONEncoder().encode(FaultsDocument(drop: nodes))
+        let result = try await raw(
+            .POST, "/admin/faults", headers: [("Content-Type", "application/json")], body: Array(body))
+        guard result.status == 200 else {
+            throw ClientError.badResponse("\(address) refused faults: \(result.bodyText)")
+        }
+    }
+
     private func decode<T: Decodable>(_ type: T.Type, from result: HTTPResult) throws -> T {
         guard result.status == 200 else {
             throw ClientError.badResponse("\(address) answered \(result.status): \(result.bodyText)")

@@ -44,7 +44,9 @@ public struct GetCoordinator: Sendable {
     }
 
     public mutating func receive(from node: NodeName, _ reply: ReplicaReply) -> [Action] {
-        guard replicas.contains(where: { $0.node == node }), !failures.contains(node), !replies.contains(where: { $0.node == node }) else {
+        guard replicas.contains(where: { $0.node == node }), !failures.contains(node),
+            !replies.contains(where: { $0.node == node })
+        else {
             return []
         }
         switch reply {

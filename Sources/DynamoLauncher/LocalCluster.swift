@@ -194,6 +194,32 @@ public final class LocalCluster: @unchecked Sendable {
             "timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
+    /// Cuts the cluster into groups that cannot talk to each other (every node drops every
+    /// node outside its own group); nodes in no group are isolated from everyone.
+    public func partition(_ groups: [[String]]) async throws {
+        for name in names where isRunning(name) {
+            let group = groups.first { $0.contains(name) } ?? [name]
+            try await client(name).setFaults(drop: names.filter { !group.contains($0) })
+        }
+    }
+
+    /// Removes every injected fault.
+    public func heal() async throws {
+        for name in names where isRunning(name) { try await client(name).setFaults(drop: []) }
+    }
+
+    /// Waits until every running node other than `name` sees it with `status`.
+    public func waitUntilAllSee(_ name: String, as status: String, timeout: Duration = .seconds(20)) async throws {
+        let observers = names.filter { $0 != name && isRunning($0) }
+        try await Self.waitFor("every node to see \(name) as \(status)", timeout: timeout) {
+            for observer in observers {
+                let seen = try await client(observer).status().members.first { $0.name == name }?.status
+                if seen != status { return false }
+            }
+            return true
+        }
+    }
+
     /// Throws if a node this cluster launched has exited, with its status and last log lines.
     public func checkAlive(_ names: [String]) throws {
         for name in names {

@@ -58,7 +58,8 @@ public final class DynamoNodeServer: Sendable {
             delay: .milliseconds(Int64(config.gossipIntervalMs))
         ) { _ in runtime.gossipRound() }
         loop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Int64(config.hintIntervalMs)), delay: .milliseconds(Int64(config.hintIntervalMs))
+            initialDelay: .milliseconds(Int64(config.hintIntervalMs)),
+            delay: .milliseconds(Int64(config.hintIntervalMs))
         ) { _ in runtime.deliverHints() }
         logger.info(
             "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"

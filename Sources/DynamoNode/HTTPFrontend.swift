@@ -292,7 +292,9 @@ extension NodeRuntime {
         dropped = Set(document.drop).subtracting([name])
         if dropped != previous {
             logger.notice(
-                dropped.isEmpty ? "faults healed: talking to everyone" : "dropping all traffic with \(dropped.sorted().joined(separator: ", "))")
+                dropped.isEmpty
+                    ? "faults healed: talking to everyone"
+                    : "dropping all traffic with \(dropped.sorted().joined(separator: ", "))")
         }
         // Links to newly cut peers go down now, so nothing already queued slips through.
         for peer in dropped.subtracting(previous) {
@@ -314,7 +316,8 @@ extension NodeRuntime {
                 heartbeat: member.heartbeat,
                 generation: member.generation,
                 heartbeatAgeMs: membership.lastHeard[member.name].map { now > $0 ? now - $0 : 0 },
-                phi: member.name == name ? nil : (membership.detector.phi(of: member.name, at: now) * 100).rounded() / 100,
+                phi: member.name == name
+                    ? nil : (membership.detector.phi(of: member.name, at: now) * 100).rounded() / 100,
                 reachable: member.name == name ? nil : isReachable(member.name))
         }
         let hintCounts = store.hintCounts

@@ -182,7 +182,9 @@ final class NodeRuntime: @unchecked Sendable {
         }
         let isAvailable = membership.isAvailable(node, at: monotonicMs)
         if wasAvailable != isAvailable {
-            logger.notice("\(node) is \(isAvailable ? "reachable again" : "unreachable from here"); routing \(isAvailable ? "to" : "around") it")
+            logger.notice(
+                "\(node) is \(isAvailable ? "reachable again" : "unreachable from here"); routing \(isAvailable ? "to" : "around") it"
+            )
         }
     }
 
@@ -310,7 +312,8 @@ final class NodeRuntime: @unchecked Sendable {
             // Not a home node, nor a fallback in this node's own view: hold the version for the
             // first home node the write cannot reach directly.
             let home = preference.home(config.quorum.n)
-            let standIn = home.contains(name) ? nil : home.first { h in !replicas.contains { $0.node == h } } ?? home.first
+            let standIn =
+                home.contains(name) ? nil : home.first { h in !replicas.contains { $0.node == h } } ?? home.first
             replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
         }
         let hintFor = replicas.first { $0.node == name }?.hintFor

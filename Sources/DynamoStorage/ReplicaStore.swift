@@ -170,7 +170,8 @@ public final class ReplicaStore: Sendable {
             let batch = try engine.scan(from: start, to: [Self.hintPrefix + 1], limit: 256)
             for entry in batch {
                 guard let parsed = Self.parseHintKey(entry.key), include(parsed.target) else { continue }
-                result.append(Hint(target: parsed.target, key: parsed.key, object: try Self.decode(entry.value, key: parsed.key)))
+                result.append(
+                    Hint(target: parsed.target, key: parsed.key, object: try Self.decode(entry.value, key: parsed.key)))
                 if result.count == limit { break }
             }
             guard let last = batch.last, batch.count == 256 else { break }

@@ -62,7 +62,9 @@ import Testing
     @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() {
         let old = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let new = old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(
+            key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy,
+            now: 0, config: config)
         #expect(get.start() == ["a", "b", "c"].map { .send(to: $0, .get(key: [7])) })
         #expect(get.receive(from: "a", .object(new)) == [])
         let answer = get.receive(from: "b", .object(old))
@@ -80,7 +82,9 @@ import Testing
     @Test func siblingsFromDifferentReplicasAreAllReturned() {
         let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let y = VersionedObject().writing([2], context: nil, actor: "b", now: 1, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(
+            key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0,
+            config: config)
         _ = get.start()
         _ = get.receive(from: "a", .object(x))
         guard case .respond(let outcome) = get.receive(from: "b", .object(y)).first else {
@@ -92,7 +96,9 @@ import Testing
 
     @Test func timesOutWithTooFewRepliesAndStillRepairsWhatItSaw() {
         let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
-        var get = GetCoordinator(key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 3, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(
+            key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 3, policy: policy,
+            now: 0, config: config)
         _ = get.start()
         _ = get.receive(from: "a", .object(x))
         _ = get.receive(from: "b", .object(nil))
@@ -112,7 +118,9 @@ import Testing
     }
 
     @Test func failedRepliesCountAgainstR() {
-        var get = GetCoordinator(key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0, config: config)
+        var get = GetCoordinator(
+            key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0,
+            config: config)
         _ = get.start()
         let actions = get.receive(from: "a", .failed("io"))
         #expect(actions == [.respond(.init(succeeded: false, object: VersionedObject(), replies: [], required: 2))])
