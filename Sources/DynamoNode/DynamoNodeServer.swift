@@ -52,15 +52,9 @@ public final class DynamoNodeServer: Sendable {
             throw error
         }
         let server = DynamoNodeServer(runtime: runtime, group: group, pool: pool, channels: channels)
-        loop.execute { runtime.gossipRound() }
-        loop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Int64(config.gossipIntervalMs)),
-            delay: .milliseconds(Int64(config.gossipIntervalMs))
-        ) { _ in runtime.gossipRound() }
-        loop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Int64(config.hintIntervalMs)),
-            delay: .milliseconds(Int64(config.hintIntervalMs))
-        ) { _ in runtime.deliverHints() }
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(NodeRuntime.tickIntervalMs)) { _ in
+            runtime.handle(.tick)
+        }
         logger.info(
             "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
         )

@@ -144,7 +144,7 @@ extension NodeRuntime {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
             case (.GET, "/admin/faults"):
-                return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: dropped.sorted())))
+                return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
             case (.POST, "/admin/faults"):
                 return loop.makeSucceededFuture(try setFaults(request.body))
             case (.GET, _) where path.hasPrefix("/admin/preflist/"):
@@ -152,7 +152,7 @@ extension NodeRuntime {
                 let position = RingPosition.of(key: key)
                 let document = PreflistDocument(
                     hash: position.hex,
-                    preferenceList: membership.ring.preferenceList(for: position).home(config.quorum.n))
+                    preferenceList: machine.membership.ring.preferenceList(for: position).home(config.quorum.n))
                 return loop.makeSucceededFuture(.json(.ok, document))
             case (.GET, _) where path.hasPrefix("/admin/local/"):
                 let key = try parseKey(path.dropFirst("/admin/local/".count))
@@ -209,7 +209,7 @@ extension NodeRuntime {
         let r = try quorumParameter("r", query)
         let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
         let name = self.name
-        return coordinateRead(key: key, r: r).map { outcome in
+        return clientRead(key: key, r: r).map { outcome in
             var reply: HTTPReply
             let object = outcome.object
             if !outcome.succeeded {
@@ -246,7 +246,7 @@ extension NodeRuntime {
         if let value, value.count > config.maxValueBytes {
             throw .valueTooLarge(value.count, limit: config.maxValueBytes)
         }
-        return coordinateWrite(key: key, value: value, context: context, w: w).map { result in
+        return clientWrite(key: key, value: value, context: context, w: w).map { result in
             var reply: HTTPReply
             if let error = result.error {
                 reply = .json(
@@ -286,30 +286,19 @@ extension NodeRuntime {
         guard let document = try? JSONDecoder().decode(FaultsDocument.self, from: Data(body)) else {
             throw .badRequest(#"expected {"drop": ["NODE", ...]}"#)
         }
-        let unknown = document.drop.filter { membership.member($0) == nil && $0 != name }
+        let unknown = document.drop.filter { machine.membership.member($0) == nil }
         guard unknown.isEmpty else { throw .badRequest("unknown node(s): \(unknown.joined(separator: ", "))") }
-        let previous = dropped
-        dropped = Set(document.drop).subtracting([name])
-        if dropped != previous {
-            logger.notice(
-                dropped.isEmpty
-                    ? "faults healed: talking to everyone"
-                    : "dropping all traffic with \(dropped.sorted().joined(separator: ", "))")
-        }
-        // Links to newly cut peers go down now, so nothing already queued slips through.
-        for peer in dropped.subtracting(previous) {
-            if let address = membership.member(peer)?.peerAddress, let link = links[address] { linkClosed(link) }
-        }
-        return .json(.ok, FaultsDocument(drop: dropped.sorted()))
+        setFaults(drop: Set(document.drop))
+        return .json(.ok, FaultsDocument(drop: machine.dropped.sorted()))
     }
 
     func statusDocument() -> StatusDocument {
         let now = monotonicMs
+        let membership = machine.membership
         let members = membership.table.map { member in
             StatusDocument.MemberInfo(
                 name: member.name,
-                status: (member.name == name || !dropped.contains(member.name)
-                    ? membership.status(of: member.name, at: now) ?? member.status : .down).rawValue,
+                status: (machine.status(of: member.name, at: now) ?? member.status).rawValue,
                 peerAddress: member.peerAddress,
                 httpAddress: member.httpAddress,
                 tokens: member.tokens.map(\.hex),
@@ -323,7 +312,8 @@ extension NodeRuntime {
         let hintCounts = store.hintCounts
         return StatusDocument(
             node: name, members: members,
-            hints: .init(pending: hintCounts.values.reduce(0, +), byTarget: hintCounts, delivered: hintsDelivered),
+            hints: .init(
+                pending: hintCounts.values.reduce(0, +), byTarget: hintCounts, delivered: machine.hintsDelivered),
             keys: store.keyCount,
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),

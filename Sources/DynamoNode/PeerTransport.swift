@@ -27,10 +27,7 @@ final class PeerServerHandler: ChannelInboundHandler {
             peer = hello.name
             context.writeAndFlush(wrapOutboundOut(.hello(Hello(name: runtime.name))), promise: nil)
         case (let name?, .request(let id, let request)):
-            let channel = context.channel
-            runtime.handlePeerRequest(from: name, request) { response in
-                channel.writeAndFlush(PeerMessage.response(id: id, response), promise: nil)
-            }
+            runtime.received(request, id: id, from: name, on: context.channel)
         default:
             runtime.logger.info(
                 "closing peer connection from \(context.remoteAddress?.description ?? "?"): unexpected message")
@@ -159,8 +156,9 @@ extension NodeRuntime {
         if case .connected(let channel) = link.state { channel.close(promise: nil) }
         link.state = .closed
         if links[link.address] === link { links[link.address] = nil }
-        for id in link.inflight { complete(requestID: id, with: nil) }
+        let failed = link.inflight
         link.inflight = []
+        for id in failed.sorted() { complete(requestID: id, with: nil) }
     }
 }
 

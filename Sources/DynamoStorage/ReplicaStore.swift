@@ -155,13 +155,6 @@ public final class ReplicaStore: Sendable {
         return merged
     }
 
-    /// One hinted replica waiting for delivery.
-    public struct Hint: Sendable, Hashable {
-        public var target: NodeName
-        public var key: [UInt8]
-        public var object: VersionedObject
-    }
-
     /// Up to `limit` hints for targets `include` accepts, in storage order.
     public func pendingHints(limit: Int, include: (NodeName) -> Bool) throws(StorageError) -> [Hint] {
         var result: [Hint] = []
@@ -211,6 +204,38 @@ public final class ReplicaStore: Sendable {
             .version
         try storeHint(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
         return version
+    }
+
+    /// Executes one storage operation of the node state machine (blocking).
+    public func execute(_ op: StorageOp, policy: ClockPolicy) -> StorageResult {
+        do {
+            switch op {
+            case .read(let key):
+                let own = try object(for: key)
+                guard let hinted = try hintedObject(for: key, policy: policy) else { return .object(own) }
+                return .object((own ?? VersionedObject()).merged(with: hinted, policy: policy))
+            case .merge(let key, let object, let hintFor?, let sync):
+                try storeHint(target: hintFor, key: key, object, policy: policy, sync: sync)
+                return .stored
+            case .merge(let key, let object, nil, let sync):
+                try merge(key, object, policy: policy, sync: sync)
+                return .stored
+            case .coordinateWrite(let key, let value, let context, let actor, let now, let hintFor?, _):
+                return .version(
+                    try coordinateHintedWrite(
+                        key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy))
+            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync):
+                return .version(
+                    try coordinateWrite(
+                        key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync))
+            case .loadHints(let limit, let targets):
+                return .hints(try pendingHints(limit: limit) { targets.contains($0) })
+            case .removeHint(let hint):
+                return .removed(try removeHint(hint))
+            }
+        } catch {
+            return .failed(error.message)
+        }
     }
 
     /// Node metadata (identity, tokens), stored beside the data.

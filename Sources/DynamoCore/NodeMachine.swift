@@ -1,0 +1,584 @@
+/// Settings the node protocol needs (a subset of the `dynamo-node` flags).
+public struct NodeSettings: Sendable, Hashable {
+    public var name: NodeName
+    public var peerAddress: String
+    public var httpAddress: String
+    public var tokens: [RingPosition]
+    public var generation: UInt64
+    public var seeds: [String]
+    public var quorum: QuorumConfig
+    public var clocks: ClockPolicy
+    public var gossipIntervalMs: UInt64
+    public var hintIntervalMs: UInt64
+    /// fsync the coordinator's own replica write / every replica write.
+    public var syncCoordinatorWrites: Bool
+    public var syncReplicaWrites: Bool
+
+    public init(
+        name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
+        seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
+        gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, syncCoordinatorWrites: Bool = true,
+        syncReplicaWrites: Bool = false
+    ) {
+        self.name = name
+        self.peerAddress = peerAddress
+        self.httpAddress = httpAddress
+        self.tokens = tokens
+        self.generation = generation
+        self.seeds = seeds
+        self.quorum = quorum
+        self.clocks = clocks
+        self.gossipIntervalMs = gossipIntervalMs
+        self.hintIntervalMs = hintIntervalMs
+        self.syncCoordinatorWrites = syncCoordinatorWrites
+        self.syncReplicaWrites = syncReplicaWrites
+    }
+}
+
+/// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a
+/// request (identified by a handle the shell chose, so it can find the connection).
+public enum Requester: Hashable, Sendable {
+    case client(UInt64)
+    case peer(UInt64)
+}
+
+/// What a client of the node gets back.
+public enum ClientReply: Hashable, Sendable {
+    case read(GetCoordinator.Outcome)
+    case write(WriteResult)
+}
+
+/// One node's whole protocol as a pure state machine: membership and failure detection,
+/// request coordination (forwarding, sloppy quorum, read repair), serving replica requests,
+/// and hinted handoff.
+///
+/// It performs no I/O and reads no clock: every input carries the time, randomness comes
+/// from a seeded generator, and everything it wants done comes back as `Action`s. The NIO
+/// runtime executes those over TCP and RocksDB; the test simulator executes the very same
+/// actions over an in-memory network with injected faults.
+public struct NodeMachine: Sendable {
+    public enum Input: Hashable, Sendable {
+        case clientGet(id: UInt64, key: [UInt8], r: Int?)
+        /// value nil: delete.
+        case clientWrite(id: UInt64, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+        case peerRequest(handle: UInt64, from: NodeName, PeerRequest)
+        /// nil: the request failed or its connection broke.
+        case peerResponse(requestID: UInt64, PeerResponse?)
+        case storageResult(token: UInt64, StorageResult)
+        /// Time passed: run due timers (gossip, hints, deadlines).
+        case tick
+        /// Drop all traffic with these nodes (fault injection).
+        case setFaults(drop: Set<NodeName>)
+    }
+
+    public enum Action: Hashable, Sendable {
+        /// Send a request to the peer at `address`; its answer comes back as `.peerResponse`.
+        case send(requestID: UInt64, toAddress: String, PeerRequest)
+        /// Answer a peer's request.
+        case respond(handle: UInt64, PeerResponse)
+        case storage(token: UInt64, StorageOp)
+        case reply(client: UInt64, ClientReply)
+        /// A peer request that gets no answer (its sender is cut off): forget its handle.
+        case ignore(handle: UInt64)
+        /// Something a person watching would want to know (failures seen, hints delivered...).
+        case event(String)
+    }
+
+    /// Times for one input: monotonic for deadlines, wall clock for version timestamps.
+    public struct Now: Hashable, Sendable {
+        public var monotonicMs: UInt64
+        public var wallMs: UInt64
+
+        public init(monotonicMs: UInt64, wallMs: UInt64) {
+            self.monotonicMs = monotonicMs
+            self.wallMs = wallMs
+        }
+    }
+
+    public let settings: NodeSettings
+    public private(set) var membership: Membership
+    public private(set) var dropped: Set<NodeName> = []
+    public private(set) var hintsDelivered: [NodeName: Int] = [:]
+    private var rng: SeededRandom
+
+    private enum Outgoing {
+        case replica(run: UInt64, node: NodeName)
+        case gossip(target: NodeName?)
+        case forward(requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName)
+        case hint(Hint)
+    }
+
+    private enum StorageWait {
+        case serve(handle: UInt64, isPut: Bool)
+        case localReplica(run: UInt64)
+        case coordinate(requester: Requester, key: [UInt8], replicas: [HintedReplica], w: Int)
+        case loadHints
+        case removeHint(Hint)
+    }
+
+    private struct GetRun {
+        var coordinator: GetCoordinator
+        var client: UInt64
+    }
+
+    private struct PutRun {
+        var coordinator: PutCoordinator
+        var requester: Requester
+        var version: Version
+        var deadline: UInt64
+    }
+
+    private var nextID: UInt64 = 1
+    private var outgoing: [UInt64: (purpose: Outgoing, deadline: UInt64)] = [:]
+    private var storageWaits: [UInt64: StorageWait] = [:]
+    private var gets: [UInt64: GetRun] = [:]
+    private var puts: [UInt64: PutRun] = [:]
+    private var nextGossipAt: UInt64 = 0
+    private var nextHintsAt: UInt64
+    private var deliveringHints = false
+
+    /// Hints loaded per handoff round.
+    public static let hintBatch = 64
+
+    public init(settings: NodeSettings, seed: UInt64) {
+        self.settings = settings
+        let me = Member(
+            name: settings.name, peerAddress: settings.peerAddress, httpAddress: settings.httpAddress,
+            tokens: settings.tokens, status: settings.seeds.isEmpty ? .up : .joining, generation: settings.generation)
+        self.membership = Membership(me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs)
+        self.rng = SeededRandom(seed: seed)
+        self.nextHintsAt = settings.hintIntervalMs
+    }
+
+    public var name: NodeName { settings.name }
+
+    /// Whether requests may go to `node` now: itself, or a member the failure detector does
+    /// not suspect and no injected fault cuts off.
+    public func isReachable(_ node: NodeName, at now: UInt64) -> Bool {
+        node == name || (membership.isAvailable(node, at: now) && !dropped.contains(node))
+    }
+
+    /// The member's status as this node sees it (`down` when cut off by a fault too).
+    public func status(of node: NodeName, at now: UInt64) -> MemberStatus? {
+        if node != name, dropped.contains(node), membership.member(node) != nil { return .down }
+        return membership.status(of: node, at: now)
+    }
+
+    /// How many requests and coordinations are in flight (for tests and status).
+    public var inFlight: Int { outgoing.count + storageWaits.count + gets.count + puts.count }
+
+    // MARK: Input
+
+    public mutating func handle(_ input: Input, now: Now) -> [Action] {
+        switch input {
+        case .clientGet(let id, let key, let r):
+            return startRead(client: id, key: key, r: r, now: now)
+        case .clientWrite(let id, let key, let value, let context, let w):
+            return routeWrite(.client(id), ForwardedPut(key: key, value: value, context: context, w: w), now: now)
+        case .peerRequest(let handle, let from, let request):
+            return serve(handle: handle, from: from, request, now: now)
+        case .peerResponse(let requestID, let response):
+            return received(requestID: requestID, response, now: now)
+        case .storageResult(let token, let result):
+            return stored(token: token, result, now: now)
+        case .tick:
+            return tick(now: now)
+        case .setFaults(let drop):
+            let previous = dropped
+            dropped = drop.subtracting([name])
+            guard dropped != previous else { return [] }
+            return [
+                .event(
+                    dropped.isEmpty
+                        ? "\(name) heals: talking to everyone"
+                        : "\(name) drops all traffic with \(dropped.sorted().joined(separator: ","))")
+            ]
+        }
+    }
+
+    private mutating func newID() -> UInt64 {
+        defer { nextID += 1 }
+        return nextID
+    }
+
+    // MARK: Talking to peers
+
+    /// Sends `request` to `node` (by name); a dropped or unknown peer simply never answers,
+    /// and the deadline turns that into a failure.
+    private mutating func send(
+        _ request: PeerRequest, to node: NodeName, purpose: Outgoing, timeoutMs: UInt64, now: Now
+    )
+        -> [Action]
+    {
+        let id = newID()
+        outgoing[id] = (purpose, now.monotonicMs + timeoutMs)
+        guard !dropped.contains(node), let address = membership.member(node)?.peerAddress else { return [] }
+        return [.send(requestID: id, toAddress: address, request)]
+    }
+
+    /// Records whether `node` answered this node, and says so when that changes its view.
+    private mutating func noteAnswer(from node: NodeName, answered: Bool, now: Now) -> [Action] {
+        guard node != name, membership.member(node) != nil else { return [] }
+        let before = membership.isAvailable(node, at: now.monotonicMs)
+        if answered {
+            membership.requestSucceeded(to: node)
+        } else {
+            membership.requestFailed(to: node, at: now.monotonicMs)
+        }
+        let after = membership.isAvailable(node, at: now.monotonicMs)
+        guard before != after else { return [] }
+        return [.event(after ? "\(name) reaches \(node) again" : "\(name) cannot reach \(node); routing around it")]
+    }
+
+    private mutating func received(requestID: UInt64, _ response: PeerResponse?, now: Now) -> [Action] {
+        guard let (purpose, _) = outgoing.removeValue(forKey: requestID) else { return [] }
+        switch purpose {
+        case .replica(let run, let node):
+            var actions = noteAnswer(from: node, answered: response != nil, now: now)
+            let reply: ReplicaReply
+            switch response {
+            case .replica(let value): reply = value
+            case .error(let reason): reply = .failed(reason)
+            case nil: reply = .failed("no answer from \(node)")
+            default: reply = .failed("unexpected answer from \(node)")
+            }
+            actions += replicaReplied(run: run, node: node, reply, now: now)
+            return actions
+        case .gossip(let target):
+            var actions: [Action] = []
+            if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
+            if let target { actions += noteAnswer(from: target, answered: response != nil, now: now) }
+            return actions
+        case .forward(let requester, let put, let remaining, let target):
+            var actions = noteAnswer(from: target, answered: response != nil, now: now)
+            if case .coordinated(let result) = response {
+                actions += answer(requester, .write(result))
+            } else {
+                actions += forward(requester, put, candidates: remaining, now: now)
+            }
+            return actions
+        case .hint(let hint):
+            var actions = noteAnswer(from: hint.target, answered: response != nil, now: now)
+            if case .replica(.stored) = response {
+                actions += storage(.removeHint(hint), wait: .removeHint(hint))
+            } else {
+                actions += hintRoundFinished()
+            }
+            return actions
+        }
+    }
+
+    private mutating func storage(_ op: StorageOp, wait: StorageWait) -> [Action] {
+        let token = newID()
+        storageWaits[token] = wait
+        return [.storage(token: token, op)]
+    }
+
+    private func answer(_ requester: Requester, _ reply: ClientReply) -> [Action] {
+        switch (requester, reply) {
+        case (.client(let id), _): [.reply(client: id, reply)]
+        case (.peer(let handle), .write(let result)): [.respond(handle: handle, .coordinated(result))]
+        case (.peer(let handle), .read): [.respond(handle: handle, .error("reads are not forwarded"))]
+        }
+    }
+
+    // MARK: Serving peers
+
+    private mutating func serve(handle: UInt64, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
+        // A cut-off peer's requests vanish, as if the network lost them.
+        if dropped.contains(peer) { return [.ignore(handle: handle)] }
+        switch request {
+        case .replica(.get(let key)):
+            return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))
+        case .replica(.put(let key, let object, let hintFor)):
+            let target = hintFor == name ? nil : hintFor
+            // Hints are always synced: the holder is the only copy for the node it stands in for.
+            let sync = target != nil || settings.syncReplicaWrites
+            return storage(
+                .merge(key: key, object: object, hintFor: target, sync: sync), wait: .serve(handle: handle, isPut: true)
+            )
+        case .gossip(let members):
+            let actions = receiveGossip(members, now: now)
+            return actions + [.respond(handle: handle, .gossip(membership.table))]
+        case .coordinatePut(let put):
+            // A forwarded write is coordinated here, never forwarded again, so differing
+            // views of the cluster cannot bounce it around.
+            return coordinateHere(.peer(handle), put, now: now)
+        }
+    }
+
+    // MARK: Gossip and failure detection
+
+    private mutating func tick(now: Now) -> [Action] {
+        var actions: [Action] = []
+        let t = now.monotonicMs
+        // Requests whose deadline passed count as unanswered.
+        for (id, entry) in outgoing.sorted(by: { $0.key < $1.key }) where entry.deadline <= t {
+            actions += received(requestID: id, nil, now: now)
+        }
+        for id in gets.keys.sorted() {
+            actions += runGet(id, now: now) { $0.tick(now: t) }
+        }
+        for id in puts.keys.sorted() {
+            actions += runPut(id, now: now) { $0.tick(now: t) }
+        }
+        if t >= nextGossipAt {
+            nextGossipAt = t + settings.gossipIntervalMs
+            actions += gossipRound(now: now)
+        }
+        if t >= nextHintsAt {
+            nextHintsAt = t + settings.hintIntervalMs
+            actions += startHintRound(now: now)
+        }
+        return actions
+    }
+
+    private mutating func gossipRound(now: Now) -> [Action] {
+        var actions: [Action] = []
+        for case .gossip(let address, let members) in membership.tick(now: now.monotonicMs, rng: &rng) {
+            let target = membership.member(atAddress: address)?.name
+            if let target, dropped.contains(target) { continue }
+            let id = newID()
+            outgoing[id] = (.gossip(target: target), now.monotonicMs + settings.quorum.requestTimeoutMs)
+            actions.append(.send(requestID: id, toAddress: address, .gossip(members)))
+        }
+        return actions
+    }
+
+    private mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
+        let before = Set(membership.members.keys)
+        var actions: [Action] = []
+        if membership.receive(members, now: now.monotonicMs).contains(.ringChanged) {
+            let added = Set(membership.members.keys).subtracting(before).sorted()
+            if !added.isEmpty { actions.append(.event("\(name) learns of \(added.joined(separator: ", "))")) }
+        }
+        if membership.local.status == .joining, membership.hasJoined {
+            membership.setLocalStatus(.up)
+            actions.append(.event("\(name) joined the cluster (\(membership.members.count) members known)"))
+        }
+        return actions
+    }
+
+    // MARK: Reads
+
+    private func replicas(for key: [UInt8], now: Now) -> [HintedReplica] {
+        membership.ring.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
+            isReachable($0, at: now.monotonicMs)
+        }
+    }
+
+    private mutating func startRead(client: UInt64, key: [UInt8], r: Int?, now: Now) -> [Action] {
+        let coordinator = GetCoordinator(
+            key: key, replicas: replicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
+            now: now.monotonicMs, config: settings.quorum)
+        let id = newID()
+        gets[id] = GetRun(coordinator: coordinator, client: client)
+        return runGet(id, now: now) { $0.start() }
+    }
+
+    private mutating func runGet(_ id: UInt64, now: Now, _ event: (inout GetCoordinator) -> [GetCoordinator.Action])
+        -> [Action]
+    {
+        guard var run = gets[id] else { return [] }
+        let steps = event(&run.coordinator)
+        gets[id] = run.coordinator.isFinished ? nil : run
+        var actions: [Action] = []
+        for step in steps {
+            switch step {
+            case .send(let node, let request):
+                if case .put = request { actions.append(.event("read repair of a key on \(node)")) }
+                actions += replicaRequest(request, to: node, run: id, now: now)
+            case .respond(let outcome):
+                actions.append(.reply(client: run.client, .read(outcome)))
+            }
+        }
+        return actions
+    }
+
+    /// A replica request of a running get or put: served by the local store when `node` is
+    /// this node, else sent over the network.
+    private mutating func replicaRequest(_ request: ReplicaRequest, to node: NodeName, run: UInt64, now: Now)
+        -> [Action]
+    {
+        guard node == name else {
+            return send(
+                .replica(request), to: node, purpose: .replica(run: run, node: node),
+                timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+        }
+        switch request {
+        case .get(let key):
+            return storage(.read(key: key), wait: .localReplica(run: run))
+        case .put(let key, let object, let hintFor):
+            return storage(
+                .merge(key: key, object: object, hintFor: hintFor == name ? nil : hintFor, sync: true),
+                wait: .localReplica(run: run))
+        }
+    }
+
+    private mutating func replicaReplied(run: UInt64, node: NodeName, _ reply: ReplicaReply, now: Now) -> [Action] {
+        if gets[run] != nil { return runGet(run, now: now) { $0.receive(from: node, reply) } }
+        if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply) } }
+        return []
+    }
+
+    // MARK: Writes
+
+    /// A client write: coordinated here when this node is among the key's first N healthy
+    /// nodes (home nodes first, then fallbacks), else forwarded to them in order.
+    private mutating func routeWrite(_ requester: Requester, _ put: ForwardedPut, now: Now) -> [Action] {
+        let replicas = replicas(for: put.key, now: now)
+        if replicas.isEmpty || replicas.contains(where: { $0.node == name }) {
+            return coordinateHere(requester, put, now: now)
+        }
+        return forward(requester, put, candidates: replicas.map(\.node), now: now)
+    }
+
+    private mutating func forward(_ requester: Requester, _ put: ForwardedPut, candidates: [NodeName], now: Now)
+        -> [Action]
+    {
+        guard let target = candidates.first else {
+            // Nobody we forwarded to answered: coordinate here rather than refuse the write.
+            return coordinateHere(requester, put, now: now)
+        }
+        return send(
+            .coordinatePut(put), to: target,
+            purpose: .forward(requester: requester, put: put, remaining: Array(candidates.dropFirst()), target: target),
+            timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
+    }
+
+    /// Coordinates a write here: store the new version locally (as a hint if this node is a
+    /// fallback), then replicate it.
+    private mutating func coordinateHere(_ requester: Requester, _ put: ForwardedPut, now: Now) -> [Action] {
+        let preference = membership.ring.preferenceList(forKey: put.key)
+        var replicas = replicas(for: put.key, now: now)
+        if !replicas.contains(where: { $0.node == name }) {
+            // Neither home nor fallback in this node's own view (it was forwarded the write):
+            // hold the version for the first home node the write cannot reach directly.
+            let home = preference.home(settings.quorum.n)
+            let standIn =
+                home.contains(name) ? nil : home.first { h in !replicas.contains { $0.node == h } } ?? home.first
+            replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
+        }
+        let hintFor = replicas.first { $0.node == name }?.hintFor
+        let op = StorageOp.coordinateWrite(
+            key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
+            sync: settings.syncCoordinatorWrites)
+        return storage(
+            op, wait: .coordinate(requester: requester, key: put.key, replicas: replicas, w: put.w ?? settings.quorum.w)
+        )
+    }
+
+    private mutating func replicate(
+        _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int, now: Now
+    ) -> [Action] {
+        let coordinator = PutCoordinator(
+            key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
+            localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs)
+        let id = newID()
+        puts[id] = PutRun(
+            coordinator: coordinator, requester: requester, version: version,
+            deadline: now.monotonicMs + settings.quorum.requestTimeoutMs)
+        return runPut(id, now: now) { $0.start() }
+    }
+
+    private mutating func runPut(_ id: UInt64, now: Now, _ event: (inout PutCoordinator) -> [PutCoordinator.Action])
+        -> [Action]
+    {
+        guard var run = puts[id] else { return [] }
+        let steps = event(&run.coordinator)
+        let done = run.coordinator.isFinished(now: now.monotonicMs) || now.monotonicMs >= run.deadline
+        puts[id] = done ? nil : run
+        var actions: [Action] = []
+        for step in steps {
+            switch step {
+            case .send(let node, let request):
+                actions += replicaRequest(request, to: node, run: id, now: now)
+            case .respond(let outcome):
+                let result = WriteResult(
+                    succeeded: outcome.succeeded, coordinator: name, acks: outcome.acks, required: outcome.required,
+                    context: run.version.clock)
+                actions += answer(run.requester, .write(result))
+            }
+        }
+        return actions
+    }
+
+    // MARK: Storage results
+
+    private mutating func stored(token: UInt64, _ result: StorageResult, now: Now) -> [Action] {
+        guard let wait = storageWaits.removeValue(forKey: token) else { return [] }
+        switch wait {
+        case .serve(let handle, let isPut):
+            switch result {
+            case .object(let object) where !isPut: return [.respond(handle: handle, .replica(.object(object)))]
+            case .stored where isPut: return [.respond(handle: handle, .replica(.stored))]
+            case .failed(let reason): return [.respond(handle: handle, .replica(.failed(reason)))]
+            default: return [.respond(handle: handle, .replica(.failed("unexpected storage result")))]
+            }
+        case .localReplica(let run):
+            let reply: ReplicaReply
+            switch result {
+            case .object(let object): reply = .object(object)
+            case .stored: reply = .stored
+            case .failed(let reason): reply = .failed(reason)
+            default: reply = .failed("unexpected storage result")
+            }
+            return replicaReplied(run: run, node: name, reply, now: now)
+        case .coordinate(let requester, let key, let replicas, let w):
+            guard case .version(let version) = result else {
+                let reason: String
+                if case .failed(let message) = result { reason = message } else { reason = "unexpected storage result" }
+                return answer(
+                    requester,
+                    .write(
+                        WriteResult(
+                            succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
+                            error: "local write failed: \(reason)")))
+            }
+            return replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
+        case .loadHints:
+            guard case .hints(let hints) = result, !hints.isEmpty else { return hintRoundFinished() }
+            hintsOutstanding = hints.count
+            lastHintBatchFull = hints.count == Self.hintBatch
+            var actions: [Action] = []
+            for hint in hints {
+                actions += send(
+                    .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
+                    purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+            }
+            return actions
+        case .removeHint(let hint):
+            var actions: [Action] = []
+            if case .removed(true) = result {
+                hintsDelivered[hint.target, default: 0] += 1
+                actions.append(.event("\(name) delivered a hint to \(hint.target)"))
+            }
+            return actions + hintRoundFinished()
+        }
+    }
+
+    // MARK: Hinted handoff
+
+    private var hintsOutstanding = 0
+    private var lastHintBatchFull = false
+
+    /// Loads hints for intended nodes that are reachable again and offers each to its node;
+    /// a hint is deleted only after its node acknowledged storing it.
+    private mutating func startHintRound(now: Now) -> [Action] {
+        guard !deliveringHints else { return [] }
+        let targets = Set(membership.members.keys.filter { $0 != name && isReachable($0, at: now.monotonicMs) })
+        guard !targets.isEmpty else { return [] }
+        deliveringHints = true
+        return storage(.loadHints(limit: Self.hintBatch, targets: targets), wait: .loadHints)
+    }
+
+    private mutating func hintRoundFinished() -> [Action] {
+        if hintsOutstanding > 0 { hintsOutstanding -= 1 }
+        guard hintsOutstanding == 0 else { return [] }
+        deliveringHints = false
+        // A full batch means more are waiting: go on at the next tick rather than an interval later.
+        if lastHintBatchFull { nextHintsAt = 0 }
+        lastHintBatchFull = false
+        return []
+    }
+}

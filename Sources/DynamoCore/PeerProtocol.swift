@@ -1,0 +1,55 @@
+/// Requests nodes make of each other (carried by the peer protocol, see DynamoWire).
+public enum PeerRequest: Hashable, Sendable {
+    case replica(ReplicaRequest)
+    case gossip([Member])
+    /// A node outside a key's top N hands a client write to one inside it.
+    case coordinatePut(ForwardedPut)
+}
+
+public enum PeerResponse: Hashable, Sendable {
+    case replica(ReplicaReply)
+    case gossip([Member])
+    case coordinated(WriteResult)
+    /// The peer could not handle the request (unknown, overloaded, failed).
+    case error(String)
+}
+
+/// A client write forwarded to a coordinator in the key's top N.
+public struct ForwardedPut: Hashable, Sendable {
+    public var key: [UInt8]
+    /// nil for a delete.
+    public var value: [UInt8]?
+    public var context: CausalHistory?
+    public var w: Int?
+
+    public init(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) {
+        self.key = key
+        self.value = value
+        self.context = context
+        self.w = w
+    }
+}
+
+/// The result of a coordinated write, as the client will see it.
+public struct WriteResult: Hashable, Sendable {
+    public var succeeded: Bool
+    public var coordinator: NodeName
+    public var acks: [NodeName]
+    public var required: Int
+    /// The context of the new version (what the client passes on its next write).
+    public var context: CausalHistory
+    /// Set when the coordinator failed outright (not a quorum shortfall).
+    public var error: String?
+
+    public init(
+        succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,
+        error: String? = nil
+    ) {
+        self.succeeded = succeeded
+        self.coordinator = coordinator
+        self.acks = acks
+        self.required = required
+        self.context = context
+        self.error = error
+    }
+}

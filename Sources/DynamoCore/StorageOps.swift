@@ -1,0 +1,39 @@
+/// What a node asks of its local store, as data: the node state machine returns these
+/// and the shell executes them (on a thread pool over RocksDB in the product, inline over
+/// memory in the simulator) and feeds back a `StorageResult`.
+public enum StorageOp: Hashable, Sendable {
+    /// The key's versions held here: own data merged with hints held for others.
+    case read(key: [UInt8])
+    /// Merge versions into the key's own data (`hintFor` nil) or into a hint for another node.
+    case merge(key: [UInt8], object: VersionedObject, hintFor: NodeName?, sync: Bool)
+    /// Build and store a new version coordinated here (kept as a hint when `hintFor` is set).
+    case coordinateWrite(
+        key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, hintFor: NodeName?,
+        sync: Bool)
+    /// Up to `limit` hints held for any of `targets`.
+    case loadHints(limit: Int, targets: Set<NodeName>)
+    /// Delete a delivered hint unless it changed since it was loaded.
+    case removeHint(Hint)
+}
+
+public enum StorageResult: Hashable, Sendable {
+    case object(VersionedObject?)
+    case stored
+    case version(Version)
+    case hints([Hint])
+    case removed(Bool)
+    case failed(String)
+}
+
+/// A hinted replica: versions a fallback keeps for the home node that could not take them.
+public struct Hint: Hashable, Sendable {
+    public var target: NodeName
+    public var key: [UInt8]
+    public var object: VersionedObject
+
+    public init(target: NodeName, key: [UInt8], object: VersionedObject) {
+        self.target = target
+        self.key = key
+        self.object = object
+    }
+}
