@@ -6,6 +6,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The pure core and the simulator run thousands of simulated seconds in the test suite;
+/// optimising them even in debug builds makes that 5-10x faster (tests stay debuggable).
+let optimizedSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Dynamo",
     products: [
@@ -28,7 +32,7 @@ let package = Package(
         ),
 
         // The pure core: ring, clocks, objects and protocol state machines. No I/O.
-        .target(name: "DynamoCore", swiftSettings: swiftSettings),
+        .target(name: "DynamoCore", swiftSettings: optimizedSettings),
         // The peer wire protocol: frames, handshake, message codec.
         .target(
             name: "DynamoWire",
@@ -39,7 +43,7 @@ let package = Package(
         .target(
             name: "DynamoStorage",
             dependencies: ["DynamoCore", "CRocksDB", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            swiftSettings: optimizedSettings
         ),
         // The node runtime: SwiftNIO shells that execute the core's actions.
         .target(
@@ -89,7 +93,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support: the deterministic cluster simulator (not part of the product).
+        .target(
+            name: "DynamoSimulator",
+            dependencies: ["DynamoCore", "DynamoStorage"],
+            path: "Tests/DynamoSimulator",
+            swiftSettings: optimizedSettings
+        ),
         .testTarget(name: "DynamoCoreTests", dependencies: ["DynamoCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DynamoSimulationTests",
+            dependencies: ["DynamoSimulator", "DynamoCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DynamoWireTests",
             dependencies: [

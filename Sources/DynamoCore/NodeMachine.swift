@@ -496,7 +496,7 @@ public struct NodeMachine: Sendable {
             case .respond(let outcome):
                 let result = WriteResult(
                     succeeded: outcome.succeeded, coordinator: name, acks: outcome.acks, required: outcome.required,
-                    context: run.version.clock)
+                    context: run.version.clock, dot: run.version.dot)
                 actions += answer(run.requester, .write(result))
             }
         }

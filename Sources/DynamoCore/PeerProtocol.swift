@@ -40,10 +40,12 @@ public struct WriteResult: Hashable, Sendable {
     public var context: CausalHistory
     /// Set when the coordinator failed outright (not a quorum shortfall).
     public var error: String?
+    /// The dot of the version this write created (nil if none was created).
+    public var dot: Dot?
 
     public init(
         succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,
-        error: String? = nil
+        error: String? = nil, dot: Dot? = nil
     ) {
         self.succeeded = succeeded
         self.coordinator = coordinator
@@ -51,5 +53,6 @@ public struct WriteResult: Hashable, Sendable {
         self.required = required
         self.context = context
         self.error = error
+        self.dot = dot
     }
 }

@@ -145,6 +145,11 @@ public enum PeerCodec {
             w.write(varint: UInt64(result.required))
             result.context.encode(into: &w)
             writeOptional(result.error, into: &w)
+            w.write(bool: result.dot != nil)
+            if let dot = result.dot {
+                w.write(string: dot.actor)
+                w.write(varint: dot.counter)
+            }
         case .error(let reason):
             w.write(Tag.replyError.rawValue)
             w.write(string: reason)
@@ -170,10 +175,11 @@ public enum PeerCodec {
             let required = try r.readInt(max: 1024)
             let context = try CausalHistory.decode(from: &r)
             let error: String? = try r.readBool() ? r.readString() : nil
+            let dot: Dot? = try r.readBool() ? Dot(actor: try r.readString(max: 255), counter: try r.readVarint()) : nil
             return .coordinated(
                 WriteResult(
                     succeeded: succeeded, coordinator: coordinator, acks: acks, required: required, context: context,
-                    error: error))
+                    error: error, dot: dot))
         case .replyError:
             return .error(try r.readString())
         default:

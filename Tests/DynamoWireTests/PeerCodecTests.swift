@@ -38,7 +38,8 @@ import Testing
             id: 6,
             .coordinated(
                 WriteResult(
-                    succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context))),
+                    succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context,
+                    dot: Dot(actor: "n2", counter: 7)))),
         .response(
             id: 7,
             .coordinated(

@@ -1,0 +1,66 @@
+import DynamoCore
+import DynamoSimulator
+import Foundation
+import Testing
+
+/// Seeded fault schedules over the real node state machines. A failure prints its seed;
+/// `DYNAMO_SIM_SEED=N swift test --filter Simulation` replays exactly that run, and
+/// `DYNAMO_SIM_SEEDS=5000` explores more schedules than the default.
+@Suite struct SimulationTests {
+    static let seedCount = ProcessInfo.processInfo.environment["DYNAMO_SIM_SEEDS"].flatMap(Int.init) ?? 200
+    static let seeds: [UInt64] = {
+        if let one = ProcessInfo.processInfo.environment["DYNAMO_SIM_SEED"].flatMap(UInt64.init) { return [one] }
+        return (1...UInt64(seedCount)).map { $0 }
+    }()
+
+    @Test func aFaultFreeClusterKeepsEveryAcknowledgedWrite() throws {
+        let simulation = try Simulation(seed: 42, faults: .none)
+        try simulation.run()
+        #expect(simulation.acked.count > 50)
+        #expect(simulation.acked.count == simulation.writesAttempted, "without faults every write is acknowledged")
+    }
+
+    @Test func underFaultsNoAcknowledgedWriteIsLostAndEveryHintIsDelivered() async throws {
+        // Spread the seeds over the cores; each run is independent and deterministic.
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for chunk in stride(from: 0, to: Self.seeds.count, by: 25) {
+                let seeds = Array(Self.seeds[chunk..<min(chunk + 25, Self.seeds.count)])
+                group.addTask {
+                    for seed in seeds {
+                        let simulation = try! Simulation(seed: seed)
+                        simulation.tracing = ProcessInfo.processInfo.environment["DYNAMO_SIM_TRACE"] != nil
+                        do {
+                            try simulation.run()
+                            if simulation.acked.isEmpty { return "seed \(seed): no write was acknowledged" }
+                        } catch {
+                            if simulation.tracing { print(simulation.log.suffix(150).joined(separator: "\n")) }
+                            return "\(error)"
+                        }
+                    }
+                    return nil
+                }
+            }
+            var failures: [String] = []
+            for await failure in group { if let failure { failures.append(failure) } }
+            return failures
+        }
+        #expect(
+            failures.isEmpty,
+            "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
+    }
+
+    @Test func aSeedReplaysExactly() throws {
+        func run() throws -> (Int, [Simulation.AckedWrite], [String]) {
+            let simulation = try Simulation(seed: 7)
+            simulation.tracing = true
+            try simulation.run()
+            return (simulation.steps, simulation.acked, simulation.log)
+        }
+        let first = try run()
+        let second = try run()
+        #expect(first.0 == second.0)
+        #expect(first.1 == second.1)
+        #expect(first.2 == second.2)
+        #expect(first.2.contains { $0.contains("CRASH") || $0.contains("PARTITION") } || first.2.count > 0)
+    }
+}

@@ -1,0 +1,428 @@
+public import DynamoCore
+import DynamoStorage
+
+/// A deterministic simulation of a cluster: the real `NodeMachine`s of several nodes wired
+/// through an in-memory network driven by one seeded random generator.
+///
+/// The network drops, delays, duplicates and reorders messages, partitions and heals the
+/// cluster; nodes crash (losing everything in flight) and restart from their durable
+/// stores. Clients write and read throughout. Invariants are checked after every storage
+/// step and at the end; a failure names the seed, and the same seed replays the same run.
+public final class Simulation {
+    /// How hostile the run is.
+    public struct Faults: Sendable {
+        public var dropRate = 0.02
+        public var duplicateRate = 0.02
+        public var maxDelayMs: UInt64 = 15
+        /// Chance per second that a partition starts (when none is active).
+        public var partitionsPerSecond = 0.15
+        /// Chance per second that a running node crashes (at most one down at a time).
+        public var crashesPerSecond = 0.1
+
+        public init() {}
+
+        public static let none: Faults = {
+            var f = Faults()
+            f.dropRate = 0
+            f.duplicateRate = 0
+            f.partitionsPerSecond = 0
+            f.crashesPerSecond = 0
+            return f
+        }()
+    }
+
+    /// Why a run failed: always prefixed with the seed so it can be replayed.
+    public struct Violation: Error, CustomStringConvertible {
+        public var seed: UInt64
+        public var message: String
+        public var description: String { "seed \(seed): \(message)  (replay: Simulation(seed: \(seed)))" }
+    }
+
+    struct Node {
+        var settings: NodeSettings
+        var machine: NodeMachine?
+        let store: ReplicaStore
+        /// Bumped at each crash so messages and storage results of an old life are dropped.
+        var incarnation: UInt64 = 0
+    }
+
+    enum Event {
+        case tick(NodeName, incarnation: UInt64)
+        case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: UInt64, PeerRequest)
+        case response(to: NodeName, incarnation: UInt64, requestID: UInt64, PeerResponse?)
+        case storage(NodeName, incarnation: UInt64, token: UInt64, StorageResult)
+        case client(ClientOp)
+        case crash(NodeName)
+        case restart(NodeName)
+        case partition([[NodeName]])
+        case heal
+        /// The faults stop for good: no partitions, loss or duplication from here on.
+        case calm
+    }
+
+    enum ClientOp {
+        case write(key: [UInt8], value: [UInt8]?, readFirst: Bool)
+        case read(key: [UInt8])
+    }
+
+    /// An acknowledged write: its version must survive (or be superseded by a later write
+    /// whose context covered it).
+    public struct AckedWrite: Hashable, Sendable {
+        public var key: [UInt8]
+        public var dot: Dot
+        public var deleted: Bool
+        /// The context the client sent: versions it covers must never come back.
+        public var covered: CausalHistory?
+    }
+
+    public let seed: UInt64
+    public let names: [NodeName]
+    public let faults: Faults
+    public private(set) var now: UInt64 = 0
+    public private(set) var steps = 0
+    public private(set) var acked: [AckedWrite] = []
+    public private(set) var log: [String] = []
+    public private(set) var writesAttempted = 0
+    public private(set) var readsAnswered = 0
+    var rng: SeededRandom
+    var nodes: [NodeName: Node] = [:]
+    private var queue: [(time: UInt64, seq: UInt64, event: Event)] = []
+    private var seq: UInt64 = 0
+    private var nextClientID: UInt64 = 1
+    private var clientOps: [UInt64: (node: NodeName, op: ClientOp)] = [:]
+    /// Handles of peer requests being served -> who asked.
+    private var inbound: [UInt64: (from: NodeName, incarnation: UInt64, requestID: UInt64)] = [:]
+    private var nextHandle: UInt64 = 1
+    private var partition: [[NodeName]]?
+    private var calm = false
+    let policy = ClockPolicy()
+    public let keys: [[UInt8]]
+    public var tracing = false
+
+    public init(seed: UInt64, nodes count: Int = 5, keys keyCount: Int = 6, faults: Faults = Faults()) throws {
+        self.seed = seed
+        self.faults = faults
+        self.rng = SeededRandom(seed: seed)
+        self.names = (1...count).map { "n\($0)" }
+        self.keys = (0..<keyCount).map { Array("k\($0)".utf8) }
+        for (i, name) in names.enumerated() {
+            let settings = NodeSettings(
+                name: name, peerAddress: "\(name):7000", httpAddress: "\(name):8000",
+                tokens: Token.defaultPositions(for: name, count: 8), generation: 1,
+                seeds: i == 0 ? [] : ["n1:7000", "n2:7000"].filter { $0 != "\(name):7000" },
+                quorum: QuorumConfig(n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300),
+                gossipIntervalMs: 100, hintIntervalMs: 200)
+            nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
+            start(name)
+        }
+    }
+
+    // MARK: Scheduling
+
+    private func schedule(_ event: Event, in delay: UInt64) {
+        seq += 1
+        let entry = (now + delay, seq, event)
+        // Keep the queue sorted by (time, seq); insertion from the back is cheap for near events.
+        var index = queue.count
+        while index > 0, (queue[index - 1].time, queue[index - 1].seq) > (entry.0, entry.1) { index -= 1 }
+        queue.insert(entry, at: index)
+    }
+
+    private func start(_ name: NodeName) {
+        var node = nodes[name]!
+        node.machine = NodeMachine(settings: node.settings, seed: rng.next())
+        nodes[name] = node
+        schedule(.tick(name, incarnation: node.incarnation), in: UInt64.random(in: 0..<20, using: &rng))
+    }
+
+    private var timestamps: NodeMachine.Now { NodeMachine.Now(monotonicMs: now, wallMs: 1_700_000_000_000 + now) }
+
+    private func feed(_ name: NodeName, _ input: NodeMachine.Input) throws {
+        guard var node = nodes[name], var machine = node.machine else { return }
+        let actions = machine.handle(input, now: timestamps)
+        node.machine = machine
+        nodes[name] = node
+        for action in actions { try execute(action, at: name) }
+    }
+
+    private func address(_ address: String) -> NodeName? {
+        names.first { nodes[$0]!.settings.peerAddress == address }
+    }
+
+    private func canTalk(_ a: NodeName, _ b: NodeName) -> Bool {
+        guard let partition else { return true }
+        return partition.contains { $0.contains(a) && $0.contains(b) }
+    }
+
+    private var delay: UInt64 { UInt64.random(in: 1...max(1, faults.maxDelayMs), using: &rng) }
+
+    private func execute(_ action: NodeMachine.Action, at name: NodeName) throws {
+        let incarnation = nodes[name]!.incarnation
+        switch action {
+        case .send(let requestID, let toAddress, let request):
+            guard let target = address(toAddress), nodes[target]?.machine != nil else {
+                // Connection refused: the sender learns at once.
+                schedule(.response(to: name, incarnation: incarnation, requestID: requestID, nil), in: 1)
+                return
+            }
+            guard canTalk(name, target), calm || Double.random(in: 0..<1, using: &rng) >= faults.dropRate else {
+                return  // lost: the sender's deadline turns it into a failure
+            }
+            let event = Event.request(
+                from: name, fromIncarnation: incarnation, to: target, requestID: requestID, request)
+            schedule(event, in: delay)
+            if !calm, Double.random(in: 0..<1, using: &rng) < faults.duplicateRate { schedule(event, in: delay) }
+        case .respond(let handle, let response):
+            guard let asker = inbound.removeValue(forKey: handle) else { return }
+            guard canTalk(name, asker.from), calm || Double.random(in: 0..<1, using: &rng) >= faults.dropRate else {
+                return
+            }
+            schedule(
+                .response(to: asker.from, incarnation: asker.incarnation, requestID: asker.requestID, response),
+                in: delay)
+        case .ignore(let handle):
+            inbound[handle] = nil
+        case .storage(let token, let op):
+            // The operation takes effect now (durably); its result arrives a little later,
+            // and is lost if the node crashes meanwhile, as with a real thread pool.
+            let result = nodes[name]!.store.execute(op, policy: policy)
+            try checkKey(of: op)
+            schedule(
+                .storage(name, incarnation: incarnation, token: token, result),
+                in: UInt64.random(in: 0...3, using: &rng))
+        case .reply(let client, let reply):
+            try clientReplied(client, reply)
+        case .event(let text):
+            if tracing { log.append("\(now) \(text)") }
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs the workload with faults for `duration` ms, then heals everything and lets the
+    /// cluster settle for `settle` ms, then checks the final invariants.
+    public func run(duration: UInt64 = 6_000, settle: UInt64 = 6_000, clientOpsPerSecond: Double = 40) throws {
+        // Client operations and faults are planned up front from the seed.
+        var t: UInt64 = 500
+        while t < duration {
+            t += UInt64(Double.random(in: 0.2...1.8, using: &rng) * 1000 / clientOpsPerSecond)
+            let key = keys.randomElement(using: &rng)!
+            let op: ClientOp
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0...1: op = .read(key: key)
+            case 2: op = .write(key: key, value: nil, readFirst: true)
+            case 3...5: op = .write(key: key, value: Array("v\(t)".utf8), readFirst: false)
+            default: op = .write(key: key, value: Array("v\(t)".utf8), readFirst: true)
+            }
+            schedule(.client(op), in: t)
+        }
+        var f: UInt64 = 1_000
+        while f < duration {
+            f += 250
+            if Double.random(in: 0..<1, using: &rng) < faults.partitionsPerSecond / 4 {
+                let shuffled = names.shuffled(using: &rng)
+                let cut = Int.random(in: 1..<names.count, using: &rng)
+                schedule(.partition([Array(shuffled[..<cut]), Array(shuffled[cut...])]), in: f)
+                f += UInt64.random(in: 300...1_500, using: &rng)
+                schedule(.heal, in: f)
+            }
+            if Double.random(in: 0..<1, using: &rng) < faults.crashesPerSecond / 4 {
+                let victim = names.randomElement(using: &rng)!
+                schedule(.crash(victim), in: f)
+                f += UInt64.random(in: 200...1_500, using: &rng)
+                schedule(.restart(victim), in: f)
+            }
+        }
+        schedule(.calm, in: duration)
+        try runUntil(duration + settle)
+        try checkFinal()
+    }
+
+    func runUntil(_ end: UInt64) throws {
+        while let next = queue.first, next.time <= end {
+            queue.removeFirst()
+            now = next.time
+            steps += 1
+            try step(next.event)
+        }
+        now = end
+    }
+
+    private func step(_ event: Event) throws {
+        switch event {
+        case .tick(let name, let incarnation):
+            guard nodes[name]?.incarnation == incarnation, nodes[name]?.machine != nil else { return }
+            try feed(name, .tick)
+            schedule(.tick(name, incarnation: incarnation), in: 20)
+        case .request(let from, let fromIncarnation, let to, let requestID, let request):
+            guard nodes[to]?.machine != nil else {
+                schedule(.response(to: from, incarnation: fromIncarnation, requestID: requestID, nil), in: 1)
+                return
+            }
+            guard canTalk(from, to) else { return }
+            let handle = nextHandle
+            nextHandle += 1
+            inbound[handle] = (from, fromIncarnation, requestID)
+            try feed(to, .peerRequest(handle: handle, from: from, request))
+        case .response(let to, let incarnation, let requestID, let response):
+            guard nodes[to]?.incarnation == incarnation else { return }
+            try feed(to, .peerResponse(requestID: requestID, response))
+        case .storage(let name, let incarnation, let token, let result):
+            guard nodes[name]?.incarnation == incarnation else { return }
+            try feed(name, .storageResult(token: token, result))
+        case .client(let op):
+            let alive = names.filter { nodes[$0]!.machine != nil }
+            guard let node = alive.randomElement(using: &rng) else { return }
+            try issue(op, at: node)
+        case .crash(let name):
+            guard nodes[name]!.machine != nil else { return }
+            nodes[name]!.machine = nil
+            nodes[name]!.incarnation += 1
+            if tracing { log.append("\(now) CRASH \(name)") }
+        case .restart(let name):
+            step(restart: name)
+        case .partition(let groups):
+            partition = groups
+            if tracing { log.append("\(now) PARTITION \(groups)") }
+        case .heal:
+            partition = nil
+            if tracing { log.append("\(now) HEAL") }
+        case .calm:
+            partition = nil
+            calm = true
+            for name in names where nodes[name]!.machine == nil { step(restart: name) }
+            if tracing { log.append("\(now) CALM") }
+        }
+    }
+
+    private func step(restart name: NodeName) {
+        guard nodes[name]!.machine == nil else { return }
+        nodes[name]!.settings.generation += 1
+        start(name)
+        if tracing { log.append("\(now) RESTART \(name)") }
+    }
+
+    // MARK: Clients
+
+    private func issue(_ op: ClientOp, at node: NodeName) throws {
+        let id = nextClientID
+        nextClientID += 1
+        clientOps[id] = (node, op)
+        switch op {
+        case .read(let key), .write(let key, _, readFirst: true):
+            try feed(node, .clientGet(id: id, key: key, r: nil))
+        case .write(let key, let value, readFirst: false):
+            writesAttempted += 1
+            try feed(node, .clientWrite(id: id, key: key, value: value, context: nil, w: nil))
+        }
+    }
+
+    private var contexts: [UInt64: CausalHistory?] = [:]
+
+    private func clientReplied(_ id: UInt64, _ reply: ClientReply) throws {
+        guard let (node, op) = clientOps.removeValue(forKey: id) else { return }
+        switch (op, reply) {
+        case (.read, .read(let outcome)):
+            if outcome.succeeded { readsAnswered += 1 }
+            readProbe?(outcome)
+        case (.write(let key, let value, true), .read(let outcome)):
+            // Read-modify-write: write with the context of what was read (if the read worked).
+            guard outcome.succeeded, nodes[node]?.machine != nil else { return }
+            let context = outcome.object.isEmpty ? nil : outcome.object.context
+            let writeID = nextClientID
+            nextClientID += 1
+            clientOps[writeID] = (node, .write(key: key, value: value, readFirst: false))
+            contexts[writeID] = context
+            writesAttempted += 1
+            try feed(node, .clientWrite(id: writeID, key: key, value: value, context: context, w: nil))
+        case (.write(let key, let value, false), .write(let result)):
+            if result.succeeded, let dot = result.dot {
+                let covered = contexts.removeValue(forKey: id) ?? nil
+                acked.append(AckedWrite(key: key, dot: dot, deleted: value == nil, covered: covered))
+            }
+            contexts[id] = nil
+        default:
+            throw violation("client \(id) got a mismatched reply \(reply)")
+        }
+    }
+
+    // MARK: Invariants
+
+    func violation(_ message: String) -> Violation {
+        Violation(seed: seed, message: "at \(now) ms after \(steps) steps: \(message)")
+    }
+
+    /// Everything the cluster holds for `key`: own data and hints on every node, merged.
+    public func everything(for key: [UInt8]) -> VersionedObject {
+        names.reduce(VersionedObject()) { merged, name in
+            guard case .object(let object?) = nodes[name]!.store.execute(.read(key: key), policy: policy) else {
+                return merged
+            }
+            return merged.merged(with: object, policy: policy)
+        }
+    }
+
+    private func checkKey(of op: StorageOp) throws {
+        switch op {
+        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _): try checkDurability(of: key)
+        default: break
+        }
+    }
+
+    /// No acknowledged version of `key` is gone from the whole cluster unless a version
+    /// that supersedes it is there; no version an acknowledged write covered is back.
+    func checkDurability(of key: [UInt8]) throws {
+        let all = everything(for: key)
+        for write in acked where write.key == key {
+            let present = all.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+            if !present {
+                throw violation("acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self)) is lost")
+            }
+            if let covered = write.covered,
+                let ghost = all.versions.first(where: { covered.covers($0.dot) && $0.dot != write.dot })
+            {
+                throw violation("version \(ghost.dot) came back after \(write.dot) replaced it")
+            }
+        }
+    }
+
+    /// After the faults stop: membership converged, every hint delivered and deleted, and
+    /// a quorum read through any node returns every acknowledged write (or what replaced it).
+    func checkFinal() throws {
+        for key in keys { try checkDurability(of: key) }
+        for name in names {
+            let machine = nodes[name]!.machine!
+            let seen = Set(machine.membership.members.keys)
+            if seen != Set(names) { throw violation("\(name) knows only \(seen.sorted())") }
+            for other in names where machine.status(of: other, at: now) != .up {
+                throw violation("\(name) sees \(other) as \(machine.status(of: other, at: now).map(\.rawValue) ?? "?")")
+            }
+            let hints = nodes[name]!.store.hintCounts
+            if !hints.isEmpty { throw violation("\(name) still holds hints \(hints)") }
+        }
+        for key in keys {
+            let id = nextClientID
+            nextClientID += 1
+            let node = names.randomElement(using: &rng)!
+            var answer: GetCoordinator.Outcome?
+            clientOps[id] = (node, .read(key: key))
+            readProbe = { answer = $0 }
+            try feed(node, .clientGet(id: id, key: key, r: 2))
+            try runUntil(now + 1_000)
+            readProbe = nil
+            guard let outcome = answer, outcome.succeeded else {
+                throw violation("final read of \(String(decoding: key, as: UTF8.self)) via \(node) failed")
+            }
+            for write in acked where write.key == key {
+                let visible = outcome.object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                if !visible {
+                    throw violation(
+                        "final read via \(node) misses acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self))"
+                    )
+                }
+            }
+        }
+    }
+
+    private var readProbe: ((GetCoordinator.Outcome) -> Void)?
+}
