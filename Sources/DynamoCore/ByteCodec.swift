@@ -104,61 +104,7 @@ public struct ByteReader: Sendable {
     }
 }
 
-/// Binary forms of clocks and objects.
-extension VersionVector {
-    /// Sanity bound on entries in anything decoded from outside.
-    public static let decodeLimit = 1024
-
-    public func encode(into writer: inout ByteWriter) {
-        let sorted = sortedEntries
-        writer.write(varint: UInt64(sorted.count))
-        for (actor, entry) in sorted {
-            writer.write(string: actor)
-            writer.write(varint: entry.counter)
-            writer.write(varint: entry.timestamp)
-        }
-    }
-
-    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> VersionVector {
-        let count = try reader.readInt(max: decodeLimit)
-        var entries: [Actor: ClockEntry] = [:]
-        for _ in 0..<count {
-            let actor = try reader.readString(max: 255)
-            let counter = try reader.readVarint()
-            let timestamp = try reader.readVarint()
-            guard counter > 0 else { throw DecodingError("zero clock counter") }
-            guard entries.updateValue(ClockEntry(counter: counter, timestamp: timestamp), forKey: actor) == nil else {
-                throw DecodingError("duplicate clock actor")
-            }
-        }
-        return VersionVector(entries)
-    }
-}
-
-extension CausalHistory {
-    public func encode(into writer: inout ByteWriter) {
-        vector.encode(into: &writer)
-        writer.write(varint: UInt64(dots.count))
-        for dot in dots {
-            writer.write(string: dot.actor)
-            writer.write(varint: dot.counter)
-        }
-    }
-
-    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> CausalHistory {
-        let vector = try VersionVector.decode(from: &reader)
-        let count = try reader.readInt(max: VersionVector.decodeLimit)
-        var dots: [Dot] = []
-        for _ in 0..<count {
-            let actor = try reader.readString(max: 255)
-            let counter = try reader.readVarint()
-            guard counter > 0 else { throw DecodingError("zero dot counter") }
-            dots.append(Dot(actor: actor, counter: counter))
-        }
-        return CausalHistory(vector: vector, dots: dots)
-    }
-}
-
+/// Binary form of stored objects.
 extension VersionedObject {
     public static let decodeVersionLimit = 10_000
 

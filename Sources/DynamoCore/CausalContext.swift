@@ -9,7 +9,7 @@ public struct CausalContext: Hashable, Sendable {
     public init(_ clock: CausalHistory) { self.clock = clock }
 
     static let magic: UInt8 = 0xDC
-    static let formatVersion: UInt8 = 2
+    static let formatVersion: UInt8 = 3
 
     /// The header value clients see.
     public var encoded: String {

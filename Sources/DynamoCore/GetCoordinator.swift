@@ -23,14 +23,20 @@ public struct GetCoordinator: Sendable {
     private let policy: ClockPolicy
     private let deadline: UInt64
     private let repairDeadline: UInt64
+    private let n: Int
+    /// Tombstones written before this wall-clock time may be reaped.
+    private let reapBefore: UInt64
     private var replies: [(node: NodeName, object: VersionedObject?)] = []
     private var failures: Set<NodeName> = []
     private var answered = false
     private var repaired = false
 
     public init(
-        key: [UInt8], replicas: [HintedReplica], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig
+        key: [UInt8], replicas: [HintedReplica], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig,
+        wallNow: UInt64 = 0
     ) {
+        self.n = config.n
+        self.reapBefore = wallNow > config.tombstoneGraceMs ? wallNow - config.tombstoneGraceMs : 0
         self.key = key
         self.replicas = replicas
         self.r = r
@@ -90,15 +96,25 @@ public struct GetCoordinator: Sendable {
         replies.count + failures.count == replicas.count ? repair() : []
     }
 
-    /// Pushes the reconciled object to each replica that answered without it.
+    /// Pushes the reconciled object to each replica that answered without it; or, when
+    /// every home replica answered with the same old tombstone (or with nothing: it reaped
+    /// already, or never had the key), tells the holders to reap it.
     private mutating func repair() -> [Action] {
         guard !repaired else { return [] }
         repaired = true
         let merged = self.merged
         guard !merged.isEmpty else { return [] }
+        let oldTombstone = merged.isDeleted && merged.versions.allSatisfy { $0.timestamp < reapBefore }
+        if oldTombstone, replies.count == n, replicas.count == n, replicas.allSatisfy({ $0.hintFor == nil }),
+            replies.allSatisfy({ $0.object == nil || $0.object == merged })
+        {
+            return replies.filter { $0.object != nil }.map { .send(to: $0.node, .reap(key: key, object: merged)) }
+        }
         return replies.compactMap { reply in
-            let current = reply.object ?? VersionedObject()
-            guard current != merged else { return nil }
+            guard reply.object != merged else { return nil }
+            // An empty replica cannot bring an old deleted value back, and may have just
+            // reaped it: spreading the tombstone again would only undo the reaping.
+            if reply.object == nil, oldTombstone { return nil }
             let hintFor = replicas.first { $0.node == reply.node }?.hintFor
             return .send(to: reply.node, .put(key: key, object: merged, hintFor: hintFor))
         }

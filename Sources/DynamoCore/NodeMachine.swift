@@ -10,6 +10,8 @@ public struct NodeSettings: Sendable, Hashable {
     public var clocks: ClockPolicy
     public var gossipIntervalMs: UInt64
     public var hintIntervalMs: UInt64
+    /// How often a node looks for old tombstones it holds, to reap them.
+    public var tombstoneSweepIntervalMs: UInt64
     /// fsync the coordinator's own replica write / every replica write.
     public var syncCoordinatorWrites: Bool
     public var syncReplicaWrites: Bool
@@ -17,9 +19,10 @@ public struct NodeSettings: Sendable, Hashable {
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
         seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
-        gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, syncCoordinatorWrites: Bool = true,
-        syncReplicaWrites: Bool = false
+        gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
+        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false
     ) {
+        self.tombstoneSweepIntervalMs = tombstoneSweepIntervalMs
         self.name = name
         self.peerAddress = peerAddress
         self.httpAddress = httpAddress
@@ -99,6 +102,8 @@ public struct NodeMachine: Sendable {
     public private(set) var membership: Membership
     public private(set) var dropped: Set<NodeName> = []
     public private(set) var hintsDelivered: [NodeName: Int] = [:]
+    /// Tombstones this node forgot because every home replica had them.
+    public private(set) var tombstonesReaped = 0
     private var rng: SeededRandom
 
     private enum Outgoing {
@@ -114,6 +119,7 @@ public struct NodeMachine: Sendable {
         case coordinate(requester: Requester, key: [UInt8], replicas: [HintedReplica], w: Int)
         case loadHints
         case removeHint(Hint)
+        case sweep
     }
 
     private struct GetRun {
@@ -135,6 +141,7 @@ public struct NodeMachine: Sendable {
     private var puts: [UInt64: PutRun] = [:]
     private var nextGossipAt: UInt64 = 0
     private var nextHintsAt: UInt64
+    private var nextSweepAt: UInt64
     private var deliveringHints = false
 
     /// Hints loaded per handoff round.
@@ -148,7 +155,11 @@ public struct NodeMachine: Sendable {
         self.membership = Membership(me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs)
         self.rng = SeededRandom(seed: seed)
         self.nextHintsAt = settings.hintIntervalMs
+        self.nextSweepAt = settings.tombstoneSweepIntervalMs
     }
+
+    /// Client id of reads the node makes for itself (tombstone sweeps): no one gets a reply.
+    static let internalClient: UInt64 = 0
 
     public var name: NodeName { settings.name }
 
@@ -290,6 +301,8 @@ public struct NodeMachine: Sendable {
         switch request {
         case .replica(.get(let key)):
             return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))
+        case .replica(.reap(let key, let object)):
+            return storage(.reap(key: key, object: object), wait: .serve(handle: handle, isPut: true))
         case .replica(.put(let key, let object, let hintFor)):
             let target = hintFor == name ? nil : hintFor
             // Hints are always synced: the holder is the only copy for the node it stands in for.
@@ -329,6 +342,12 @@ public struct NodeMachine: Sendable {
         if t >= nextHintsAt {
             nextHintsAt = t + settings.hintIntervalMs
             actions += startHintRound(now: now)
+        }
+        if t >= nextSweepAt {
+            nextSweepAt = t + settings.tombstoneSweepIntervalMs
+            let grace = settings.quorum.tombstoneGraceMs
+            let before = now.wallMs > grace ? now.wallMs - grace : 0
+            actions += storage(.findTombstones(before: before, limit: 32), wait: .sweep)
         }
         return actions
     }
@@ -370,7 +389,7 @@ public struct NodeMachine: Sendable {
     private mutating func startRead(client: UInt64, key: [UInt8], r: Int?, now: Now) -> [Action] {
         let coordinator = GetCoordinator(
             key: key, replicas: replicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
-            now: now.monotonicMs, config: settings.quorum)
+            now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs)
         let id = newID()
         gets[id] = GetRun(coordinator: coordinator, client: client)
         return runGet(id, now: now) { $0.start() }
@@ -387,9 +406,12 @@ public struct NodeMachine: Sendable {
             switch step {
             case .send(let node, let request):
                 if case .put = request { actions.append(.event("read repair of a key on \(node)")) }
+                if case .reap = request {
+                    actions.append(.event("\(name) reaps a tombstone every replica has, on \(node)"))
+                }
                 actions += replicaRequest(request, to: node, run: id, now: now)
             case .respond(let outcome):
-                actions.append(.reply(client: run.client, .read(outcome)))
+                if run.client != Self.internalClient { actions.append(.reply(client: run.client, .read(outcome))) }
             }
         }
         return actions
@@ -412,6 +434,8 @@ public struct NodeMachine: Sendable {
             return storage(
                 .merge(key: key, object: object, hintFor: hintFor == name ? nil : hintFor, sync: true),
                 wait: .localReplica(run: run))
+        case .reap(let key, let object):
+            return storage(.reap(key: key, object: object), wait: .localReplica(run: run))
         }
     }
 
@@ -507,11 +531,13 @@ public struct NodeMachine: Sendable {
 
     private mutating func stored(token: UInt64, _ result: StorageResult, now: Now) -> [Action] {
         guard let wait = storageWaits.removeValue(forKey: token) else { return [] }
+        if case .removed(true) = result, case .serve = wait { tombstonesReaped += 1 }
+        if case .removed(true) = result, case .localReplica = wait { tombstonesReaped += 1 }
         switch wait {
         case .serve(let handle, let isPut):
             switch result {
             case .object(let object) where !isPut: return [.respond(handle: handle, .replica(.object(object)))]
-            case .stored where isPut: return [.respond(handle: handle, .replica(.stored))]
+            case .stored where isPut, .removed where isPut: return [.respond(handle: handle, .replica(.stored))]
             case .failed(let reason): return [.respond(handle: handle, .replica(.failed(reason)))]
             default: return [.respond(handle: handle, .replica(.failed("unexpected storage result")))]
             }
@@ -519,7 +545,7 @@ public struct NodeMachine: Sendable {
             let reply: ReplicaReply
             switch result {
             case .object(let object): reply = .object(object)
-            case .stored: reply = .stored
+            case .stored, .removed: reply = .stored
             case .failed(let reason): reply = .failed(reason)
             default: reply = .failed("unexpected storage result")
             }
@@ -545,6 +571,16 @@ public struct NodeMachine: Sendable {
                 actions += send(
                     .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
                     purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+            }
+            return actions
+        case .sweep:
+            guard case .keys(let keys) = result else { return [] }
+            var actions: [Action] = []
+            // Every holder sweeps its own old tombstones (not just the first home node, which
+            // may be the one replica that missed the delete): the read repairs stragglers,
+            // and once every home replica has the same tombstone it is reaped.
+            for key in keys {
+                actions += startRead(client: Self.internalClient, key: key, r: settings.quorum.n, now: now)
             }
             return actions
         case .removeHint(let hint):

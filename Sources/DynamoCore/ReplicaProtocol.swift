@@ -5,6 +5,8 @@ public enum ReplicaRequest: Hashable, Sendable {
     /// Merge `object` into the replica's versions of the key (a new write, or a repair).
     /// `hintFor` names the home node a fallback stores it for (sloppy quorum).
     case put(key: [UInt8], object: VersionedObject, hintFor: NodeName?)
+    /// Forget the key if it still holds exactly `object`: a tombstone every home replica has.
+    case reap(key: [UInt8], object: VersionedObject)
 }
 
 /// A replica's answer.
@@ -23,13 +25,20 @@ public struct QuorumConfig: Hashable, Sendable {
     public var requestTimeoutMs: UInt64
     /// How long after answering a read the coordinator keeps collecting late replies for read repair.
     public var readRepairWindowMs: UInt64
+    /// A tombstone is reaped only once it is this old (wall ms), so a replica or hint that
+    /// was away for less than this cannot bring the deleted value back (Cassandra's
+    /// gc_grace).
+    public var tombstoneGraceMs: UInt64
 
-    public init(n: Int = 3, r: Int = 2, w: Int = 2, requestTimeoutMs: UInt64 = 1000, readRepairWindowMs: UInt64 = 1000)
-    {
+    public init(
+        n: Int = 3, r: Int = 2, w: Int = 2, requestTimeoutMs: UInt64 = 1000, readRepairWindowMs: UInt64 = 1000,
+        tombstoneGraceMs: UInt64 = 600_000
+    ) {
         self.n = n
         self.r = r
         self.w = w
         self.requestTimeoutMs = requestTimeoutMs
         self.readRepairWindowMs = readRepairWindowMs
+        self.tombstoneGraceMs = tombstoneGraceMs
     }
 }

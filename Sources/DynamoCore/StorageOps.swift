@@ -14,6 +14,10 @@ public enum StorageOp: Hashable, Sendable {
     case loadHints(limit: Int, targets: Set<NodeName>)
     /// Delete a delivered hint unless it changed since it was loaded.
     case removeHint(Hint)
+    /// Forget a key whose stored object is still exactly `object` (a reaped tombstone).
+    case reap(key: [UInt8], object: VersionedObject)
+    /// Keys of this node's own data that hold only tombstones written before `before` (wall ms).
+    case findTombstones(before: UInt64, limit: Int)
 }
 
 public enum StorageResult: Hashable, Sendable {
@@ -22,6 +26,7 @@ public enum StorageResult: Hashable, Sendable {
     case version(Version)
     case hints([Hint])
     case removed(Bool)
+    case keys([[UInt8]])
     case failed(String)
 }
 

@@ -1,17 +1,5 @@
-/// Who generated a version: a node name (a node that lost its disk gets a new actor, see `Actor`).
+/// Who generated a version: a node name.
 public typealias Actor = String
-
-/// One entry of a causal clock: a per-actor counter and when it was last advanced
-/// (milliseconds since the epoch), so the oldest entries can be pruned (Dynamo paper 4.4).
-public struct ClockEntry: Hashable, Sendable {
-    public var counter: UInt64
-    public var timestamp: UInt64
-
-    public init(counter: UInt64, timestamp: UInt64) {
-        self.counter = counter
-        self.timestamp = timestamp
-    }
-}
 
 /// A dot: the single event (actor, counter) that created one version.
 public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -28,107 +16,74 @@ public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var description: String { "\(actor):\(counter)" }
 }
 
-/// A version vector: for each actor, the highest counter seen.
-public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
-    public private(set) var entries: [Actor: ClockEntry]
-
-    public init(_ entries: [Actor: ClockEntry] = [:]) { self.entries = entries }
-
-    public static let empty = VersionVector()
-
-    public var isEmpty: Bool { entries.isEmpty }
-
-    public subscript(actor: Actor) -> UInt64 { entries[actor]?.counter ?? 0 }
-
-    /// Whether the event `dot` is part of this history.
-    public func covers(_ dot: Dot) -> Bool { self[dot.actor] >= dot.counter }
-
-    /// Whether every event of `other` is part of this history.
-    public func descends(_ other: VersionVector) -> Bool {
-        other.entries.allSatisfy { self[$0.key] >= $0.value.counter }
-    }
-
-    /// Adds the event `dot`, stamped `timestamp`.
-    public mutating func add(_ dot: Dot, timestamp: UInt64) {
-        let old = entries[dot.actor]
-        if let old, old.counter >= dot.counter { return }
-        entries[dot.actor] = ClockEntry(counter: dot.counter, timestamp: max(timestamp, old?.timestamp ?? 0))
-    }
-
-    /// The least upper bound: per actor, the larger counter (and the later timestamp).
-    public func merged(with other: VersionVector) -> VersionVector {
-        var result = self
-        for (actor, entry) in other.entries {
-            if let mine = result.entries[actor] {
-                result.entries[actor] = ClockEntry(
-                    counter: max(mine.counter, entry.counter),
-                    timestamp: max(mine.timestamp, entry.timestamp)
-                )
-            } else {
-                result.entries[actor] = entry
-            }
-        }
-        return result
-    }
-
-    /// Drops the oldest entries (by timestamp) beyond `limit`, never the actor in `keep`.
-    ///
-    /// Pruning forgets history, so a version it made look concurrent comes back as a
-    /// sibling: the paper's trade-off, and never a lost write.
-    public func pruned(to limit: Int, keep: Actor?) -> VersionVector {
-        guard entries.count > limit, limit > 0 else { return self }
-        let ordered = entries.sorted { ($0.value.timestamp, $0.key) > ($1.value.timestamp, $1.key) }
-        var kept: [Actor: ClockEntry] = [:]
-        if let keep, let entry = entries[keep] { kept[keep] = entry }
-        for (actor, entry) in ordered where kept.count < limit { kept[actor] = entry }
-        return VersionVector(kept)
-    }
-
-    /// Actors in a stable order, for encoding and display.
-    public var sortedEntries: [(actor: Actor, entry: ClockEntry)] {
-        entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
-
-    public var description: String {
-        sortedEntries.map { "\($0.actor):\($0.entry.counter)" }.joined(separator: " ")
-    }
-}
-
-/// A causal history: a contiguous version vector plus isolated dots beyond it.
+/// A causal history: for each actor, the set of its events (counters) known, kept as
+/// disjoint intervals, plus when that actor's entry last advanced (for pruning).
 ///
-/// Version vectors alone cannot say "n1:2 but not n1:1", which is exactly what a client
-/// knows after a blind write by n1 while another n1 version still lives: reading that as
-/// {n1:2} would let the client's next write silently discard the version it never saw.
-/// Keeping such events as explicit dots (compacted into the vector once contiguous) makes
-/// every context cover precisely the versions it was built from.
+/// A plain version vector ("n1 up to 5") cannot say "n1:2 but not n1:1", which is what a
+/// client knows after a blind write by n1 while another n1 version still lives; reading
+/// that as {n1:2} would let the client's next write silently discard the version it never
+/// saw. Intervals say exactly which events are known and stay compact: a key's history per
+/// actor is normally one interval (a node's counters for a key that it has no history for
+/// start above every counter it ever issued, so they rarely begin at 1).
 public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
-    public private(set) var vector: VersionVector
-    /// Events not contiguous with `vector`, sorted.
-    public private(set) var dots: [Dot]
+    public struct Entry: Hashable, Sendable {
+        /// Sorted, disjoint, non-adjacent intervals of counters.
+        public fileprivate(set) var ranges: [ClosedRange<UInt64>]
+        /// Wall-clock ms when this actor's entry last advanced.
+        public fileprivate(set) var timestamp: UInt64
 
-    public init(vector: VersionVector = .empty, dots: [Dot] = []) {
-        self.vector = vector
-        self.dots = []
-        for dot in dots { insert(dot, timestamp: 0) }
+        public var max: UInt64 { ranges.last?.upperBound ?? 0 }
+
+        func contains(_ counter: UInt64) -> Bool {
+            // Few ranges per actor: a linear scan from the top is fastest in practice.
+            for range in ranges.reversed() where range.lowerBound <= counter { return range.upperBound >= counter }
+            return false
+        }
+
+        /// Union with `other`, coalescing overlapping and adjacent intervals.
+        func union(_ other: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+            let all = (ranges + other).sorted { $0.lowerBound < $1.lowerBound }
+            var result: [ClosedRange<UInt64>] = []
+            for range in all {
+                if let last = result.last, range.lowerBound <= last.upperBound &+ 1 {
+                    result[result.count - 1] = last.lowerBound...Swift.max(last.upperBound, range.upperBound)
+                } else {
+                    result.append(range)
+                }
+            }
+            return result
+        }
     }
+
+    public private(set) var entries: [Actor: Entry]
+
+    public init() { entries = [:] }
+
+    /// A history holding exactly these events.
+    public init(dots: [Dot], timestamp: UInt64 = 0) {
+        entries = [:]
+        for dot in dots { insert(dot, timestamp: timestamp) }
+    }
+
+    /// For decoding: entries as given (validated by the decoder).
+    init(entries: [Actor: Entry]) { self.entries = entries }
 
     public static let empty = CausalHistory()
 
-    public var isEmpty: Bool { vector.isEmpty && dots.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty }
 
-    public func covers(_ dot: Dot) -> Bool { vector.covers(dot) || dots.contains(dot) }
+    public func covers(_ dot: Dot) -> Bool { entries[dot.actor]?.contains(dot.counter) ?? false }
 
     /// The highest counter of `actor` this history has seen.
-    public func maxCounter(of actor: Actor) -> UInt64 {
-        dots.filter { $0.actor == actor }.map(\.counter).reduce(vector[actor], max)
-    }
+    public func maxCounter(of actor: Actor) -> UInt64 { entries[actor]?.max ?? 0 }
 
-    /// Adds one event, folding it (and any dots it makes contiguous) into the vector.
+    /// Adds one event.
     public mutating func insert(_ dot: Dot, timestamp: UInt64) {
-        guard !covers(dot) else { return }
-        dots.append(dot)
-        dots.sort()
-        compact(timestamp: timestamp)
+        guard dot.counter > 0 else { return }
+        var entry = entries[dot.actor] ?? Entry(ranges: [], timestamp: 0)
+        entry.ranges = entry.union([dot.counter...dot.counter])
+        entry.timestamp = Swift.max(entry.timestamp, timestamp)
+        entries[dot.actor] = entry
     }
 
     public func inserting(_ dot: Dot, timestamp: UInt64) -> CausalHistory {
@@ -137,53 +92,98 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// The union of both histories.
     public func merged(with other: CausalHistory) -> CausalHistory {
-        var result = CausalHistory(vector: vector.merged(with: other.vector))
-        result.dots = Array(Set(dots + other.dots)).sorted()
-        result.compact(timestamp: 0)
+        var result = self
+        for (actor, theirs) in other.entries {
+            if let mine = result.entries[actor] {
+                result.entries[actor] = Entry(
+                    ranges: mine.union(theirs.ranges), timestamp: Swift.max(mine.timestamp, theirs.timestamp))
+            } else {
+                result.entries[actor] = theirs
+            }
+        }
         return result
     }
 
     /// Whether every event of `other` is in this history.
     public func descends(_ other: CausalHistory) -> Bool {
-        vector.descends(other.vector)
-            || (other.vector.entries.allSatisfy { vector[$0.key] >= $0.value.counter }
-                && other.dots.allSatisfy(covers))
-    }
-
-    public func pruned(to limit: Int, keep: Actor?) -> CausalHistory {
-        var copy = self
-        copy.vector = vector.pruned(to: limit, keep: keep)
-        return copy
-    }
-
-    private mutating func compact(timestamp: UInt64) {
-        var changed = true
-        while changed {
-            changed = false
-            var remaining: [Dot] = []
-            for dot in dots {
-                if vector.covers(dot) {
-                    changed = true
-                } else if dot.counter == vector[dot.actor] + 1 {
-                    vector.add(dot, timestamp: timestamp)
-                    changed = true
-                } else {
-                    remaining.append(dot)
-                }
-            }
-            dots = remaining
+        other.entries.allSatisfy { actor, entry in
+            guard let mine = entries[actor] else { return entry.ranges.isEmpty }
+            return mine.union(entry.ranges) == mine.ranges
         }
     }
 
+    /// Drops the actors whose entries advanced longest ago, beyond `limit` actors, never `keep`.
+    ///
+    /// Pruning forgets history, so a version it made look concurrent comes back as a
+    /// sibling: the paper's trade-off (section 4.4), and never a lost write.
+    public func pruned(to limit: Int, keep: Actor?) -> CausalHistory {
+        guard entries.count > limit, limit > 0 else { return self }
+        let ordered = entries.sorted { ($0.value.timestamp, $0.key) > ($1.value.timestamp, $1.key) }
+        var kept: [Actor: Entry] = [:]
+        if let keep, let entry = entries[keep] { kept[keep] = entry }
+        for (actor, entry) in ordered where kept.count < limit { kept[actor] = entry }
+        return CausalHistory(entries: kept)
+    }
+
     /// Per actor, the highest counter seen (for display).
-    public var summary: [Actor: UInt64] {
-        var result = vector.entries.mapValues(\.counter)
-        for dot in dots { result[dot.actor] = max(result[dot.actor] ?? 0, dot.counter) }
-        return result
+    public var summary: [Actor: UInt64] { entries.mapValues(\.max) }
+
+    /// Actors in a stable order, for encoding and display.
+    public var sortedEntries: [(actor: Actor, entry: Entry)] {
+        entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     public var description: String {
-        summary.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+        sortedEntries.map { actor, entry in
+            let ranges = entry.ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            return "\(actor):\(ranges.joined(separator: ","))"
+        }.joined(separator: " ")
+    }
+}
+
+extension CausalHistory {
+    /// Sanity bounds on anything decoded from outside.
+    public static let decodeActorLimit = 1024
+    public static let decodeRangeLimit = 4096
+
+    public func encode(into writer: inout ByteWriter) {
+        let sorted = sortedEntries
+        writer.write(varint: UInt64(sorted.count))
+        for (actor, entry) in sorted {
+            writer.write(string: actor)
+            writer.write(varint: entry.timestamp)
+            writer.write(varint: UInt64(entry.ranges.count))
+            for range in entry.ranges {
+                writer.write(varint: range.lowerBound)
+                writer.write(varint: range.upperBound - range.lowerBound)
+            }
+        }
+    }
+
+    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> CausalHistory {
+        let count = try reader.readInt(max: decodeActorLimit)
+        var entries: [Actor: Entry] = [:]
+        for _ in 0..<count {
+            let actor = try reader.readString(max: 255)
+            let timestamp = try reader.readVarint()
+            let rangeCount = try reader.readInt(max: decodeRangeLimit)
+            var ranges: [ClosedRange<UInt64>] = []
+            var floor: UInt64 = 0
+            for _ in 0..<rangeCount {
+                let low = try reader.readVarint()
+                let span = try reader.readVarint()
+                // Ranges must be positive, sorted, disjoint and non-adjacent: the canonical form.
+                guard low > floor, span <= UInt64.max - low else { throw DecodingError("malformed clock range") }
+                ranges.append(low...(low + span))
+                floor = low + span + 1
+            }
+            guard !ranges.isEmpty else { throw DecodingError("empty clock entry") }
+            guard entries.updateValue(Entry(ranges: ranges, timestamp: timestamp), forKey: actor) == nil else {
+                throw DecodingError("duplicate clock actor")
+            }
+        }
+        return CausalHistory(entries: entries)
     }
 }

@@ -14,6 +14,10 @@ public final class ReplicaStore: Sendable {
     private let stripes: [NIOLock]
     private let keyCounter: NIOLockedValueBox<Int>
     private let hintCounter: NIOLockedValueBox<[NodeName: Int]>
+    /// The highest dot counter this node has issued, and how far that is durably reserved.
+    private let dotSequence: NIOLockedValueBox<(issued: UInt64, reserved: UInt64)>
+    static let dotSequenceKey = "dot-sequence"
+    static let dotReservation: UInt64 = 1024
 
     static let metaPrefix: UInt8 = 0x00
     static let dataPrefix: UInt8 = 0x01
@@ -24,6 +28,13 @@ public final class ReplicaStore: Sendable {
         self.stripes = (0..<64).map { _ in NIOLock() }
         self.keyCounter = NIOLockedValueBox(0)
         self.hintCounter = NIOLockedValueBox([:])
+        var reserved: UInt64 = 0
+        if let bytes = try engine.get([Self.metaPrefix] + Array(Self.dotSequenceKey.utf8)) {
+            var reader = ByteReader(bytes)
+            reserved = (try? reader.readVarint()) ?? 0
+        }
+        // Everything below the reservation may have been issued before a crash: start above it.
+        self.dotSequence = NIOLockedValueBox((issued: reserved, reserved: reserved))
         var count = 0
         try Self.forEach(in: engine, prefix: Self.dataPrefix) { _, _ in count += 1 }
         var hints: [NodeName: Int] = [:]
@@ -101,9 +112,65 @@ public final class ReplicaStore: Sendable {
         _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
         sync: Bool
     ) throws(StorageError) -> Version {
-        try update(key, sync: sync) { current in
-            (current ?? VersionedObject()).writing(value, context: context, actor: actor, now: now, policy: policy)
+        let version = try update(key, sync: sync) { current in
+            let base = current ?? VersionedObject()
+            return base.writing(
+                value, context: context, actor: actor, now: now, policy: policy,
+                counterFloor: counterFloor(for: base, actor: actor))
         }.1
+        try issued(version.dot.counter)
+        return version
+    }
+
+    /// Where a new dot's counter must start. With history of its own for the key, a node
+    /// counts on from it (so a key's clock stays one compact interval per actor); without
+    /// (a new key, a reaped tombstone, hints already handed off) it starts above every
+    /// counter it ever issued, so no dot is ever reused for the same key.
+    private func counterFloor(for base: VersionedObject, actor: Actor) -> UInt64 {
+        base.context.maxCounter(of: actor) > 0 ? 0 : dotSequence.withLockedValue { $0.issued }
+    }
+
+    /// Records an issued counter, durably reserving more before it is exposed.
+    private func issued(_ counter: UInt64) throws(StorageError) {
+        let reserve: UInt64? = dotSequence.withLockedValue { state in
+            state.issued = max(state.issued, counter)
+            guard state.issued >= state.reserved else { return nil }
+            state.reserved = state.issued + Self.dotReservation
+            return state.reserved
+        }
+        if let reserve {
+            var writer = ByteWriter()
+            writer.write(varint: reserve)
+            try setMetadata(Self.dotSequenceKey, writer.bytes)
+        }
+    }
+
+    /// Deletes the key if it still holds exactly `object` (a tombstone all replicas have).
+    public func reap(_ key: [UInt8], ifStill object: VersionedObject) throws(StorageError) -> Bool {
+        let storageKey = Self.storageKey(for: key)
+        let lock = stripe(for: storageKey)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: key) == object else { return false }
+        try engine.delete(storageKey, sync: true)
+        keyCounter.withLockedValue { $0 -= 1 }
+        return true
+    }
+
+    /// Keys whose every version is a tombstone written before `before`, in ring order.
+    public func tombstones(before: UInt64, limit: Int) throws(StorageError) -> [[UInt8]] {
+        var found: [[UInt8]] = []
+        do {
+            try Self.forEach(in: engine, prefix: Self.dataPrefix) { storageKey, bytes in
+                guard found.count < limit else { return }
+                let key = Array(storageKey[17...])
+                let object = try Self.decode(bytes, key: key)
+                if object.isDeleted, object.versions.allSatisfy({ $0.timestamp < before }) { found.append(key) }
+            }
+        } catch {
+            throw StorageError("\(error)")
+        }
+        return found
     }
 
     // MARK: Hinted replicas
@@ -200,9 +267,12 @@ public final class ReplicaStore: Sendable {
     ) throws(StorageError) -> Version {
         let base = (try object(for: key) ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
-        let version = base.writing(value, context: context, actor: actor, now: now, policy: policy, counterFloor: now)
-            .version
+        let version = base.writing(
+            value, context: context, actor: actor, now: now, policy: policy,
+            counterFloor: counterFloor(for: base, actor: actor)
+        ).version
         try storeHint(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
+        try issued(version.dot.counter)
         return version
     }
 
@@ -232,6 +302,10 @@ public final class ReplicaStore: Sendable {
                 return .hints(try pendingHints(limit: limit) { targets.contains($0) })
             case .removeHint(let hint):
                 return .removed(try removeHint(hint))
+            case .reap(let key, let object):
+                return .removed(try reap(key, ifStill: object))
+            case .findTombstones(let before, let limit):
+                return .keys(try tombstones(before: before, limit: limit))
             }
         } catch {
             return .failed(error.message)

@@ -14,6 +14,7 @@ public enum PeerCodec {
         case replicaPut = 0x11
         case gossip = 0x12
         case coordinatePut = 0x13
+        case replicaReap = 0x14
         case replyObject = 0x20
         case replyStored = 0x21
         case replyFailed = 0x22
@@ -87,6 +88,10 @@ public enum PeerCodec {
             w.write(bytes: key)
             object.encode(into: &w)
             writeOptional(hintFor, into: &w)
+        case .replica(.reap(let key, let object)):
+            w.write(Tag.replicaReap.rawValue)
+            w.write(bytes: key)
+            object.encode(into: &w)
         case .gossip(let members):
             w.write(Tag.gossip.rawValue)
             encode(members, into: &w)
@@ -109,6 +114,9 @@ public enum PeerCodec {
             let object = try VersionedObject.decode(from: &r)
             let hintFor: String? = try r.readBool() ? r.readString(max: 255) : nil
             return .replica(.put(key: key, object: object, hintFor: hintFor))
+        case .replicaReap:
+            let key = try r.readBytes(max: maxKey)
+            return .replica(.reap(key: key, object: try VersionedObject.decode(from: &r)))
         case .gossip:
             return .gossip(try decodeMembers(&r))
         case .coordinatePut:

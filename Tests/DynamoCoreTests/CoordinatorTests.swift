@@ -117,6 +117,57 @@ import Testing
         #expect(actions.contains(.send(to: "d", .put(key: [7], object: x, hintFor: "b"))))
     }
 
+    /// A tombstone written at wall time 1000, read at `wallNow` with a 500 ms grace.
+    func tombstoneRead(wallNow: UInt64, replicas: [HintedReplica], replies: [(String, VersionedObject?)])
+        -> [GetCoordinator.Action]
+    {
+        var config = self.config
+        config.tombstoneGraceMs = 500
+        var get = GetCoordinator(
+            key: [7], replicas: replicas, r: 3, policy: policy, now: 0, config: config, wallNow: wallNow)
+        _ = get.start()
+        return replies.flatMap { get.receive(from: $0.0, .object($0.1)) }.filter {
+            if case .respond = $0 { return false }
+            return true
+        }
+    }
+
+    var tombstone: VersionedObject {
+        let live = VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
+        return live.writing(nil, context: live.context, actor: "a", now: 1000, policy: policy).object
+    }
+
+    var home: [HintedReplica] { ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) } }
+
+    @Test func anOldTombstoneEveryHomeReplicaHasIsReaped() {
+        let actions = tombstoneRead(
+            wallNow: 2000, replicas: home, replies: [("a", tombstone), ("b", tombstone), ("c", tombstone)])
+        #expect(Set(actions) == Set(["a", "b", "c"].map { .send(to: $0, .reap(key: [7], object: tombstone)) }))
+        // A replica that already reaped (answers nothing) is left alone; the others reap.
+        let partly = tombstoneRead(
+            wallNow: 2000, replicas: home, replies: [("a", tombstone), ("b", nil), ("c", tombstone)])
+        #expect(Set(partly) == Set(["a", "c"].map { .send(to: $0, .reap(key: [7], object: tombstone)) }))
+    }
+
+    @Test func tombstonesAreKeptWhileYoungStaleOrNotEveryHomeReplicaAnswered() {
+        // Younger than the grace period: nothing happens.
+        #expect(
+            tombstoneRead(
+                wallNow: 1200, replicas: home, replies: [("a", tombstone), ("b", tombstone), ("c", tombstone)]
+            ).isEmpty)
+        // A replica still holding the deleted value is repaired, not reaped.
+        let live = VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
+        #expect(
+            tombstoneRead(wallNow: 2000, replicas: home, replies: [("a", tombstone), ("b", live), ("c", tombstone)])
+                == [.send(to: "b", .put(key: [7], object: tombstone, hintFor: nil))])
+        // A fallback among the replicas: the intended home node has not been heard from.
+        let sloppy = [home[0], home[1], HintedReplica(node: "d", hintFor: "c")]
+        #expect(
+            tombstoneRead(
+                wallNow: 2000, replicas: sloppy, replies: [("a", tombstone), ("b", tombstone), ("d", tombstone)]
+            ).isEmpty)
+    }
+
     @Test func failedRepliesCountAgainstR() {
         var get = GetCoordinator(
             key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0,

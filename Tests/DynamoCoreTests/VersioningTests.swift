@@ -42,23 +42,25 @@ struct History {
     }
 }
 
-@Suite struct VersionVectorTests {
-    func randomVector(_ rng: inout SeededRandom) -> VersionVector {
-        var v = VersionVector()
+@Suite struct CausalHistoryTests {
+    func randomHistory(_ rng: inout SeededRandom) -> CausalHistory {
+        var h = CausalHistory()
         for actor in ["a", "b", "c", "d"] where Bool.random(using: &rng) {
-            v.add(
-                Dot(actor: actor, counter: UInt64.random(in: 1...5, using: &rng)),
-                timestamp: UInt64.random(in: 0...100, using: &rng))
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                h.insert(
+                    Dot(actor: actor, counter: UInt64.random(in: 1...12, using: &rng)),
+                    timestamp: UInt64.random(in: 0...100, using: &rng))
+            }
         }
-        return v
+        return h
     }
 
     @Test func mergeIsCommutativeAssociativeAndIdempotent() {
         var rng = SeededRandom(seed: 11)
         for _ in 0..<500 {
-            let a = randomVector(&rng)
-            let b = randomVector(&rng)
-            let c = randomVector(&rng)
+            let a = randomHistory(&rng)
+            let b = randomHistory(&rng)
+            let c = randomHistory(&rng)
             #expect(a.merged(with: b) == b.merged(with: a))
             #expect(a.merged(with: b).merged(with: c) == a.merged(with: b.merged(with: c)))
             #expect(a.merged(with: a) == a)
@@ -66,16 +68,58 @@ struct History {
         }
     }
 
+    @Test func coversExactlyTheInsertedEventsAsCompactIntervals() {
+        var rng = SeededRandom(seed: 12)
+        for _ in 0..<300 {
+            var h = CausalHistory()
+            var inserted: Set<UInt64> = []
+            for _ in 0..<Int.random(in: 0...30, using: &rng) {
+                let c = UInt64.random(in: 1...40, using: &rng)
+                inserted.insert(c)
+                h.insert(Dot(actor: "a", counter: c), timestamp: 1)
+            }
+            for c in UInt64(1)...41 { #expect(h.covers(Dot(actor: "a", counter: c)) == inserted.contains(c)) }
+            let ranges = h.entries["a"]?.ranges ?? []
+            // Canonical: sorted, disjoint and never adjacent.
+            for (x, y) in zip(ranges, ranges.dropFirst()) { #expect(x.upperBound + 1 < y.lowerBound) }
+        }
+        var run = CausalHistory()
+        for c in UInt64(501)...600 { run.insert(Dot(actor: "n1", counter: c), timestamp: 1) }
+        #expect(run.entries["n1"]?.ranges == [501...600])
+    }
+
     @Test func pruningKeepsTheNewestEntriesAndTheWriter() {
-        var v = VersionVector()
-        for i in 1...15 { v.add(Dot(actor: "a\(i)", counter: 1), timestamp: UInt64(i * 10)) }
-        v.add(Dot(actor: "old-writer", counter: 3), timestamp: 1)
-        let pruned = v.pruned(to: 10, keep: "old-writer")
+        var h = CausalHistory()
+        for i in 1...15 { h.insert(Dot(actor: "a\(i)", counter: 1), timestamp: UInt64(i * 10)) }
+        h.insert(Dot(actor: "old-writer", counter: 3), timestamp: 1)
+        let pruned = h.pruned(to: 10, keep: "old-writer")
         #expect(pruned.entries.count == 10)
-        #expect(pruned["old-writer"] == 3)
-        // The other nine kept are the nine newest.
+        #expect(pruned.covers(Dot(actor: "old-writer", counter: 3)))
         #expect(Set(pruned.entries.keys).subtracting(["old-writer"]) == Set((7...15).map { "a\($0)" }))
-        #expect(v.pruned(to: 20, keep: nil) == v)
+        #expect(h.pruned(to: 20, keep: nil) == h)
+    }
+
+    @Test func roundTripsAndRejectsNonCanonicalForms() throws {
+        var rng = SeededRandom(seed: 13)
+        for _ in 0..<200 {
+            let h = randomHistory(&rng)
+            var w = ByteWriter()
+            h.encode(into: &w)
+            var r = ByteReader(w.bytes)
+            #expect(try CausalHistory.decode(from: &r) == h)
+        }
+        // Overlapping ranges [1...3] and [2...2] are not canonical.
+        var w = ByteWriter()
+        w.write(varint: 1)
+        w.write(string: "a")
+        w.write(varint: 0)
+        w.write(varint: 2)
+        for (low, span) in [(UInt64(1), UInt64(2)), (2, 0)] {
+            w.write(varint: low)
+            w.write(varint: span)
+        }
+        var r = ByteReader(w.bytes)
+        #expect(throws: DecodingError.self) { try CausalHistory.decode(from: &r) }
     }
 
     @Test func writesPruneTheirClocksToTheConfiguredBound() {
@@ -87,7 +131,7 @@ struct History {
                 .object
         }
         #expect(object.versions.count >= 1)
-        #expect(object.versions.allSatisfy { $0.past.vector.entries.count <= 3 })
+        #expect(object.versions.allSatisfy { $0.past.entries.count <= 3 })
         #expect(object.versions.contains { $0.dot.actor == "e" })
     }
 }
@@ -189,7 +233,7 @@ struct History {
         for i in 1...300 { clock.insert(Dot(actor: "n1", counter: UInt64(i)), timestamp: 1_700_000_000_000) }
         clock.insert(Dot(actor: "n2", counter: 1), timestamp: 5)
         clock.insert(Dot(actor: "n3", counter: 4), timestamp: 5)
-        #expect(clock.vector["n1"] == 300 && clock.dots == [Dot(actor: "n3", counter: 4)])
+        #expect(clock.entries["n1"]?.ranges == [1...300] && clock.entries["n3"]?.ranges == [4...4])
         let text = CausalContext(clock).encoded
         #expect(text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
         #expect(try CausalContext(parsing: text).clock == clock)

@@ -49,6 +49,16 @@ import Testing
             "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
     }
 
+    @Test func deletedKeysAreReapedOnceEveryReplicaHasTheTombstone() throws {
+        var reaped = 0
+        for seed in UInt64(1)...20 {
+            let simulation = try Simulation(seed: seed, faults: .none)
+            try simulation.run()
+            reaped += simulation.reaped.count
+        }
+        #expect(reaped > 0, "the sweep reaps old tombstones")
+    }
+
     @Test func aSeedReplaysExactly() throws {
         func run() throws -> (Int, [Simulation.AckedWrite], [String]) {
             let simulation = try Simulation(seed: 7)

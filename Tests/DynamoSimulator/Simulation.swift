@@ -83,7 +83,10 @@ public final class Simulation {
     public private(set) var acked: [AckedWrite] = []
     public private(set) var log: [String] = []
     public private(set) var writesAttempted = 0
+    public var tombstonesReaped: Int { names.compactMap { nodes[$0]!.machine?.tombstonesReaped }.reduce(0, +) }
     public private(set) var readsAnswered = 0
+    /// Tombstones reaped, per key: the versions they superseded must never return.
+    public private(set) var reaped: [[UInt8]: [VersionedObject]] = [:]
     var rng: SeededRandom
     var nodes: [NodeName: Node] = [:]
     private var queue: [(time: UInt64, seq: UInt64, event: Event)] = []
@@ -110,8 +113,9 @@ public final class Simulation {
                 name: name, peerAddress: "\(name):7000", httpAddress: "\(name):8000",
                 tokens: Token.defaultPositions(for: name, count: 8), generation: 1,
                 seeds: i == 0 ? [] : ["n1:7000", "n2:7000"].filter { $0 != "\(name):7000" },
-                quorum: QuorumConfig(n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300),
-                gossipIntervalMs: 100, hintIntervalMs: 200)
+                quorum: QuorumConfig(
+                    n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
+                gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500)
             nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
             start(name)
         }
@@ -186,6 +190,18 @@ public final class Simulation {
             // The operation takes effect now (durably); its result arrives a little later,
             // and is lost if the node crashes meanwhile, as with a real thread pool.
             let result = nodes[name]!.store.execute(op, policy: policy)
+            if case .reap(let key, let object) = op, case .removed(true) = result {
+                reaped[key, default: []].append(object)
+                if tracing {
+                    log.append(
+                        "\(now) REAPED \(String(decoding: key, as: UTF8.self)) on \(name) clock \(object.context)")
+                }
+            }
+            if tracing, case .merge(let key, let object, let hintFor, _) = op {
+                log.append(
+                    "\(now) MERGE \(String(decoding: key, as: UTF8.self)) on \(name)\(hintFor.map { " (hint for \($0))" } ?? "") versions \(object.versions.map { "\($0.dot)\($0.isTombstone ? "†" : "") past \($0.past)" })"
+                )
+            }
             try checkKey(of: op)
             schedule(
                 .storage(name, incarnation: incarnation, token: token, result),
@@ -336,6 +352,11 @@ public final class Simulation {
             writesAttempted += 1
             try feed(node, .clientWrite(id: writeID, key: key, value: value, context: context, w: nil))
         case (.write(let key, let value, false), .write(let result)):
+            if tracing {
+                log.append(
+                    "\(now) \(result.succeeded ? "ACK" : "FAIL") \(value == nil ? "delete" : "put") \(String(decoding: key, as: UTF8.self)) dot \(result.dot.map(\.description) ?? "-") ctx \((contexts[id] ?? nil)?.description ?? "none") via \(node)"
+                )
+            }
             if result.succeeded, let dot = result.dot {
                 let covered = contexts.removeValue(forKey: id) ?? nil
                 acked.append(AckedWrite(key: key, dot: dot, deleted: value == nil, covered: covered))
@@ -364,7 +385,8 @@ public final class Simulation {
 
     private func checkKey(of op: StorageOp) throws {
         switch op {
-        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _): try checkDurability(of: key)
+        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _), .reap(let key, _):
+            try checkDurability(of: key)
         default: break
         }
     }
@@ -373,8 +395,19 @@ public final class Simulation {
     /// that supersedes it is there; no version an acknowledged write covered is back.
     func checkDurability(of key: [UInt8]) throws {
         let all = everything(for: key)
+        let graves = reaped[key] ?? []
+        // The reaped tombstones themselves may linger on replicas that have not reaped yet
+        // (or be spread again by read repair); what they superseded must never return.
+        for version in all.versions
+        where graves.contains(where: { $0.context.covers(version.dot) && !$0.versions.contains(version) }) {
+            throw violation(
+                "version \(version.dot) of \(String(decoding: key, as: UTF8.self)) came back after its tombstone was reaped"
+            )
+        }
         for write in acked where write.key == key {
-            let present = all.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+            let present =
+                all.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                || graves.contains { $0.context.covers(write.dot) }
             if !present {
                 throw violation("acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self)) is lost")
             }
@@ -389,7 +422,15 @@ public final class Simulation {
     /// After the faults stop: membership converged, every hint delivered and deleted, and
     /// a quorum read through any node returns every acknowledged write (or what replaced it).
     func checkFinal() throws {
-        for key in keys { try checkDurability(of: key) }
+        for key in keys {
+            try checkDurability(of: key)
+            // Tombstones do not pile up: well past the grace period, every all-tombstone key is gone.
+            let all = everything(for: key)
+            let wallNow = timestamps.wallMs
+            if all.isDeleted, all.versions.allSatisfy({ $0.timestamp + 4_000 < wallNow }) {
+                throw violation("tombstone of \(String(decoding: key, as: UTF8.self)) was never reaped")
+            }
+        }
         for name in names {
             let machine = nodes[name]!.machine!
             let seen = Set(machine.membership.members.keys)
@@ -414,7 +455,9 @@ public final class Simulation {
                 throw violation("final read of \(String(decoding: key, as: UTF8.self)) via \(node) failed")
             }
             for write in acked where write.key == key {
-                let visible = outcome.object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                let visible =
+                    outcome.object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                    || (reaped[key] ?? []).contains { $0.context.covers(write.dot) }
                 if !visible {
                     throw violation(
                         "final read via \(node) misses acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self))"

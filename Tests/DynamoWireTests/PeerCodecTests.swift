@@ -20,6 +20,7 @@ import Testing
         .request(id: 1, .replica(.get(key: [0, 1, 255]))),
         .request(id: 2, .replica(.put(key: Array("k".utf8), object: object, hintFor: "n4"))),
         .request(id: 3, .replica(.put(key: Array("k".utf8), object: object, hintFor: nil))),
+        .request(id: 8, .replica(.reap(key: Array("k".utf8), object: object))),
         .request(
             id: 4,
             .gossip([
