@@ -26,6 +26,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("hint-interval-ms")) var hintIntervalMs: UInt64 = 1000
     @Option(name: .customLong("anti-entropy-interval-ms")) var antiEntropyIntervalMs: UInt64 = 10_000
     @Option(name: .customLong("request-timeout-ms")) var requestTimeoutMs: UInt64 = 1000
+    @Option(
+        name: .customLong("tombstone-grace-ms"),
+        help: "Reap a tombstone only once it is this old and every home replica has it.")
+    var tombstoneGraceMs: UInt64 = 600_000
     @Option(name: .customLong("max-key-bytes"), help: "Largest key accepted.") var maxKeyBytes = 1024
     @Option(name: .customLong("max-value-bytes"), help: "Largest value accepted.") var maxValueBytes = 1 << 20
     @Option(help: "Conflict policy for the cluster: siblings or lww.") var policy: String = "siblings"
@@ -74,7 +78,9 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         let config = NodeConfig(
             name: name, host: host, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
             tokens: tokens,
-            quorum: QuorumConfig(n: n, r: r, w: w, requestTimeoutMs: requestTimeoutMs),
+            quorum: QuorumConfig(
+                n: n, r: r, w: w, requestTimeoutMs: requestTimeoutMs, readRepairWindowMs: requestTimeoutMs,
+                tombstoneGraceMs: tombstoneGraceMs),
             clocks: ClockPolicy(maxEntries: clockMaxEntries, conflicts: ConflictPolicy(rawValue: policy)!),
             gossipIntervalMs: gossipIntervalMs, hintIntervalMs: hintIntervalMs,
             antiEntropyIntervalMs: antiEntropyIntervalMs, maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,

@@ -117,6 +117,33 @@ import Testing
         }
     }
 
+    /// A home node misses a delete behind a partition; after healing the tombstone reaches
+    /// it, every replica then reaps the tombstone, and the value never comes back.
+    @Test func aDeletedKeyStaysDeletedAndItsTombstoneIsReaped() async throws {
+        try await withCluster(configure: {
+            $0.extraArguments = ["--hint-interval-ms", "200", "--tombstone-grace-ms", "300", "--anti-entropy-interval-ms", "300"]
+        }) { cluster in
+            let key = try await Self.key(homedOn: "n3", avoiding: ["n1"], in: cluster)
+            #expect(try await cluster.client("n1").put(key, value: "doomed".bytes, w: 3).succeeded)
+            let context = try await cluster.client("n1").get(key).context
+            try await cluster.partition([["n1", "n2", "n4", "n5"], ["n3"]])
+            let deleted = try await cluster.client("n1").delete(key, context: context)
+            #expect(deleted.status == 204, "\(deleted.error ?? "")")
+            #expect(try await cluster.client("n3").local(key)?.siblings.first?.bytes == "doomed".bytes)
+            try await cluster.heal()
+
+            try await LocalCluster.waitFor("the tombstone to be reaped on every node", timeout: .seconds(20)) {
+                for name in cluster.names where try await cluster.client(name).local(key) != nil { return false }
+                return true
+            }
+            for name in cluster.names {
+                let result = try await cluster.client(name).raw(.GET, "/kv/\(PercentEncoding.encode(key))")
+                #expect(result.status == 404, "via \(name)")
+                #expect(try await cluster.client(name).status().hints.pending == 0)
+            }
+        }
+    }
+
     @Test func faultsAreValidatedAndReportedBack() async throws {
         try await withCluster(nodes: 3) { cluster in
             let client = cluster.client("n1")

@@ -383,6 +383,21 @@ public final class Simulation {
         }
     }
 
+    /// Where a version is held: "n2 (own)", "n5 (hint for n4)".
+    func holders(of version: Version, key: [UInt8]) -> [String] {
+        names.flatMap { name -> [String] in
+            let store = nodes[name]!.store
+            var found: [String] = []
+            if (try? store.object(for: key))??.versions.contains(version) == true { found.append("\(name) (own)") }
+            if case .hints(let hints) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
+                for hint in hints where hint.key == key && hint.object.versions.contains(version) {
+                    found.append("\(name) (hint for \(hint.target))")
+                }
+            }
+            return found
+        }
+    }
+
     private func checkKey(of op: StorageOp) throws {
         switch op {
         case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _), .reap(let key, _):
@@ -401,7 +416,7 @@ public final class Simulation {
         for version in all.versions
         where graves.contains(where: { $0.context.covers(version.dot) && !$0.versions.contains(version) }) {
             throw violation(
-                "version \(version.dot) of \(String(decoding: key, as: UTF8.self)) came back after its tombstone was reaped"
+                "version \(version.dot) of \(String(decoding: key, as: UTF8.self)) came back after its tombstone was reaped, on \(holders(of: version, key: key))"
             )
         }
         for write in acked where write.key == key {
