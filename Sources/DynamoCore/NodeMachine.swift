@@ -111,6 +111,7 @@ public struct NodeMachine: Sendable {
         case gossip(target: NodeName?)
         case forward(requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName)
         case hint(Hint)
+        case handoff(key: [UInt8], node: NodeName)
     }
 
     private enum StorageWait {
@@ -120,6 +121,8 @@ public struct NodeMachine: Sendable {
         case loadHints
         case removeHint(Hint)
         case sweep
+        case handoffScan(full: Bool)
+        case handedOff
     }
 
     private struct GetRun {
@@ -268,6 +271,15 @@ public struct NodeMachine: Sendable {
                 actions += forward(requester, put, candidates: remaining, now: now)
             }
             return actions
+        case .handoff(let key, let node):
+            var actions = noteAnswer(from: node, answered: response != nil, now: now)
+            if case .replica(.stored) = response {
+                actions += handoffAcked(key: key, by: node, now: now)
+            } else {
+                handoffs[key]?.failed = true
+                actions += handoffAcked(key: key, by: node, now: now)
+            }
+            return actions
         case .hint(let hint):
             var actions = noteAnswer(from: hint.target, answered: response != nil, now: now)
             if case .replica(.stored) = response {
@@ -302,7 +314,7 @@ public struct NodeMachine: Sendable {
         case .replica(.get(let key)):
             return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))
         case .replica(.reap(let key, let object)):
-            return storage(.reap(key: key, object: object), wait: .serve(handle: handle, isPut: true))
+            return storage(.forget(key: key, ifStill: object), wait: .serve(handle: handle, isPut: true))
         case .replica(.put(let key, let object, let hintFor)):
             let target = hintFor == name ? nil : hintFor
             // Hints are always synced: the holder is the only copy for the node it stands in for.
@@ -343,6 +355,11 @@ public struct NodeMachine: Sendable {
             nextHintsAt = t + settings.hintIntervalMs
             actions += startHintRound(now: now)
         }
+        if t >= nextHandoffAt, !handingOff {
+            handingOff = true
+            actions += storage(
+                .scanOwn(after: handoffCursor, limit: Self.handoffBatch), wait: .handoffScan(full: false))
+        }
         if t >= nextSweepAt {
             nextSweepAt = t + settings.tombstoneSweepIntervalMs
             let grace = settings.quorum.tombstoneGraceMs
@@ -368,6 +385,8 @@ public struct NodeMachine: Sendable {
         let before = Set(membership.members.keys)
         var actions: [Action] = []
         if membership.receive(members, now: now.monotonicMs).contains(.ringChanged) {
+            // Ownership may have moved: look for data to hand off right away.
+            nextHandoffAt = 0
             let added = Set(membership.members.keys).subtracting(before).sorted()
             if !added.isEmpty { actions.append(.event("\(name) learns of \(added.joined(separator: ", "))")) }
         }
@@ -435,7 +454,7 @@ public struct NodeMachine: Sendable {
                 .merge(key: key, object: object, hintFor: hintFor == name ? nil : hintFor, sync: true),
                 wait: .localReplica(run: run))
         case .reap(let key, let object):
-            return storage(.reap(key: key, object: object), wait: .localReplica(run: run))
+            return storage(.forget(key: key, ifStill: object), wait: .localReplica(run: run))
         }
     }
 
@@ -573,6 +592,11 @@ public struct NodeMachine: Sendable {
                     purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
             }
             return actions
+        case .handoffScan(let full):
+            return handoffScanned(result, full: full, now: now)
+        case .handedOff:
+            if case .removed(true) = result { keysHandedOff += 1 }
+            return handoffStepDone(now: now)
         case .sweep:
             guard case .keys(let keys) = result else { return [] }
             var actions: [Action] = []
@@ -591,6 +615,71 @@ public struct NodeMachine: Sendable {
             }
             return actions + hintRoundFinished()
         }
+    }
+
+    // MARK: Ownership handoff
+
+    /// Keys scanned per handoff round.
+    public static let handoffBatch = 128
+    /// Keys this node held without being one of their home nodes, handed to those nodes.
+    public private(set) var keysHandedOff = 0
+    private var handingOff = false
+    private var nextHandoffAt: UInt64 = 0
+    private var handoffCursor: [UInt8]?
+    private var handoffBatchFull = false
+    private var handoffs: [[UInt8]: (object: VersionedObject, pending: Set<NodeName>, failed: Bool)] = [:]
+
+    /// A scan of this node's own data came back: every key it is no longer a home node of
+    /// (the ring changed: a node joined or left, or this node stored it while it knew only
+    /// part of the ring) goes to all of the key's home nodes, and is forgotten here only
+    /// after every one of them acknowledged it.
+    private mutating func handoffScanned(_ result: StorageResult, full: Bool, now: Now) -> [Action] {
+        guard case .entries(let entries) = result else {
+            handingOff = false
+            nextHandoffAt = now.monotonicMs + settings.hintIntervalMs
+            return []
+        }
+        handoffBatchFull = entries.count == Self.handoffBatch
+        handoffCursor = handoffBatchFull ? entries.last?.key : nil
+        var actions: [Action] = []
+        for entry in entries {
+            let home = membership.ring.preferenceList(forKey: entry.key).home(settings.quorum.n)
+            guard !home.contains(name), !home.isEmpty,
+                home.allSatisfy({ isReachable($0, at: now.monotonicMs) })
+            else { continue }
+            handoffs[entry.key] = (entry.object, Set(home), false)
+            for node in home {
+                actions += send(
+                    .replica(.put(key: entry.key, object: entry.object, hintFor: nil)), to: node,
+                    purpose: .handoff(key: entry.key, node: node), timeoutMs: settings.quorum.requestTimeoutMs,
+                    now: now)
+            }
+        }
+        if !actions.isEmpty {
+            actions.append(.event("\(name) hands \(handoffs.count) key(s) to their home nodes"))
+        }
+        return actions + handoffStepDone(now: now)
+    }
+
+    private mutating func handoffAcked(key: [UInt8], by node: NodeName, now: Now) -> [Action] {
+        guard var entry = handoffs[key] else { return [] }
+        entry.pending.remove(node)
+        handoffs[key] = entry
+        guard entry.pending.isEmpty else { return [] }
+        handoffs[key] = nil
+        if entry.failed { return handoffStepDone(now: now) }
+        // Every home node has it now: forget the local copy unless it changed meanwhile.
+        return storage(.forget(key: key, ifStill: entry.object), wait: .handedOff)
+    }
+
+    private mutating func handoffStepDone(now: Now) -> [Action] {
+        guard handoffs.isEmpty,
+            !storageWaits.values.contains(where: { if case .handedOff = $0 { true } else { false } })
+        else { return [] }
+        handingOff = false
+        // A full batch means more to look at: go on at the next tick.
+        nextHandoffAt = handoffBatchFull ? 0 : now.monotonicMs + settings.hintIntervalMs
+        return []
     }
 
     // MARK: Hinted handoff

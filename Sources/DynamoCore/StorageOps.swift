@@ -14,8 +14,11 @@ public enum StorageOp: Hashable, Sendable {
     case loadHints(limit: Int, targets: Set<NodeName>)
     /// Delete a delivered hint unless it changed since it was loaded.
     case removeHint(Hint)
-    /// Forget a key whose stored object is still exactly `object` (a reaped tombstone).
-    case reap(key: [UInt8], object: VersionedObject)
+    /// Forget a key whose stored object is still exactly `object` (a reaped tombstone, or
+    /// data handed off to the key's home nodes).
+    case forget(key: [UInt8], ifStill: VersionedObject)
+    /// Up to `limit` of this node's own keys in ring order, after `after` (from the start if nil).
+    case scanOwn(after: [UInt8]?, limit: Int)
     /// Keys of this node's own data that hold only tombstones written before `before` (wall ms).
     case findTombstones(before: UInt64, limit: Int)
 }
@@ -27,6 +30,7 @@ public enum StorageResult: Hashable, Sendable {
     case hints([Hint])
     case removed(Bool)
     case keys([[UInt8]])
+    case entries([KeyedObject])
     case failed(String)
 }
 
@@ -38,6 +42,17 @@ public struct Hint: Hashable, Sendable {
 
     public init(target: NodeName, key: [UInt8], object: VersionedObject) {
         self.target = target
+        self.key = key
+        self.object = object
+    }
+}
+
+/// A key with its stored versions.
+public struct KeyedObject: Hashable, Sendable {
+    public var key: [UInt8]
+    public var object: VersionedObject
+
+    public init(key: [UInt8], object: VersionedObject) {
         self.key = key
         self.object = object
     }

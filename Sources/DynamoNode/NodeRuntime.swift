@@ -46,7 +46,8 @@ final class NodeRuntime: @unchecked Sendable {
             name: config.name, peerAddress: config.peerAddress, httpAddress: config.httpAddress,
             tokens: identity.tokens, generation: identity.generation, seeds: config.seeds, quorum: config.quorum,
             clocks: config.clocks, gossipIntervalMs: config.gossipIntervalMs, hintIntervalMs: config.hintIntervalMs,
-            tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none, syncReplicaWrites: config.durability == .all)
+            tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
+            syncReplicaWrites: config.durability == .all)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
     }
 

@@ -145,8 +145,18 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Deletes the key if it still holds exactly `object` (a tombstone all replicas have).
-    public func reap(_ key: [UInt8], ifStill object: VersionedObject) throws(StorageError) -> Bool {
+    /// This node's own keys in ring order, starting after `after` (or at the beginning).
+    public func scanOwn(after: [UInt8]?, limit: Int) throws(StorageError) -> [KeyedObject] {
+        let start = after.map { Self.storageKey(for: $0) + [0] } ?? [Self.dataPrefix]
+        return try engine.scan(from: start, to: [Self.dataPrefix + 1], limit: limit).map { entry throws(StorageError) in
+            let key = Array(entry.key[17...])
+            return KeyedObject(key: key, object: try Self.decode(entry.value, key: key))
+        }
+    }
+
+    /// Deletes the key if it still holds exactly `object` (a reaped tombstone, or data
+    /// handed off to its home nodes); false if it changed meanwhile.
+    public func forget(_ key: [UInt8], ifStill object: VersionedObject) throws(StorageError) -> Bool {
         let storageKey = Self.storageKey(for: key)
         let lock = stripe(for: storageKey)
         lock.lock()
@@ -302,8 +312,10 @@ public final class ReplicaStore: Sendable {
                 return .hints(try pendingHints(limit: limit) { targets.contains($0) })
             case .removeHint(let hint):
                 return .removed(try removeHint(hint))
-            case .reap(let key, let object):
-                return .removed(try reap(key, ifStill: object))
+            case .forget(let key, let object):
+                return .removed(try forget(key, ifStill: object))
+            case .scanOwn(let after, let limit):
+                return .entries(try scanOwn(after: after, limit: limit))
             case .findTombstones(let before, let limit):
                 return .keys(try tombstones(before: before, limit: limit))
             }

@@ -121,7 +121,9 @@ import Testing
     /// it, every replica then reaps the tombstone, and the value never comes back.
     @Test func aDeletedKeyStaysDeletedAndItsTombstoneIsReaped() async throws {
         try await withCluster(configure: {
-            $0.extraArguments = ["--hint-interval-ms", "200", "--tombstone-grace-ms", "300", "--anti-entropy-interval-ms", "300"]
+            $0.extraArguments = [
+                "--hint-interval-ms", "200", "--tombstone-grace-ms", "300", "--anti-entropy-interval-ms", "300",
+            ]
         }) { cluster in
             let key = try await Self.key(homedOn: "n3", avoiding: ["n1"], in: cluster)
             #expect(try await cluster.client("n1").put(key, value: "doomed".bytes, w: 3).succeeded)

@@ -190,7 +190,9 @@ public final class Simulation {
             // The operation takes effect now (durably); its result arrives a little later,
             // and is lost if the node crashes meanwhile, as with a real thread pool.
             let result = nodes[name]!.store.execute(op, policy: policy)
-            if case .reap(let key, let object) = op, case .removed(true) = result {
+            // A forgotten all-tombstone object is a reaped grave; a forgotten live object was
+            // handed off and must still be found at its home nodes.
+            if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
                 reaped[key, default: []].append(object)
                 if tracing {
                     log.append(
@@ -400,7 +402,7 @@ public final class Simulation {
 
     private func checkKey(of op: StorageOp) throws {
         switch op {
-        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _), .reap(let key, _):
+        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _), .forget(let key, _):
             try checkDurability(of: key)
         default: break
         }
@@ -455,6 +457,13 @@ public final class Simulation {
             }
             let hints = nodes[name]!.store.hintCounts
             if !hints.isEmpty { throw violation("\(name) still holds hints \(hints)") }
+            for key in keys where (try? nodes[name]!.store.object(for: key)) ?? nil != nil {
+                let home = machine.membership.ring.preferenceList(forKey: key).home(3)
+                if !home.contains(name) {
+                    throw violation(
+                        "\(name) still holds \(String(decoding: key, as: UTF8.self)) though its home is \(home)")
+                }
+            }
         }
         for key in keys {
             let id = nextClientID
