@@ -6,35 +6,26 @@ import NIOConcurrencyHelpers
 ///
 /// Layout: `0x01 | MD5(key) (16 bytes) | key` so a scan walks keys in ring order (what
 /// handoff and Merkle trees need); `0x02 | MD5(key) | u16 key length | key | target` for
-/// hints, kept apart so they never count as this node's own data; `0x00 | name` holds
-/// node metadata. Updates to one key are read-merge-write under a striped lock, so
+/// hints, kept apart so they never count as this node's own data; `0x03 | MD5(key) | key`
+/// for departure marks (see `counterFloor`); `0x00 | name` holds node metadata. All keys
+/// of one user key share the MD5, hence the lock stripe. Updates to one key are read-merge-write under a striped lock, so
 /// concurrent writes never lose a version.
 public final class ReplicaStore: Sendable {
     public let engine: any StorageEngine
     private let stripes: [NIOLock]
     private let keyCounter: NIOLockedValueBox<Int>
     private let hintCounter: NIOLockedValueBox<[NodeName: Int]>
-    /// The highest dot counter this node has issued, and how far that is durably reserved.
-    private let dotSequence: NIOLockedValueBox<(issued: UInt64, reserved: UInt64)>
-    static let dotSequenceKey = "dot-sequence"
-    static let dotReservation: UInt64 = 1024
 
     static let metaPrefix: UInt8 = 0x00
     static let dataPrefix: UInt8 = 0x01
     static let hintPrefix: UInt8 = 0x02
+    static let departurePrefix: UInt8 = 0x03
 
     public init(engine: any StorageEngine) throws(StorageError) {
         self.engine = engine
         self.stripes = (0..<64).map { _ in NIOLock() }
         self.keyCounter = NIOLockedValueBox(0)
         self.hintCounter = NIOLockedValueBox([:])
-        var reserved: UInt64 = 0
-        if let bytes = try engine.get([Self.metaPrefix] + Array(Self.dotSequenceKey.utf8)) {
-            var reader = ByteReader(bytes)
-            reserved = (try? reader.readVarint()) ?? 0
-        }
-        // Everything below the reservation may have been issued before a crash: start above it.
-        self.dotSequence = NIOLockedValueBox((issued: reserved, reserved: reserved))
         var count = 0
         try Self.forEach(in: engine, prefix: Self.dataPrefix) { _, _ in count += 1 }
         var hints: [NodeName: Int] = [:]
@@ -112,37 +103,53 @@ public final class ReplicaStore: Sendable {
         _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
         sync: Bool
     ) throws(StorageError) -> Version {
-        let version = try update(key, sync: sync) { current in
-            let base = current ?? VersionedObject()
-            return base.writing(
-                value, context: context, actor: actor, now: now, policy: policy,
-                counterFloor: counterFloor(for: base, actor: actor))
-        }.1
-        try issued(version.dot.counter)
+        let storageKey = Self.storageKey(for: key)
+        let lock = stripe(for: storageKey)
+        lock.lock()
+        defer { lock.unlock() }
+        let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
+        let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
+        let (next, version) = (current ?? VersionedObject()).writing(
+            value, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
+        try engine.put(storageKey, next.encoded(), sync: sync)
+        if current == nil { keyCounter.withLockedValue { $0 += 1 } }
         return version
     }
 
-    /// Where a new dot's counter must start. With history of its own for the key, a node
-    /// counts on from it (so a key's clock stays one compact interval per actor); without
-    /// (a new key, a reaped tombstone, hints already handed off) it starts above every
-    /// counter it ever issued, so no dot is ever reused for the same key.
-    private func counterFloor(for base: VersionedObject, actor: Actor) -> UInt64 {
-        base.context.maxCounter(of: actor) > 0 ? 0 : dotSequence.withLockedValue { $0.issued }
+    // MARK: Departure marks
+
+    static func departureKey(for key: [UInt8]) -> [UInt8] {
+        [departurePrefix] + RingPosition.of(key: key).bytes + key
     }
 
-    /// Records an issued counter, durably reserving more before it is exposed.
-    private func issued(_ counter: UInt64) throws(StorageError) {
-        let reserve: UInt64? = dotSequence.withLockedValue { state in
-            state.issued = max(state.issued, counter)
-            guard state.issued >= state.reserved else { return nil }
-            state.reserved = state.issued + Self.dotReservation
-            return state.reserved
+    /// The highest counter per actor among versions of `key` that left this node (hints
+    /// delivered, data handed off, tombstones reaped).
+    ///
+    /// A node numbers its dots per key, counting on from the history it holds; if some of
+    /// its versions left, that history no longer shows them, and counting on could reuse a
+    /// dot that still lives elsewhere (a client's context covering the old one would then
+    /// silently supersede the new one). New dots start above this mark.
+    public func departureMark(for key: [UInt8]) throws(StorageError) -> CausalHistory? {
+        guard let bytes = try engine.get(Self.departureKey(for: key)) else { return nil }
+        var reader = ByteReader(bytes)
+        do {
+            return try CausalHistory.decode(from: &reader)
+        } catch {
+            throw StorageError("departure mark of a key is corrupt: \(error.reason)")
         }
-        if let reserve {
-            var writer = ByteWriter()
-            writer.write(varint: reserve)
-            try setMetadata(Self.dotSequenceKey, writer.bytes)
+    }
+
+    /// Records that `object` left this node. Call with the key's stripe lock held.
+    private func recordDeparture(of key: [UInt8], _ object: VersionedObject) throws(StorageError) {
+        var mark = try departureMark(for: key) ?? .empty
+        for (actor, counter) in object.context.summary where counter > mark.maxCounter(of: actor) {
+            mark.insert(Dot(actor: actor, counter: counter), timestamp: 0)
         }
+        // Only the maximum matters: keep one point per actor.
+        let compact = CausalHistory(dots: mark.summary.map { Dot(actor: $0.key, counter: $0.value) })
+        var writer = ByteWriter()
+        compact.encode(into: &writer)
+        try engine.put(Self.departureKey(for: key), writer.bytes, sync: true)
     }
 
     /// This node's own keys in ring order, starting after `after` (or at the beginning).
@@ -162,6 +169,7 @@ public final class ReplicaStore: Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: key) == object else { return false }
+        try recordDeparture(of: key, object)
         try engine.delete(storageKey, sync: true)
         keyCounter.withLockedValue { $0 -= 1 }
         return true
@@ -208,10 +216,16 @@ public final class ReplicaStore: Sendable {
     public func storeHint(target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool)
         throws(StorageError)
     {
-        let storageKey = Self.hintKey(for: key, target: target)
-        let lock = stripe(for: storageKey)
+        let lock = stripe(for: Self.storageKey(for: key))
         lock.lock()
         defer { lock.unlock() }
+        try storeHintLocked(target: target, key: key, incoming, policy: policy, sync: sync)
+    }
+
+    private func storeHintLocked(
+        target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool
+    ) throws(StorageError) {
+        let storageKey = Self.hintKey(for: key, target: target)
         let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
         guard next != current else { return }
@@ -261,6 +275,8 @@ public final class ReplicaStore: Sendable {
         guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: hint.key) == hint.object else {
             return false
         }
+        // Mark first: a crash in between must over-remember, never forget.
+        try recordDeparture(of: hint.key, hint.object)
         try engine.delete(storageKey, sync: true)
         hintCounter.withLockedValue { counts in
             counts[hint.target, default: 1] -= 1
@@ -275,14 +291,15 @@ public final class ReplicaStore: Sendable {
         _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64,
         policy: ClockPolicy
     ) throws(StorageError) -> Version {
+        let lock = stripe(for: Self.storageKey(for: key))
+        lock.lock()
+        defer { lock.unlock() }
         let base = (try object(for: key) ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
-        let version = base.writing(
-            value, context: context, actor: actor, now: now, policy: policy,
-            counterFloor: counterFloor(for: base, actor: actor)
-        ).version
-        try storeHint(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
-        try issued(version.dot.counter)
+        let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
+        let version = base.writing(value, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
+            .version
+        try storeHintLocked(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
         return version
     }
 

@@ -199,6 +199,23 @@ public final class Simulation {
                         "\(now) REAPED \(String(decoding: key, as: UTF8.self)) on \(name) clock \(object.context)")
                 }
             }
+            if tracing {
+                switch op {
+                case .forget(let key, let object):
+                    log.append(
+                        "\(now) FORGET \(String(decoding: key, as: UTF8.self)) on \(name) \(object.versions.map(\.dot)) -> \(result)"
+                    )
+                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _):
+                    log.append(
+                        "\(now) COORDINATE \(String(decoding: key, as: UTF8.self)) on \(name) hintFor \(hintFor ?? "-") ctx \(context?.description ?? "none") -> \(result)"
+                    )
+                case .removeHint(let hint):
+                    log.append(
+                        "\(now) REMOVEHINT \(String(decoding: hint.key, as: UTF8.self)) on \(name) for \(hint.target) \(hint.object.versions.map(\.dot)) -> \(result)"
+                    )
+                default: break
+                }
+            }
             if tracing, case .merge(let key, let object, let hintFor, _) = op {
                 log.append(
                     "\(now) MERGE \(String(decoding: key, as: UTF8.self)) on \(name)\(hintFor.map { " (hint for \($0))" } ?? "") versions \(object.versions.map { "\($0.dot)\($0.isTombstone ? "†" : "") past \($0.past)" })"
