@@ -136,6 +136,20 @@ public struct FaultsDocument: Codable, Hashable, Sendable {
     public init(drop: [String]) { self.drop = drop }
 }
 
+/// `POST /admin/leave`: the node hands off what it holds, then exits.
+public struct LeaveDocument: Codable, Hashable, Sendable {
+    public var leaving: Bool
+    /// Keys and hints it holds now, all of which go to other nodes before it exits.
+    public var keys: Int
+    public var hints: Int
+
+    public init(leaving: Bool, keys: Int, hints: Int) {
+        self.leaving = leaving
+        self.keys = keys
+        self.hints = hints
+    }
+}
+
 /// `GET /admin/preflist/{key}`.
 public struct PreflistDocument: Codable, Hashable, Sendable {
     public var hash: String

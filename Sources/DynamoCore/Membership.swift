@@ -52,7 +52,13 @@ public struct Membership: Sendable {
     public private(set) var me: NodeName
     public private(set) var members: [NodeName: Member]
     public let seeds: [String]
+    /// Every member's tokens, joining and leaving ones included.
     public private(set) var ring: Ring
+    /// The ring requests are routed on: members that declare themselves `up`. A joining
+    /// node enters it once it has its data; a leaving node drops out so its ranges move.
+    public private(set) var routingRing: Ring
+    /// Monotonic ms of the last change to the member list or a declared status.
+    public private(set) var lastChange: UInt64 = 0
     /// Monotonic ms at which we last heard a newer row of each member (for heartbeat ages).
     public private(set) var lastHeard: [NodeName: UInt64] = [:]
     /// Which members this node can use right now.
@@ -63,6 +69,7 @@ public struct Membership: Sendable {
         self.members = [me.name: me]
         self.seeds = seeds.filter { $0 != me.peerAddress }
         self.ring = Ring(nodes: [me.name: me.tokens])
+        self.routingRing = me.status == .up ? ring : Ring(tokens: [])
         self.detector = FailureDetector(expectedIntervalMs: gossipIntervalMs, threshold: phiThreshold)
     }
 
@@ -118,7 +125,8 @@ public struct Membership: Sendable {
 
     /// Merges a peer's table into ours; returns `.ringChanged` if ring membership moved.
     public mutating func receive(_ incoming: [Member], now: UInt64) -> [Action] {
-        let before = ring
+        let before = (ring, routingRing)
+        let statuses = members.mapValues(\.status)
         for row in incoming where row.name != me {
             if let known = members[row.name], !row.isNewer(than: known) { continue }
             members[row.name] = row
@@ -131,14 +139,24 @@ public struct Membership: Sendable {
             members[me]!.generation = echo.generation + 1
             members[me]!.heartbeat = 0
         }
+        rebuildRings()
+        if members.mapValues(\.status) != statuses { lastChange = now }
+        return (ring, routingRing) == before ? [] : [.ringChanged]
+    }
+
+    private mutating func rebuildRings() {
         ring = Ring(nodes: Dictionary(uniqueKeysWithValues: members.values.map { ($0.name, $0.tokens) }))
-        return ring == before ? [] : [.ringChanged]
+        routingRing = Ring(
+            nodes: Dictionary(
+                uniqueKeysWithValues: members.values.filter { $0.status == .up }.map { ($0.name, $0.tokens) }))
     }
 
     /// Changes our own declared status (joining -> up, up -> leaving).
-    public mutating func setLocalStatus(_ status: MemberStatus) {
+    public mutating func setLocalStatus(_ status: MemberStatus, now: UInt64 = 0) {
         members[me]!.status = status
         members[me]!.heartbeat += 1
+        lastChange = now
+        rebuildRings()
     }
 
     public func member(_ name: NodeName) -> Member? { members[name] }

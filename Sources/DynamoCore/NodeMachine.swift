@@ -12,6 +12,9 @@ public struct NodeSettings: Sendable, Hashable {
     public var hintIntervalMs: UInt64
     /// How often a node looks for old tombstones it holds, to reap them.
     public var tombstoneSweepIntervalMs: UInt64
+    /// The data dir had no identity: this node is new (or lost its disk) and must pull the
+    /// data of the ranges it will own before it takes requests (`joining` until then).
+    public var freshIdentity: Bool
     /// fsync the coordinator's own replica write / every replica write.
     public var syncCoordinatorWrites: Bool
     public var syncReplicaWrites: Bool
@@ -20,8 +23,9 @@ public struct NodeSettings: Sendable, Hashable {
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
         seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
-        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false
+        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false
     ) {
+        self.freshIdentity = freshIdentity
         self.tombstoneSweepIntervalMs = tombstoneSweepIntervalMs
         self.name = name
         self.peerAddress = peerAddress
@@ -72,6 +76,9 @@ public struct NodeMachine: Sendable {
         case tick
         /// Drop all traffic with these nodes (fault injection).
         case setFaults(drop: Set<NodeName>)
+        /// Leave the cluster: hand every range and hint to others (the shell exits when
+        /// `hasLeft` says nothing is held any more).
+        case leave
     }
 
     public enum Action: Hashable, Sendable {
@@ -112,6 +119,7 @@ public struct NodeMachine: Sendable {
         case forward(requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName)
         case hint(Hint)
         case handoff(key: [UInt8], node: NodeName)
+        case pull(from: NodeName)
     }
 
     private enum StorageWait {
@@ -123,6 +131,8 @@ public struct NodeMachine: Sendable {
         case sweep
         case handoffScan(full: Bool)
         case handedOff
+        case serveTransfer(handle: UInt64, requester: Member)
+        case pulled
     }
 
     private struct GetRun {
@@ -155,6 +165,7 @@ public struct NodeMachine: Sendable {
         let me = Member(
             name: settings.name, peerAddress: settings.peerAddress, httpAddress: settings.httpAddress,
             tokens: settings.tokens, status: settings.seeds.isEmpty ? .up : .joining, generation: settings.generation)
+        // (A known node that restarts is `joining` only until its first gossip exchange.)
         self.membership = Membership(me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs)
         self.rng = SeededRandom(seed: seed)
         self.nextHintsAt = settings.hintIntervalMs
@@ -197,6 +208,12 @@ public struct NodeMachine: Sendable {
             return stored(token: token, result, now: now)
         case .tick:
             return tick(now: now)
+        case .leave:
+            guard membership.local.status != .leaving else { return [] }
+            membership.setLocalStatus(.leaving, now: now.monotonicMs)
+            nextHandoffAt = 0
+            nextHintsAt = 0
+            return [.event("\(name) is leaving: handing its ranges and hints to other nodes")]
         case .setFaults(let drop):
             let previous = dropped
             dropped = drop.subtracting([name])
@@ -271,6 +288,10 @@ public struct NodeMachine: Sendable {
                 actions += forward(requester, put, candidates: remaining, now: now)
             }
             return actions
+        case .pull(let node):
+            var actions = noteAnswer(from: node, answered: response != nil, now: now)
+            actions += pulledBatch(from: node, response, now: now)
+            return actions
         case .handoff(let key, let node):
             var actions = noteAnswer(from: node, answered: response != nil, now: now)
             if case .replica(.stored) = response {
@@ -281,7 +302,10 @@ public struct NodeMachine: Sendable {
             }
             return actions
         case .hint(let hint):
-            var actions = noteAnswer(from: hint.target, answered: response != nil, now: now)
+            var actions: [Action] = []
+            if isReachable(hint.target, at: now.monotonicMs) {
+                actions += noteAnswer(from: hint.target, answered: response != nil, now: now)
+            }
             if case .replica(.stored) = response {
                 actions += storage(.removeHint(hint), wait: .removeHint(hint))
             } else {
@@ -325,6 +349,10 @@ public struct NodeMachine: Sendable {
         case .gossip(let members):
             let actions = receiveGossip(members, now: now)
             return actions + [.respond(handle: handle, .gossip(membership.table))]
+        case .pull(let requester, let after):
+            return storage(
+                .scanOwn(after: after, limit: Self.handoffBatch),
+                wait: .serveTransfer(handle: handle, requester: requester))
         case .coordinatePut(let put):
             // A forwarded write is coordinated here, never forwarded again, so differing
             // views of the cluster cannot bounce it around.
@@ -355,7 +383,8 @@ public struct NodeMachine: Sendable {
             nextHintsAt = t + settings.hintIntervalMs
             actions += startHintRound(now: now)
         }
-        if t >= nextHandoffAt, !handingOff {
+        actions += advanceJoin(now: now)
+        if t >= nextHandoffAt, !handingOff, membership.local.status != .joining {
             handingOff = true
             actions += storage(
                 .scanOwn(after: handoffCursor, limit: Self.handoffBatch), wait: .handoffScan(full: false))
@@ -390,24 +419,36 @@ public struct NodeMachine: Sendable {
             let added = Set(membership.members.keys).subtracting(before).sorted()
             if !added.isEmpty { actions.append(.event("\(name) learns of \(added.joined(separator: ", "))")) }
         }
-        if membership.local.status == .joining, membership.hasJoined {
-            membership.setLocalStatus(.up)
-            actions.append(.event("\(name) joined the cluster (\(membership.members.count) members known)"))
+        if membership.local.status == .joining, membership.hasJoined, !settings.freshIdentity {
+            membership.setLocalStatus(.up, now: now.monotonicMs)
+            actions.append(.event("\(name) rejoined the cluster (\(membership.members.count) members known)"))
         }
         return actions
     }
 
     // MARK: Reads
 
+    /// The first N healthy nodes of the key's preference list on the routing ring.
     private func replicas(for key: [UInt8], now: Now) -> [HintedReplica] {
-        membership.ring.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
+        membership.routingRing.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
             isReachable($0, at: now.monotonicMs)
         }
     }
 
+    /// Reads also ask the key's home nodes counting joining and leaving members, so while
+    /// ranges move, the data is found on its old and its new owners alike.
+    private func readReplicas(for key: [UInt8], now: Now) -> [HintedReplica] {
+        var replicas = replicas(for: key, now: now)
+        for node in membership.ring.preferenceList(forKey: key).home(settings.quorum.n)
+        where isReachable(node, at: now.monotonicMs) && !replicas.contains(where: { $0.node == node }) {
+            replicas.append(HintedReplica(node: node, hintFor: nil))
+        }
+        return replicas
+    }
+
     private mutating func startRead(client: UInt64, key: [UInt8], r: Int?, now: Now) -> [Action] {
         let coordinator = GetCoordinator(
-            key: key, replicas: replicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
+            key: key, replicas: readReplicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
             now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs)
         let id = newID()
         gets[id] = GetRun(coordinator: coordinator, client: client)
@@ -492,7 +533,7 @@ public struct NodeMachine: Sendable {
     /// Coordinates a write here: store the new version locally (as a hint if this node is a
     /// fallback), then replicate it.
     private mutating func coordinateHere(_ requester: Requester, _ put: ForwardedPut, now: Now) -> [Action] {
-        let preference = membership.ring.preferenceList(forKey: put.key)
+        let preference = membership.routingRing.preferenceList(forKey: put.key)
         var replicas = replicas(for: put.key, now: now)
         if !replicas.contains(where: { $0.node == name }) {
             // Neither home nor fallback in this node's own view (it was forwarded the write):
@@ -587,13 +628,28 @@ public struct NodeMachine: Sendable {
             lastHintBatchFull = hints.count == Self.hintBatch
             var actions: [Action] = []
             for hint in hints {
-                actions += send(
-                    .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
-                    purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+                if isReachable(hint.target, at: now.monotonicMs) {
+                    actions += send(
+                        .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
+                        purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+                } else if let holder = membership.routingRing.preferenceList(forKey: hint.key).nodes.first(where: {
+                    $0 != name && $0 != hint.target && isReachable($0, at: now.monotonicMs)
+                }) {
+                    // Leaving with the target still away: another node keeps the hint for it.
+                    actions += send(
+                        .replica(.put(key: hint.key, object: hint.object, hintFor: hint.target)), to: holder,
+                        purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+                } else {
+                    actions += hintRoundFinished()
+                }
             }
             return actions
         case .handoffScan(let full):
             return handoffScanned(result, full: full, now: now)
+        case .serveTransfer(let handle, let requester):
+            return [.respond(handle: handle, transfer(result, for: requester))]
+        case .pulled:
+            return []
         case .handedOff:
             if case .removed(true) = result { keysHandedOff += 1 }
             return handoffStepDone(now: now)
@@ -616,6 +672,90 @@ public struct NodeMachine: Sendable {
             return actions + hintRoundFinished()
         }
     }
+
+    // MARK: Joining
+
+    private var pullCursors: [NodeName: [UInt8]?] = [:]
+    private var pullStarted = false
+    private var pullsInFlight: Set<NodeName> = []
+    private var nextPullAt: [NodeName: UInt64] = [:]
+    /// Keys received while joining.
+    public private(set) var keysPulled = 0
+
+    /// A new node waits until its view of the cluster has settled, then pulls the keys of
+    /// the ranges it will own from every member that is up; once all have answered in full
+    /// it declares itself `up` and enters the routing ring. (Writes made meanwhile reach it
+    /// through the old owners' handoff.)
+    private mutating func advanceJoin(now: Now) -> [Action] {
+        guard membership.local.status == .joining, settings.freshIdentity, membership.hasJoined else { return [] }
+        let t = now.monotonicMs
+        if !pullStarted {
+            guard t >= membership.lastChange + 3 * settings.gossipIntervalMs else { return [] }
+            pullStarted = true
+            let sources = membership.members.values.filter { $0.name != name && $0.status == .up }.map(\.name)
+            for source in sources { pullCursors[source] = .some(nil) }
+        }
+        var actions: [Action] = []
+        for (source, cursor) in pullCursors.sorted(by: { $0.key < $1.key })
+        where !pullsInFlight.contains(source) && t >= nextPullAt[source, default: 0] {
+            pullsInFlight.insert(source)
+            actions += send(
+                .pull(requester: membership.local, after: cursor), to: source, purpose: .pull(from: source),
+                timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
+        }
+        if pullCursors.isEmpty {
+            membership.setLocalStatus(.up, now: t)
+            actions.append(
+                .event("\(name) joined the cluster and took \(keysPulled) key(s) for its ranges; now up"))
+        }
+        return actions
+    }
+
+    private mutating func pulledBatch(from source: NodeName, _ response: PeerResponse?, now: Now) -> [Action] {
+        pullsInFlight.remove(source)
+        guard case .transfer(let entries, let next) = response else {
+            // Try again a little later (or give up on a member that left meanwhile).
+            if membership.member(source)?.status == .up {
+                nextPullAt[source] = now.monotonicMs + settings.gossipIntervalMs
+            } else {
+                pullCursors[source] = nil
+            }
+            return []
+        }
+        var actions: [Action] = []
+        for entry in entries {
+            keysPulled += 1
+            actions += storage(.merge(key: entry.key, object: entry.object, hintFor: nil, sync: false), wait: .pulled)
+        }
+        if let next { pullCursors[source] = .some(next) } else { pullCursors[source] = nil }
+        return actions
+    }
+
+    /// Answers a joining node's pull: of a batch of own keys, those it will be a home node
+    /// of (judged on the ring with its tokens added).
+    private func transfer(_ result: StorageResult, for requester: Member) -> PeerResponse {
+        guard case .entries(let entries) = result else { return .error("cannot scan for a transfer") }
+        var tokens = membership.ring.tokens.filter { $0.owner != requester.name }
+        tokens += requester.tokens.map { Token(position: $0, owner: requester.name) }
+        let future = Ring(tokens: tokens)
+        var selected: [KeyedObject] = []
+        var bytes = 0
+        for (index, entry) in entries.enumerated() {
+            guard future.preferenceList(forKey: entry.key).home(settings.quorum.n).contains(requester.name) else {
+                continue
+            }
+            selected.append(entry)
+            bytes += entry.object.versions.reduce(entry.key.count) { $0 + ($1.value?.count ?? 0) }
+            if bytes > Self.transferBytes {
+                let more = index + 1 < entries.count || entries.count == Self.handoffBatch
+                return .transfer(entries: selected, next: more ? entry.key : nil)
+            }
+        }
+        return .transfer(entries: selected, next: entries.count == Self.handoffBatch ? entries.last?.key : nil)
+    }
+
+    /// Rough bound on the values in one transfer batch (frames are limited to 16 MiB).
+    static let transferBytes = 4 << 20
 
     // MARK: Ownership handoff
 
@@ -643,7 +783,7 @@ public struct NodeMachine: Sendable {
         handoffCursor = handoffBatchFull ? entries.last?.key : nil
         var actions: [Action] = []
         for entry in entries {
-            let home = membership.ring.preferenceList(forKey: entry.key).home(settings.quorum.n)
+            let home = membership.routingRing.preferenceList(forKey: entry.key).home(settings.quorum.n)
             guard !home.contains(name), !home.isEmpty,
                 home.allSatisfy({ isReachable($0, at: now.monotonicMs) })
             else { continue }
@@ -691,7 +831,10 @@ public struct NodeMachine: Sendable {
     /// a hint is deleted only after its node acknowledged storing it.
     private mutating func startHintRound(now: Now) -> [Action] {
         guard !deliveringHints else { return [] }
-        let targets = Set(membership.members.keys.filter { $0 != name && isReachable($0, at: now.monotonicMs) })
+        let leaving = membership.local.status == .leaving
+        // A leaving node must get rid of every hint, reachable target or not.
+        let targets = Set(
+            membership.members.keys.filter { $0 != name && (leaving || isReachable($0, at: now.monotonicMs)) })
         guard !targets.isEmpty else { return [] }
         deliveringHints = true
         return storage(.loadHints(limit: Self.hintBatch, targets: targets), wait: .loadHints)

@@ -4,12 +4,17 @@ public enum PeerRequest: Hashable, Sendable {
     case gossip([Member])
     /// A node outside a key's top N hands a client write to one inside it.
     case coordinatePut(ForwardedPut)
+    /// A joining node asks for the keys it will own (judged with its own row added to the
+    /// ring, in case the peer has not heard of it yet), a batch at a time from `after`.
+    case pull(requester: Member, after: [UInt8]?)
 }
 
 public enum PeerResponse: Hashable, Sendable {
     case replica(ReplicaReply)
     case gossip([Member])
     case coordinated(WriteResult)
+    /// A batch of keys for a joining node; `next` is where to continue (nil: done).
+    case transfer(entries: [KeyedObject], next: [UInt8]?)
     /// The peer could not handle the request (unknown, overloaded, failed).
     case error(String)
 }

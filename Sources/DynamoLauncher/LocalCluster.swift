@@ -194,6 +194,15 @@ public final class LocalCluster: @unchecked Sendable {
             "timed out after \(timeout) waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
+    /// Waits until the node's process exits by itself (after a leave); returns its status.
+    @discardableResult
+    public func waitForExit(_ name: String, timeout: Duration = .seconds(30)) async throws -> Int32 {
+        guard let process = lock.withLock({ processes[name] }) else { throw LauncherError("\(name) is not running") }
+        try await Self.waitFor("\(name) to exit", timeout: timeout) { !process.isRunning }
+        lock.withLock { processes[name] = nil }
+        return process.terminationStatus
+    }
+
     /// Cuts the cluster into groups that cannot talk to each other (every node drops every
     /// node outside its own group); nodes in no group are isolated from everyone.
     public func partition(_ groups: [[String]]) async throws {

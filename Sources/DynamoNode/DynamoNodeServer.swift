@@ -54,6 +54,7 @@ public final class DynamoNodeServer: Sendable {
         let server = DynamoNodeServer(runtime: runtime, group: group, pool: pool, channels: channels)
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(NodeRuntime.tickIntervalMs)) { _ in
             runtime.handle(.tick)
+            runtime.checkLeft()
         }
         logger.info(
             "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
@@ -103,11 +104,17 @@ public final class DynamoNodeServer: Sendable {
         }
     }
 
+    /// Returns once the node has left the cluster (after `POST /admin/leave`).
+    public func waitUntilLeft() async {
+        try? await runtime.left.futureResult.get()
+    }
+
     /// Stops listening, closes peer links and storage; pending requests fail.
     public func stop() async {
         for channel in channels { try? await channel.close() }
         let runtime = self.runtime
         try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
+        runtime.left.fail(ChannelError.ioOnClosedChannel)
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")

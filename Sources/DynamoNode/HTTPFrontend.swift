@@ -147,12 +147,16 @@ extension NodeRuntime {
                 return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
             case (.POST, "/admin/faults"):
                 return loop.makeSucceededFuture(try setFaults(request.body))
+            case (.POST, "/admin/leave"):
+                let held = leave()
+                return loop.makeSucceededFuture(
+                    .json(.accepted, LeaveDocument(leaving: true, keys: held.keys, hints: held.hints)))
             case (.GET, _) where path.hasPrefix("/admin/preflist/"):
                 let key = try parseKey(path.dropFirst("/admin/preflist/".count))
                 let position = RingPosition.of(key: key)
                 let document = PreflistDocument(
                     hash: position.hex,
-                    preferenceList: machine.membership.ring.preferenceList(for: position).home(config.quorum.n))
+                    preferenceList: machine.membership.routingRing.preferenceList(for: position).home(config.quorum.n))
                 return loop.makeSucceededFuture(.json(.ok, document))
             case (.GET, _) where path.hasPrefix("/admin/local/"):
                 let key = try parseKey(path.dropFirst("/admin/local/".count))

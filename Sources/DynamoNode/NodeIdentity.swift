@@ -9,6 +9,8 @@ struct NodeIdentity: Equatable {
     var name: NodeName
     var tokens: [RingPosition]
     var generation: UInt64
+    /// Created by this start: the data dir had no identity (a new node, or a lost disk).
+    var isFresh = false
 
     static let metadataKey = "identity"
 
@@ -24,7 +26,7 @@ struct NodeIdentity: Equatable {
             identity.generation += 1
         } else {
             identity = NodeIdentity(
-                name: name, tokens: Token.defaultPositions(for: name, count: tokenCount), generation: 1)
+                name: name, tokens: Token.defaultPositions(for: name, count: tokenCount), generation: 1, isFresh: true)
         }
         try store.setMetadata(metadataKey, identity.encoded())
         return identity

@@ -32,6 +32,10 @@ final class NodeRuntime: @unchecked Sendable {
     /// How often the machine's timers (deadlines, gossip, hints) are checked.
     static let tickIntervalMs: Int64 = 20
 
+    /// Completed once a leaving node holds no data and no hints (the process then exits).
+    let left: EventLoopPromise<Void>
+    private var leaveRequestedAt: UInt64?
+
     init(
         config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore,
         logger: Logger
@@ -49,6 +53,25 @@ final class NodeRuntime: @unchecked Sendable {
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
+        self.left = loop.makePromise(of: Void.self)
+    }
+
+    /// Starts a graceful leave: every range and hint goes to other nodes, then the node exits.
+    func leave() -> (keys: Int, hints: Int) {
+        if leaveRequestedAt == nil { leaveRequestedAt = monotonicMs }
+        handle(.leave)
+        return (store.keyCount, store.hintCounts.values.reduce(0, +))
+    }
+
+    /// Called every tick: a leaving node that handed everything off, and gave gossip a few
+    /// rounds to tell the others it is leaving, is done.
+    func checkLeft() {
+        guard let since = leaveRequestedAt, monotonicMs >= since + 3 * config.gossipIntervalMs,
+            store.keyCount == 0, store.hintCounts.isEmpty
+        else { return }
+        leaveRequestedAt = nil
+        logger.notice("left the cluster: every range and hint handed to other nodes")
+        left.succeed()
     }
 
     // MARK: Time

@@ -15,12 +15,14 @@ public enum PeerCodec {
         case gossip = 0x12
         case coordinatePut = 0x13
         case replicaReap = 0x14
+        case pull = 0x15
         case replyObject = 0x20
         case replyStored = 0x21
         case replyFailed = 0x22
         case replyGossip = 0x23
         case replyCoordinated = 0x24
         case replyError = 0x25
+        case replyTransfer = 0x26
     }
 
     /// Largest key, value or name we accept from a peer (values are bounded by the frame).
@@ -95,6 +97,10 @@ public enum PeerCodec {
         case .gossip(let members):
             w.write(Tag.gossip.rawValue)
             encode(members, into: &w)
+        case .pull(let requester, let after):
+            w.write(Tag.pull.rawValue)
+            encode([requester], into: &w)
+            writeOptional(after, into: &w)
         case .coordinatePut(let put):
             w.write(Tag.coordinatePut.rawValue)
             w.write(bytes: put.key)
@@ -119,6 +125,11 @@ public enum PeerCodec {
             return .replica(.reap(key: key, object: try VersionedObject.decode(from: &r)))
         case .gossip:
             return .gossip(try decodeMembers(&r))
+        case .pull:
+            let members = try decodeMembers(&r)
+            guard members.count == 1 else { throw DecodingError("pull names one requester") }
+            let after: [UInt8]? = try r.readBool() ? r.readBytes(max: maxKey) : nil
+            return .pull(requester: members[0], after: after)
         case .coordinatePut:
             let key = try r.readBytes(max: maxKey)
             let value: [UInt8]? = try r.readBool() ? r.readBytes() : nil
@@ -161,6 +172,14 @@ public enum PeerCodec {
         case .error(let reason):
             w.write(Tag.replyError.rawValue)
             w.write(string: reason)
+        case .transfer(let entries, let next):
+            w.write(Tag.replyTransfer.rawValue)
+            w.write(varint: UInt64(entries.count))
+            for entry in entries {
+                w.write(bytes: entry.key)
+                entry.object.encode(into: &w)
+            }
+            writeOptional(next, into: &w)
         }
     }
 
@@ -190,6 +209,15 @@ public enum PeerCodec {
                     error: error, dot: dot))
         case .replyError:
             return .error(try r.readString())
+        case .replyTransfer:
+            let count = try r.readInt(max: 100_000)
+            var entries: [KeyedObject] = []
+            for _ in 0..<count {
+                let key = try r.readBytes(max: maxKey)
+                entries.append(KeyedObject(key: key, object: try VersionedObject.decode(from: &r)))
+            }
+            let next: [UInt8]? = try r.readBool() ? r.readBytes(max: maxKey) : nil
+            return .transfer(entries: entries, next: next)
         default:
             throw DecodingError("unknown response type")
         }

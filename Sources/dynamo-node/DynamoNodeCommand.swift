@@ -93,54 +93,81 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
             Foundation.exit(1)
         }
-        await StopSignal.wait(exitWithParent: ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1")
+        let exitWithParent = ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1"
+        // Stop on a signal, or once a requested leave has handed everything off.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await StopSignal.wait(exitWithParent: exitWithParent) }
+            group.addTask { await server.waitUntilLeft() }
+            await group.next()
+            group.cancelAll()
+        }
         await server.stop()
     }
 }
 
 /// Waits for SIGTERM or SIGINT, or (when asked) for the parent process to go away, so a
-/// launcher that crashes never leaves orphan nodes behind.
+/// launcher that crashes never leaves orphan nodes behind. Returns early if cancelled.
 enum StopSignal {
     static func wait(exitWithParent: Bool) async {
-        let parent = getppid()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queue = DispatchQueue(label: "dynamo-node.signals")
-            let once = OnceFlag()
-            var sources: [any DispatchSourceProtocol] = []
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { if once.claim() { continuation.resume() } }
-                source.resume()
-                sources.append(source)
+        let waiter = Waiter()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                waiter.set(continuation)
+                let queue = DispatchQueue(label: "dynamo-node.signals")
+                var sources: [any DispatchSourceProtocol] = []
+                for sig in [SIGTERM, SIGINT] {
+                    signal(sig, SIG_IGN)
+                    let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                    source.setEventHandler { waiter.resume() }
+                    source.resume()
+                    sources.append(source)
+                }
+                if exitWithParent {
+                    let parent = getppid()
+                    let timer = DispatchSource.makeTimerSource(queue: queue)
+                    timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
+                    timer.setEventHandler { if getppid() != parent { waiter.resume() } }
+                    timer.resume()
+                    sources.append(timer)
+                }
+                waiter.keep(sources)
             }
-            if exitWithParent {
-                let timer = DispatchSource.makeTimerSource(queue: queue)
-                timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
-                timer.setEventHandler { if getppid() != parent, once.claim() { continuation.resume() } }
-                timer.resume()
-                sources.append(timer)
-            }
-            SignalSources.keep(sources)
+        } onCancel: {
+            waiter.resume()
         }
     }
-}
 
-/// Resumes a continuation once.
-final class OnceFlag: @unchecked Sendable {
-    private var claimed = false
-    private let lock = NSLock()
-    func claim() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if claimed { return false }
-        claimed = true
-        return true
+    /// Resumes its continuation exactly once, whichever comes first (even before it is set).
+    final class Waiter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var continuation: CheckedContinuation<Void, Never>?
+        private var done = false
+        private var sources: [any DispatchSourceProtocol] = []
+
+        func set(_ continuation: CheckedContinuation<Void, Never>) {
+            lock.lock()
+            if done {
+                lock.unlock()
+                continuation.resume()
+                return
+            }
+            self.continuation = continuation
+            lock.unlock()
+        }
+
+        func resume() {
+            lock.lock()
+            let pending = continuation
+            continuation = nil
+            done = true
+            lock.unlock()
+            pending?.resume()
+        }
+
+        func keep(_ sources: [any DispatchSourceProtocol]) {
+            lock.lock()
+            self.sources += sources
+            lock.unlock()
+        }
     }
-}
-
-/// Keeps signal sources alive for the life of the process.
-enum SignalSources {
-    nonisolated(unsafe) static var retained: [any DispatchSourceProtocol] = []
-    static func keep(_ sources: [any DispatchSourceProtocol]) { retained += sources }
 }

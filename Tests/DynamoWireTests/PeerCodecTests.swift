@@ -22,6 +22,15 @@ import Testing
         .request(id: 3, .replica(.put(key: Array("k".utf8), object: object, hintFor: nil))),
         .request(id: 8, .replica(.reap(key: Array("k".utf8), object: object))),
         .request(
+            id: 9,
+            .pull(
+                requester: Member(
+                    name: "n6", peerAddress: "a:1", httpAddress: "a:2",
+                    tokens: Token.defaultPositions(for: "n6", count: 2),
+                    status: .joining), after: [1, 2])),
+        .response(id: 10, .transfer(entries: [KeyedObject(key: [1], object: object)], next: [1])),
+        .response(id: 11, .transfer(entries: [], next: nil)),
+        .request(
             id: 4,
             .gossip([
                 Member(

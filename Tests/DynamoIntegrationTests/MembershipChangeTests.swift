@@ -1,0 +1,67 @@
+import DynamoClient
+import DynamoCore
+import DynamoLauncher
+import Foundation
+import Testing
+
+/// Join and leave with data, against real processes.
+@Suite(.serialized) struct MembershipChangeTests {
+    /// Which nodes hold each key in their own store.
+    static func holders(of keys: [[UInt8]], in cluster: LocalCluster, among names: [String]) async throws
+        -> [[UInt8]: Set<String>]
+    {
+        var result: [[UInt8]: Set<String>] = [:]
+        for key in keys {
+            for name in names where try await cluster.client(name).local(key) != nil {
+                result[key, default: []].insert(name)
+            }
+        }
+        return result
+    }
+
+    @Test func aNodeJoinsALoadedClusterAndTakesExactlyItsKeysThenANodeLeaves() async throws {
+        try await withCluster(nodes: 4, configure: { $0.extraArguments = ["--hint-interval-ms", "200"] }) { cluster in
+            let keys = (0..<120).map { "cart:\($0)".bytes }
+            for (i, key) in keys.enumerated() {
+                let put = try await cluster.client(cluster.names[i % 4]).put(key, value: "v\(i)".bytes, w: 3)
+                #expect(put.succeeded)
+            }
+
+            // A fifth node joins: it pulls the keys of its new ranges, the old owners hand off.
+            try cluster.addNode(name: "n5")
+            try cluster.launch("n5")
+            try await cluster.waitUntilAllSee("n5", as: "up", timeout: .seconds(30))
+            var names = cluster.names
+            try await LocalCluster.waitFor("every key on exactly its home nodes", timeout: .seconds(30)) {
+                let holders = try await Self.holders(of: keys, in: cluster, among: names)
+                for key in keys {
+                    let home = Set(try await cluster.client("n1").preferenceList(key).preferenceList)
+                    if holders[key] != home { return false }
+                }
+                return true
+            }
+            let owned = try await keys.asyncMap { try await cluster.client("n5").preferenceList($0).preferenceList }
+                .filter { $0.contains("n5") }.count
+            #expect(owned > 0, "n5 owns part of the ring")
+            #expect(try await cluster.client("n5").status().keys == owned, "n5 holds exactly the keys it owns")
+
+            // n2 leaves: it hands every range to the new owners, then exits by itself.
+            let leave = try await cluster.client("n2").raw(.POST, "/admin/leave")
+            #expect(leave.status == 202)
+            #expect(try await cluster.waitForExit("n2") == 0)
+            names.removeAll { $0 == "n2" }
+            for (i, key) in keys.enumerated() {
+                let read = try await cluster.client(names[i % names.count]).get(key)
+                #expect(read.values == ["v\(i)".bytes], "key \(i) after n2 left")
+            }
+            try await LocalCluster.waitFor("every key on its N home nodes after the leave", timeout: .seconds(30)) {
+                let holders = try await Self.holders(of: keys, in: cluster, among: names)
+                for key in keys {
+                    let home = Set(try await cluster.client("n1").preferenceList(key).preferenceList)
+                    if home.contains("n2") || home.count != 3 || holders[key] != home { return false }
+                }
+                return true
+            }
+        }
+    }
+}
