@@ -51,7 +51,8 @@ final class NodeRuntime: @unchecked Sendable {
             tokens: identity.tokens, generation: identity.generation, seeds: config.seeds, quorum: config.quorum,
             clocks: config.clocks, gossipIntervalMs: config.gossipIntervalMs, hintIntervalMs: config.hintIntervalMs,
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
-            syncReplicaWrites: config.durability == .all)
+            syncReplicaWrites: config.durability == .all,
+            freshIdentity: identity.isFresh)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }

@@ -84,7 +84,9 @@ import Testing
             let unique = await ledger.unique
             let shared = await ledger.shared
             let attempts = await ledger.attempts
-            print("chaos: \(attempts) writes attempted, \(unique.count + shared.values.map(\.count).reduce(0, +)) acknowledged")
+            print(
+                "chaos: \(attempts) writes attempted, \(unique.count + shared.values.map(\.count).reduce(0, +)) acknowledged"
+            )
             #expect(unique.count > 100, "writers made progress through the chaos")
             for (key, value) in unique {
                 let read = try await cluster.client(names.randomElement()!).get(key)
@@ -97,7 +99,10 @@ import Testing
             for (key, values) in shared {
                 let read = try await cluster.client(names.randomElement()!).get(key)
                 let missing = values.subtracting(read.values)
-                #expect(missing.isEmpty, "\(missing.count) acknowledged siblings of \(String(decoding: key, as: UTF8.self)) lost (seed \(seed))")
+                #expect(
+                    missing.isEmpty,
+                    "\(missing.count) acknowledged siblings of \(String(decoding: key, as: UTF8.self)) lost (seed \(seed))"
+                )
             }
         }
     }

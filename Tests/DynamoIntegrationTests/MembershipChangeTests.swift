@@ -64,4 +64,29 @@ import Testing
             }
         }
     }
+
+    @Test func aNodeThatLostItsDiskComesBackAsItselfAndRefillsItsRanges() async throws {
+        try await withCluster { cluster in
+            let keys = (0..<60).map { "item:\($0)".bytes }
+            for key in keys { #expect(try await cluster.client("n1").put(key, value: key, w: 3).succeeded) }
+            let tokensBefore = try await cluster.client("n1").status().members.first { $0.name == "n3" }?.tokens
+            let owned = try await keys.asyncMap { try await cluster.client("n1").preferenceList($0).preferenceList }
+                .filter { $0.contains("n3") }.count
+
+            cluster.stop("n3", .kill)
+            try FileManager.default.removeItem(atPath: cluster.spec("n3")!.dataDir)
+            try cluster.launch("n3")
+            // Others may still show n3's old row as up; n3 itself says joining until it has pulled.
+            try await LocalCluster.waitFor("n3 to declare itself up", timeout: .seconds(30)) {
+                try await cluster.client("n3").status().members.first { $0.name == "n3" }?.status == "up"
+            }
+            try await cluster.waitUntilAllSee("n3", as: "up", timeout: .seconds(30))
+            let status = try await cluster.client("n3").status()
+            #expect(status.members.first { $0.name == "n3" }?.tokens == tokensBefore, "same name, same tokens")
+            #expect(status.keys == owned, "it pulled back exactly the keys of its ranges")
+            for key in keys where try await cluster.client("n1").preferenceList(key).preferenceList.contains("n3") {
+                #expect(try await cluster.client("n3").local(key)?.siblings.first?.bytes == key)
+            }
+        }
+    }
 }
