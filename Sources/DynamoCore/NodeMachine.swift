@@ -90,6 +90,9 @@ public struct NodeMachine: Sendable {
         case reply(client: UInt64, ClientReply)
         /// A peer request that gets no answer (its sender is cut off): forget its handle.
         case ignore(handle: UInt64)
+        /// A new node has all the data of its ranges: persist that, so a restart does not
+        /// join again (until then, a restart resumes the join).
+        case joined
         /// Something a person watching would want to know (failures seen, hints delivered...).
         case event(String)
     }
@@ -628,7 +631,19 @@ public struct NodeMachine: Sendable {
             lastHintBatchFull = hints.count == Self.hintBatch
             var actions: [Action] = []
             for hint in hints {
-                if isReachable(hint.target, at: now.monotonicMs) {
+                let targetLeft =
+                    membership.member(hint.target)?.status == .leaving
+                    && !isReachable(hint.target, at: now.monotonicMs)
+                if targetLeft,
+                    let home = membership.routingRing.preferenceList(forKey: hint.key).nodes.first(where: {
+                        $0 != name && isReachable($0, at: now.monotonicMs)
+                    })
+                {
+                    // The intended node left the cluster: its ranges belong to others now.
+                    actions += send(
+                        .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: home,
+                        purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+                } else if isReachable(hint.target, at: now.monotonicMs) {
                     actions += send(
                         .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
                         purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
@@ -705,6 +720,7 @@ public struct NodeMachine: Sendable {
         }
         if pullCursors.isEmpty {
             membership.setLocalStatus(.up, now: t)
+            actions.append(.joined)
             actions.append(
                 .event("\(name) joined the cluster and took \(keysPulled) key(s) for its ranges; now up"))
         }
@@ -832,9 +848,12 @@ public struct NodeMachine: Sendable {
     private mutating func startHintRound(now: Now) -> [Action] {
         guard !deliveringHints else { return [] }
         let leaving = membership.local.status == .leaving
-        // A leaving node must get rid of every hint, reachable target or not.
+        // A leaving node must get rid of every hint, reachable target or not; hints for a
+        // node that left go to the key's current home.
         let targets = Set(
-            membership.members.keys.filter { $0 != name && (leaving || isReachable($0, at: now.monotonicMs)) })
+            membership.members.values.filter {
+                $0.name != name && (leaving || $0.status == .leaving || isReachable($0.name, at: now.monotonicMs))
+            }.map(\.name))
         guard !targets.isEmpty else { return [] }
         deliveringHints = true
         return storage(.loadHints(limit: Self.hintBatch, targets: targets), wait: .loadHints)

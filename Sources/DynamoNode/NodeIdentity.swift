@@ -9,10 +9,19 @@ struct NodeIdentity: Equatable {
     var name: NodeName
     var tokens: [RingPosition]
     var generation: UInt64
-    /// Created by this start: the data dir had no identity (a new node, or a lost disk).
+    /// The node still has to pull the data of its ranges: the data dir had no identity (a
+    /// new node, or a lost disk), or a join was interrupted.
     var isFresh = false
 
     static let metadataKey = "identity"
+
+    /// Records that the node's join is complete.
+    static func markJoined(in store: ReplicaStore) throws {
+        guard let bytes = try store.metadata(metadataKey) else { return }
+        var identity = try decode(bytes)
+        identity.isFresh = false
+        try store.setMetadata(metadataKey, identity.encoded())
+    }
 
     /// Loads the identity from the store, or creates it on first start; bumps the generation.
     static func loadOrCreate(in store: ReplicaStore, name: NodeName, tokenCount: Int) throws -> NodeIdentity {
@@ -39,6 +48,7 @@ struct NodeIdentity: Equatable {
         w.write(varint: generation)
         w.write(varint: UInt64(tokens.count))
         for token in tokens { w.write(raw: token.bytes) }
+        w.write(bool: isFresh)
         return w.bytes
     }
 
@@ -50,7 +60,8 @@ struct NodeIdentity: Equatable {
         let count = try r.readInt(max: 4096)
         var tokens: [RingPosition] = []
         for _ in 0..<count { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
-        return NodeIdentity(name: name, tokens: tokens, generation: generation)
+        let joining = r.isAtEnd ? false : try r.readBool()
+        return NodeIdentity(name: name, tokens: tokens, generation: generation, isFresh: joining)
     }
 }
 

@@ -104,6 +104,12 @@ final class NodeRuntime: @unchecked Sendable {
                 target.channel.writeAndFlush(PeerMessage.response(id: target.requestID, response), promise: nil)
             case .ignore(let handle):
                 inbound[handle] = nil
+            case .joined:
+                let store = self.store
+                let logger = self.logger
+                pool.runIfActive(eventLoop: loop) { try NodeIdentity.markJoined(in: store) }.whenFailure { error in
+                    logger.error("cannot record the completed join: \(error)")
+                }
             case .storage(let token, let op):
                 let store = self.store
                 let policy = config.clocks

@@ -49,6 +49,40 @@ import Testing
             "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
     }
 
+    @Test func aNodeJoinsAndAnotherLeavesUnderFaultsWithoutLosingAWrite() async throws {
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for chunk in stride(from: 0, to: Self.seeds.count / 2, by: 25) {
+                let seeds = Array(Self.seeds[chunk..<min(chunk + 25, Self.seeds.count / 2)])
+                group.addTask {
+                    for seed in seeds {
+                        let simulation = try! Simulation(seed: seed, membershipChanges: true)
+                        simulation.tracing = ProcessInfo.processInfo.environment["DYNAMO_SIM_TRACE"] != nil
+                        do {
+                            try simulation.run()
+                        } catch {
+                            if simulation.tracing { print(simulation.log.suffix(150).joined(separator: "\n")) }
+                            return "\(error)"
+                        }
+                    }
+                    return nil
+                }
+            }
+            var failures: [String] = []
+            for await failure in group { if let failure { failures.append(failure) } }
+            return failures
+        }
+        #expect(failures.isEmpty, "\(failures.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
+    }
+
+    @Test func membershipChangesReallyHappenInTheSimulation() throws {
+        let simulation = try Simulation(seed: 3, membershipChanges: true)
+        simulation.tracing = true
+        try simulation.run()
+        #expect(simulation.log.contains { $0.hasSuffix("JOINED n6") }, "n6 pulled its ranges and went up")
+        #expect(simulation.log.contains { $0.contains("LEFT ") }, "the leaving node handed everything off and exited")
+        #expect(simulation.log.contains { $0.contains("hands") }, "ownership moved")
+    }
+
     @Test func deletedKeysAreReapedOnceEveryReplicaHasTheTombstone() throws {
         var reaped = 0
         for seed in UInt64(1)...20 {

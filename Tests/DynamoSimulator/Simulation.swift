@@ -44,6 +44,11 @@ public final class Simulation {
         let store: ReplicaStore
         /// Bumped at each crash so messages and storage results of an old life are dropped.
         var incarnation: UInt64 = 0
+        /// Started at all (a joining node starts mid-run).
+        var started = false
+        /// Left the cluster for good.
+        var left = false
+        var leaveRequested: UInt64?
     }
 
     enum Event {
@@ -56,6 +61,8 @@ public final class Simulation {
         case restart(NodeName)
         case partition([[NodeName]])
         case heal
+        case join(NodeName)
+        case leave(NodeName)
         /// The faults stop for good: no partitions, loss or duplication from here on.
         case calm
     }
@@ -102,11 +109,18 @@ public final class Simulation {
     public let keys: [[UInt8]]
     public var tracing = false
 
-    public init(seed: UInt64, nodes count: Int = 5, keys keyCount: Int = 6, faults: Faults = Faults()) throws {
+    /// With `membershipChanges`, a sixth node joins during the run and another node leaves.
+    public let membershipChanges: Bool
+
+    public init(
+        seed: UInt64, nodes count: Int = 5, keys keyCount: Int = 6, faults: Faults = Faults(),
+        membershipChanges: Bool = false
+    ) throws {
         self.seed = seed
         self.faults = faults
+        self.membershipChanges = membershipChanges
         self.rng = SeededRandom(seed: seed)
-        self.names = (1...count).map { "n\($0)" }
+        self.names = (1...(count + (membershipChanges ? 1 : 0))).map { "n\($0)" }
         self.keys = (0..<keyCount).map { Array("k\($0)".utf8) }
         for (i, name) in names.enumerated() {
             let settings = NodeSettings(
@@ -115,9 +129,10 @@ public final class Simulation {
                 seeds: i == 0 ? [] : ["n1:7000", "n2:7000"].filter { $0 != "\(name):7000" },
                 quorum: QuorumConfig(
                     n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
-                gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500)
+                gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500,
+                freshIdentity: i >= count)
             nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
-            start(name)
+            if i < count { start(name) }
         }
     }
 
@@ -134,6 +149,7 @@ public final class Simulation {
 
     private func start(_ name: NodeName) {
         var node = nodes[name]!
+        node.started = true
         node.machine = NodeMachine(settings: node.settings, seed: rng.next())
         nodes[name] = node
         schedule(.tick(name, incarnation: node.incarnation), in: UInt64.random(in: 0..<20, using: &rng))
@@ -186,6 +202,10 @@ public final class Simulation {
                 in: delay)
         case .ignore(let handle):
             inbound[handle] = nil
+        case .joined:
+            // Persisted in the product: a restart after this does not join again.
+            nodes[name]!.settings.freshIdentity = false
+            if tracing { log.append("\(now) JOINED \(name)") }
         case .storage(let token, let op):
             // The operation takes effect now (durably); its result arrives a little later,
             // and is lost if the node crashes meanwhile, as with a real thread pool.
@@ -268,6 +288,12 @@ public final class Simulation {
                 schedule(.restart(victim), in: f)
             }
         }
+        if membershipChanges {
+            schedule(.join(names.last!), in: UInt64.random(in: 1_500...2_500, using: &rng))
+            schedule(
+                .leave(names.dropFirst().dropLast().randomElement(using: &rng)!),
+                in: UInt64.random(in: 3_000...4_000, using: &rng))
+        }
         schedule(.calm, in: duration)
         try runUntil(duration + settle)
         try checkFinal()
@@ -288,7 +314,30 @@ public final class Simulation {
         case .tick(let name, let incarnation):
             guard nodes[name]?.incarnation == incarnation, nodes[name]?.machine != nil else { return }
             try feed(name, .tick)
+            // A leaving node that holds nothing any more exits, as the product's shell does.
+            if let since = nodes[name]!.leaveRequested, now >= since + 300, nodes[name]!.store.keyCount == 0,
+                nodes[name]!.store.hintCounts.isEmpty
+            {
+                nodes[name]!.machine = nil
+                nodes[name]!.left = true
+                nodes[name]!.incarnation += 1
+                if tracing { log.append("\(now) LEFT \(name)") }
+                return
+            }
             schedule(.tick(name, incarnation: incarnation), in: 20)
+        case .join(let name):
+            guard !nodes[name]!.started else { return }
+            start(name)
+            if tracing { log.append("\(now) JOIN \(name)") }
+        case .leave(let chosen):
+            // If the chosen node is down right now, another one leaves instead.
+            let candidates = [chosen] + names.dropFirst().filter { $0 != chosen }
+            guard names.allSatisfy({ nodes[$0]!.leaveRequested == nil }),
+                let name = candidates.first(where: { nodes[$0]!.machine != nil && $0 != names.last })
+            else { return }
+            nodes[name]!.leaveRequested = now
+            try feed(name, .leave)
+            if tracing { log.append("\(now) LEAVE \(name)") }
         case .request(let from, let fromIncarnation, let to, let requestID, let request):
             guard nodes[to]?.machine != nil else {
                 schedule(.response(to: from, incarnation: fromIncarnation, requestID: requestID, nil), in: 1)
@@ -306,11 +355,12 @@ public final class Simulation {
             guard nodes[name]?.incarnation == incarnation else { return }
             try feed(name, .storageResult(token: token, result))
         case .client(let op):
-            let alive = names.filter { nodes[$0]!.machine != nil }
+            let alive = names.filter { nodes[$0]!.machine != nil && nodes[$0]!.leaveRequested == nil }
             guard let node = alive.randomElement(using: &rng) else { return }
             try issue(op, at: node)
         case .crash(let name):
-            guard nodes[name]!.machine != nil else { return }
+            // A leaving node is left alone, so the leave itself is what is tested.
+            guard nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil else { return }
             nodes[name]!.machine = nil
             nodes[name]!.incarnation += 1
             if tracing { log.append("\(now) CRASH \(name)") }
@@ -326,12 +376,13 @@ public final class Simulation {
             partition = nil
             calm = true
             for name in names where nodes[name]!.machine == nil { step(restart: name) }
+            if membershipChanges { try step(.join(names.last!)) }
             if tracing { log.append("\(now) CALM") }
         }
     }
 
     private func step(restart name: NodeName) {
-        guard nodes[name]!.machine == nil else { return }
+        guard nodes[name]!.machine == nil, nodes[name]!.started, !nodes[name]!.left else { return }
         nodes[name]!.settings.generation += 1
         start(name)
         if tracing { log.append("\(now) RESTART \(name)") }
@@ -455,7 +506,13 @@ public final class Simulation {
 
     /// After the faults stop: membership converged, every hint delivered and deleted, and
     /// a quorum read through any node returns every acknowledged write (or what replaced it).
+    /// Nodes that are part of the cluster at the end.
+    var active: [NodeName] { names.filter { nodes[$0]!.started && !nodes[$0]!.left } }
+
     func checkFinal() throws {
+        if let leaver = names.first(where: { nodes[$0]!.leaveRequested != nil }), !nodes[leaver]!.left {
+            throw violation("\(leaver) never finished leaving")
+        }
         for key in keys {
             try checkDurability(of: key)
             // Tombstones do not pile up: well past the grace period, every all-tombstone key is gone.
@@ -465,17 +522,17 @@ public final class Simulation {
                 throw violation("tombstone of \(String(decoding: key, as: UTF8.self)) was never reaped")
             }
         }
-        for name in names {
+        for name in active {
             let machine = nodes[name]!.machine!
             let seen = Set(machine.membership.members.keys)
-            if seen != Set(names) { throw violation("\(name) knows only \(seen.sorted())") }
-            for other in names where machine.status(of: other, at: now) != .up {
+            if !seen.isSuperset(of: active) { throw violation("\(name) knows only \(seen.sorted())") }
+            for other in active where machine.status(of: other, at: now) != .up {
                 throw violation("\(name) sees \(other) as \(machine.status(of: other, at: now).map(\.rawValue) ?? "?")")
             }
             let hints = nodes[name]!.store.hintCounts
             if !hints.isEmpty { throw violation("\(name) still holds hints \(hints)") }
             for key in keys where (try? nodes[name]!.store.object(for: key)) ?? nil != nil {
-                let home = machine.membership.ring.preferenceList(forKey: key).home(3)
+                let home = machine.membership.routingRing.preferenceList(forKey: key).home(3)
                 if !home.contains(name) {
                     throw violation(
                         "\(name) still holds \(String(decoding: key, as: UTF8.self)) though its home is \(home)")
@@ -485,7 +542,7 @@ public final class Simulation {
         for key in keys {
             let id = nextClientID
             nextClientID += 1
-            let node = names.randomElement(using: &rng)!
+            let node = active.randomElement(using: &rng)!
             var answer: GetCoordinator.Outcome?
             clientOps[id] = (node, .read(key: key))
             readProbe = { answer = $0 }
