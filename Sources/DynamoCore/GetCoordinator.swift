@@ -24,7 +24,7 @@ public struct GetCoordinator: Sendable {
     private let deadline: UInt64
     private let repairDeadline: UInt64
     private let n: Int
-    /// Tombstones written before this wall-clock time may be reaped.
+    /// Tombstones written before this wall-clock time may be reaped (0: none may).
     private let reapBefore: UInt64
     private var replies: [(node: NodeName, object: VersionedObject?)] = []
     private var failures: Set<NodeName> = []
@@ -33,10 +33,10 @@ public struct GetCoordinator: Sendable {
 
     public init(
         key: [UInt8], replicas: [HintedReplica], r: Int, policy: ClockPolicy, now: UInt64, config: QuorumConfig,
-        wallNow: UInt64 = 0
+        wallNow: UInt64 = 0, mayReap: Bool = true
     ) {
         self.n = config.n
-        self.reapBefore = wallNow > config.tombstoneGraceMs ? wallNow - config.tombstoneGraceMs : 0
+        self.reapBefore = mayReap && wallNow > config.tombstoneGraceMs ? wallNow - config.tombstoneGraceMs : 0
         self.key = key
         self.replicas = replicas
         self.r = r

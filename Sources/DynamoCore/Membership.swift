@@ -15,13 +15,17 @@ public struct Member: Hashable, Sendable {
     public var status: MemberStatus
     /// Bumped by the member itself every gossip round; the larger (generation, heartbeat) wins.
     public var heartbeat: UInt64
+    /// The member holds no pending hints and no data it does not own: nothing that could
+    /// bring back an old version. Tombstones are reaped only while every member is settled.
+    public var settled: Bool
     /// Bumped each time the process starts, so a restarted node's row beats its old one.
     public var generation: UInt64
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], status: MemberStatus,
-        heartbeat: UInt64 = 0, generation: UInt64 = 1
+        heartbeat: UInt64 = 0, generation: UInt64 = 1, settled: Bool = false
     ) {
+        self.settled = settled
         self.name = name
         self.peerAddress = peerAddress
         self.httpAddress = httpAddress
@@ -152,6 +156,13 @@ public struct Membership: Sendable {
     }
 
     /// Changes our own declared status (joining -> up, up -> leaving).
+    /// Publishes whether this node holds anything that could bring back an old version.
+    public mutating func setLocalSettled(_ settled: Bool) {
+        guard members[me]!.settled != settled else { return }
+        members[me]!.settled = settled
+        members[me]!.heartbeat += 1
+    }
+
     public mutating func setLocalStatus(_ status: MemberStatus, now: UInt64 = 0) {
         members[me]!.status = status
         members[me]!.heartbeat += 1

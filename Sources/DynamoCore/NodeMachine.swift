@@ -417,8 +417,14 @@ public struct NodeMachine: Sendable {
         let before = Set(membership.members.keys)
         var actions: [Action] = []
         if membership.receive(members, now: now.monotonicMs).contains(.ringChanged) {
-            // Ownership may have moved: look for data to hand off right away.
+            // Ownership may have moved: look for data to hand off right away, and do not
+            // claim to be settled until a pass under the new ring says so.
             nextHandoffAt = 0
+            orphansThisPass = true
+            if lastPassClean == true {
+                lastPassClean = nil
+                updateSettled()
+            }
             let added = Set(membership.members.keys).subtracting(before).sorted()
             if !added.isEmpty { actions.append(.event("\(name) learns of \(added.joined(separator: ", "))")) }
         }
@@ -452,7 +458,7 @@ public struct NodeMachine: Sendable {
     private mutating func startRead(client: UInt64, key: [UInt8], r: Int?, now: Now) -> [Action] {
         let coordinator = GetCoordinator(
             key: key, replicas: readReplicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
-            now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs)
+            now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs, mayReap: clusterSettled(now: now))
         let id = newID()
         gets[id] = GetRun(coordinator: coordinator, client: client)
         return runGet(id, now: now) { $0.start() }
@@ -626,7 +632,10 @@ public struct NodeMachine: Sendable {
             }
             return replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
         case .loadHints:
-            guard case .hints(let hints) = result, !hints.isEmpty else { return hintRoundFinished() }
+            guard case .hints(let hints, let total) = result else { return hintRoundFinished() }
+            hintsHeld = total
+            updateSettled()
+            guard !hints.isEmpty else { return hintRoundFinished() }
             hintsOutstanding = hints.count
             lastHintBatchFull = hints.count == Self.hintBatch
             var actions: [Action] = []
@@ -686,6 +695,28 @@ public struct NodeMachine: Sendable {
             }
             return actions + hintRoundFinished()
         }
+    }
+
+    // MARK: Settledness (safe tombstone reaping)
+
+    /// Hints held in all, as of the last hint round (nil: not known yet).
+    private var hintsHeld: Int?
+    /// Whether the last complete handoff pass found no data this node does not own.
+    private var lastPassClean: Bool?
+    private var orphansThisPass = false
+
+    /// Every member is settled (a member that left and is gone handed everything off before
+    /// it exited), so no hint or stray copy anywhere could bring back what a tombstone
+    /// superseded: only then may tombstones be reaped.
+    private func clusterSettled(now: Now) -> Bool {
+        membership.members.values.allSatisfy { member in
+            member.settled || (member.status == .leaving && !isReachable(member.name, at: now.monotonicMs))
+        }
+    }
+
+    private mutating func updateSettled() {
+        membership.setLocalSettled(
+            hintsHeld == 0 && lastPassClean == true && membership.local.status != .joining)
     }
 
     // MARK: Joining
@@ -800,6 +831,7 @@ public struct NodeMachine: Sendable {
         var actions: [Action] = []
         for entry in entries {
             let home = membership.routingRing.preferenceList(forKey: entry.key).home(settings.quorum.n)
+            if !home.contains(name) { orphansThisPass = true }
             guard !home.contains(name), !home.isEmpty,
                 home.allSatisfy({ isReachable($0, at: now.monotonicMs) })
             else { continue }
@@ -813,6 +845,12 @@ public struct NodeMachine: Sendable {
         }
         if !actions.isEmpty {
             actions.append(.event("\(name) hands \(handoffs.count) key(s) to their home nodes"))
+        }
+        if !handoffBatchFull {
+            // A full pass over this node's data is complete.
+            lastPassClean = !orphansThisPass
+            orphansThisPass = false
+            updateSettled()
         }
         return actions + handoffStepDone(now: now)
     }
@@ -854,7 +892,6 @@ public struct NodeMachine: Sendable {
             membership.members.values.filter {
                 $0.name != name && (leaving || $0.status == .leaving || isReachable($0.name, at: now.monotonicMs))
             }.map(\.name))
-        guard !targets.isEmpty else { return [] }
         deliveringHints = true
         return storage(.loadHints(limit: Self.hintBatch, targets: targets), wait: .loadHints)
     }

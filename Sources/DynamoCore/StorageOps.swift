@@ -27,7 +27,8 @@ public enum StorageResult: Hashable, Sendable {
     case object(VersionedObject?)
     case stored
     case version(Version)
-    case hints([Hint])
+    /// Hints loaded, and how many are held in all (for every target).
+    case hints([Hint], total: Int)
     case removed(Bool)
     case keys([[UInt8]])
     case entries([KeyedObject])

@@ -326,7 +326,8 @@ public final class ReplicaStore: Sendable {
                     try coordinateWrite(
                         key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync))
             case .loadHints(let limit, let targets):
-                return .hints(try pendingHints(limit: limit) { targets.contains($0) })
+                return .hints(
+                    try pendingHints(limit: limit) { targets.contains($0) }, total: hintCounts.values.reduce(0, +))
             case .removeHint(let hint):
                 return .removed(try removeHint(hint))
             case .forget(let key, let object):

@@ -244,6 +244,7 @@ public enum PeerCodec {
             w.write(UInt8(MemberStatus.allCases.firstIndex(of: m.status)!))
             w.write(varint: m.heartbeat)
             w.write(varint: m.generation)
+            w.write(bool: m.settled)
         }
     }
 
@@ -262,10 +263,11 @@ public enum PeerCodec {
             let status = MemberStatus.allCases[statusIndex]
             let heartbeat = try r.readVarint()
             let generation = try r.readVarint()
+            let settled = try r.readBool()
             members.append(
                 Member(
                     name: name, peerAddress: peer, httpAddress: http, tokens: tokens, status: status,
-                    heartbeat: heartbeat, generation: generation))
+                    heartbeat: heartbeat, generation: generation, settled: settled))
         }
         return members
     }

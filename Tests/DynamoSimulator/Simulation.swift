@@ -459,7 +459,7 @@ public final class Simulation {
             let store = nodes[name]!.store
             var found: [String] = []
             if (try? store.object(for: key))??.versions.contains(version) == true { found.append("\(name) (own)") }
-            if case .hints(let hints) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
+            if case .hints(let hints, _) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
                 for hint in hints where hint.key == key && hint.object.versions.contains(version) {
                     found.append("\(name) (hint for \(hint.target))")
                 }
