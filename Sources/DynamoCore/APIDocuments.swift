@@ -118,8 +118,54 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     public var quorum: Quorum?
     /// True once the node has exchanged gossip with a seed (or has none).
     public var joined: Bool?
+    public var antiEntropy: AntiEntropy?
 
-    public init(node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?) {
+    /// Merkle anti-entropy: totals, and the last comparison of each range with each replica.
+    public struct AntiEntropy: Codable, Hashable, Sendable {
+        public struct Exchange: Codable, Hashable, Sendable {
+            /// The ring range (start..end, hex prefixes) and the replica compared with.
+            public var range: String
+            public var peer: String
+            public var lastComparedMsAgo: UInt64
+            public var inSync: Bool
+            public var keysDiffering: Int
+            public var keysRepaired: Int
+            public var bytesReceived: Int
+
+            public init(
+                range: String, peer: String, lastComparedMsAgo: UInt64, inSync: Bool, keysDiffering: Int,
+                keysRepaired: Int, bytesReceived: Int
+            ) {
+                self.range = range
+                self.peer = peer
+                self.lastComparedMsAgo = lastComparedMsAgo
+                self.inSync = inSync
+                self.keysDiffering = keysDiffering
+                self.keysRepaired = keysRepaired
+                self.bytesReceived = bytesReceived
+            }
+        }
+
+        public var trees: Int
+        public var keysTracked: Int
+        public var exchanges: Int
+        public var keysRepaired: Int
+        public var ranges: [Exchange]
+
+        public init(trees: Int, keysTracked: Int, exchanges: Int, keysRepaired: Int, ranges: [Exchange]) {
+            self.trees = trees
+            self.keysTracked = keysTracked
+            self.exchanges = exchanges
+            self.keysRepaired = keysRepaired
+            self.ranges = ranges
+        }
+    }
+
+    public init(
+        node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?,
+        antiEntropy: AntiEntropy? = nil
+    ) {
+        self.antiEntropy = antiEntropy
         self.node = node
         self.members = members
         self.hints = hints

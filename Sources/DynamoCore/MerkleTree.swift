@@ -139,6 +139,11 @@ public struct MerkleComparison: Sendable {
         frontier = next
     }
 
+    /// Keeps only the first `limit` frontier nodes (the rest wait for a later exchange).
+    public mutating func limitFrontier(to limit: Int) {
+        if frontier.count > limit { frontier = Array(frontier.prefix(limit)) }
+    }
+
     /// The keys that differ between the local tree and the other side's listing of the
     /// differing segments (missing on either side, or with different hashes).
     public static func differingKeys(local: MerkleTree, remote: [KeyHash], segments: [UInt32]) -> [[UInt8]] {

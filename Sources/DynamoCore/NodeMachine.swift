@@ -12,6 +12,11 @@ public struct NodeSettings: Sendable, Hashable {
     public var hintIntervalMs: UInt64
     /// How often a node looks for old tombstones it holds, to reap them.
     public var tombstoneSweepIntervalMs: UInt64
+    /// Each range's Merkle tree is compared with a replica about once per this interval.
+    public var antiEntropyIntervalMs: UInt64
+    /// Read repair and hinted handoff can be switched off (to show anti-entropy alone).
+    public var readRepair: Bool
+    public var hintedHandoff: Bool
     /// The data dir had no identity: this node is new (or lost its disk) and must pull the
     /// data of the ranges it will own before it takes requests (`joining` until then).
     public var freshIdentity: Bool
@@ -23,8 +28,12 @@ public struct NodeSettings: Sendable, Hashable {
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
         seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
-        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false
+        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
+        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true
     ) {
+        self.antiEntropyIntervalMs = antiEntropyIntervalMs
+        self.readRepair = readRepair
+        self.hintedHandoff = hintedHandoff
         self.freshIdentity = freshIdentity
         self.tombstoneSweepIntervalMs = tombstoneSweepIntervalMs
         self.name = name
@@ -77,8 +86,10 @@ public struct NodeMachine: Sendable {
         /// Drop all traffic with these nodes (fault injection).
         case setFaults(drop: Set<NodeName>)
         /// Leave the cluster: hand every range and hint to others (the shell exits when
-        /// `hasLeft` says nothing is held any more).
+        /// nothing is held any more).
         case leave
+        /// Own data changed (taken from the store after storage operations).
+        case treeUpdates([TreeUpdate])
     }
 
     public enum Action: Hashable, Sendable {
@@ -123,6 +134,8 @@ public struct NodeMachine: Sendable {
         case hint(Hint)
         case handoff(key: [UInt8], node: NodeName)
         case pull(from: NodeName)
+        case tree(range: KeyRange, peer: NodeName)
+        case treeFetch(range: KeyRange, peer: NodeName, key: [UInt8])
     }
 
     private enum StorageWait {
@@ -136,6 +149,8 @@ public struct NodeMachine: Sendable {
         case handedOff
         case serveTransfer(handle: UInt64, requester: Member)
         case pulled
+        case buildTree(range: KeyRange)
+        case treeRepaired(range: KeyRange, peer: NodeName)
     }
 
     private struct GetRun {
@@ -211,6 +226,9 @@ public struct NodeMachine: Sendable {
             return stored(token: token, result, now: now)
         case .tick:
             return tick(now: now)
+        case .treeUpdates(let updates):
+            applyTreeUpdates(updates)
+            return []
         case .leave:
             guard membership.local.status != .leaving else { return [] }
             membership.setLocalStatus(.leaving, now: now.monotonicMs)
@@ -295,6 +313,19 @@ public struct NodeMachine: Sendable {
             var actions = noteAnswer(from: node, answered: response != nil, now: now)
             actions += pulledBatch(from: node, response, now: now)
             return actions
+        case .tree(let range, let peer):
+            return noteAnswer(from: peer, answered: response != nil, now: now)
+                + exchangeStep(range: range, peer: peer, response, now: now)
+        case .treeFetch(let range, let peer, let key):
+            var actions = noteAnswer(from: peer, answered: response != nil, now: now)
+            if case .replica(.object(let object?)) = response {
+                actions += storage(
+                    .merge(key: key, object: object, hintFor: nil, sync: settings.syncReplicaWrites),
+                    wait: .treeRepaired(range: range, peer: peer))
+            } else {
+                actions += repairDone(range: range, peer: peer, repaired: false, now: now)
+            }
+            return actions
         case .handoff(let key, let node):
             var actions = noteAnswer(from: node, answered: response != nil, now: now)
             if case .replica(.stored) = response {
@@ -352,6 +383,18 @@ public struct NodeMachine: Sendable {
         case .gossip(let members):
             let actions = receiveGossip(members, now: now)
             return actions + [.respond(handle: handle, .gossip(membership.table))]
+        case .treeChildren(let range, let nodes):
+            guard let tree = trees[range], tree.built else {
+                return [.respond(handle: handle, .error("no tree for range \(range)"))]
+            }
+            return [
+                .respond(handle: handle, .treeHashes(nodes.map { tree.tree.children(level: $0.level, id: $0.id) }))
+            ]
+        case .treeSegments(let range, let segments):
+            guard let tree = trees[range], tree.built else {
+                return [.respond(handle: handle, .error("no tree for range \(range)"))]
+            }
+            return [.respond(handle: handle, .treeKeys(segments.flatMap { tree.tree.entries(inSegment: $0) }))]
         case .pull(let requester, let after):
             return storage(
                 .scanOwn(after: after, limit: Self.handoffBatch),
@@ -382,11 +425,15 @@ public struct NodeMachine: Sendable {
             nextGossipAt = t + settings.gossipIntervalMs
             actions += gossipRound(now: now)
         }
-        if t >= nextHintsAt {
+        if t >= nextHintsAt, settings.hintedHandoff {
             nextHintsAt = t + settings.hintIntervalMs
             actions += startHintRound(now: now)
         }
+        if t >= nextExchangeAt {
+            actions += startExchange(now: now)
+        }
         actions += advanceJoin(now: now)
+        if treeRing != membership.routingRing { actions += refreshTrees() }
         if t >= nextHandoffAt, !handingOff, membership.local.status != .joining {
             handingOff = true
             actions += storage(
@@ -421,6 +468,7 @@ public struct NodeMachine: Sendable {
             // claim to be settled until a pass under the new ring says so.
             nextHandoffAt = 0
             orphansThisPass = true
+            actions += refreshTrees()
             if lastPassClean == true {
                 lastPassClean = nil
                 updateSettled()
@@ -474,6 +522,7 @@ public struct NodeMachine: Sendable {
         for step in steps {
             switch step {
             case .send(let node, let request):
+                if case .put = request, !settings.readRepair { continue }
                 if case .put = request { actions.append(.event("read repair of a key on \(node)")) }
                 if case .reap = request {
                     actions.append(.event("\(name) reaps a tombstone every replica has, on \(node)"))
@@ -674,6 +723,15 @@ public struct NodeMachine: Sendable {
             return [.respond(handle: handle, transfer(result, for: requester))]
         case .pulled:
             return []
+        case .buildTree(let range):
+            guard case .keyHashes(let hashes, let seq) = result, var entry = trees[range] else { return [] }
+            for hash in hashes { entry.tree.set(hash.key, hash: hash.hash, seq: seq) }
+            entry.built = true
+            trees[range] = entry
+            return []
+        case .treeRepaired(let range, let peer):
+            if case .stored = result { return repairDone(range: range, peer: peer, repaired: true, now: now) }
+            return repairDone(range: range, peer: peer, repaired: false, now: now)
         case .handedOff:
             if case .removed(true) = result { keysHandedOff += 1 }
             return handoffStepDone(now: now)
@@ -717,6 +775,198 @@ public struct NodeMachine: Sendable {
     private mutating func updateSettled() {
         membership.setLocalSettled(
             hintsHeld == 0 && lastPassClean == true && membership.local.status != .joining)
+    }
+
+    // MARK: Anti-entropy
+
+    /// A Merkle tree of a range this node is a home node of, and who else holds the range.
+    public struct RangeTree: Sendable {
+        public var range: KeyRange
+        public var peers: [NodeName]
+        public var tree: MerkleTree
+        public var built: Bool
+    }
+
+    /// What the last exchange of a range with a peer found (for status and the console).
+    public struct ExchangeRecord: Hashable, Sendable {
+        public var range: KeyRange
+        public var peer: NodeName
+        /// Wall-clock ms of the comparison.
+        public var at: UInt64
+        public var inSync: Bool
+        public var keysDiffering: Int
+        public var keysRepaired: Int
+        /// Hashes and keys received, roughly in bytes.
+        public var bytesReceived: Int
+    }
+
+    public private(set) var trees: [KeyRange: RangeTree] = [:]
+    public private(set) var exchanges: [String: ExchangeRecord] = [:]
+    public private(set) var exchangeCount = 0
+    public private(set) var keysRepairedByExchange = 0
+    private var treeRing = Ring(tokens: [])
+    private var rangeIndex: [KeyRange] = []
+    private var nextExchangeAt: UInt64 = 0
+    private var exchangeCursor = 0
+    private var exchange:
+        (range: KeyRange, peer: NodeName, walk: MerkleComparison, record: ExchangeRecord, pending: Int)?
+
+    /// Keys repaired per exchange at most, and tree nodes asked per request: the throttle
+    /// that keeps anti-entropy from crowding out client requests (the paper's admission
+    /// control); a bigger divergence simply takes several rounds.
+    public static let exchangeKeyLimit = 128
+    public static let exchangeNodeLimit = 64
+
+    /// Recomputes the ranges this node is a home node of: keeps trees of unchanged ranges,
+    /// drops the others, and builds new ones from storage.
+    private mutating func refreshTrees() -> [Action] {
+        treeRing = membership.routingRing
+        let tokens = treeRing.tokens
+        var wanted: [KeyRange: [NodeName]] = [:]
+        for (index, token) in tokens.enumerated() {
+            let start = tokens[(index + tokens.count - 1) % tokens.count].position
+            guard start != token.position || tokens.count == 1 else { continue }
+            let home = treeRing.preferenceList(for: token.position).home(settings.quorum.n)
+            guard home.contains(name) else { continue }
+            wanted[KeyRange(start: start, end: token.position)] = home.filter { $0 != name }
+        }
+        var actions: [Action] = []
+        var next: [KeyRange: RangeTree] = [:]
+        for (range, peers) in wanted {
+            if var existing = trees[range] {
+                existing.peers = peers
+                next[range] = existing
+            } else {
+                next[range] = RangeTree(range: range, peers: peers, tree: MerkleTree(), built: false)
+                actions += storage(.rangeHashes(start: range.start, end: range.end), wait: .buildTree(range: range))
+            }
+        }
+        trees = next
+        rangeIndex = next.keys.sorted()
+        return actions
+    }
+
+    private mutating func applyTreeUpdates(_ updates: [TreeUpdate]) {
+        guard !rangeIndex.isEmpty else { return }
+        for update in updates {
+            let position = RingPosition.of(key: update.key)
+            guard let range = range(containing: position) else { continue }
+            trees[range]?.tree.set(update.key, hash: update.hash, seq: update.seq)
+        }
+    }
+
+    /// The tracked range containing `position` (ranges are disjoint, sorted by end).
+    private func range(containing position: RingPosition) -> KeyRange? {
+        var low = 0
+        var high = rangeIndex.count
+        while low < high {
+            let mid = (low + high) / 2
+            if rangeIndex[mid].end < position { low = mid + 1 } else { high = mid }
+        }
+        let candidate = rangeIndex[low == rangeIndex.count ? 0 : low]
+        return candidate.contains(position) ? candidate : nil
+    }
+
+    /// Starts comparing the next range's tree with one of its replicas (round robin over
+    /// ranges and peers), spaced so every range is compared about once per interval.
+    private mutating func startExchange(now: Now) -> [Action] {
+        let built = rangeIndex.filter { trees[$0]!.built }
+        nextExchangeAt = now.monotonicMs + settings.antiEntropyIntervalMs / UInt64(max(1, built.count))
+        guard exchange == nil, !built.isEmpty, membership.local.status == .up else { return [] }
+        exchangeCursor += 1
+        let range = built[exchangeCursor % built.count]
+        let peers = trees[range]!.peers.filter { isReachable($0, at: now.monotonicMs) }
+        guard !peers.isEmpty else { return [] }
+        let peer = peers[(exchangeCursor / built.count) % peers.count]
+        let record = ExchangeRecord(
+            range: range, peer: peer, at: now.wallMs, inSync: false, keysDiffering: 0, keysRepaired: 0,
+            bytesReceived: 0)
+        exchange = (range, peer, MerkleComparison(), record, 0)
+        exchangeCount += 1
+        return send(
+            .treeChildren(range: range, nodes: [MerkleNodeID(level: 0, id: 0)]), to: peer,
+            purpose: .tree(range: range, peer: peer), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+    }
+
+    /// One answer of the peer during an exchange: descend into differing subtrees, list
+    /// differing segments, then pull the differing keys and merge them.
+    private mutating func exchangeStep(range: KeyRange, peer: NodeName, _ response: PeerResponse?, now: Now)
+        -> [Action]
+    {
+        guard var current = exchange, current.range == range, current.peer == peer,
+            let tree = trees[range]?.tree
+        else { return [] }
+        switch response {
+        case .treeHashes(let lists):
+            current.record.bytesReceived += lists.reduce(0) { $0 + $1.count * 8 }
+            if current.walk.hashesReceived == 0 {
+                // The root's children: equal children means equal trees.
+                current.record.inSync = lists.first == tree.children(level: 0, id: 0)
+            }
+            current.walk.receive(children: lists, local: tree)
+            exchange = current
+            if !current.walk.frontier.isEmpty {
+                let nodes = current.walk.frontier.prefix(Self.exchangeNodeLimit).map {
+                    MerkleNodeID(level: $0.level, id: $0.id)
+                }
+                current.walk.limitFrontier(to: Self.exchangeNodeLimit)
+                exchange = current
+                return send(
+                    .treeChildren(range: range, nodes: nodes), to: peer, purpose: .tree(range: range, peer: peer),
+                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+            }
+            if current.walk.differingSegments.isEmpty { return finishExchange(now: now) }
+            return send(
+                .treeSegments(
+                    range: range, segments: Array(current.walk.differingSegments.prefix(Self.exchangeNodeLimit))),
+                to: peer, purpose: .tree(range: range, peer: peer), timeoutMs: settings.quorum.requestTimeoutMs,
+                now: now)
+        case .treeKeys(let listing):
+            current.record.bytesReceived += listing.reduce(0) { $0 + $1.key.count + 8 }
+            let segments = Array(current.walk.differingSegments.prefix(Self.exchangeNodeLimit))
+            let keys = MerkleComparison.differingKeys(local: tree, remote: listing, segments: segments)
+            current.record.keysDiffering = keys.count
+            // Pull what the peer has; what only this node has, the peer pulls in its own exchanges.
+            let remote = Set(listing.map(\.key))
+            let wanted = keys.filter { remote.contains($0) }.prefix(Self.exchangeKeyLimit)
+            current.pending = wanted.count
+            exchange = current
+            if wanted.isEmpty { return finishExchange(now: now) }
+            var actions: [Action] = []
+            for key in wanted {
+                actions += send(
+                    .replica(.get(key: key)), to: peer, purpose: .treeFetch(range: range, peer: peer, key: key),
+                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+            }
+            return actions
+        default:
+            // No tree there yet (the peer is building it, or sees other ranges), or no answer.
+            exchange = nil
+            return []
+        }
+    }
+
+    private mutating func repairDone(range: KeyRange, peer: NodeName, repaired: Bool, now: Now) -> [Action] {
+        guard var current = exchange, current.range == range, current.peer == peer else { return [] }
+        current.pending -= 1
+        if repaired {
+            current.record.keysRepaired += 1
+            keysRepairedByExchange += 1
+        }
+        exchange = current
+        return current.pending <= 0 ? finishExchange(now: now) : []
+    }
+
+    private mutating func finishExchange(now: Now) -> [Action] {
+        guard let current = exchange else { return [] }
+        exchange = nil
+        exchanges["\(current.range.end.hex)/\(current.peer)"] = current.record
+        guard current.record.keysRepaired > 0 else { return [] }
+        return [
+            .event(
+                "\(name) anti-entropy with \(current.peer) on \(current.range): \(current.record.keysDiffering) key(s) differ, \(current.record.keysRepaired) repaired"
+            )
+        ]
     }
 
     // MARK: Joining

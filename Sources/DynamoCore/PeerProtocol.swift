@@ -7,6 +7,40 @@ public enum PeerRequest: Hashable, Sendable {
     /// A joining node asks for the keys it will own (judged with its own row added to the
     /// ring, in case the peer has not heard of it yet), a batch at a time from `after`.
     case pull(requester: Member, after: [UInt8]?)
+    /// Anti-entropy: the children hashes of these nodes of the peer's tree for `range`.
+    case treeChildren(range: KeyRange, nodes: [MerkleNodeID])
+    /// Anti-entropy: the keys and hashes in these segments of the peer's tree for `range`.
+    case treeSegments(range: KeyRange, segments: [UInt32])
+}
+
+/// A ring range (start, end] between two consecutive tokens: one replica set serves it.
+public struct KeyRange: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var start: RingPosition
+    public var end: RingPosition
+
+    public init(start: RingPosition, end: RingPosition) {
+        self.start = start
+        self.end = end
+    }
+
+    public func contains(_ position: RingPosition) -> Bool {
+        start < end ? (position > start && position <= end) : (position > start || position <= end)
+    }
+
+    public static func < (lhs: KeyRange, rhs: KeyRange) -> Bool { lhs.end < rhs.end }
+
+    public var description: String { "\(start.hex.prefix(8))..\(end.hex.prefix(8))" }
+}
+
+/// A node of a Merkle tree: its level (0 = root) and index within the level.
+public struct MerkleNodeID: Hashable, Sendable {
+    public var level: Int
+    public var id: UInt32
+
+    public init(level: Int, id: UInt32) {
+        self.level = level
+        self.id = id
+    }
 }
 
 public enum PeerResponse: Hashable, Sendable {
@@ -15,6 +49,10 @@ public enum PeerResponse: Hashable, Sendable {
     case coordinated(WriteResult)
     /// A batch of keys for a joining node; `next` is where to continue (nil: done).
     case transfer(entries: [KeyedObject], next: [UInt8]?)
+    /// Children hashes for each requested tree node, in order.
+    case treeHashes([[UInt64]])
+    /// Keys and hashes of the requested segments.
+    case treeKeys([KeyHash])
     /// The peer could not handle the request (unknown, overloaded, failed).
     case error(String)
 }

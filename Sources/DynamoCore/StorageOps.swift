@@ -19,6 +19,9 @@ public enum StorageOp: Hashable, Sendable {
     case forget(key: [UInt8], ifStill: VersionedObject)
     /// Up to `limit` of this node's own keys in ring order, after `after` (from the start if nil).
     case scanOwn(after: [UInt8]?, limit: Int)
+    /// The tree hashes of this node's own keys with ring positions in (start, end], for
+    /// building a Merkle tree; stamped with the mutation sequence at which the scan began.
+    case rangeHashes(start: RingPosition, end: RingPosition)
     /// Keys of this node's own data that hold only tombstones written before `before` (wall ms).
     case findTombstones(before: UInt64, limit: Int)
 }
@@ -32,6 +35,7 @@ public enum StorageResult: Hashable, Sendable {
     case removed(Bool)
     case keys([[UInt8]])
     case entries([KeyedObject])
+    case keyHashes([KeyHash], seq: UInt64)
     case failed(String)
 }
 
@@ -56,5 +60,19 @@ public struct KeyedObject: Hashable, Sendable {
     public init(key: [UInt8], object: VersionedObject) {
         self.key = key
         self.object = object
+    }
+}
+
+/// A change to a key of this node's own data, for its Merkle trees: the key's new tree
+/// hash (nil: gone), stamped with the store's mutation sequence so they apply in any order.
+public struct TreeUpdate: Hashable, Sendable {
+    public var key: [UInt8]
+    public var hash: UInt64?
+    public var seq: UInt64
+
+    public init(key: [UInt8], hash: UInt64?, seq: UInt64) {
+        self.key = key
+        self.hash = hash
+        self.seq = seq
     }
 }

@@ -321,6 +321,20 @@ extension NodeRuntime {
             keys: store.keyCount,
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
-            joined: membership.hasJoined)
+            joined: membership.hasJoined, antiEntropy: antiEntropyStatus())
+    }
+
+    private func antiEntropyStatus() -> StatusDocument.AntiEntropy {
+        let wall = UInt64(Date().timeIntervalSince1970 * 1000)
+        let ranges = machine.exchanges.values.sorted { ($0.range, $0.peer) < ($1.range, $1.peer) }.map { record in
+            StatusDocument.AntiEntropy.Exchange(
+                range: record.range.description, peer: record.peer,
+                lastComparedMsAgo: wall > record.at ? wall - record.at : 0, inSync: record.inSync,
+                keysDiffering: record.keysDiffering, keysRepaired: record.keysRepaired,
+                bytesReceived: record.bytesReceived)
+        }
+        return .init(
+            trees: machine.trees.count, keysTracked: machine.trees.values.reduce(0) { $0 + $1.tree.count },
+            exchanges: machine.exchangeCount, keysRepaired: machine.keysRepairedByExchange, ranges: ranges)
     }
 }

@@ -52,7 +52,7 @@ final class NodeRuntime: @unchecked Sendable {
             clocks: config.clocks, gossipIntervalMs: config.gossipIntervalMs, hintIntervalMs: config.hintIntervalMs,
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all,
-            freshIdentity: identity.isFresh)
+            freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }
@@ -114,6 +114,9 @@ final class NodeRuntime: @unchecked Sendable {
                 let store = self.store
                 let policy = config.clocks
                 pool.runIfActive(eventLoop: loop) { store.execute(op, policy: policy) }.whenComplete { result in
+                    // Own data that changed updates the Merkle trees first.
+                    let updates = store.takeTreeUpdates()
+                    if !updates.isEmpty { self.handle(.treeUpdates(updates)) }
                     switch result {
                     case .success(let value): self.handle(.storageResult(token: token, value))
                     case .failure(let error): self.handle(.storageResult(token: token, .failed("\(error)")))

@@ -15,6 +15,8 @@ public final class ReplicaStore: Sendable {
     private let stripes: [NIOLock]
     private let keyCounter: NIOLockedValueBox<Int>
     private let hintCounter: NIOLockedValueBox<[NodeName: Int]>
+    /// Mutation sequence and the tree updates not yet taken by the node.
+    private let treeUpdates = NIOLockedValueBox<(seq: UInt64, pending: [TreeUpdate])>((0, []))
 
     static let metaPrefix: UInt8 = 0x00
     static let dataPrefix: UInt8 = 0x01
@@ -53,6 +55,56 @@ public final class ReplicaStore: Sendable {
         }
     }
 
+    /// Records a change of own data (call with the key's stripe lock held, so updates of one
+    /// key are numbered in the order they happened).
+    private func changed(_ key: [UInt8], to object: VersionedObject?) {
+        let hash = object.map { MerkleTree.hash(key: key, object: $0) }
+        treeUpdates.withLockedValue { state in
+            state.seq += 1
+            state.pending.append(TreeUpdate(key: key, hash: hash, seq: state.seq))
+        }
+    }
+
+    /// Takes the tree updates recorded since the last call.
+    public func takeTreeUpdates() -> [TreeUpdate] {
+        treeUpdates.withLockedValue { state in
+            defer { state.pending = [] }
+            return state.pending
+        }
+    }
+
+    /// The tree hashes of own keys in the ring range (start, end], wrapping past the top.
+    public func rangeHashes(start: RingPosition, end: RingPosition) throws(StorageError) -> (
+        [KeyHash], seq: UInt64
+    ) {
+        let seq = treeUpdates.withLockedValue { $0.seq }
+        // Storage keys sort by position: scan [start, end + 1) (or wrap), filter exactly below.
+        let low = [Self.dataPrefix] + start.bytes
+        let high =
+            end.value == .max ? [Self.dataPrefix + 1] : [Self.dataPrefix] + RingPosition(end.value + 1).bytes
+        let spans: [([UInt8], [UInt8])] =
+            start < end ? [(low, high)] : [(low, [Self.dataPrefix + 1]), ([Self.dataPrefix], high)]
+        var result: [KeyHash] = []
+        for (from, to) in spans {
+            var cursor = from
+            while true {
+                let batch = try engine.scan(from: cursor, to: to, limit: 1024)
+                for entry in batch {
+                    let position = RingPosition(bytes: entry.key[1..<17])
+                    guard start < end ? (position > start && position <= end) : (position > start || position <= end)
+                    else { continue }
+                    let key = Array(entry.key[17...])
+                    result.append(
+                        KeyHash(
+                            key: key, hash: MerkleTree.hash(key: key, object: try Self.decode(entry.value, key: key))))
+                }
+                guard let last = batch.last, batch.count == 1024 else { break }
+                cursor = last.key + [0]
+            }
+        }
+        return (result, seq)
+    }
+
     /// Keys held in this store (values and tombstones).
     public var keyCount: Int { keyCounter.withLockedValue { $0 } }
 
@@ -83,6 +135,7 @@ public final class ReplicaStore: Sendable {
         if next != current {
             try engine.put(storageKey, next.encoded(), sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
+            changed(key, to: next)
         }
         return (next, result)
     }
@@ -113,6 +166,7 @@ public final class ReplicaStore: Sendable {
             value, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
         try engine.put(storageKey, next.encoded(), sync: sync)
         if current == nil { keyCounter.withLockedValue { $0 += 1 } }
+        changed(key, to: next)
         return version
     }
 
@@ -172,6 +226,7 @@ public final class ReplicaStore: Sendable {
         try recordDeparture(of: key, object)
         try engine.delete(storageKey, sync: true)
         keyCounter.withLockedValue { $0 -= 1 }
+        changed(key, to: nil)
         return true
     }
 
@@ -334,6 +389,9 @@ public final class ReplicaStore: Sendable {
                 return .removed(try forget(key, ifStill: object))
             case .scanOwn(let after, let limit):
                 return .entries(try scanOwn(after: after, limit: limit))
+            case .rangeHashes(let start, let end):
+                let (hashes, seq) = try rangeHashes(start: start, end: end)
+                return .keyHashes(hashes, seq: seq)
             case .findTombstones(let before, let limit):
                 return .keys(try tombstones(before: before, limit: limit))
             }

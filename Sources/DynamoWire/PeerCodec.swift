@@ -16,6 +16,8 @@ public enum PeerCodec {
         case coordinatePut = 0x13
         case replicaReap = 0x14
         case pull = 0x15
+        case treeChildren = 0x16
+        case treeSegments = 0x17
         case replyObject = 0x20
         case replyStored = 0x21
         case replyFailed = 0x22
@@ -23,6 +25,8 @@ public enum PeerCodec {
         case replyCoordinated = 0x24
         case replyError = 0x25
         case replyTransfer = 0x26
+        case replyTreeHashes = 0x27
+        case replyTreeKeys = 0x28
     }
 
     /// Largest key, value or name we accept from a peer (values are bounded by the frame).
@@ -101,6 +105,19 @@ public enum PeerCodec {
             w.write(Tag.pull.rawValue)
             encode([requester], into: &w)
             writeOptional(after, into: &w)
+        case .treeChildren(let range, let nodes):
+            w.write(Tag.treeChildren.rawValue)
+            encode(range, into: &w)
+            w.write(varint: UInt64(nodes.count))
+            for node in nodes {
+                w.write(UInt8(node.level))
+                w.write(varint: UInt64(node.id))
+            }
+        case .treeSegments(let range, let segments):
+            w.write(Tag.treeSegments.rawValue)
+            encode(range, into: &w)
+            w.write(varint: UInt64(segments.count))
+            for segment in segments { w.write(varint: UInt64(segment)) }
         case .coordinatePut(let put):
             w.write(Tag.coordinatePut.rawValue)
             w.write(bytes: put.key)
@@ -130,6 +147,22 @@ public enum PeerCodec {
             guard members.count == 1 else { throw DecodingError("pull names one requester") }
             let after: [UInt8]? = try r.readBool() ? r.readBytes(max: maxKey) : nil
             return .pull(requester: members[0], after: after)
+        case .treeChildren:
+            let range = try decodeRange(&r)
+            let count = try r.readInt(max: 65_536)
+            var nodes: [MerkleNodeID] = []
+            for _ in 0..<count {
+                let level = Int(try r.readByte())
+                guard level < MerkleTree.depth else { throw DecodingError("tree level out of range") }
+                nodes.append(MerkleNodeID(level: level, id: UInt32(truncatingIfNeeded: try r.readVarint())))
+            }
+            return .treeChildren(range: range, nodes: nodes)
+        case .treeSegments:
+            let range = try decodeRange(&r)
+            let count = try r.readInt(max: 65_536)
+            var segments: [UInt32] = []
+            for _ in 0..<count { segments.append(UInt32(truncatingIfNeeded: try r.readVarint())) }
+            return .treeSegments(range: range, segments: segments)
         case .coordinatePut:
             let key = try r.readBytes(max: maxKey)
             let value: [UInt8]? = try r.readBool() ? r.readBytes() : nil
@@ -172,6 +205,20 @@ public enum PeerCodec {
         case .error(let reason):
             w.write(Tag.replyError.rawValue)
             w.write(string: reason)
+        case .treeHashes(let lists):
+            w.write(Tag.replyTreeHashes.rawValue)
+            w.write(varint: UInt64(lists.count))
+            for list in lists {
+                w.write(varint: UInt64(list.count))
+                for hash in list { w.write(varint: hash) }
+            }
+        case .treeKeys(let entries):
+            w.write(Tag.replyTreeKeys.rawValue)
+            w.write(varint: UInt64(entries.count))
+            for entry in entries {
+                w.write(bytes: entry.key)
+                w.write(varint: entry.hash)
+            }
         case .transfer(let entries, let next):
             w.write(Tag.replyTransfer.rawValue)
             w.write(varint: UInt64(entries.count))
@@ -209,6 +256,24 @@ public enum PeerCodec {
                     error: error, dot: dot))
         case .replyError:
             return .error(try r.readString())
+        case .replyTreeHashes:
+            let count = try r.readInt(max: 65_536)
+            var lists: [[UInt64]] = []
+            for _ in 0..<count {
+                let size = try r.readInt(max: MerkleTree.fanout)
+                var list: [UInt64] = []
+                for _ in 0..<size { list.append(try r.readVarint()) }
+                lists.append(list)
+            }
+            return .treeHashes(lists)
+        case .replyTreeKeys:
+            let count = try r.readInt(max: 1_000_000)
+            var entries: [KeyHash] = []
+            for _ in 0..<count {
+                let key = try r.readBytes(max: maxKey)
+                entries.append(KeyHash(key: key, hash: try r.readVarint()))
+            }
+            return .treeKeys(entries)
         case .replyTransfer:
             let count = try r.readInt(max: 100_000)
             var entries: [KeyedObject] = []
@@ -221,6 +286,15 @@ public enum PeerCodec {
         default:
             throw DecodingError("unknown response type")
         }
+    }
+
+    private static func encode(_ range: KeyRange, into w: inout ByteWriter) {
+        w.write(raw: range.start.bytes)
+        w.write(raw: range.end.bytes)
+    }
+
+    private static func decodeRange(_ r: inout ByteReader) throws(DecodingError) -> KeyRange {
+        KeyRange(start: RingPosition(bytes: try r.readRaw(16)), end: RingPosition(bytes: try r.readRaw(16)))
     }
 
     private static func writeOptional(_ value: String?, into w: inout ByteWriter) {

@@ -55,7 +55,7 @@ public final class Simulation {
         case tick(NodeName, incarnation: UInt64)
         case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: UInt64, PeerRequest)
         case response(to: NodeName, incarnation: UInt64, requestID: UInt64, PeerResponse?)
-        case storage(NodeName, incarnation: UInt64, token: UInt64, StorageResult)
+        case storage(NodeName, incarnation: UInt64, token: UInt64, StorageResult, updates: [TreeUpdate])
         case client(ClientOp)
         case crash(NodeName)
         case restart(NodeName)
@@ -242,8 +242,9 @@ public final class Simulation {
                 )
             }
             try checkKey(of: op)
+            let updates = nodes[name]!.store.takeTreeUpdates()
             schedule(
-                .storage(name, incarnation: incarnation, token: token, result),
+                .storage(name, incarnation: incarnation, token: token, result, updates: updates),
                 in: UInt64.random(in: 0...3, using: &rng))
         case .reply(let client, let reply):
             try clientReplied(client, reply)
@@ -351,8 +352,9 @@ public final class Simulation {
         case .response(let to, let incarnation, let requestID, let response):
             guard nodes[to]?.incarnation == incarnation else { return }
             try feed(to, .peerResponse(requestID: requestID, response))
-        case .storage(let name, let incarnation, let token, let result):
+        case .storage(let name, let incarnation, let token, let result, let updates):
             guard nodes[name]?.incarnation == incarnation else { return }
+            if !updates.isEmpty { try feed(name, .treeUpdates(updates)) }
             try feed(name, .storageResult(token: token, result))
         case .client(let op):
             let alive = names.filter { nodes[$0]!.machine != nil && nodes[$0]!.leaveRequested == nil }

@@ -31,6 +31,16 @@ import Testing
         .response(id: 10, .transfer(entries: [KeyedObject(key: [1], object: object)], next: [1])),
         .response(id: 11, .transfer(entries: [], next: nil)),
         .request(
+            id: 12,
+            .treeChildren(
+                range: KeyRange(start: RingPosition(5), end: RingPosition(1)),
+                nodes: [MerkleNodeID(level: 0, id: 0), MerkleNodeID(level: 3, id: 4095)])),
+        .request(
+            id: 13,
+            .treeSegments(range: KeyRange(start: RingPosition(1), end: RingPosition(9)), segments: [0, 1_048_575])),
+        .response(id: 14, .treeHashes([[1, 2, UInt64.max], []])),
+        .response(id: 15, .treeKeys([KeyHash(key: [1, 2], hash: 77)])),
+        .request(
             id: 4,
             .gossip([
                 Member(
