@@ -485,11 +485,14 @@ public struct NodeMachine: Sendable {
 
     // MARK: Reads
 
-    /// The first N healthy nodes of the key's preference list on the routing ring.
+    /// The first N healthy nodes of the key's preference list on the routing ring. Without
+    /// hinted handoff a fallback's copy could never reach its home node, so the quorum is
+    /// strict: healthy home nodes only.
     private func replicas(for key: [UInt8], now: Now) -> [HintedReplica] {
-        membership.routingRing.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
+        let sloppy = membership.routingRing.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
             isReachable($0, at: now.monotonicMs)
         }
+        return settings.hintedHandoff ? sloppy : sloppy.filter { $0.hintFor == nil }
     }
 
     /// Reads also ask the key's home nodes counting joining and leaving members, so while
@@ -809,7 +812,10 @@ public struct NodeMachine: Sendable {
     private var nextExchangeAt: UInt64 = 0
     private var exchangeCursor = 0
     private var exchange:
-        (range: KeyRange, peer: NodeName, walk: MerkleComparison, record: ExchangeRecord, pending: Int)?
+        (
+            range: KeyRange, peer: NodeName, walk: MerkleComparison, record: ExchangeRecord, pending: Int,
+            startedAt: UInt64
+        )?
 
     /// Keys repaired per exchange at most, and tree nodes asked per request: the throttle
     /// that keeps anti-entropy from crowding out client requests (the paper's admission
@@ -872,6 +878,10 @@ public struct NodeMachine: Sendable {
     private mutating func startExchange(now: Now) -> [Action] {
         let built = rangeIndex.filter { trees[$0]!.built }
         nextExchangeAt = now.monotonicMs + settings.antiEntropyIntervalMs / UInt64(max(1, built.count))
+        // Safety net: an exchange that lost track of its answers is abandoned.
+        if let current = exchange, now.monotonicMs > current.startedAt + 5 * settings.quorum.requestTimeoutMs {
+            exchange = nil
+        }
         guard exchange == nil, !built.isEmpty, membership.local.status == .up else { return [] }
         exchangeCursor += 1
         let range = built[exchangeCursor % built.count]
@@ -881,7 +891,7 @@ public struct NodeMachine: Sendable {
         let record = ExchangeRecord(
             range: range, peer: peer, at: now.wallMs, inSync: false, keysDiffering: 0, keysRepaired: 0,
             bytesReceived: 0)
-        exchange = (range, peer, MerkleComparison(), record, 0)
+        exchange = (range, peer, MerkleComparison(), record, 0, now.monotonicMs)
         exchangeCount += 1
         return send(
             .treeChildren(range: range, nodes: [MerkleNodeID(level: 0, id: 0)]), to: peer,
@@ -893,9 +903,12 @@ public struct NodeMachine: Sendable {
     private mutating func exchangeStep(range: KeyRange, peer: NodeName, _ response: PeerResponse?, now: Now)
         -> [Action]
     {
-        guard var current = exchange, current.range == range, current.peer == peer,
-            let tree = trees[range]?.tree
-        else { return [] }
+        guard var current = exchange, current.range == range, current.peer == peer else { return [] }
+        guard let tree = trees[range]?.tree else {
+            // The range moved (the ring changed): drop this exchange.
+            exchange = nil
+            return []
+        }
         switch response {
         case .treeHashes(let lists):
             current.record.bytesReceived += lists.reduce(0) { $0 + $1.count * 8 }

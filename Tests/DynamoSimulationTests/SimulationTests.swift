@@ -22,13 +22,16 @@ import Testing
 
     /// Runs `seeds` across the cores (each run is independent and deterministic); returns
     /// the failures, each naming its seed.
-    static func failures(of seeds: [UInt64], membershipChanges: Bool = false) async -> [String] {
+    static func failures(of seeds: [UInt64], membershipChanges: Bool = false, antiEntropyOnly: Bool = false) async
+        -> [String]
+    {
         await withTaskGroup(of: String?.self) { group in
             for chunk in stride(from: 0, to: seeds.count, by: 25) {
                 let batch = Array(seeds[chunk..<min(chunk + 25, seeds.count)])
                 group.addTask {
                     for seed in batch {
-                        let simulation = try! Simulation(seed: seed, membershipChanges: membershipChanges)
+                        let simulation = try! Simulation(
+                            seed: seed, membershipChanges: membershipChanges, antiEntropyOnly: antiEntropyOnly)
                         simulation.tracing = ProcessInfo.processInfo.environment["DYNAMO_SIM_TRACE"] != nil
                         do {
                             try simulation.run()
@@ -60,6 +63,19 @@ import Testing
         #expect(
             failures.isEmpty,
             "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
+    }
+
+    @Test func replicasThatDivergedConvergeByAntiEntropyAlone() async throws {
+        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / 2)))
+        let failures = await Self.failures(
+            of: ProcessInfo.processInfo.environment["DYNAMO_SIM_SEED"] != nil ? Self.seeds : seeds,
+            antiEntropyOnly: true)
+        #expect(
+            failures.isEmpty,
+            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.prefix(5).joined(separator: "\n"))")
+        let sample = try Simulation(seed: 1, antiEntropyOnly: true)
+        try sample.run()
+        #expect(sample.keysRepairedByExchange > 0, "the replicas really diverged and were repaired by exchanges")
     }
 
     @Test func membershipChangesReallyHappenInTheSimulation() throws {

@@ -111,14 +111,25 @@ public final class Simulation {
 
     /// With `membershipChanges`, a sixth node joins during the run and another node leaves.
     public let membershipChanges: Bool
+    /// Read repair and hinted handoff off, anti-entropy every 500 ms: replicas must converge
+    /// through Merkle exchanges alone (the faults are then message loss, duplication and
+    /// delay, which make replicas miss writes without sloppy hints standing in).
+    public let antiEntropyOnly: Bool
 
     public init(
         seed: UInt64, nodes count: Int = 5, keys keyCount: Int = 6, faults: Faults = Faults(),
-        membershipChanges: Bool = false
+        membershipChanges: Bool = false, antiEntropyOnly: Bool = false
     ) throws {
         self.seed = seed
+        var faults = faults
+        if antiEntropyOnly {
+            faults.partitionsPerSecond = 0
+            faults.crashesPerSecond = 0
+            faults.dropRate = max(faults.dropRate, 0.1)
+        }
         self.faults = faults
         self.membershipChanges = membershipChanges
+        self.antiEntropyOnly = antiEntropyOnly
         self.rng = SeededRandom(seed: seed)
         self.names = (1...(count + (membershipChanges ? 1 : 0))).map { "n\($0)" }
         self.keys = (0..<keyCount).map { Array("k\($0)".utf8) }
@@ -130,7 +141,8 @@ public final class Simulation {
                 quorum: QuorumConfig(
                     n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
                 gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500,
-                freshIdentity: i >= count)
+                freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
+                readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly)
             nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
             if i < count { start(name) }
         }
@@ -512,6 +524,7 @@ public final class Simulation {
     var active: [NodeName] { names.filter { nodes[$0]!.started && !nodes[$0]!.left } }
 
     func checkFinal() throws {
+        if antiEntropyOnly { return try checkConverged() }
         if let leaver = names.first(where: { nodes[$0]!.leaveRequested != nil }), !nodes[leaver]!.left {
             throw violation("\(leaver) never finished leaving")
         }
@@ -568,4 +581,31 @@ public final class Simulation {
     }
 
     private var readProbe: ((GetCoordinator.Outcome) -> Void)?
+
+    /// Anti-entropy alone: every home replica of every key holds the same versions, which
+    /// include every acknowledged write (or what superseded it).
+    func checkConverged() throws {
+        for key in keys {
+            try checkDurability(of: key)
+            let machine = nodes[names[0]]!.machine!
+            let home = machine.membership.routingRing.preferenceList(forKey: key).home(3)
+            let copies = home.map { (try? nodes[$0]!.store.object(for: key)) ?? nil }
+            guard let first = copies.first, copies.allSatisfy({ $0 == first }) else {
+                throw violation(
+                    "replicas of \(String(decoding: key, as: UTF8.self)) on \(home) did not converge: \(copies.map { $0?.versions.map(\.dot) ?? [] })"
+                )
+            }
+            let merged = copies.compactMap { $0 }.first ?? VersionedObject()
+            for write in acked where write.key == key {
+                if !merged.versions.contains(where: { $0.dot == write.dot || $0.past.covers(write.dot) }) {
+                    throw violation("converged replicas of \(String(decoding: key, as: UTF8.self)) miss \(write.dot)")
+                }
+            }
+        }
+    }
+
+    /// How many keys anti-entropy repaired across the cluster.
+    public var keysRepairedByExchange: Int {
+        names.compactMap { nodes[$0]!.machine?.keysRepairedByExchange }.reduce(0, +)
+    }
 }
