@@ -29,9 +29,12 @@ release: deps
 console: build
 	.build/$(CONFIG)/dynamo console --nodes $(NODES)
 
+# Unit and simulation tests first (CPU-heavy, parallel), then the real-process tests
+# alone and one at a time, so node processes never starve behind simulations.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip DynamoIntegrationTests
+	$(SWIFT) test --skip-build --no-parallel --filter DynamoIntegrationTests
 
 bench: release
 	.build/release/dynamo bench
