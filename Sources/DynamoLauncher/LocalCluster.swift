@@ -155,11 +155,13 @@ public final class LocalCluster: @unchecked Sendable {
         case kill
     }
 
-    /// Stops the node and waits for its process to exit.
-    public func stop(_ name: String, _ mode: StopMode = .graceful) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return }
+    /// Stops the node and waits for its process to exit; returns its exit status.
+    @discardableResult
+    public func stop(_ name: String, _ mode: StopMode = .graceful) -> Int32? {
+        guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return nil }
         if process.isRunning { kill(process.processIdentifier, mode == .kill ? SIGKILL : SIGTERM) }
         process.waitUntilExit()
+        return process.terminationStatus
     }
 
     public func stopAll(_ mode: StopMode = .graceful) {

@@ -104,9 +104,9 @@ public final class DynamoNodeServer: Sendable {
         }
     }
 
-    /// Returns once the node has left the cluster (after `POST /admin/leave`).
-    public func waitUntilLeft() async {
-        try? await runtime.left.futureResult.get()
+    /// Calls `body` once the node has left the cluster (after `POST /admin/leave`).
+    public func whenLeft(_ body: @escaping @Sendable () -> Void) {
+        runtime.left.futureResult.whenSuccess { body() }
     }
 
     /// Stops listening, closes peer links and storage; pending requests fail.

@@ -95,12 +95,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         }
         let exitWithParent = ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1"
         // Stop on a signal, or once a requested leave has handed everything off.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await StopSignal.wait(exitWithParent: exitWithParent) }
-            group.addTask { await server.waitUntilLeft() }
-            await group.next()
-            group.cancelAll()
-        }
+        await StopSignal.wait(exitWithParent: exitWithParent) { stop in server.whenLeft(stop) }
         await server.stop()
     }
 }
@@ -108,8 +103,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
 /// Waits for SIGTERM or SIGINT, or (when asked) for the parent process to go away, so a
 /// launcher that crashes never leaves orphan nodes behind. Returns early if cancelled.
 enum StopSignal {
-    static func wait(exitWithParent: Bool) async {
+    /// - Parameter alsoWhen: registers another reason to stop (it calls the closure it gets).
+    static func wait(exitWithParent: Bool, alsoWhen: (@escaping @Sendable () -> Void) -> Void = { _ in }) async {
         let waiter = Waiter()
+        alsoWhen { waiter.resume() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 waiter.set(continuation)

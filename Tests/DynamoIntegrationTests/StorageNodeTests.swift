@@ -195,6 +195,16 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func sigtermStopsANodeCleanlyWithExitCodeZero() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            #expect(try await cluster.client("n2").put("before-stop".bytes, value: [1], w: 3).succeeded)
+            #expect(cluster.stop("n2", .graceful) == 0)
+            try cluster.launch("n2")
+            try await cluster.waitUntilConverged()
+            #expect(try await cluster.client("n2").local("before-stop".bytes) != nil)
+        }
+    }
+
     @Test func theNodeRefusesBadStartsWithAOneLineReason() async throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         try await withCluster(nodes: 1) { cluster in
