@@ -74,6 +74,12 @@ let package = Package(
             dependencies: ["DynamoClient", "DynamoCore"],
             swiftSettings: swiftSettings
         ),
+        // The console: REPL commands and session (the dashboard comes with issue 5).
+        .target(
+            name: "DynamoConsole",
+            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dynamo-node",
             dependencies: [
@@ -86,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "dynamo",
             dependencies: [
-                "DynamoClient", "DynamoCore", "DynamoLauncher",
+                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -101,6 +107,7 @@ let package = Package(
             swiftSettings: optimizedSettings
         ),
         .testTarget(name: "DynamoCoreTests", dependencies: ["DynamoCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "DynamoConsoleTests", dependencies: ["DynamoConsole"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DynamoSimulationTests",
             dependencies: ["DynamoSimulator", "DynamoCore"],
@@ -123,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DynamoIntegrationTests",
-            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher"],
+            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,0 +1,32 @@
+public import DynamoClient
+import DynamoCore
+
+/// A running cluster the console did not start: it can talk to every node, but not
+/// kill, stop, restart or add node processes.
+public final class AttachedCluster: ClusterControl, @unchecked Sendable {
+    private let http = HTTPClient()
+    private var addresses: [String: String] = [:]
+    private var order: [String] = []
+
+    /// Learns the members (and their HTTP addresses) from the node at `address`.
+    public init(address: String) async throws {
+        let status = try await DynamoClient(address: address, http: http).status()
+        for member in status.members {
+            addresses[member.name] = member.httpAddress
+            order.append(member.name)
+        }
+    }
+
+    public var nodeNames: [String] { order }
+
+    public func client(_ name: String) -> DynamoClient { DynamoClient(address: addresses[name] ?? "", http: http) }
+
+    private func refuse(_ what: String) -> CommandError {
+        CommandError("\(what) works only for nodes this console started (attached to a running cluster)")
+    }
+
+    public func kill(_ name: String) throws { throw refuse("kill") }
+    public func stop(_ name: String) throws { throw refuse("stop") }
+    public func restart(_ name: String) throws { throw refuse("restart") }
+    public func addNode(_ name: String?) throws -> String { throw refuse("add-node") }
+}

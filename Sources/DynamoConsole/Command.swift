@@ -1,0 +1,135 @@
+/// One line typed at the console prompt, parsed. Pure, so parsing is tested on its own.
+public enum Command: Equatable, Sendable {
+    case help(String?)
+    case status
+    case get(String)
+    case put(String, String)
+    case delete(String)
+    case preflist(String)
+    /// Send requests to this node (the coordinator the client talks to).
+    case use(String)
+    case setR(Int)
+    case setW(Int)
+    case trace(Bool)
+    /// Resolve the siblings of the last read: pick one by number, or write a merged value.
+    case resolvePick(Int)
+    case resolveValue(String)
+    case partition([[String]])
+    case isolate(String)
+    case heal
+    case kill(String)
+    case stop(String)
+    case restart(String)
+    case addNode(String?)
+    case remove(String)
+    case quit
+
+    /// Every command with its usage and what it does, for `help` and completion.
+    public static let reference: [(name: String, usage: String, summary: String)] = [
+        ("help", "help [COMMAND]", "list the commands, or explain one"),
+        ("status", "status", "each node's view of the cluster: members, keys, hints"),
+        ("get", "get KEY", "read a key; siblings are shown numbered with their clocks"),
+        ("put", "put KEY VALUE", "write a value without context (a sibling of whatever is there)"),
+        ("delete", "delete KEY", "delete what a read of the key returns"),
+        ("preflist", "preflist KEY", "the key's ring position and its N home nodes"),
+        ("use", "use NODE", "send requests to NODE (any node can coordinate)"),
+        ("r", "r N", "read quorum for this session"),
+        ("w", "w N", "write quorum for this session"),
+        ("trace", "trace on|off", "show which nodes answered each request"),
+        (
+            "resolve", "resolve N | resolve VALUE",
+            "after a read with siblings: keep sibling N, or write VALUE, with the merged context"
+        ),
+        ("partition", "partition A,B | C,D", "cut the cluster into groups that cannot talk to each other"),
+        ("isolate", "isolate NODE", "cut NODE off from everyone"),
+        ("heal", "heal", "remove every partition"),
+        ("kill", "kill NODE", "kill -9 a node's process"),
+        ("stop", "stop NODE", "stop a node cleanly (SIGTERM)"),
+        ("restart", "restart NODE", "start a stopped or killed node again, same name and data"),
+        ("add-node", "add-node [NAME]", "start a new node; it joins and takes its ranges"),
+        ("remove", "remove NODE", "the node leaves: hands its ranges to others, then exits"),
+        ("quit", "quit", "leave the console (nodes it started are stopped)"),
+    ]
+
+    /// Parses a line; a clear message when it is not a command.
+    public static func parse(_ line: String) -> Result<Command, CommandError> {
+        let trimmed = line.trimmed()
+        guard !trimmed.isEmpty else { return .failure(CommandError("")) }
+        let parts = trimmed.split(separator: " ", maxSplits: 1).map(String.init)
+        let name = parts[0].lowercased()
+        let rest = parts.count > 1 ? parts[1].trimmed() : ""
+        let words = rest.split(separator: " ").map(String.init)
+        func one(_ make: (String) -> Command) -> Result<Command, CommandError> {
+            words.count == 1 ? .success(make(words[0])) : .failure(usage(name))
+        }
+        switch name {
+        case "help", "?": return .success(.help(words.first))
+        case "status", "nodes": return words.isEmpty ? .success(.status) : .failure(usage("status"))
+        case "get": return one(Command.get)
+        case "delete", "del": return one(Command.delete)
+        case "preflist": return one(Command.preflist)
+        case "use", "node": return one(Command.use)
+        case "put":
+            let split = rest.split(separator: " ", maxSplits: 1).map(String.init)
+            return split.count == 2 ? .success(.put(split[0], split[1])) : .failure(usage("put"))
+        case "r", "w":
+            guard words.count == 1, let n = Int(words[0]), n > 0 else { return .failure(usage(name)) }
+            return .success(name == "r" ? .setR(n) : .setW(n))
+        case "trace":
+            switch words.first?.lowercased() {
+            case "on": return .success(.trace(true))
+            case "off": return .success(.trace(false))
+            default: return .failure(usage("trace"))
+            }
+        case "resolve":
+            guard !rest.isEmpty else { return .failure(usage("resolve")) }
+            if let n = Int(rest) { return .success(.resolvePick(n)) }
+            return .success(.resolveValue(rest))
+        case "partition":
+            let groups = rest.split(separator: "|").map {
+                $0.split(separator: ",").map { String($0).trimmed() }.filter { !$0.isEmpty }
+            }
+            guard groups.count >= 2, groups.allSatisfy({ !$0.isEmpty }) else { return .failure(usage("partition")) }
+            return .success(.partition(groups))
+        case "isolate": return one(Command.isolate)
+        case "heal": return words.isEmpty ? .success(.heal) : .failure(usage("heal"))
+        case "kill": return one(Command.kill)
+        case "stop": return one(Command.stop)
+        case "restart", "start": return one(Command.restart)
+        case "add-node", "add":
+            return words.count <= 1 ? .success(.addNode(words.first)) : .failure(usage("add-node"))
+        case "remove", "leave": return one(Command.remove)
+        case "quit", "exit", "q": return .success(.quit)
+        default:
+            return .failure(CommandError("unknown command '\(name)'; type help for the list"))
+        }
+    }
+
+    static func usage(_ name: String) -> CommandError {
+        let entry = reference.first { $0.name == name }
+        return CommandError("usage: \(entry?.usage ?? name)")
+    }
+
+    /// Command names that start with `prefix`, for tab completion.
+    public static func completions(of prefix: String) -> [String] {
+        reference.map(\.name).filter { $0.hasPrefix(prefix.lowercased()) }
+    }
+}
+
+/// A mistake at the prompt, said plainly.
+public struct CommandError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs.
+    func trimmed() -> String {
+        var start = startIndex
+        var end = endIndex
+        while start < end, " \t".contains(self[start]) { start = index(after: start) }
+        while end > start, " \t".contains(self[index(before: end)]) { end = index(before: end) }
+        return String(self[start..<end])
+    }
+}

@@ -1,0 +1,215 @@
+public import DynamoClient
+import DynamoCore
+public import DynamoLauncher
+import Foundation
+
+/// What the console can do to node processes (only for nodes it started itself).
+public protocol ClusterControl: AnyObject, Sendable {
+    var nodeNames: [String] { get }
+    func client(_ name: String) -> DynamoClient
+    func kill(_ name: String) throws
+    func stop(_ name: String) throws
+    func restart(_ name: String) throws
+    func addNode(_ name: String?) throws -> String
+}
+
+extension LocalCluster: ClusterControl {
+    public var nodeNames: [String] { names }
+
+    private func known(_ name: String) throws {
+        guard names.contains(name) else {
+            throw CommandError("no node named \(name) (nodes: \(names.joined(separator: " ")))")
+        }
+    }
+
+    public func kill(_ name: String) throws {
+        try known(name)
+        stop(name, .kill)
+    }
+
+    public func stop(_ name: String) throws {
+        try known(name)
+        stop(name, .graceful)
+    }
+
+    public func restart(_ name: String) throws {
+        try known(name)
+        guard !isRunning(name) else { throw CommandError("\(name) is running") }
+        try launch(name)
+    }
+
+    public func addNode(_ name: String?) throws -> String {
+        if let name, names.contains(name) { throw CommandError("there is already a node named \(name)") }
+        let spec = try addNode(name: name)
+        try launch(spec.name)
+        return spec.name
+    }
+}
+
+/// One console session: the state of the prompt (which node, R/W, tracing, the siblings
+/// of the last read) and the execution of commands, with plain-text output.
+public final class ReplSession: @unchecked Sendable {
+    public let cluster: any ClusterControl
+    public private(set) var node: String
+    public private(set) var r: Int?
+    public private(set) var w: Int?
+    public private(set) var tracing = false
+    /// The last read that returned several versions, for `resolve`.
+    private var pending: (key: String, context: String?, siblings: [SiblingDocument.Sibling])?
+    /// Keys used recently, for completion.
+    public private(set) var recentKeys: [String] = []
+
+    public init(cluster: any ClusterControl) {
+        self.cluster = cluster
+        self.node = cluster.nodeNames.first ?? ""
+    }
+
+    /// Runs one line; returns what to print and whether the session should end.
+    public func run(_ line: String) async -> (output: [String], quit: Bool) {
+        switch Command.parse(line) {
+        case .failure(let error):
+            return (error.message.isEmpty ? [] : ["error: \(error.message)"], false)
+        case .success(.quit):
+            return ([], true)
+        case .success(let command):
+            do {
+                return (try await execute(command), false)
+            } catch let error as CommandError {
+                return (["error: \(error.message)"], false)
+            } catch {
+                return (["error: \(error)"], false)
+            }
+        }
+    }
+
+    private func remember(_ key: String) {
+        recentKeys.removeAll { $0 == key }
+        recentKeys.insert(key, at: 0)
+        if recentKeys.count > 50 { recentKeys.removeLast() }
+    }
+
+    private func node(_ name: String) throws -> String {
+        guard cluster.nodeNames.contains(name) else {
+            throw CommandError("no node named \(name) (nodes: \(cluster.nodeNames.joined(separator: " ")))")
+        }
+        return name
+    }
+
+    private var client: DynamoClient { cluster.client(node) }
+
+    private func execute(_ command: Command) async throws -> [String] {
+        switch command {
+        case .help(let topic):
+            guard let topic else {
+                return ["commands:"]
+                    + Command.reference.map {
+                        "  \($0.usage.padding(toLength: 26, withPad: " ", startingAt: 0)) \($0.summary)"
+                    }
+            }
+            guard let entry = Command.reference.first(where: { $0.name == topic.lowercased() }) else {
+                throw CommandError("no command '\(topic)'; type help for the list")
+            }
+            return ["\(entry.usage)", "  \(entry.summary)"]
+        case .status:
+            var lines: [String] = []
+            for name in cluster.nodeNames {
+                do {
+                    let status = try await cluster.client(name).status()
+                    let view = status.members.map { "\($0.name):\($0.status)" }.joined(separator: " ")
+                    lines.append("\(name)  \(status.keys) keys  \(status.hints.pending) hints  sees \(view)")
+                } catch {
+                    lines.append("\(name)  not answering")
+                }
+            }
+            return lines
+        case .get(let key):
+            remember(key)
+            let result = try await client.get(Array(key.utf8), r: r)
+            if result.status == 300, let document = result.document {
+                pending = (key, result.context, document.siblings)
+                return Render.read(result).split(separator: "\n").map(String.init) + [
+                    "resolve: resolve N keeps sibling N; resolve VALUE writes a merged value"
+                ]
+            }
+            pending = nil
+            return Render.read(result).split(separator: "\n").map(String.init)
+        case .put(let key, let value):
+            remember(key)
+            return render(try await client.put(Array(key.utf8), value: Array(value.utf8), w: w))
+        case .delete(let key):
+            remember(key)
+            let context = try await client.get(Array(key.utf8), r: r).context
+            return render(try await client.delete(Array(key.utf8), context: context, w: w))
+        case .preflist(let key):
+            remember(key)
+            let document = try await client.preferenceList(Array(key.utf8))
+            return ["\(key): hash \(document.hash), home nodes \(document.preferenceList.joined(separator: " "))"]
+        case .use(let name):
+            node = try node(name)
+            return ["requests now go to \(node)"]
+        case .setR(let n):
+            r = n
+            return ["R = \(n) for this session"]
+        case .setW(let n):
+            w = n
+            return ["W = \(n) for this session"]
+        case .trace(let on):
+            tracing = on
+            return ["trace \(on ? "on" : "off")"]
+        case .resolvePick(let index):
+            guard let pending else { throw CommandError("nothing to resolve: get a key with siblings first") }
+            guard (1...pending.siblings.count).contains(index), let bytes = pending.siblings[index - 1].bytes else {
+                throw CommandError("pick a live sibling between 1 and \(pending.siblings.count)")
+            }
+            return try await resolve(with: bytes)
+        case .resolveValue(let value):
+            guard pending != nil else { throw CommandError("nothing to resolve: get a key with siblings first") }
+            return try await resolve(with: Array(value.utf8))
+        case .partition(let groups):
+            for name in groups.flatMap({ $0 }) { _ = try node(name) }
+            for name in cluster.nodeNames {
+                let group = groups.first { $0.contains(name) } ?? [name]
+                try? await cluster.client(name).setFaults(drop: cluster.nodeNames.filter { !group.contains($0) })
+            }
+            return ["partitioned: " + groups.map { $0.joined(separator: ",") }.joined(separator: " | ")]
+        case .isolate(let name):
+            _ = try node(name)
+            return try await execute(.partition([[name], cluster.nodeNames.filter { $0 != name }]))
+        case .heal:
+            for name in cluster.nodeNames { try? await cluster.client(name).setFaults(drop: []) }
+            return ["healed: every node talks to every node"]
+        case .kill(let name):
+            try cluster.kill(name)
+            return ["\(name) killed (SIGKILL)"]
+        case .stop(let name):
+            try cluster.stop(name)
+            return ["\(name) stopped"]
+        case .restart(let name):
+            try cluster.restart(name)
+            return ["\(name) restarting"]
+        case .addNode(let name):
+            let added = try cluster.addNode(name)
+            return ["\(added) starting; it joins and takes its ranges"]
+        case .remove(let name):
+            let result = try await cluster.client(try node(name)).raw(.POST, "/admin/leave")
+            guard result.status == 202 else { throw CommandError("\(name) refused to leave: \(result.bodyText)") }
+            return ["\(name) is leaving: handing its ranges to the others, then it exits"]
+        case .quit:
+            return []
+        }
+    }
+
+    /// Writes the chosen or merged value with the merged context of the siblings read.
+    private func resolve(with value: [UInt8]) async throws -> [String] {
+        guard let pending else { return [] }
+        let result = try await client.put(Array(pending.key.utf8), value: value, context: pending.context, w: w)
+        self.pending = nil
+        return render(result)
+    }
+
+    private func render(_ result: WriteResponse) -> [String] {
+        var lines = Render.write(result).split(separator: "\n").map(String.init)
+        if !tracing, result.succeeded { lines.removeLast() }  // the context line, unless tracing
+        return lines
+    }
+}

@@ -1,0 +1,51 @@
+import Testing
+
+@testable import DynamoConsole
+
+@Suite struct CommandTests {
+    @Test(arguments: [
+        ("get cart:ann", Command.get("cart:ann")),
+        ("put cart:ann {\"items\": [\"book\", \"pen\"]}", .put("cart:ann", "{\"items\": [\"book\", \"pen\"]}")),
+        ("  delete   k ", .delete("k")),
+        ("partition n1,n2 | n3, n4,n5", .partition([["n1", "n2"], ["n3", "n4", "n5"]])),
+        ("resolve 2", .resolvePick(2)),
+        ("resolve {\"merged\": true}", .resolveValue("{\"merged\": true}")),
+        ("r 3", .setR(3)),
+        ("W 1", .setW(1)),
+        ("trace on", .trace(true)),
+        ("add-node", .addNode(nil)),
+        ("add-node n9", .addNode("n9")),
+        ("help partition", .help("partition")),
+        ("?", .help(nil)),
+        ("quit", .quit),
+    ])
+    func parsesWhatAPersonTypes(line: String, expected: Command) throws {
+        #expect(try Command.parse(line).get() == expected)
+    }
+
+    @Test(arguments: [
+        ("frobnicate", "unknown command"),
+        ("get", "usage: get KEY"),
+        ("put onlykey", "usage: put KEY VALUE"),
+        ("r zero", "usage: r N"),
+        ("partition n1,n2", "usage: partition"),
+        ("trace maybe", "usage: trace"),
+        ("kill", "usage: kill NODE"),
+    ])
+    func mistakesGetClearMessages(line: String, message: String) {
+        guard case .failure(let error) = Command.parse(line) else {
+            Issue.record("\(line) parsed")
+            return
+        }
+        #expect(error.message.contains(message), "\(error.message)")
+    }
+
+    @Test func everyCommandHasHelpAndCompletes() {
+        #expect(Command.reference.count >= 20)
+        for entry in Command.reference {
+            #expect(!entry.summary.isEmpty)
+            #expect(Command.completions(of: String(entry.name.prefix(2))).contains(entry.name))
+        }
+        #expect(Command.completions(of: "re") == ["resolve", "restart", "remove"])
+    }
+}

@@ -1,0 +1,44 @@
+import DynamoClient
+import DynamoConsole
+import DynamoLauncher
+import Foundation
+import Testing
+
+/// The console's commands against real nodes.
+@Suite(.serialized) struct ReplSessionTests {
+    @Test func siblingsFromBothSidesOfAPartitionAreResolvedAtThePrompt() async throws {
+        try await withCluster(nodes: 5) { cluster in
+            let session = ReplSession(cluster: cluster)
+            func run(_ line: String) async -> String { await session.run(line).output.joined(separator: "\n") }
+
+            #expect(await run("put cart:ann book").hasPrefix("ok: written via"))
+            #expect(await run("get cart:ann").hasPrefix("book"))
+            #expect(await run("partition n1,n2 | n3,n4,n5").contains("n1,n2 | n3,n4,n5"))
+            #expect(await run("use n1").contains("n1"))
+            #expect(await run("put cart:ann pen").hasPrefix("ok"))
+            #expect(await run("use n4").contains("n4"))
+            #expect(await run("put cart:ann lamp").hasPrefix("ok"))
+            #expect(await run("heal").contains("healed"))
+            var shown = ""
+            try await LocalCluster.waitFor("three siblings", timeout: .seconds(20)) {
+                shown = await run("get cart:ann")
+                return shown.contains("3 siblings")
+            }
+            #expect(shown.contains("[1]") && shown.contains("[3]") && shown.contains("clock"))
+            #expect(await run("resolve book+pen+lamp").hasPrefix("ok"))
+            #expect(await run("get cart:ann").hasPrefix("book+pen+lamp"))
+            #expect(await run("resolve 1").contains("nothing to resolve"))
+
+            #expect(await run("kill n3").contains("killed"))
+            try await LocalCluster.waitFor("n3 down in status", timeout: .seconds(15)) {
+                await run("status").contains("n3:down")
+            }
+            #expect(await run("put after:kill yes").hasPrefix("ok"))
+            #expect(await run("restart n3").contains("restarting"))
+            #expect(await run("kill n9").contains("no node named n9"))
+            #expect(await run("nonsense").contains("unknown command"))
+            #expect(await run("help").contains("partition A,B | C,D"))
+            #expect(await session.run("quit").quit)
+        }
+    }
+}
