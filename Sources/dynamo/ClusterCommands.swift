@@ -1,5 +1,6 @@
 import ArgumentParser
 import DynamoClient
+import DynamoConsole
 import DynamoLauncher
 import Foundation
 
@@ -132,15 +133,16 @@ struct ClusterCommand: AsyncParsableCommand {
     }
 }
 
-/// `dynamo console`. Until the ncurses dashboard lands, it runs a local cluster in the
-/// foreground, prints where it listens, and stops every node on Ctrl-C.
+/// `dynamo console`: starts a local cluster and opens a prompt on it (the REPL's commands;
+/// the live ncurses dashboard arrives with issue 5). Quitting, Ctrl-C or SIGTERM stops
+/// every node it started; if the console crashes, the nodes notice and exit too.
 struct Console: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a local cluster and keep it running until Ctrl-C.")
+    static let configuration = CommandConfiguration(abstract: "Start a local cluster and explore it at a prompt.")
     @OptionGroup var options: ClusterOptions
 
     func run() async throws {
         let cluster = try options.makeCluster(exitWithParent: true)
-        print("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
+        say("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
         do {
             try await cluster.start(count: options.nodes)
         } catch {
@@ -148,52 +150,53 @@ struct Console: AsyncParsableCommand {
             throw error
         }
         try ClusterState.save(cluster, to: options.dir)
+        let statePath = ClusterState.path(options.dir)
+        let shutdown: @Sendable () -> Void = {
+            cluster.stopAll()
+            try? FileManager.default.removeItem(atPath: statePath)
+        }
+        // Ctrl-C or SIGTERM while waiting at the prompt: stop the nodes, then exit.
+        onInterrupt {
+            say("\nstopping nodes...")
+            shutdown()
+            Foundation.exit(0)
+        }
         for name in cluster.names {
             let spec = cluster.spec(name)!
-            print("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
+            say("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
         }
-        let first = cluster.spec(cluster.names[0])!.httpAddress
-        print(
-            """
-            ring converged. In another terminal (from this directory):
-              .build/debug/dynamo put cart:ann book
-              .build/debug/dynamo get cart:ann
-              .build/debug/dynamo cluster status
-              curl -s http://\(first)/admin/status
-            Ctrl-C stops every node.
-            """)
-        await waitForInterrupt()
-        print("\nstopping nodes...")
-        cluster.stopAll()
-        try? FileManager.default.removeItem(atPath: ClusterState.path(options.dir))
+        say("ring converged. Type help for the commands, quit to stop every node.")
+        let session = ReplSession(cluster: cluster)
+        while true {
+            say("dynamo> ", newline: false)
+            guard let line = readLine() else { break }
+            let (output, quit) = await session.run(line)
+            for text in output { say(text) }
+            if quit { break }
+        }
+        say("stopping nodes...")
+        shutdown()
     }
 }
 
-/// Suspends until SIGINT or SIGTERM.
-func waitForInterrupt() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let queue = DispatchQueue(label: "dynamo.signals")
-        let resumed = ResumeOnce(continuation)
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { resumed.resume() }
-            source.resume()
-            ResumeOnce.retained.append(source)
-        }
+/// Writes to standard output at once (no stdio buffering: the prompt must appear).
+func say(_ text: String, newline: Bool = true) {
+    FileHandle.standardOutput.write(Data((newline ? text + "\n" : text).utf8))
+}
+
+/// Runs `body` on the first SIGINT or SIGTERM (instead of dying on the spot).
+func onInterrupt(_ body: @escaping @Sendable () -> Void) {
+    let queue = DispatchQueue(label: "dynamo.interrupt")
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+        source.setEventHandler(handler: body)
+        source.resume()
+        SignalSources.retained.append(source)
     }
 }
 
-final class ResumeOnce: @unchecked Sendable {
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
     nonisolated(unsafe) static var retained: [any DispatchSourceSignal] = []
-    private var continuation: CheckedContinuation<Void, Never>?
-    private let lock = NSLock()
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-    func resume() {
-        lock.lock()
-        let c = continuation
-        continuation = nil
-        lock.unlock()
-        c?.resume()
-    }
 }
