@@ -24,8 +24,8 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The main job. Until the ncurses console lands this starts a local cluster and
-# prints how to talk to it; `dynamo cluster stop` (or Ctrl-C) stops it.
+# The main job: start a local cluster and open the console prompt on it
+# (quit or Ctrl-C stops every node).
 console: build
 	.build/$(CONFIG)/dynamo console --nodes $(NODES)
 
