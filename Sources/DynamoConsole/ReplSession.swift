@@ -167,9 +167,9 @@ public final class ReplSession: @unchecked Sendable {
             return try await resolve(with: Array(value.utf8))
         case .partition(let groups):
             for name in groups.flatMap({ $0 }) { _ = try node(name) }
-            for name in cluster.nodeNames {
-                let group = groups.first { $0.contains(name) } ?? [name]
-                try? await cluster.client(name).setFaults(drop: cluster.nodeNames.filter { !group.contains($0) })
+            // Nodes that are down cannot take the fault; the others still cut themselves off.
+            for (name, drop) in FaultsDocument.partition(groups, of: cluster.nodeNames) {
+                try? await cluster.client(name).setFaults(drop: drop)
             }
             return ["partitioned: " + groups.map { $0.joined(separator: ",") }.joined(separator: " | ")]
         case .isolate(let name):

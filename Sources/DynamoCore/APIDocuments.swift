@@ -180,6 +180,16 @@ public struct FaultsDocument: Codable, Hashable, Sendable {
     public var drop: [String]
 
     public init(drop: [String]) { self.drop = drop }
+
+    /// The drop set of every node for cutting `nodes` into `groups`: each node drops every
+    /// node outside its own group; a node in no group is isolated from everyone.
+    public static func partition(_ groups: [[String]], of nodes: [String]) -> [String: [String]] {
+        Dictionary(
+            uniqueKeysWithValues: nodes.map { node in
+                let group = groups.first { $0.contains(node) } ?? [node]
+                return (node, nodes.filter { !group.contains($0) })
+            })
+    }
 }
 
 /// `POST /admin/leave`: the node hands off what it holds, then exits.

@@ -208,10 +208,8 @@ public final class LocalCluster: @unchecked Sendable {
     /// Cuts the cluster into groups that cannot talk to each other (every node drops every
     /// node outside its own group); nodes in no group are isolated from everyone.
     public func partition(_ groups: [[String]]) async throws {
-        for name in names where isRunning(name) {
-            let group = groups.first { $0.contains(name) } ?? [name]
-            try await client(name).setFaults(drop: names.filter { !group.contains($0) })
-        }
+        let drops = FaultsDocument.partition(groups, of: names)
+        for name in names where isRunning(name) { try await client(name).setFaults(drop: drops[name]!) }
     }
 
     /// Removes every injected fault.

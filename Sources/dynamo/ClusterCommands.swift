@@ -166,14 +166,7 @@ struct Console: AsyncParsableCommand {
             say("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
         }
         say("ring converged. Type help for the commands, quit to stop every node.")
-        let session = ReplSession(cluster: cluster)
-        while true {
-            say("dynamo> ", newline: false)
-            guard let line = readLine() else { break }
-            let (output, quit) = await session.run(line)
-            for text in output { say(text) }
-            if quit { break }
-        }
+        await runPrompt(ReplSession(cluster: cluster), script: nil, interactive: true)
         say("stopping nodes...")
         shutdown()
     }

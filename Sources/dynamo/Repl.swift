@@ -38,22 +38,29 @@ struct Repl: AsyncParsableCommand {
             }
             lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         }
-        var index = 0
-        while true {
-            let line: String?
-            if let lines {
-                line = index < lines.count ? lines[index] : nil
-                index += 1
-            } else {
-                if interactive { print("dynamo> ", terminator: "") }
-                line = readLine()
-            }
-            guard let line else { break }
-            if line.hasPrefix("#") { continue }
-            if !interactive, !line.trimmingCharacters(in: .whitespaces).isEmpty { print("dynamo> \(line)") }
-            let (output, quit) = await session.run(line)
-            for text in output { print(text) }
-            if quit { break }
+        await runPrompt(session, script: lines, interactive: interactive)
+    }
+}
+
+/// The console's read-run-print loop, shared by `dynamo console` and `dynamo repl`: lines
+/// come from `script` (if given) or standard input. Interactive runs show a prompt;
+/// scripts echo each command before its output. `#` starts a comment line.
+func runPrompt(_ session: ReplSession, script lines: [String]?, interactive: Bool) async {
+    var index = 0
+    while true {
+        let line: String?
+        if let lines {
+            line = index < lines.count ? lines[index] : nil
+            index += 1
+        } else {
+            if interactive { say("dynamo> ", newline: false) }
+            line = readLine()
         }
+        guard let line else { break }
+        if line.hasPrefix("#") { continue }
+        if !interactive, !line.trimmingCharacters(in: .whitespaces).isEmpty { say("dynamo> \(line)") }
+        let (output, quit) = await session.run(line)
+        for text in output { say(text) }
+        if quit { break }
     }
 }

@@ -505,7 +505,7 @@ public final class Simulation {
         }
         for write in acked where write.key == key {
             let present =
-                all.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                Self.holds(write, in: all)
                 || graves.contains { $0.context.covers(write.dot) }
             if !present {
                 throw violation("acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self)) is lost")
@@ -569,7 +569,7 @@ public final class Simulation {
             }
             for write in acked where write.key == key {
                 let visible =
-                    outcome.object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
+                    Self.holds(write, in: outcome.object)
                     || (reaped[key] ?? []).contains { $0.context.covers(write.dot) }
                 if !visible {
                     throw violation(
@@ -597,11 +597,16 @@ public final class Simulation {
             }
             let merged = copies.compactMap { $0 }.first ?? VersionedObject()
             for write in acked where write.key == key {
-                if !merged.versions.contains(where: { $0.dot == write.dot || $0.past.covers(write.dot) }) {
+                if !Self.holds(write, in: merged) {
                     throw violation("converged replicas of \(String(decoding: key, as: UTF8.self)) miss \(write.dot)")
                 }
             }
         }
+    }
+
+    /// Whether `object` holds the version of `write`, or a version that superseded it.
+    static func holds(_ write: AckedWrite, in object: VersionedObject) -> Bool {
+        object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
     }
 
     /// How many keys anti-entropy repaired across the cluster.
