@@ -123,21 +123,21 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Atomically replaces the stored object with `transform(current)`; returns the new object.
-    public func update<Result>(
-        _ key: [UInt8], sync: Bool, _ transform: (VersionedObject?) -> (VersionedObject, Result)
-    ) throws(StorageError) -> (VersionedObject, Result) {
+    public func update(
+        _ key: [UInt8], sync: Bool, _ transform: (VersionedObject?) -> VersionedObject
+    ) throws(StorageError) -> VersionedObject {
         let storageKey = Self.storageKey(for: key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
         let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
-        let (next, result) = transform(current)
+        let next = transform(current)
         if next != current {
             try engine.put(storageKey, next.encoded(), sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
         }
-        return (next, result)
+        return next
     }
 
     /// Merges versions another replica sent (a write, a repair, a handoff).
@@ -145,9 +145,7 @@ public final class ReplicaStore: Sendable {
     public func merge(_ key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool) throws(StorageError)
         -> VersionedObject
     {
-        try update(key, sync: sync) { current in
-            ((current ?? VersionedObject()).merged(with: incoming, policy: policy), ())
-        }.0
+        try update(key, sync: sync) { ($0 ?? VersionedObject()).merged(with: incoming, policy: policy) }
     }
 
     /// Coordinates a write here: generates the new version from what is stored and the
