@@ -84,8 +84,9 @@ import Testing
             let unique = await ledger.unique
             let shared = await ledger.shared
             let attempts = await ledger.attempts
+            let refused = await ledger.failures
             print(
-                "chaos: \(attempts) writes attempted, \(unique.count + shared.values.map(\.count).reduce(0, +)) acknowledged"
+                "chaos: \(attempts) writes attempted, \(refused) refused or unanswered, \(unique.count + shared.values.map(\.count).reduce(0, +)) acknowledged"
             )
             #expect(unique.count > 100, "writers made progress through the chaos")
             for (key, value) in unique {
