@@ -77,7 +77,10 @@ let package = Package(
         // The console: REPL commands and session (the dashboard comes with issue 5).
         .target(
             name: "DynamoConsole",
-            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher"],
+            dependencies: [
+                "DynamoClient", "DynamoCore", "DynamoLauncher",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,5 +1,6 @@
 public import DynamoCore
 import Foundation
+public import NIOCore
 public import NIOHTTP1
 
 /// The result of a read: every version the cluster returned, and how it was served.
@@ -11,6 +12,8 @@ public struct ReadResult: Sendable {
     public var coordinator: String?
     public var replicas: [String]
     public var error: String?
+    /// Every replica asked; a fallback as `n5>n3` (standing in for n3).
+    public var asked: [String] = []
 
     /// Live values, in sibling order.
     public var values: [[UInt8]] { document?.siblings.compactMap(\.bytes) ?? [] }
@@ -24,6 +27,8 @@ public struct WriteResponse: Sendable {
     public var coordinator: String?
     public var replicas: [String]
     public var error: String?
+    /// Every replica the write was sent to; a fallback as `n5>n3` (keeping a hint for n3).
+    public var asked: [String] = []
 
     public var succeeded: Bool { status == 204 }
 }
@@ -44,9 +49,10 @@ public struct DynamoClient: Sendable {
     public var address: String { "\(host):\(port)" }
 
     public func raw(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        timeout: TimeAmount = .seconds(10)
     ) async throws -> HTTPResult {
-        try await http.request(method, host: host, port: port, path: path, headers: headers, body: body)
+        try await http.request(method, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout)
     }
 
     private static func query(_ name: String, _ value: Int?) -> String { value.map { "?\(name)=\($0)" } ?? "" }
@@ -62,7 +68,7 @@ public struct DynamoClient: Sendable {
             status: result.status, document: document, context: result.header("X-Dynamo-Context"),
             coordinator: result.header("X-Dynamo-Coordinator"),
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
-            error: Self.errorText(result))
+            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")))
     }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
@@ -87,11 +93,11 @@ public struct DynamoClient: Sendable {
             status: result.status, context: result.header("X-Dynamo-Context"),
             coordinator: result.header("X-Dynamo-Coordinator"),
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
-            error: Self.errorText(result))
+            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")))
     }
 
-    public func status() async throws -> StatusDocument {
-        try decode(StatusDocument.self, from: try await raw(.GET, "/admin/status"))
+    public func status(timeout: TimeAmount = .seconds(10)) async throws -> StatusDocument {
+        try decode(StatusDocument.self, from: try await raw(.GET, "/admin/status", timeout: timeout))
     }
 
     public func preferenceList(_ key: [UInt8]) async throws -> PreflistDocument {
@@ -103,6 +109,11 @@ public struct DynamoClient: Sendable {
         let result = try await raw(.GET, "/admin/local/\(PercentEncoding.encode(key))")
         if result.status == 404 { return nil }
         return try decode(SiblingDocument.self, from: result)
+    }
+
+    /// The node's events numbered above `since` (0: all it keeps).
+    public func events(since: UInt64, timeout: TimeAmount = .seconds(10)) async throws -> EventsDocument {
+        try decode(EventsDocument.self, from: try await raw(.GET, "/admin/events?since=\(since)", timeout: timeout))
     }
 
     /// Makes this node drop all traffic with `nodes` (an empty list heals).

@@ -25,6 +25,8 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
         CommandError("\(what) works only for nodes this console started (attached to a running cluster)")
     }
 
+    public func processRunning(_ name: String) -> Bool? { nil }
+
     public func kill(_ name: String) throws { throw refuse("kill") }
     public func stop(_ name: String) throws { throw refuse("stop") }
     public func restart(_ name: String) throws { throw refuse("restart") }

@@ -11,10 +11,14 @@ public protocol ClusterControl: AnyObject, Sendable {
     func stop(_ name: String) throws
     func restart(_ name: String) throws
     func addNode(_ name: String?) throws -> String
+    /// Whether the node's process runs (nil: the console did not start it).
+    func processRunning(_ name: String) -> Bool?
 }
 
 extension LocalCluster: ClusterControl {
     public var nodeNames: [String] { names }
+
+    public func processRunning(_ name: String) -> Bool? { isRunning(name) }
 
     private func known(_ name: String) throws {
         guard names.contains(name) else {

@@ -119,6 +119,23 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     /// True once the node has exchanged gossip with a seed (or has none).
     public var joined: Bool?
     public var antiEntropy: AntiEntropy?
+    /// Client requests this node coordinated since it started, and recent latency.
+    public var requests: Requests?
+
+    public struct Requests: Codable, Hashable, Sendable {
+        public var gets: UInt64
+        public var writes: UInt64
+        /// Over the last 1,024 requests (nil before the first).
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+
+        public init(gets: UInt64, writes: UInt64, p50Ms: Double?, p99Ms: Double?) {
+            self.gets = gets
+            self.writes = writes
+            self.p50Ms = p50Ms
+            self.p99Ms = p99Ms
+        }
+    }
 
     /// Merkle anti-entropy: totals, and the last comparison of each range with each replica.
     public struct AntiEntropy: Codable, Hashable, Sendable {
@@ -163,9 +180,10 @@ public struct StatusDocument: Codable, Hashable, Sendable {
 
     public init(
         node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?,
-        antiEntropy: AntiEntropy? = nil
+        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil
     ) {
         self.antiEntropy = antiEntropy
+        self.requests = requests
         self.node = node
         self.members = members
         self.hints = hints
@@ -279,5 +297,31 @@ public enum PercentEncoding {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
         default: nil
         }
+    }
+}
+
+/// `GET /admin/events?since=SEQ`: the node's recent events (failures seen, hints kept and
+/// delivered, read repairs, siblings read, partitions), numbered so a watcher polls only
+/// the new ones.
+public struct EventsDocument: Codable, Hashable, Sendable {
+    public struct Event: Codable, Hashable, Sendable {
+        public var seq: UInt64
+        /// Wall-clock milliseconds since 1970.
+        public var timeMs: UInt64
+        public var text: String
+
+        public init(seq: UInt64, timeMs: UInt64, text: String) {
+            self.seq = seq
+            self.timeMs = timeMs
+            self.text = text
+        }
+    }
+
+    public var node: String
+    public var events: [Event]
+
+    public init(node: String, events: [Event]) {
+        self.node = node
+        self.events = events
     }
 }

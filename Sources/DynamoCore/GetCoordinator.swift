@@ -14,6 +14,8 @@ public struct GetCoordinator: Sendable {
         /// Replicas whose replies were used.
         public var replies: [NodeName]
         public var required: Int
+        /// Every replica asked, fallbacks with the home node they stand in for (for tracing).
+        public var asked: [HintedReplica] = []
     }
 
     public let key: [UInt8]
@@ -121,6 +123,6 @@ public struct GetCoordinator: Sendable {
     }
 
     private func outcome(succeeded: Bool) -> Outcome {
-        Outcome(succeeded: succeeded, object: merged, replies: replies.map(\.node), required: r)
+        Outcome(succeeded: succeeded, object: merged, replies: replies.map(\.node), required: r, asked: replicas)
     }
 }

@@ -171,6 +171,8 @@ public struct NodeMachine: Sendable {
     private var gets: [UInt64: GetRun] = [:]
     private var puts: [UInt64: PutRun] = [:]
     private var nextGossipAt: UInt64 = 0
+    /// Each member's status as last reported in an event, so changes are told once.
+    private var observed: [NodeName: MemberStatus] = [:]
     private var nextHintsAt: UInt64
     private var nextSweepAt: UInt64
     private var deliveringHints = false
@@ -246,6 +248,16 @@ public struct NodeMachine: Sendable {
                         : "\(name) drops all traffic with \(dropped.sorted().joined(separator: ","))")
             ]
         }
+    }
+
+    /// A key as event text: printable UTF-8 up to 24 characters, else a hex prefix.
+    static func describe(_ key: [UInt8]) -> String {
+        if let text = String(validating: key, as: UTF8.self),
+            text.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7f })
+        {
+            return text.count <= 24 ? text : text.prefix(23) + "…"
+        }
+        return "0x" + RingPosition.hex(key.prefix(8)) + (key.count > 8 ? "…" : "")
     }
 
     private mutating func newID() -> UInt64 {
@@ -377,9 +389,11 @@ public struct NodeMachine: Sendable {
             let target = hintFor == name ? nil : hintFor
             // Hints are always synced: the holder is the only copy for the node it stands in for.
             let sync = target != nil || settings.syncReplicaWrites
-            return storage(
-                .merge(key: key, object: object, hintFor: target, sync: sync), wait: .serve(handle: handle, isPut: true)
-            )
+            let told: [Action] = target.map { [.event("\(name) keeps a hint of \(Self.describe(key)) for \($0)")] } ?? []
+            return told
+                + storage(
+                    .merge(key: key, object: object, hintFor: target, sync: sync),
+                    wait: .serve(handle: handle, isPut: true))
         case .gossip(let members):
             let actions = receiveGossip(members, now: now)
             return actions + [.respond(handle: handle, .gossip(membership.table))]
@@ -424,6 +438,7 @@ public struct NodeMachine: Sendable {
         if t >= nextGossipAt {
             nextGossipAt = t + settings.gossipIntervalMs
             actions += gossipRound(now: now)
+            actions += noticeStatusChanges(now: now)
         }
         if t >= nextHintsAt, settings.hintedHandoff {
             nextHintsAt = t + settings.hintIntervalMs
@@ -456,6 +471,26 @@ public struct NodeMachine: Sendable {
             let id = newID()
             outgoing[id] = (.gossip(target: target), now.monotonicMs + settings.quorum.requestTimeoutMs)
             actions.append(.send(requestID: id, toAddress: address, .gossip(members)))
+        }
+        return actions
+    }
+
+    /// Events for members whose status, as this node sees it, changed since last told.
+    private mutating func noticeStatusChanges(now: Now) -> [Action] {
+        var actions: [Action] = []
+        for member in membership.table where member.name != name {
+            guard let status = status(of: member.name, at: now.monotonicMs) else { continue }
+            let before = observed.updateValue(status, forKey: member.name)
+            guard let before, before != status else { continue }
+            let detail: String
+            switch status {
+            case .down where dropped.contains(member.name): detail = " (cut off by a partition)"
+            case .down:
+                let phi = membership.detector.phi(of: member.name, at: now.monotonicMs)
+                detail = phi.isFinite ? " (phi \((phi * 10).rounded() / 10))" : " (it did not answer)"
+            default: detail = ""
+            }
+            actions.append(.event("\(name) marks \(member.name) \(status.rawValue)\(detail)"))
         }
         return actions
     }
@@ -526,12 +561,20 @@ public struct NodeMachine: Sendable {
             switch step {
             case .send(let node, let request):
                 if case .put = request, !settings.readRepair { continue }
-                if case .put = request { actions.append(.event("read repair of a key on \(node)")) }
+                if case .put = request {
+                    actions.append(.event("\(name) read-repairs \(Self.describe(run.coordinator.key)) on \(node)"))
+                }
                 if case .reap = request {
                     actions.append(.event("\(name) reaps a tombstone every replica has, on \(node)"))
                 }
                 actions += replicaRequest(request, to: node, run: id, now: now)
             case .respond(let outcome):
+                if outcome.object.versions.count > 1 {
+                    actions.append(
+                        .event(
+                            "\(name) reads \(outcome.object.versions.count) siblings of \(Self.describe(run.coordinator.key))"
+                        ))
+                }
                 if run.client != Self.internalClient { actions.append(.reply(client: run.client, .read(outcome))) }
             }
         }
@@ -605,12 +648,15 @@ public struct NodeMachine: Sendable {
             replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
         }
         let hintFor = replicas.first { $0.node == name }?.hintFor
+        let told: [Action] = hintFor.map { [.event("\(name) keeps a hint of \(Self.describe(put.key)) for \($0)")] } ?? []
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
             sync: settings.syncCoordinatorWrites)
-        return storage(
-            op, wait: .coordinate(requester: requester, key: put.key, replicas: replicas, w: put.w ?? settings.quorum.w)
-        )
+        return told
+            + storage(
+                op,
+                wait: .coordinate(requester: requester, key: put.key, replicas: replicas, w: put.w ?? settings.quorum.w)
+            )
     }
 
     private mutating func replicate(
@@ -641,7 +687,7 @@ public struct NodeMachine: Sendable {
             case .respond(let outcome):
                 let result = WriteResult(
                     succeeded: outcome.succeeded, coordinator: name, acks: outcome.acks, required: outcome.required,
-                    context: run.version.clock, dot: run.version.dot)
+                    context: run.version.clock, dot: run.version.dot, asked: run.coordinator.replicas)
                 actions += answer(run.requester, .write(result))
             }
         }

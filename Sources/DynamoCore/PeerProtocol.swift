@@ -85,11 +85,15 @@ public struct WriteResult: Hashable, Sendable {
     public var error: String?
     /// The dot of the version this write created (nil if none was created).
     public var dot: Dot?
+    /// Every replica the coordinator sent the write to, fallbacks with the home node they
+    /// keep a hint for (for tracing).
+    public var asked: [HintedReplica]
 
     public init(
         succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,
-        error: String? = nil, dot: Dot? = nil
+        error: String? = nil, dot: Dot? = nil, asked: [HintedReplica] = []
     ) {
+        self.asked = asked
         self.succeeded = succeeded
         self.coordinator = coordinator
         self.acks = acks

@@ -25,7 +25,10 @@ public struct RingPosition: Hashable, Comparable, Sendable, CustomStringConverti
         (0..<16).map { i in UInt8(truncatingIfNeeded: value >> UInt128(8 * (15 - i))) }
     }
 
-    public var hex: String {
+    public var hex: String { Self.hex(bytes) }
+
+    /// Bytes as lowercase hex, two digits each.
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { b in
             let s = String(b, radix: 16)
             return s.count == 1 ? "0" + s : s

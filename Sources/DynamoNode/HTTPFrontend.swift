@@ -143,6 +143,11 @@ extension NodeRuntime {
             switch (request.method, path) {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
+            case (.GET, "/admin/events"):
+                guard let since = UInt64(query["since"] ?? "0") else {
+                    throw APIError.badRequest("since must be an event number (0 for every event kept)")
+                }
+                return loop.makeSucceededFuture(.json(.ok, EventsDocument(node: name, events: events.since(since))))
             case (.GET, "/admin/faults"):
                 return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
             case (.POST, "/admin/faults"):
@@ -238,6 +243,7 @@ extension NodeRuntime {
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: name)
             reply.headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
+            reply.headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(outcome.asked))
             return reply
         }
     }
@@ -269,8 +275,14 @@ extension NodeRuntime {
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: result.coordinator)
             reply.headers.add(name: "X-Dynamo-Replicas", value: result.acks.joined(separator: ","))
+            reply.headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(result.asked))
             return reply
         }
+    }
+
+    /// `n1,n2,n5>n3`: the replicas asked, a fallback followed by the home node it stands in for.
+    static func traceHeader(_ asked: [HintedReplica]) -> String {
+        asked.map { replica in replica.hintFor.map { "\(replica.node)>\($0)" } ?? replica.node }.joined(separator: ",")
     }
 
     private func handleLocal(key: [UInt8]) -> EventLoopFuture<HTTPReply> {
@@ -321,7 +333,7 @@ extension NodeRuntime {
             keys: store.keyCount,
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
-            joined: membership.hasJoined, antiEntropy: antiEntropyStatus())
+            joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document)
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {

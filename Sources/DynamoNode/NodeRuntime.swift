@@ -28,6 +28,9 @@ final class NodeRuntime: @unchecked Sendable {
     private var inbound: [UInt64: (channel: any Channel, requestID: UInt64)] = [:]
     private var clients: [UInt64: EventLoopPromise<ClientReply>] = [:]
     private var nextHandle: UInt64 = 1
+    /// Recent events and client request statistics, for `/admin/events` and the status.
+    var events = EventLog()
+    var requestStats = RequestStats()
 
     /// How often the machine's timers (deadlines, gossip, hints) are checked.
     static let tickIntervalMs: Int64 = 20
@@ -126,6 +129,7 @@ final class NodeRuntime: @unchecked Sendable {
                 clients.removeValue(forKey: client)?.succeed(reply)
             case .event(let text):
                 logger.info("\(text)")
+                events.append(text, wallMs: now.wallMs)
             }
         }
     }
@@ -148,24 +152,29 @@ final class NodeRuntime: @unchecked Sendable {
 
     // MARK: Client requests
 
-    private func clientRequest(_ make: (UInt64) -> NodeMachine.Input) -> EventLoopFuture<ClientReply> {
+    private func clientRequest(isRead: Bool, _ make: (UInt64) -> NodeMachine.Input) -> EventLoopFuture<ClientReply> {
         let id = nextHandle
         nextHandle += 1
         let promise = loop.makePromise(of: ClientReply.self)
         clients[id] = promise
+        let started = NIODeadline.now()
         handle(make(id))
-        return promise.futureResult
+        return promise.futureResult.map { reply in
+            let micros = (NIODeadline.now() - started).nanoseconds / 1000
+            self.requestStats.record(isRead: isRead, micros: UInt64(max(0, micros)))
+            return reply
+        }
     }
 
     func clientRead(key: [UInt8], r: Int?) -> EventLoopFuture<GetCoordinator.Outcome> {
-        clientRequest { .clientGet(id: $0, key: key, r: r) }.flatMapThrowing { reply in
+        clientRequest(isRead: true) { .clientGet(id: $0, key: key, r: r) }.flatMapThrowing { reply in
             guard case .read(let outcome) = reply else { throw NodeStartError("internal: a read got a write reply") }
             return outcome
         }
     }
 
     func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
-        clientRequest { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }.flatMapThrowing {
+        clientRequest(isRead: false) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }.flatMapThrowing {
             reply in
             guard case .write(let result) = reply else { throw NodeStartError("internal: a write got a read reply") }
             return result

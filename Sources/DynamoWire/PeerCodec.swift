@@ -202,6 +202,11 @@ public enum PeerCodec {
                 w.write(string: dot.actor)
                 w.write(varint: dot.counter)
             }
+            w.write(varint: UInt64(result.asked.count))
+            for replica in result.asked {
+                w.write(string: replica.node)
+                writeOptional(replica.hintFor, into: &w)
+            }
         case .error(let reason):
             w.write(Tag.replyError.rawValue)
             w.write(string: reason)
@@ -250,10 +255,15 @@ public enum PeerCodec {
             let context = try CausalHistory.decode(from: &r)
             let error: String? = try r.readBool() ? r.readString() : nil
             let dot: Dot? = try r.readBool() ? Dot(actor: try r.readString(max: 255), counter: try r.readVarint()) : nil
+            var asked: [HintedReplica] = []
+            for _ in 0..<(try r.readInt(max: maxMembers)) {
+                let node = try r.readString(max: 255)
+                asked.append(HintedReplica(node: node, hintFor: try r.readBool() ? r.readString(max: 255) : nil))
+            }
             return .coordinated(
                 WriteResult(
                     succeeded: succeeded, coordinator: coordinator, acks: acks, required: required, context: context,
-                    error: error, dot: dot))
+                    error: error, dot: dot, asked: asked))
         case .replyError:
             return .error(try r.readString())
         case .replyTreeHashes:

@@ -13,7 +13,8 @@ public enum PeerMessage: Hashable, Sendable {
 
 public struct Hello: Hashable, Sendable {
     public static let magic: [UInt8] = Array("DYNM".utf8)
-    public static let currentVersion: UInt16 = 1
+    /// 2: a coordinated write's result lists the replicas asked.
+    public static let currentVersion: UInt16 = 2
 
     public var name: NodeName
     public var protocolVersion: UInt16

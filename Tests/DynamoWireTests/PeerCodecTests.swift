@@ -59,7 +59,8 @@ import Testing
             .coordinated(
                 WriteResult(
                     succeeded: true, coordinator: "n2", acks: ["n2", "n3"], required: 2, context: object.context,
-                    dot: Dot(actor: "n2", counter: 7)))),
+                    dot: Dot(actor: "n2", counter: 7),
+                    asked: [.init(node: "n2", hintFor: nil), .init(node: "n5", hintFor: "n3")]))),
         .response(
             id: 7,
             .coordinated(

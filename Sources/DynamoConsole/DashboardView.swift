@@ -1,0 +1,432 @@
+import DynamoCore
+import Foundation
+
+/// Draws the dashboard into a `Canvas`: pure, so every layout is tested as text at any size.
+///
+/// Layout, top to bottom: a header with the cluster's vital signs and the key legend; the
+/// ring beside the node table; the gossip matrix beside hints and anti-entropy; the event
+/// log; the prompt's recent output. The last row is left to the prompt. Panels grow with
+/// the terminal: from 120x36 the ring is larger, the gossip matrix shows heartbeat ages,
+/// anti-entropy lists ranges that differ and the node table adds latency sparklines.
+public enum DashboardView {
+    /// Smallest usable terminal; below it the screen says so (the prompt still works).
+    public static let minimumWidth = 60
+    public static let minimumHeight = 16
+
+    public struct Options: Sendable {
+        public var unicode = true
+        /// The `?` overlay listing commands and keys.
+        public var help = false
+        public init(unicode: Bool = true, help: Bool = false) {
+            self.unicode = unicode
+            self.help = help
+        }
+    }
+
+    public static let legend = "?:help  Tab:complete  ↑↓:history  quit:exit"
+
+    public static func render(
+        _ model: DashboardModel, output: [String], width: Int, height: Int, options: Options = .init()
+    ) -> Canvas {
+        var canvas = Canvas(width: width, height: height, unicode: options.unicode)
+        guard width >= minimumWidth, height >= minimumHeight else {
+            canvas.put("dynamo: terminal too small (\(width)x\(height));", row: 0, col: 0, style: .warn)
+            canvas.put("the dashboard needs \(minimumWidth)x\(minimumHeight).", row: 1, col: 0, style: .warn)
+            drawOutput(output, into: &canvas, rows: 2..<(height - 1))
+            return canvas
+        }
+        let large = width >= 120 && height >= 36
+        let names = model.memberNames
+        let ring = model.ring
+        drawHeader(model, names: names, into: &canvas)
+
+        let leftWidth = large ? min(56, width / 3) : max(26, min(34, width / 3))
+        let bodyRows = height - 2  // header and prompt
+        // Keep at least 5 rows for the event log and output.
+        let topHeight = min(max(names.count + 3, large ? 15 : 8), bodyRows - 5 - 4)
+        let middleHeight = min(names.count + 3 + (large ? 1 : 0), bodyRows - topHeight - 5)
+        var row = 1
+        drawRing(
+            model, ring: ring, names: names,
+            into: &canvas, Rect(row: row, col: 0, width: leftWidth, height: topHeight))
+        drawNodes(
+            model, ring: ring, names: names, large: large,
+            into: &canvas, Rect(row: row, col: leftWidth, width: width - leftWidth, height: topHeight))
+        row += topHeight
+        if middleHeight >= 3 {
+            drawGossip(
+                model, names: names, large: large,
+                into: &canvas, Rect(row: row, col: 0, width: leftWidth, height: middleHeight))
+            drawRepair(
+                model, names: names, large: large,
+                into: &canvas, Rect(row: row, col: leftWidth, width: width - leftWidth, height: middleHeight))
+            row += middleHeight
+        }
+        let remaining = height - 1 - row
+        let outputRows = min(max(2, remaining * 3 / 5), remaining - 3)
+        drawEvents(model, into: &canvas, Rect(row: row, col: 0, width: width, height: remaining - outputRows))
+        drawOutput(output, into: &canvas, rows: (height - 1 - outputRows)..<(height - 1))
+        if options.help { drawHelp(into: &canvas) }
+        return canvas
+    }
+
+    // MARK: Panels
+
+    private static func drawHeader(_ model: DashboardModel, names: [String], into canvas: inout Canvas) {
+        let up = model.nodes.filter(\.answering).count
+        var parts = ["dynamo", "\(model.nodes.count) nodes, \(up) up"]
+        if let q = model.quorum { parts.append("N\(q.n) R\(q.r) W\(q.w)") }
+        if let partition = model.partition { parts.append("partition \(partition)") }
+        parts.append(clock(model.nowMs))
+        let left = " " + parts.joined(separator: " · ")
+        canvas.put(left, row: 0, col: 0, style: .bold)
+        if model.partition != nil, let range = left.range(of: "partition") {
+            let start = left.distance(from: left.startIndex, to: range.lowerBound)
+            canvas.style(row: 0, col: start, count: 10 + (model.partition?.count ?? 0), .bad)
+        }
+        let legendText = canvas.width - left.count >= legend.count + 2 ? legend : "?:help quit"
+        canvas.put(legendText + " ", row: 0, col: max(left.count + 1, canvas.width - legendText.count - 1), style: .accent)
+    }
+
+    /// The ring: each node's tokens (its number) at their positions around the circle, the
+    /// focus key as a diamond with its home nodes highlighted.
+    private static func drawRing(
+        _ model: DashboardModel, ring: Ring, names: [String], into canvas: inout Canvas, _ rect: Rect
+    ) {
+        let title = model.focus.map { "ring · \($0.key) → \($0.homeNodes.joined(separator: " "))" } ?? "ring (tokens by node)"
+        let inside = canvas.box(rect, title: title)
+        guard inside.width >= 8, inside.height >= 3 else { return }
+        let cx = Double(inside.width - 1) / 2
+        let cy = Double(inside.height - 1) / 2
+        let rx = Double(inside.width - 2) / 2
+        let ry = Double(inside.height - 1) / 2
+        func place(_ position: RingPosition, scale: Double) -> (row: Int, col: Int) {
+            let angle = Double(position.value >> 64) / 18_446_744_073_709_551_616.0 * 2 * Double.pi
+            let x = cx + rx * scale * sin(angle)
+            let y = cy - ry * scale * cos(angle)
+            return (inside.row + Int(y.rounded()), inside.col + Int(x.rounded()))
+        }
+        for token in ring.tokens {
+            let (row, col) = place(token.position, scale: 1)
+            let label = nodeLabel(token.owner, in: names)
+            var style: Canvas.Style = .plain
+            if let node = model.nodes.first(where: { $0.name == token.owner }), !node.answering { style = .bad }
+            if let focus = model.focus, focus.homeNodes.contains(token.owner) { style = .mark }
+            canvas.put(label, row: row, col: col, style: style)
+        }
+        // A legend of labels in the middle, and the focus key's position.
+        if let focus = model.focus, inside.height >= 3 {
+            let (row, col) = place(focus.position, scale: 0.55)
+            canvas.put("◆", row: row, col: col, style: .mark)
+        }
+        let legendLines = legendRows(names: names, width: Int(rx * 1.1))
+        let firstRow = inside.row + Int(cy.rounded()) - legendLines.count / 2
+        for (i, line) in legendLines.enumerated() where inside.height >= legendLines.count + 2 {
+            let col = inside.col + Int(cx.rounded()) - line.count / 2
+            canvas.put(line, row: firstRow + i, col: col, style: .dim)
+        }
+    }
+
+    /// "1=n1 2=n2 ..." wrapped to fit inside the circle.
+    private static func legendRows(names: [String], width: Int) -> [String] {
+        let items = names.map { "\(nodeLabel($0, in: names))=\($0)" }
+        guard names.contains(where: { nodeLabel($0, in: names) != String($0.last ?? " ") }) else { return [] }
+        var rows: [String] = []
+        var line = ""
+        for item in items {
+            if !line.isEmpty, line.count + 1 + item.count > width {
+                rows.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + item
+        }
+        if !line.isEmpty { rows.append(line) }
+        return rows
+    }
+
+    /// One character per node for the ring: the digit its name ends with when that is
+    /// unique (n3 -> 3), else its place in the member list.
+    static func nodeLabel(_ name: String, in names: [String]) -> String {
+        let lasts = names.map { $0.last }
+        if let last = name.last, last.isNumber, lasts.filter({ $0 == last }).count == 1 { return String(last) }
+        let index = names.firstIndex(of: name) ?? 0
+        let symbols = Array("123456789abcdefghijklmnopqrstuvwxyz")
+        return String(symbols[index % symbols.count])
+    }
+
+    private static func drawNodes(
+        _ model: DashboardModel, ring: Ring, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
+    ) {
+        let inside = canvas.box(rect, title: "nodes")
+        guard inside.height >= 1 else { return }
+        let shares = ring.ownership()
+        var header = " node    state   tok  owns   keys  hints→     rps  p99ms"
+        if large { header += "  p50ms  sync     requests/s (30 s)" }
+        canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
+        for (i, name) in names.enumerated() where i + 1 < inside.height {
+            let row = inside.row + 1 + i
+            let node = model.nodes.first { $0.name == name }
+            let status = node?.status
+            let member = model.view?.members.first { $0.name == name }
+            let (state, stateStyle) = nodeState(node, member: member)
+            let answering = node?.answering ?? false
+            let share = shares[name].map { String(format: "%3.0f%%", $0 * 100) } ?? "  - "
+            let keys = answering ? "\(status?.keys ?? 0)" : "-"
+            let hints = answering ? hintsText(status?.hints) : "-"
+            let rps = answering ? String(format: "%.0f", node?.requestsPerSecond ?? 0) : "-"
+            let p99 = answering ? (status?.requests?.p99Ms).map { String(format: "%.1f", $0) } ?? "-" : "-"
+            var col = inside.col
+            func cell(_ text: String, _ width: Int, right: Bool = false, style: Canvas.Style = .plain) {
+                let clipped = String(text.prefix(width))
+                let padded = right ? String(repeating: " ", count: width - clipped.count) + clipped : clipped
+                canvas.put(padded, row: row, col: col, style: style, limit: inside.col + inside.width - col)
+                col += width + 1
+            }
+            col += 1
+            cell(name, 7, style: .bold)
+            cell(state, 7, style: stateStyle)
+            cell("\(member?.tokens.count ?? 0)", 3, right: true)
+            cell(share, 5, right: true)
+            cell(keys, 6, right: true)
+            cell(hints, 7, right: true, style: hints == "0" || hints == "-" ? .plain : .warn)
+            cell(rps, 7, right: true)
+            cell(p99, 6, right: true)
+            if large {
+                let p50 = answering ? (status?.requests?.p50Ms).map { String(format: "%.1f", $0) } ?? "-" : "-"
+                cell(p50, 6, right: true)
+                let (sync, syncStyle) = syncText(status?.antiEntropy, answering: answering)
+                cell(sync, 8, style: syncStyle)
+                cell(sparkline(node?.rateHistory ?? [], width: 30), 30, style: .accent)
+            }
+        }
+    }
+
+    private static func nodeState(_ node: DashboardModel.Node?, member: StatusDocument.MemberInfo?) -> (
+        String, Canvas.Style
+    ) {
+        guard let node else { return ("?", .dim) }
+        if node.running == false { return ("DOWN", .bad) }
+        guard node.answering else { return ("DOWN", .bad) }
+        let own = node.status?.members.first { $0.name == node.name }?.status ?? member?.status ?? "up"
+        switch own {
+        case "up": return ("up", .good)
+        case "down": return ("DOWN", .bad)
+        default: return (own, .warn)
+        }
+    }
+
+    static func hintsText(_ hints: StatusDocument.Hints?) -> String {
+        guard let hints, hints.pending > 0 else { return "0" }
+        if hints.byTarget.count == 1, let (target, count) = hints.byTarget.first { return "\(count)→\(target)" }
+        return "\(hints.pending)→\(hints.byTarget.count)"
+    }
+
+    private static func syncText(_ ae: StatusDocument.AntiEntropy?, answering: Bool) -> (String, Canvas.Style) {
+        guard answering, let ae else { return ("-", .dim) }
+        guard !ae.ranges.isEmpty else { return ("waiting", .dim) }
+        let differing = ae.ranges.filter { !$0.inSync }.reduce(0) { $0 + $1.keysDiffering }
+        return differing == 0 ? ("in sync", .good) : ("\(differing) diff", .warn)
+    }
+
+    static func sparkline(_ values: [Double], width: Int) -> String {
+        let recent = values.suffix(width)
+        guard let top = recent.max(), top > 0 else { return String(repeating: "▁", count: recent.count) }
+        let bars = Array("▁▂▃▄▅▆▇█")
+        return String(recent.map { bars[min(bars.count - 1, Int($0 / top * Double(bars.count - 1)))] })
+    }
+
+    /// Each answering node's view (row) of every member (column).
+    private static func drawGossip(
+        _ model: DashboardModel, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
+    ) {
+        let inside = canvas.box(rect, title: large ? "gossip: row's view of column (heartbeat age)" : "gossip: row sees col")
+        guard inside.height >= 2 else { return }
+        let cellWidth = large ? max(4, min(9, (inside.width - 5) / max(1, names.count))) : 3
+        var header = "    "
+        for name in names { header += String(name.prefix(cellWidth - 1)).padding(toLength: cellWidth, withPad: " ", startingAt: 0) }
+        canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
+        for (i, observer) in names.enumerated() where i + 1 < inside.height {
+            let row = inside.row + 1 + i
+            canvas.put(" " + String(observer.prefix(3)), row: row, col: inside.col, style: .bold)
+            for (j, member) in names.enumerated() {
+                let col = inside.col + 4 + j * cellWidth
+                guard col + cellWidth <= inside.col + inside.width + 1 else { break }
+                if observer == member {
+                    canvas.put("·", row: row, col: col, style: .dim)
+                    continue
+                }
+                guard let info = model.status(of: member, seenBy: observer) else {
+                    canvas.put("-", row: row, col: col, style: .dim)
+                    continue
+                }
+                let (letter, style) = gossipCell(info)
+                var text = letter
+                if large, cellWidth >= 6, let age = info.heartbeatAgeMs { text += " " + duration(age) }
+                canvas.put(text, row: row, col: col, style: style, limit: cellWidth - 1)
+            }
+        }
+        if large, inside.height > names.count + 1 {
+            canvas.put(
+                " U up  D down  J joining  L leaving  yellow: suspected (phi ≥ 4)", row: inside.row + names.count + 1,
+                col: inside.col, style: .dim, limit: inside.width)
+        }
+    }
+
+    private static func gossipCell(_ info: StatusDocument.MemberInfo) -> (String, Canvas.Style) {
+        switch info.status {
+        case "up": return ("U", (info.phi ?? 0) >= 4 || info.reachable == false ? .warn : .good)
+        case "down": return ("D", .bad)
+        case "joining": return ("J", .warn)
+        case "leaving": return ("L", .warn)
+        default: return ("?", .dim)
+        }
+    }
+
+    /// Hint queues (holder → target) and Merkle anti-entropy per replica pair.
+    private static func drawRepair(
+        _ model: DashboardModel, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
+    ) {
+        let inside = canvas.box(rect, title: "hints & anti-entropy")
+        guard inside.height >= 1 else { return }
+        var lines: [(String, Canvas.Style)] = []
+        var queues: [String] = []
+        var delivered = 0
+        for node in model.nodes where node.answering {
+            for (target, count) in (node.status?.hints.byTarget ?? [:]).sorted(by: { $0.key < $1.key }) where count > 0 {
+                queues.append("\(node.name)→\(target) \(count)")
+            }
+            delivered += node.status?.hints.delivered?.values.reduce(0, +) ?? 0
+        }
+        lines.append(
+            (
+                queues.isEmpty
+                    ? "hints: none waiting · \(delivered) delivered"
+                    : "hints waiting: \(queues.joined(separator: ", ")) · \(delivered) delivered",
+                queues.isEmpty ? .plain : .warn
+            ))
+        for pair in replicaPairs(model) {
+            let ago = pair.lastMsAgo.map { duration($0) + " ago" } ?? "never"
+            let name = "\(pair.a)↔\(pair.b)".padding(toLength: 8, withPad: " ", startingAt: 0)
+            if pair.differing == 0 {
+                lines.append(("\(name) \(pair.inSync)/\(pair.ranges) ranges in sync · \(ago)", .good))
+            } else {
+                let verb = (pair.lastMsAgo ?? .max) < 3_000 ? "repairing" : "differ"
+                lines.append(
+                    (
+                        "\(name) \(pair.inSync)/\(pair.ranges) in sync · \(pair.differing) keys \(verb) · \(ago)",
+                        .warn
+                    ))
+            }
+        }
+        if lines.count == 1 { lines.append(("anti-entropy: no exchange yet", .dim)) }
+        var totalRepaired = 0
+        for node in model.nodes where node.answering { totalRepaired += node.status?.antiEntropy?.keysRepaired ?? 0 }
+        if large { lines.append(("keys repaired by anti-entropy so far: \(totalRepaired)", .dim)) }
+        for (i, line) in lines.prefix(inside.height).enumerated() {
+            canvas.put(" " + line.0, row: inside.row + i, col: inside.col, style: line.1, limit: inside.width)
+        }
+        if lines.count > inside.height, inside.height > 1 {
+            canvas.put(" … \(lines.count - inside.height + 1) more", row: inside.row + inside.height - 1, col: inside.col, style: .dim, limit: inside.width)
+        }
+    }
+
+    struct PairSummary: Equatable {
+        var a: String
+        var b: String
+        var ranges = 0
+        var inSync = 0
+        var differing = 0
+        var lastMsAgo: UInt64?
+    }
+
+    /// Each replica pair's latest comparison of every range they share, from both sides.
+    static func replicaPairs(_ model: DashboardModel) -> [PairSummary] {
+        var latest: [String: [String: StatusDocument.AntiEntropy.Exchange]] = [:]
+        for node in model.nodes where node.answering {
+            for exchange in node.status?.antiEntropy?.ranges ?? [] {
+                let pair = [node.name, exchange.peer].sorted().joined(separator: "|")
+                if let seen = latest[pair]?[exchange.range], seen.lastComparedMsAgo <= exchange.lastComparedMsAgo {
+                    continue
+                }
+                latest[pair, default: [:]][exchange.range] = exchange
+            }
+        }
+        return latest.keys.sorted().map { pair in
+            let sides = pair.split(separator: "|").map(String.init)
+            var summary = PairSummary(a: sides[0], b: sides.count > 1 ? sides[1] : "?")
+            for exchange in latest[pair]!.values {
+                summary.ranges += 1
+                if exchange.inSync { summary.inSync += 1 } else { summary.differing += exchange.keysDiffering }
+                summary.lastMsAgo = min(summary.lastMsAgo ?? .max, exchange.lastComparedMsAgo)
+            }
+            return summary
+        }
+    }
+
+    private static func drawEvents(_ model: DashboardModel, into canvas: inout Canvas, _ rect: Rect) {
+        guard rect.height >= 3 else { return }
+        let inside = canvas.box(rect, title: "events")
+        let shown = model.events.suffix(inside.height)
+        for (i, event) in shown.enumerated() {
+            let style: Canvas.Style
+            switch event.kind {
+            case .failure: style = .bad
+            case .recovery: style = .good
+            case .hint: style = .warn
+            case .repair: style = .accent
+            case .conflict: style = .mark
+            case .console: style = .bold
+            case .info: style = .plain
+            }
+            canvas.put(clock(event.timeMs), row: inside.row + i, col: inside.col, style: .dim)
+            canvas.put(event.text, row: inside.row + i, col: inside.col + 9, style: style, limit: inside.width - 9)
+        }
+    }
+
+    private static func drawOutput(_ output: [String], into canvas: inout Canvas, rows: Range<Int>) {
+        guard !rows.isEmpty else { return }
+        let shown = output.suffix(rows.count)
+        for (i, line) in shown.enumerated() {
+            let style: Canvas.Style =
+                line.hasPrefix("error") ? .bad : line.hasPrefix("ok") ? .good : line.hasPrefix("dynamo>") ? .dim : .plain
+            canvas.put(line, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: style)
+        }
+    }
+
+    private static func drawHelp(into canvas: inout Canvas) {
+        var lines = Command.reference.map { "\($0.usage.padding(toLength: 24, withPad: " ", startingAt: 0)) \($0.summary)" }
+        lines += [
+            "",
+            "keys: Tab completes commands, node names and recent keys; ↑↓ history;",
+            "      Ctrl-R searches history; ? or Esc closes this help; quit or Ctrl-C exits.",
+        ]
+        let width = min(canvas.width - 4, (lines.map(\.count).max() ?? 0) + 4)
+        let height = min(canvas.height - 2, lines.count + 2)
+        let rect = Rect(row: max(1, (canvas.height - height) / 2), col: (canvas.width - width) / 2, width: width, height: height)
+        for y in rect.row..<(rect.row + rect.height) {
+            canvas.put(String(repeating: " ", count: rect.width), row: y, col: rect.col)
+        }
+        let inside = canvas.box(rect, title: "help · every command (help COMMAND at the prompt)", titleStyle: .accent)
+        for (i, line) in lines.prefix(inside.height).enumerated() {
+            canvas.put(" " + line, row: inside.row + i, col: inside.col, limit: inside.width)
+        }
+    }
+
+    // MARK: Formatting
+
+    /// Local wall-clock time as HH:MM:SS.
+    static func clock(_ ms: UInt64) -> String {
+        var seconds = time_t(ms / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+
+    /// 0.4s, 12s, 3m, 2h.
+    static func duration(_ ms: UInt64) -> String {
+        if ms < 10_000 { return String(format: "%.1fs", Double(ms) / 1000) }
+        if ms < 120_000 { return "\(ms / 1000)s" }
+        if ms < 7_200_000 { return "\(ms / 60_000)m" }
+        return "\(ms / 3_600_000)h"
+    }
+}

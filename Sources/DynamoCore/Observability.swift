@@ -1,0 +1,55 @@
+/// What a node remembers for people watching it: its recent events and how fast it
+/// serves clients. Pure values; the node runtime feeds them, the admin API shows them.
+
+/// The last `capacity` events, numbered so a watcher can ask for only the new ones.
+public struct EventLog: Sendable {
+    public let capacity: Int
+    public private(set) var entries: [EventsDocument.Event] = []
+    /// The sequence number the next event gets (numbers start at 1).
+    public private(set) var nextSeq: UInt64 = 1
+
+    public init(capacity: Int = 512) { self.capacity = capacity }
+
+    public mutating func append(_ text: String, wallMs: UInt64) {
+        entries.append(.init(seq: nextSeq, timeMs: wallMs, text: text))
+        nextSeq += 1
+        if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
+    }
+
+    /// Events numbered above `seq`, oldest first, at most `limit` of the newest.
+    public func since(_ seq: UInt64, limit: Int = 200) -> [EventsDocument.Event] {
+        Array(entries.filter { $0.seq > seq }.suffix(limit))
+    }
+}
+
+/// Client requests served, and the latency of the most recent ones.
+public struct RequestStats: Sendable {
+    public private(set) var gets: UInt64 = 0
+    public private(set) var writes: UInt64 = 0
+    /// Latencies in microseconds of the last `window` requests (a ring).
+    private var recent: [UInt64] = []
+    private var next = 0
+    private let window: Int
+
+    public init(window: Int = 1024) { self.window = window }
+
+    public mutating func record(isRead: Bool, micros: UInt64) {
+        if isRead { gets += 1 } else { writes += 1 }
+        if recent.count < window {
+            recent.append(micros)
+        } else {
+            recent[next] = micros
+            next = (next + 1) % window
+        }
+    }
+
+    public var document: StatusDocument.Requests {
+        let sorted = recent.sorted()
+        func quantile(_ q: Double) -> Double? {
+            guard !sorted.isEmpty else { return nil }
+            let index = min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)
+            return Double(sorted[max(0, index)]) / 1000
+        }
+        return .init(gets: gets, writes: writes, p50Ms: quantile(0.5), p99Ms: quantile(0.99))
+    }
+}
