@@ -30,6 +30,8 @@ let package = Package(
             path: "Sources/CRocksDB",
             providers: [.apt(["librocksdb-dev"])]
         ),
+        .systemLibrary(name: "CNcurses", path: "Sources/CNcurses", providers: [.apt(["libncursesw5-dev"])]),
+        .systemLibrary(name: "CReadline", path: "Sources/CReadline", providers: [.apt(["libreadline-dev"])]),
 
         // The pure core: ring, clocks, objects and protocol state machines. No I/O.
         .target(name: "DynamoCore", swiftSettings: optimizedSettings),
@@ -74,11 +76,20 @@ let package = Package(
             dependencies: ["DynamoClient", "DynamoCore"],
             swiftSettings: swiftSettings
         ),
-        // The console: REPL commands and session (the dashboard comes with issue 5).
+        // The console: REPL commands and session, the dashboard's model and its pure drawing.
         .target(
             name: "DynamoConsole",
             dependencies: [
                 "DynamoClient", "DynamoCore", "DynamoLauncher",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The console's terminal shell: the dashboard painted with ncurses, readline's prompt.
+        .target(
+            name: "DynamoTerminal",
+            dependencies: [
+                "DynamoConsole", "CNcurses", "CReadline",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -95,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "dynamo",
             dependencies: [
-                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole",
+                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

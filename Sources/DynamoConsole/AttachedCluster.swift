@@ -28,6 +28,7 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
     public func processRunning(_ name: String) -> Bool? { nil }
 
     public func kill(_ name: String) throws { throw refuse("kill") }
+    public func wipe(_ name: String) throws { throw refuse("wipe") }
     public func stop(_ name: String) throws { throw refuse("stop") }
     public func restart(_ name: String) throws { throw refuse("restart") }
     public func addNode(_ name: String?) throws -> String { throw refuse("add-node") }

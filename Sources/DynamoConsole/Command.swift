@@ -22,6 +22,12 @@ public enum Command: Equatable, Sendable {
     case restart(String)
     case addNode(String?)
     case remove(String)
+    /// Write COUNT keys PREFIX1...PREFIXCOUNT (to watch ranges fill, move and repair).
+    case fill(String, Int)
+    /// What one node stores itself for a key (no quorum).
+    case local(String, String)
+    /// Kill a node, delete its data directory and start it again, empty.
+    case wipe(String)
     case quit
 
     /// Every command with its usage and what it does, for `help` and completion.
@@ -29,7 +35,7 @@ public enum Command: Equatable, Sendable {
         ("help", "help [COMMAND]", "list the commands, or explain one"),
         ("status", "status", "each node's view of the cluster: members, keys, hints"),
         ("get", "get KEY", "read a key; siblings are shown numbered with their clocks"),
-        ("put", "put KEY VALUE", "write a value without context (a sibling of whatever is there)"),
+        ("put", "put KEY VALUE", "read the key, then write VALUE with that context (replacing what was read)"),
         ("delete", "delete KEY", "delete what a read of the key returns"),
         ("preflist", "preflist KEY", "the key's ring position and its N home nodes"),
         ("use", "use NODE", "send requests to NODE (any node can coordinate)"),
@@ -48,6 +54,9 @@ public enum Command: Equatable, Sendable {
         ("restart", "restart NODE", "start a stopped or killed node again, same name and data"),
         ("add-node", "add-node [NAME]", "start a new node; it joins and takes its ranges"),
         ("remove", "remove NODE", "the node leaves: hands its ranges to others, then exits"),
+        ("fill", "fill PREFIX COUNT", "write COUNT keys PREFIX1..PREFIXCOUNT (values v1..)"),
+        ("local", "local NODE KEY", "what NODE itself stores for KEY, without a quorum"),
+        ("wipe", "wipe NODE", "kill NODE, delete its data directory, start it again empty"),
         ("quit", "quit", "leave the console (nodes it started are stopped)"),
     ]
 
@@ -99,6 +108,15 @@ public enum Command: Equatable, Sendable {
         case "add-node", "add":
             return words.count <= 1 ? .success(.addNode(words.first)) : .failure(usage("add-node"))
         case "remove", "leave": return one(Command.remove)
+        case "fill":
+            guard words.count == 2, let count = Int(words[1]), (1...100_000).contains(count) else {
+                return .failure(usage("fill"))
+            }
+            return .success(.fill(words[0], count))
+        case "local":
+            let split = rest.split(separator: " ", maxSplits: 1).map(String.init)
+            return split.count == 2 ? .success(.local(split[0], split[1])) : .failure(usage("local"))
+        case "wipe": return one(Command.wipe)
         case "quit", "exit", "q": return .success(.quit)
         default:
             return .failure(CommandError("unknown command '\(name)'; type help for the list"))
@@ -108,6 +126,12 @@ public enum Command: Equatable, Sendable {
     static func usage(_ name: String) -> CommandError {
         let entry = reference.first { $0.name == name }
         return CommandError("usage: \(entry?.usage ?? name)")
+    }
+
+    /// Whether `word` starts a command (names and their aliases).
+    public static func isCommandWord(_ word: String) -> Bool {
+        if case .failure(let error) = parse(word), error.message.hasPrefix("unknown command") { return false }
+        return true
     }
 
     /// Command names that start with `prefix`, for tab completion.

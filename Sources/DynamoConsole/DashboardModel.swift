@@ -97,6 +97,33 @@ public struct DashboardModel: Sendable {
         return node.status?.members.first { $0.name == member }
     }
 
+    /// Adds an event; "A marks C down" right after "B marks C down" becomes "A,B mark C down",
+    /// so a failure seen by every node is one line, not one per observer.
+    public mutating func record(_ event: Event) {
+        if let (observer, rest) = Self.marking(event.text) {
+            for index in events.indices.suffix(8).reversed() {
+                let earlier = events[index]
+                guard event.timeMs <= earlier.timeMs + 3_000, let (observers, earlierRest) = Self.marking(earlier.text),
+                    earlierRest == rest
+                else { continue }
+                let names = observers.split(separator: ",").map(String.init)
+                if !names.contains(observer) {
+                    events[index].text = (names + [observer]).joined(separator: ",") + " mark " + rest
+                }
+                return
+            }
+        }
+        events.append(event)
+    }
+
+    /// ("n4", "n3 down") from "n4 marks n3 down (…)" or "n1,n4 mark n3 down".
+    static func marking(_ text: String) -> (String, String)? {
+        let words = text.split(separator: " ", maxSplits: 2).map(String.init)
+        guard words.count == 3, words[1] == "marks" || words[1] == "mark" else { return nil }
+        let rest = words[2].split(separator: " ").prefix(2).joined(separator: " ")
+        return (words[0], rest)
+    }
+
     /// Sets the focus to `key` and its first N nodes on the current ring.
     public mutating func focus(on key: String) {
         let bytes = Array(key.utf8)
@@ -157,6 +184,14 @@ public final class ClusterWatcher: Sendable {
         }
     }
 
+    /// Forgets everything polled (the cluster was replaced by a new one).
+    public func reset() {
+        let names = cluster.nodeNames
+        state.withLockedValue { state in
+            state = State(model: DashboardModel(nodes: names.map { .init(name: $0) }))
+        }
+    }
+
     public func focus(on key: String) {
         state.withLockedValue { state in
             state.model.focus(on: key)
@@ -200,6 +235,7 @@ public final class ClusterWatcher: Sendable {
             for name in names where !model.nodes.contains(where: { $0.name == name }) {
                 model.nodes.append(.init(name: name))
             }
+            model.nodes.removeAll { !names.contains($0.name) }
             var fresh: [DashboardModel.Event] = []
             for index in model.nodes.indices {
                 let name = model.nodes[index].name
@@ -248,7 +284,7 @@ public final class ClusterWatcher: Sendable {
     }
 
     private static func append(_ events: [DashboardModel.Event], to model: inout DashboardModel) {
-        model.events += events
+        for event in events { model.record(event) }
         if model.events.count > eventLimit { model.events.removeFirst(model.events.count - eventLimit) }
     }
 

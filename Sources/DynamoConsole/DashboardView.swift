@@ -63,7 +63,7 @@ public enum DashboardView {
             row += middleHeight
         }
         let remaining = height - 1 - row
-        let outputRows = min(max(2, remaining * 3 / 5), remaining - 3)
+        let outputRows = min(max(2, remaining / 2), remaining - 2)
         drawEvents(model, into: &canvas, Rect(row: row, col: 0, width: width, height: remaining - outputRows))
         drawOutput(output, into: &canvas, rows: (height - 1 - outputRows)..<(height - 1))
         if options.help { drawHelp(into: &canvas) }
@@ -75,7 +75,7 @@ public enum DashboardView {
     private static func drawHeader(_ model: DashboardModel, names: [String], into canvas: inout Canvas) {
         let up = model.nodes.filter(\.answering).count
         var parts = ["dynamo", "\(model.nodes.count) nodes, \(up) up"]
-        if let q = model.quorum { parts.append("N\(q.n) R\(q.r) W\(q.w)") }
+        if let q = model.quorum { parts.append("N\(q.n) R\(q.r) W\(q.w) \(q.sloppy == false ? "strict" : "sloppy")") }
         if let partition = model.partition { parts.append("partition \(partition)") }
         parts.append(clock(model.nowMs))
         let left = " " + parts.joined(separator: " · ")
@@ -160,8 +160,8 @@ public enum DashboardView {
         let inside = canvas.box(rect, title: "nodes")
         guard inside.height >= 1 else { return }
         let shares = ring.ownership()
-        var header = " node    state   tok  owns   keys  hints→     rps  p99ms"
-        if large { header += "  p50ms  sync     requests/s (30 s)" }
+        var header = " node  state   tok owns   keys hints→   rps p99ms"
+        if large { header += " p50ms sync     requests/s (last 30 polls)" }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
         for (i, name) in names.enumerated() where i + 1 < inside.height {
             let row = inside.row + 1 + i
@@ -183,17 +183,17 @@ public enum DashboardView {
                 col += width + 1
             }
             col += 1
-            cell(name, 7, style: .bold)
+            cell(name, 5, style: .bold)
             cell(state, 7, style: stateStyle)
             cell("\(member?.tokens.count ?? 0)", 3, right: true)
-            cell(share, 5, right: true)
+            cell(share, 4, right: true)
             cell(keys, 6, right: true)
-            cell(hints, 7, right: true, style: hints == "0" || hints == "-" ? .plain : .warn)
-            cell(rps, 7, right: true)
-            cell(p99, 6, right: true)
+            cell(hints, 6, right: true, style: hints == "0" || hints == "-" ? .plain : .warn)
+            cell(rps, 5, right: true)
+            cell(p99, 5, right: true)
             if large {
                 let p50 = answering ? (status?.requests?.p50Ms).map { String(format: "%.1f", $0) } ?? "-" : "-"
-                cell(p50, 6, right: true)
+                cell(p50, 5, right: true)
                 let (sync, syncStyle) = syncText(status?.antiEntropy, answering: answering)
                 cell(sync, 8, style: syncStyle)
                 cell(sparkline(node?.rateHistory ?? [], width: 30), 30, style: .accent)
@@ -326,7 +326,10 @@ public enum DashboardView {
             canvas.put(" " + line.0, row: inside.row + i, col: inside.col, style: line.1, limit: inside.width)
         }
         if lines.count > inside.height, inside.height > 1 {
-            canvas.put(" … \(lines.count - inside.height + 1) more", row: inside.row + inside.height - 1, col: inside.col, style: .dim, limit: inside.width)
+            let more = " … \(lines.count - inside.height + 1) more"
+            canvas.put(
+                more.padding(toLength: inside.width, withPad: " ", startingAt: 0), row: inside.row + inside.height - 1,
+                col: inside.col, style: .dim, limit: inside.width)
         }
     }
 
@@ -363,9 +366,13 @@ public enum DashboardView {
         }
     }
 
+    /// A titled rule and the newest events under it (no box: every row counts at 80x24).
     private static func drawEvents(_ model: DashboardModel, into canvas: inout Canvas, _ rect: Rect) {
-        guard rect.height >= 3 else { return }
-        let inside = canvas.box(rect, title: "events")
+        guard rect.height >= 2 else { return }
+        let rule: Character = canvas.unicode ? "─" : "-"
+        canvas.put(String(repeating: rule, count: rect.width), row: rect.row, col: rect.col, style: .dim)
+        canvas.put("events", row: rect.row, col: rect.col + 1, style: .title)
+        let inside = Rect(row: rect.row + 1, col: rect.col, width: rect.width, height: rect.height - 1)
         let shown = model.events.suffix(inside.height)
         for (i, event) in shown.enumerated() {
             let style: Canvas.Style
@@ -388,7 +395,10 @@ public enum DashboardView {
         let shown = output.suffix(rows.count)
         for (i, line) in shown.enumerated() {
             let style: Canvas.Style =
-                line.hasPrefix("error") ? .bad : line.hasPrefix("ok") ? .good : line.hasPrefix("dynamo>") ? .dim : .plain
+                line.hasPrefix("error") ? .bad
+                : line.hasPrefix("ok") ? .good
+                : line.hasPrefix("»") ? .accent
+                : line.hasPrefix("dynamo>") || line.hasPrefix("resolve>") ? .dim : .plain
             canvas.put(line, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: style)
         }
     }

@@ -33,6 +33,19 @@ public enum Render {
         return "error \(result.status): \(result.error ?? "")"
     }
 
+    /// `trace: asked n1 n2 n5 (hint for n3) · answered n1 n5`: who the coordinator asked,
+    /// fallbacks with the node they stand in for, and who answered in time.
+    public static func trace(asked: [String], answered: [String], verb: String) -> String {
+        let askedText = asked.map { entry -> String in
+            let parts = entry.split(separator: ">", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? "\(parts[0]) (fallback, hint for \(parts[1]))" : entry
+        }
+        let missing = asked.map { String($0.split(separator: ">")[0]) }.filter { !answered.contains($0) }
+        var text = "trace: asked \(askedText.joined(separator: " ")) · \(verb) \(answered.joined(separator: " "))"
+        if !missing.isEmpty { text += " · not waited for: \(missing.joined(separator: " ")) (quorum met, or no answer)" }
+        return text
+    }
+
     public static func clock(_ clock: [String: UInt64]) -> String {
         clock.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
     }

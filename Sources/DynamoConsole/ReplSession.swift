@@ -13,6 +13,8 @@ public protocol ClusterControl: AnyObject, Sendable {
     func addNode(_ name: String?) throws -> String
     /// Whether the node's process runs (nil: the console did not start it).
     func processRunning(_ name: String) -> Bool?
+    /// Kills the node, deletes its data directory and starts it again.
+    func wipe(_ name: String) throws
 }
 
 extension LocalCluster: ClusterControl {
@@ -42,6 +44,13 @@ extension LocalCluster: ClusterControl {
         try launch(name)
     }
 
+    public func wipe(_ name: String) throws {
+        try known(name)
+        stop(name, .kill)
+        if let directory = spec(name)?.dataDir { try? FileManager.default.removeItem(atPath: directory) }
+        try launch(name)
+    }
+
     public func addNode(_ name: String?) throws -> String {
         if let name, names.contains(name) { throw CommandError("there is already a node named \(name)") }
         let spec = try addNode(name: name)
@@ -60,8 +69,18 @@ public final class ReplSession: @unchecked Sendable {
     public private(set) var tracing = false
     /// The last read that returned several versions, for `resolve`.
     private var pending: (key: String, context: String?, siblings: [SiblingDocument.Sibling])?
+    /// True right after a read showed siblings: the next line may resolve them.
+    public private(set) var resolving = false
+
+    /// `resolve> ` while siblings wait for a choice, else `dynamo> `.
+    public var prompt: String { resolving ? "resolve> " : "dynamo> " }
+
     /// Keys used recently, for completion.
     public private(set) var recentKeys: [String] = []
+    /// What this session did to the cluster, for the dashboard's event log (taken once).
+    private var events: [String] = []
+    /// The partition last injected, as typed; empty after `heal`; nil when untouched.
+    public private(set) var partitionText: String?
 
     public init(cluster: any ClusterControl) {
         self.cluster = cluster
@@ -70,6 +89,18 @@ public final class ReplSession: @unchecked Sendable {
 
     /// Runs one line; returns what to print and whether the session should end.
     public func run(_ line: String) async -> (output: [String], quit: Bool) {
+        if resolving {
+            // Right after a read with siblings the prompt is `resolve>`: a number keeps that
+            // sibling, Enter leaves them, a command runs as usual, anything else is the
+            // merged value.
+            resolving = false
+            let trimmed = line.trimmed()
+            if trimmed.isEmpty { return (["left as is: the siblings stay until a write with their context"], false) }
+            let word = trimmed.split(separator: " ").first.map { String($0).lowercased() } ?? ""
+            if Int(trimmed) != nil || !Command.isCommandWord(word) {
+                return await run("resolve \(trimmed)")
+            }
+        }
         switch Command.parse(line) {
         case .failure(let error):
             return (error.message.isEmpty ? [] : ["error: \(error.message)"], false)
@@ -84,6 +115,12 @@ public final class ReplSession: @unchecked Sendable {
                 return (["error: \(error)"], false)
             }
         }
+    }
+
+    /// The session's actions since the last call (partitions, kills, restarts...).
+    public func takeEvents() -> [String] {
+        defer { events = [] }
+        return events
     }
 
     private func remember(_ key: String) {
@@ -129,17 +166,22 @@ public final class ReplSession: @unchecked Sendable {
         case .get(let key):
             remember(key)
             let result = try await client.get(Array(key.utf8), r: r)
+            let trace = tracing ? [Render.trace(asked: result.asked, answered: result.replicas, verb: "answered")] : []
             if result.status == 300, let document = result.document {
                 pending = (key, result.context, document.siblings)
-                return Render.read(result).split(separator: "\n").map(String.init) + [
-                    "resolve: resolve N keeps sibling N; resolve VALUE writes a merged value"
+                resolving = true
+                return Render.read(result).split(separator: "\n").map(String.init) + trace + [
+                    "resolve: type a number to keep that sibling, or a merged value, or Enter to leave as is"
                 ]
             }
             pending = nil
-            return Render.read(result).split(separator: "\n").map(String.init)
+            return Render.read(result).split(separator: "\n").map(String.init) + trace
         case .put(let key, let value):
+            // Like a real client: read first, then write with the context of what was read,
+            // so the write supersedes it (a blind write would only add a sibling).
             remember(key)
-            return render(try await client.put(Array(key.utf8), value: Array(value.utf8), w: w))
+            let context = try await client.get(Array(key.utf8), r: r).context
+            return render(try await client.put(Array(key.utf8), value: Array(value.utf8), context: context, w: w))
         case .delete(let key):
             remember(key)
             let context = try await client.get(Array(key.utf8), r: r).context
@@ -175,29 +217,61 @@ public final class ReplSession: @unchecked Sendable {
             for (name, drop) in FaultsDocument.partition(groups, of: cluster.nodeNames) {
                 try? await cluster.client(name).setFaults(drop: drop)
             }
-            return ["partitioned: " + groups.map { $0.joined(separator: ",") }.joined(separator: " | ")]
+            let text = groups.map { $0.joined(separator: ",") }.joined(separator: " | ")
+            partitionText = text
+            events.append("partition injected: \(text)")
+            return ["partitioned: " + text]
         case .isolate(let name):
             _ = try node(name)
             return try await execute(.partition([[name], cluster.nodeNames.filter { $0 != name }]))
         case .heal:
             for name in cluster.nodeNames { try? await cluster.client(name).setFaults(drop: []) }
+            partitionText = ""
+            events.append("partition healed")
             return ["healed: every node talks to every node"]
         case .kill(let name):
             try cluster.kill(name)
+            events.append("\(name) killed (SIGKILL) from the console")
             return ["\(name) killed (SIGKILL)"]
         case .stop(let name):
             try cluster.stop(name)
+            events.append("\(name) stopped (SIGTERM) from the console")
             return ["\(name) stopped"]
         case .restart(let name):
             try cluster.restart(name)
+            events.append("\(name) restarted from the console")
             return ["\(name) restarting"]
         case .addNode(let name):
             let added = try cluster.addNode(name)
+            events.append("\(added) added: joining")
             return ["\(added) starting; it joins and takes its ranges"]
         case .remove(let name):
             let result = try await cluster.client(try node(name)).raw(.POST, "/admin/leave")
             guard result.status == 202 else { throw CommandError("\(name) refused to leave: \(result.bodyText)") }
+            events.append("\(name) asked to leave")
             return ["\(name) is leaving: handing its ranges to the others, then it exits"]
+        case .fill(let prefix, let count):
+            var failed = 0
+            for i in 1...count {
+                let result = try await client.put(Array("\(prefix)\(i)".utf8), value: Array("v\(i)".utf8), w: w)
+                if !result.succeeded { failed += 1 }
+            }
+            events.append("filled \(count) keys \(prefix)1..\(prefix)\(count)")
+            return ["ok: wrote \(count - failed) of \(count) keys \(prefix)1..\(prefix)\(count) via \(node)"]
+                + (failed > 0 ? ["error: \(failed) writes failed"] : [])
+        case .local(let name, let key):
+            remember(key)
+            guard let document = try await cluster.client(try node(name)).local(Array(key.utf8)) else {
+                return ["\(name) stores nothing for \(key)"]
+            }
+            return ["\(name) stores \(document.siblings.count) version(s) of \(key):"]
+                + document.siblings.map { sibling in
+                    "  \(sibling.deleted ? "<deleted>" : Render.printable(sibling.bytes ?? []))    clock \(Render.clock(sibling.clock))"
+                }
+        case .wipe(let name):
+            try cluster.wipe(name)
+            events.append("\(name) wiped: killed, data deleted, restarted empty")
+            return ["\(name) wiped and restarting empty: it rejoins and pulls its ranges back"]
         case .quit:
             return []
         }
@@ -214,6 +288,7 @@ public final class ReplSession: @unchecked Sendable {
     private func render(_ result: WriteResponse) -> [String] {
         var lines = Render.write(result).split(separator: "\n").map(String.init)
         if !tracing, result.succeeded { lines.removeLast() }  // the context line, unless tracing
+        if tracing { lines.append(Render.trace(asked: result.asked, answered: result.replicas, verb: "acknowledged")) }
         return lines
     }
 }

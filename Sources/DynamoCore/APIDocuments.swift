@@ -102,8 +102,11 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         public var r: Int
         public var w: Int
         public var policy: String
+        /// False when the quorum is strict (`--sloppy-quorum off`).
+        public var sloppy: Bool?
 
-        public init(n: Int, r: Int, w: Int, policy: String) {
+        public init(n: Int, r: Int, w: Int, policy: String, sloppy: Bool? = nil) {
+            self.sloppy = sloppy
             self.n = n
             self.r = r
             self.w = w

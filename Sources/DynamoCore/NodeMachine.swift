@@ -487,7 +487,9 @@ public struct NodeMachine: Sendable {
             case .down where dropped.contains(member.name): detail = " (cut off by a partition)"
             case .down:
                 let phi = membership.detector.phi(of: member.name, at: now.monotonicMs)
-                detail = phi.isFinite ? " (phi \((phi * 10).rounded() / 10))" : " (it did not answer)"
+                detail =
+                    phi >= membership.detector.threshold && phi.isFinite
+                    ? " (phi \((phi * 10).rounded() / 10))" : " (its requests went unanswered)"
             default: detail = ""
             }
             actions.append(.event("\(name) marks \(member.name) \(status.rawValue)\(detail)"))

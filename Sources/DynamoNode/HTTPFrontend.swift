@@ -332,7 +332,8 @@ extension NodeRuntime {
                 pending: hintCounts.values.reduce(0, +), byTarget: hintCounts, delivered: machine.hintsDelivered),
             keys: store.keyCount,
             quorum: .init(
-                n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue),
+                n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue,
+                sloppy: config.sloppyQuorum),
             joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document)
     }
 

@@ -18,14 +18,17 @@ public struct NodeConfig: Sendable {
     public var maxKeyBytes: Int
     public var maxValueBytes: Int
     public var durability: Durability
+    /// Off: a strict quorum (home nodes only, no hinted handoff).
+    public var sloppyQuorum: Bool
 
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,
         seeds: [String] = [], tokens: Int = 8, quorum: QuorumConfig = QuorumConfig(),
         clocks: ClockPolicy = ClockPolicy(), gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000,
         antiEntropyIntervalMs: UInt64 = 10_000, maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
-        durability: Durability = .coordinator
+        durability: Durability = .coordinator, sloppyQuorum: Bool = true
     ) {
+        self.sloppyQuorum = sloppyQuorum
         self.name = name
         self.host = host
         self.peerPort = peerPort

@@ -55,7 +55,8 @@ final class NodeRuntime: @unchecked Sendable {
             clocks: config.clocks, gossipIntervalMs: config.gossipIntervalMs, hintIntervalMs: config.hintIntervalMs,
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all,
-            freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs)
+            freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
+            hintedHandoff: config.sloppyQuorum)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }

@@ -38,6 +38,12 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("durable-writes"), help: "Which replica writes are fsynced: all, coordinator, none.")
     var durableWrites = "coordinator"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(
+        name: .customLong("sloppy-quorum"),
+        help:
+            "on: the first N healthy nodes serve a key, fallbacks keeping hints (Dynamo); off: only its N home nodes count (a strict quorum, no hinted handoff)."
+    )
+    var sloppyQuorum = "on"
 
     func validate() throws {
         guard !name.isEmpty, name.utf8.count <= 64, !name.contains(",") else {
@@ -55,6 +61,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard Durability(rawValue: durableWrites) != nil else {
             throw ValidationError("--durable-writes must be all, coordinator or none")
         }
+        guard ["on", "off"].contains(sloppyQuorum) else { throw ValidationError("--sloppy-quorum must be on or off") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         for seed in seedList where seed.split(separator: ":").count != 2 || Int(seed.split(separator: ":")[1]) == nil {
             throw ValidationError("seed '\(seed)' is not HOST:PORT")
@@ -84,7 +91,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             clocks: ClockPolicy(maxEntries: clockMaxEntries, conflicts: ConflictPolicy(rawValue: policy)!),
             gossipIntervalMs: gossipIntervalMs, hintIntervalMs: hintIntervalMs,
             antiEntropyIntervalMs: antiEntropyIntervalMs, maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
-            durability: Durability(rawValue: durableWrites)!)
+            durability: Durability(rawValue: durableWrites)!, sloppyQuorum: sloppyQuorum == "on")
 
         let server: DynamoNodeServer
         do {

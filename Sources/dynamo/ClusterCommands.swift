@@ -2,6 +2,7 @@ import ArgumentParser
 import DynamoClient
 import DynamoConsole
 import DynamoLauncher
+import DynamoTerminal
 import Foundation
 
 /// The state file `dynamo cluster start` leaves behind, so `stop` and `status` find the nodes.
@@ -133,41 +134,63 @@ struct ClusterCommand: AsyncParsableCommand {
     }
 }
 
-/// `dynamo console`: starts a local cluster and opens a prompt on it (the REPL's commands;
-/// the live ncurses dashboard arrives with issue 5). Quitting, Ctrl-C or SIGTERM stops
-/// every node it started; if the console crashes, the nodes notice and exit too.
+/// `dynamo console`: starts a local cluster (or attaches to one) and opens the live
+/// dashboard with a prompt. Quitting, Ctrl-C or SIGTERM stops every node it started; if
+/// the console crashes, the nodes notice and exit too. Without a terminal (or with
+/// `--plain`) it is the plain prompt of `dynamo repl`.
 struct Console: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a local cluster and explore it at a prompt.")
+    static let configuration = CommandConfiguration(
+        abstract: "Start a local cluster and explore it: live dashboard and a prompt (help lists the commands).")
     @OptionGroup var options: ClusterOptions
+    @Option(help: "HTTP address (HOST:PORT) of a node of a running cluster to attach to instead.") var attach: String?
+    @Flag(help: "No dashboard: a plain prompt (also when standard output is not a terminal).") var plain = false
 
     func run() async throws {
-        let cluster = try options.makeCluster(exitWithParent: true)
-        say("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
-        do {
-            try await cluster.start(count: options.nodes)
-        } catch {
-            cluster.stopAll(.kill)
-            throw error
+        let control: any ClusterControl
+        var started: LocalCluster?
+        var banner: [String] = []
+        if let attach {
+            control = try await AttachedCluster(address: attach)
+            banner.append("attached to \(attach): \(control.nodeNames.joined(separator: " "))")
+        } else {
+            let cluster = try options.makeCluster(exitWithParent: true)
+            say("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
+            do {
+                try await cluster.start(count: options.nodes)
+            } catch {
+                cluster.stopAll(.kill)
+                throw error
+            }
+            try ClusterState.save(cluster, to: options.dir)
+            started = cluster
+            control = cluster
+            for name in cluster.names {
+                let spec = cluster.spec(name)!
+                banner.append("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
+            }
         }
-        try ClusterState.save(cluster, to: options.dir)
+        banner.append("ring converged. Type help for the commands (? for the overlay), quit to stop every node.")
         let statePath = ClusterState.path(options.dir)
+        let ours = started
         let shutdown: @Sendable () -> Void = {
-            cluster.stopAll()
-            try? FileManager.default.removeItem(atPath: statePath)
+            ours?.stopAll()
+            if ours != nil { try? FileManager.default.removeItem(atPath: statePath) }
         }
-        // Ctrl-C or SIGTERM while waiting at the prompt: stop the nodes, then exit.
-        onInterrupt {
-            say("\nstopping nodes...")
-            shutdown()
-            Foundation.exit(0)
+        let session = ReplSession(cluster: control)
+        if plain || isatty(1) != 1 || isatty(0) != 1 || ProcessInfo.processInfo.environment["TERM"] == "dumb" {
+            onInterrupt {
+                say("\nstopping nodes...")
+                shutdown()
+                Foundation.exit(0)
+            }
+            for line in banner { say(line) }
+            await runPrompt(session, script: nil, interactive: isatty(0) == 1)
+        } else {
+            let screen = TerminalConsole(session: session, watcher: ClusterWatcher(cluster: control), banner: banner)
+            onInterrupt { screen.requestQuit() }
+            await screen.run()
         }
-        for name in cluster.names {
-            let spec = cluster.spec(name)!
-            say("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
-        }
-        say("ring converged. Type help for the commands, quit to stop every node.")
-        await runPrompt(ReplSession(cluster: cluster), script: nil, interactive: true)
-        say("stopping nodes...")
+        if started != nil { say("stopping nodes...") }
         shutdown()
     }
 }

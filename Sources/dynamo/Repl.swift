@@ -1,6 +1,7 @@
 import ArgumentParser
 import DynamoConsole
 import DynamoLauncher
+import DynamoTerminal
 import Foundation
 
 /// `dynamo repl`: the console's command line without the dashboard; also runs scripts.
@@ -53,12 +54,14 @@ func runPrompt(_ session: ReplSession, script lines: [String]?, interactive: Boo
             line = index < lines.count ? lines[index] : nil
             index += 1
         } else {
-            if interactive { say("dynamo> ", newline: false) }
-            line = readLine()
+            line =
+                interactive
+                ? readEditedLine(prompt: session.prompt, nodes: session.cluster.nodeNames, keys: session.recentKeys)
+                : readLine()
         }
         guard let line else { break }
         if line.hasPrefix("#") { continue }
-        if !interactive, !line.trimmingCharacters(in: .whitespaces).isEmpty { say("dynamo> \(line)") }
+        if !interactive, !line.trimmingCharacters(in: .whitespaces).isEmpty { say("\(session.prompt)\(line)") }
         let (output, quit) = await session.run(line)
         for text in output { say(text) }
         if quit { break }

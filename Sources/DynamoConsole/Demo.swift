@@ -1,0 +1,203 @@
+import DynamoCore
+import Foundation
+
+/// A narrated classroom scenario from `Demos/NAME.demo`.
+///
+/// The file is console commands plus a few directives, one per line:
+/// `title TEXT`; `cluster NODES [dynamo-node flags]` (start a fresh local cluster; a demo
+/// may start several); `> TEXT` narration (`>` alone: a blank line); `pause` (wait for
+/// Enter, skipped with `--no-pause`); `expect TEXT` (the previous command's output must
+/// contain TEXT, so every demo checks itself); `wait CONDITION` (poll until it holds, at
+/// most 30 s): `NODE down`, `NODE up`, `no-hints`, `repaired N` (keys repaired by
+/// anti-entropy, all nodes), `keys NODE N` (NODE stores at least N keys); `# comment`.
+public struct Demo: Sendable, Equatable {
+    public enum Step: Sendable, Equatable {
+        case cluster(nodes: Int, nodeArguments: [String])
+        case say(String)
+        case pause
+        case expect(String)
+        case wait(Condition)
+        case command(String)
+    }
+
+    public enum Condition: Sendable, Equatable {
+        case status(node: String, up: Bool)
+        case noHints
+        case repaired(Int)
+        case keys(node: String, atLeast: Int)
+    }
+
+    public var name: String
+    public var title: String
+    public var steps: [Step]
+
+    public static func parse(name: String, text: String) throws(CommandError) -> Demo {
+        var demo = Demo(name: name, title: name, steps: [])
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw).trimmed()
+            func fail(_ why: String) -> CommandError { CommandError("\(name).demo line \(number + 1): \(why)") }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line == ">" {
+                demo.steps.append(.say(""))
+                continue
+            }
+            if line.hasPrefix("> ") {
+                demo.steps.append(.say(String(line.dropFirst(2))))
+                continue
+            }
+            let words = line.split(separator: " ").map(String.init)
+            let rest = words.dropFirst().joined(separator: " ")
+            switch words[0] {
+            case "title": demo.title = rest
+            case "pause": demo.steps.append(.pause)
+            case "expect": demo.steps.append(.expect(rest))
+            case "cluster":
+                guard words.count >= 2, let nodes = Int(words[1]), (1...9).contains(nodes) else {
+                    throw fail("usage: cluster NODES [dynamo-node flags]")
+                }
+                demo.steps.append(.cluster(nodes: nodes, nodeArguments: Array(words.dropFirst(2))))
+            case "wait":
+                let args = Array(words.dropFirst())
+                switch (args.count, args.first) {
+                case (1, "no-hints"): demo.steps.append(.wait(.noHints))
+                case (2, "repaired"):
+                    guard let n = Int(args[1]) else { throw fail("usage: wait repaired N") }
+                    demo.steps.append(.wait(.repaired(n)))
+                case (3, "keys"):
+                    guard let n = Int(args[2]) else { throw fail("usage: wait keys NODE N") }
+                    demo.steps.append(.wait(.keys(node: args[1], atLeast: n)))
+                case (2, _) where args[1] == "up" || args[1] == "down":
+                    demo.steps.append(.wait(.status(node: args[0], up: args[1] == "up")))
+                default: throw fail("unknown wait condition '\(args.joined(separator: " "))'")
+                }
+            default:
+                if case .failure(let error) = Command.parse(line) { throw fail(error.message) }
+                demo.steps.append(.command(line))
+            }
+        }
+        return demo
+    }
+
+    /// The demos in `directory` (name and title), sorted by name.
+    public static func list(in directory: String) -> [Demo] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasSuffix(".demo") }.sorted().compactMap { file in
+            try? load(String(file.dropLast(5)), from: directory)
+        }
+    }
+
+    public static func load(_ name: String, from directory: String) throws(CommandError) -> Demo {
+        guard let text = try? String(contentsOfFile: "\(directory)/\(name).demo", encoding: .utf8) else {
+            throw CommandError("no demo named \(name) in \(directory); `dynamo demo` lists them")
+        }
+        return try parse(name: name, text: text)
+    }
+
+    /// Where the demos live: `$DYNAMO_DEMOS`, else `Demos/` in the working directory or
+    /// beside the checkout the binary was built in.
+    public static func directory() -> String {
+        if let path = ProcessInfo.processInfo.environment["DYNAMO_DEMOS"], !path.isEmpty { return path }
+        var candidates = ["Demos"]
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            // .build/debug/dynamo -> the checkout's Demos/
+            var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+            for _ in 0..<4 {
+                url = url.deletingLastPathComponent()
+                candidates.append(url.appendingPathComponent("Demos").path)
+            }
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? "Demos"
+    }
+}
+
+/// What a demo needs from where it runs: a plain terminal or the dashboard.
+public protocol DemoHost: AnyObject, Sendable {
+    /// Shows narration or command output.
+    func show(_ lines: [String], narration: Bool) async
+    /// Waits for the audience (Enter).
+    func pause() async
+    /// Starts a fresh local cluster (stopping the previous one) and returns its session.
+    func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession
+}
+
+/// Runs a demo's steps against live clusters, checking its expectations.
+public struct DemoRunner: Sendable {
+    public var pausing: Bool
+    public var waitTimeout: Duration = .seconds(30)
+
+    public init(pausing: Bool) { self.pausing = pausing }
+
+    /// Runs every step; throws at the first expectation that fails or wait that times out.
+    public func run(_ demo: Demo, host: any DemoHost) async throws {
+        await host.show(["=== \(demo.title) ==="], narration: true)
+        var session: ReplSession?
+        var last: [String] = []
+        for step in demo.steps {
+            switch step {
+            case .cluster(let nodes, let arguments):
+                await host.show(
+                    ["(starting \(([String(nodes) + " nodes"] + arguments).joined(separator: " ")))"], narration: true)
+                session = try await host.startCluster(nodes: nodes, nodeArguments: arguments)
+            case .say(let text):
+                await host.show([text], narration: true)
+            case .pause:
+                if pausing { await host.pause() }
+            case .command(let line):
+                guard let session else { throw CommandError("\(demo.name): a command before any `cluster` line") }
+                await host.show([session.prompt + line], narration: false)
+                last = await session.run(line).output
+                await host.show(last, narration: false)
+            case .expect(let text):
+                guard last.contains(where: { $0.contains(text) }) else {
+                    throw CommandError("\(demo.name): expected '\(text)' in the output of the last command")
+                }
+            case .wait(let condition):
+                guard let session else { throw CommandError("\(demo.name): wait before any `cluster` line") }
+                await host.show(["(waiting until \(Self.describe(condition)))"], narration: true)
+                try await waitUntil(condition, cluster: session.cluster, demo: demo.name)
+            }
+        }
+        await host.show(["=== end of \(demo.name) ==="], narration: true)
+    }
+
+    static func describe(_ condition: Demo.Condition) -> String {
+        switch condition {
+        case .status(let node, let up): return "every node sees \(node) \(up ? "up" : "down")"
+        case .noHints: return "every hint is delivered"
+        case .repaired(let n): return "anti-entropy has repaired \(n) keys"
+        case .keys(let node, let n): return "\(node) stores \(n) keys"
+        }
+    }
+
+    private func waitUntil(_ condition: Demo.Condition, cluster: any ClusterControl, demo: String) async throws {
+        let deadline = ContinuousClock.now + waitTimeout
+        while ContinuousClock.now < deadline {
+            if await holds(condition, cluster: cluster) { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw CommandError("\(demo): timed out waiting until \(Self.describe(condition))")
+    }
+
+    private func holds(_ condition: Demo.Condition, cluster: any ClusterControl) async -> Bool {
+        var statuses: [String: StatusDocument] = [:]
+        for name in cluster.nodeNames where cluster.processRunning(name) != false {
+            if let status = try? await cluster.client(name).status(timeout: .seconds(1)) { statuses[name] = status }
+        }
+        switch condition {
+        case .status(let node, let up):
+            if up, statuses[node] == nil { return false }
+            let observers = statuses.filter { $0.key != node }
+            return !observers.isEmpty
+                && observers.values.allSatisfy { status in
+                    let seen = status.members.first { $0.name == node }?.status
+                    return up ? seen == "up" : seen != "up"
+                }
+        case .noHints:
+            return statuses.values.allSatisfy { $0.hints.pending == 0 }
+        case .repaired(let n):
+            return statuses.values.reduce(0) { $0 + ($1.antiEntropy?.keysRepaired ?? 0) } >= n
+        case .keys(let node, let n):
+            return (statuses[node]?.keys ?? 0) >= n
+        }
+    }
+}
