@@ -52,7 +52,8 @@ public struct DynamoClient: Sendable {
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
         timeout: TimeAmount = .seconds(10)
     ) async throws -> HTTPResult {
-        try await http.request(method, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout)
+        try await http.request(
+            method, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout)
     }
 
     private static func query(_ name: String, _ value: Int?) -> String { value.map { "?\(name)=\($0)" } ?? "" }

@@ -21,7 +21,9 @@ public struct Canvas: Sendable {
         self.width = max(0, width)
         self.height = max(0, height)
         self.unicode = unicode
-        rows = Array(repeating: Array(repeating: Cell(character: " ", style: .plain), count: max(0, width)), count: max(0, height))
+        rows = Array(
+            repeating: Array(repeating: Cell(character: " ", style: .plain), count: max(0, width)),
+            count: max(0, height))
     }
 
     /// Writes `text` from (row, col), clipped to the canvas and to `limit` columns.
@@ -52,8 +54,12 @@ public struct Canvas: Sendable {
             unicode ? ("─", "│", "┌", "┐", "└", "┘") : ("-", "|", "+", "+", "+", "+")
         let bottom = rect.row + rect.height - 1
         let right = rect.col + rect.width - 1
-        put(String(tl) + String(repeating: h, count: rect.width - 2) + String(tr), row: rect.row, col: rect.col, style: .dim)
-        put(String(bl) + String(repeating: h, count: rect.width - 2) + String(br), row: bottom, col: rect.col, style: .dim)
+        put(
+            String(tl) + String(repeating: h, count: rect.width - 2) + String(tr), row: rect.row, col: rect.col,
+            style: .dim)
+        put(
+            String(bl) + String(repeating: h, count: rect.width - 2) + String(br), row: bottom, col: rect.col,
+            style: .dim)
         for y in (rect.row + 1)..<bottom {
             put(String(v), row: y, col: rect.col, style: .dim)
             put(String(v), row: y, col: right, style: .dim)

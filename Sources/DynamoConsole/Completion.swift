@@ -1,7 +1,9 @@
 /// What tab completion offers, given the words before the cursor: command names first,
 /// then node names for commands about nodes, recent keys for commands about keys.
 public enum Completion {
-    static let nodeCommands: Set<String> = ["use", "node", "kill", "stop", "restart", "start", "remove", "leave", "isolate", "partition", "wipe", "local"]
+    static let nodeCommands: Set<String> = [
+        "use", "node", "kill", "stop", "restart", "start", "remove", "leave", "isolate", "partition", "wipe", "local",
+    ]
     static let keyCommands: Set<String> = ["get", "put", "delete", "del", "preflist"]
 
     public static func candidates(words: [String], prefix: String, nodes: [String], keys: [String]) -> [String] {
@@ -16,7 +18,9 @@ public enum Completion {
         case _ where keyCommands.contains(command): pool = words.count == 1 ? keys : []
         default: pool = []
         }
-        let last = prefix.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == "|" }).last.map(String.init) ?? prefix
+        let last =
+            prefix.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == "|" }).last.map(
+                String.init) ?? prefix
         let head = String(prefix.dropLast(last.count))
         return pool.filter { $0.hasPrefix(last) }.map { head + $0 }
     }

@@ -85,7 +85,8 @@ public enum DashboardView {
             canvas.style(row: 0, col: start, count: 10 + (model.partition?.count ?? 0), .bad)
         }
         let legendText = canvas.width - left.count >= legend.count + 2 ? legend : "?:help quit"
-        canvas.put(legendText + " ", row: 0, col: max(left.count + 1, canvas.width - legendText.count - 1), style: .accent)
+        canvas.put(
+            legendText + " ", row: 0, col: max(left.count + 1, canvas.width - legendText.count - 1), style: .accent)
     }
 
     /// The ring: each node's tokens (its number) at their positions around the circle, the
@@ -93,7 +94,8 @@ public enum DashboardView {
     private static func drawRing(
         _ model: DashboardModel, ring: Ring, names: [String], into canvas: inout Canvas, _ rect: Rect
     ) {
-        let title = model.focus.map { "ring · \($0.key) → \($0.homeNodes.joined(separator: " "))" } ?? "ring (tokens by node)"
+        let title =
+            model.focus.map { "ring · \($0.key) → \($0.homeNodes.joined(separator: " "))" } ?? "ring (tokens by node)"
         let inside = canvas.box(rect, title: title)
         guard inside.width >= 8, inside.height >= 3 else { return }
         let cx = Double(inside.width - 1) / 2
@@ -239,11 +241,14 @@ public enum DashboardView {
     private static func drawGossip(
         _ model: DashboardModel, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
     ) {
-        let inside = canvas.box(rect, title: large ? "gossip: row's view of column (heartbeat age)" : "gossip: row sees col")
+        let inside = canvas.box(
+            rect, title: large ? "gossip: row's view of column (heartbeat age)" : "gossip: row sees col")
         guard inside.height >= 2 else { return }
         let cellWidth = large ? max(4, min(9, (inside.width - 5) / max(1, names.count))) : 3
         var header = "    "
-        for name in names { header += String(name.prefix(cellWidth - 1)).padding(toLength: cellWidth, withPad: " ", startingAt: 0) }
+        for name in names {
+            header += String(name.prefix(cellWidth - 1)).padding(toLength: cellWidth, withPad: " ", startingAt: 0)
+        }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
         for (i, observer) in names.enumerated() where i + 1 < inside.height {
             let row = inside.row + 1 + i
@@ -267,7 +272,7 @@ public enum DashboardView {
         }
         if large, inside.height > names.count + 1 {
             canvas.put(
-                " U up  D down  J joining  L leaving  yellow: suspected (phi ≥ 4)", row: inside.row + names.count + 1,
+                " U up D down J joining L leaving · age of last heartbeat", row: inside.row + names.count + 1,
                 col: inside.col, style: .dim, limit: inside.width)
         }
     }
@@ -292,7 +297,8 @@ public enum DashboardView {
         var queues: [String] = []
         var delivered = 0
         for node in model.nodes where node.answering {
-            for (target, count) in (node.status?.hints.byTarget ?? [:]).sorted(by: { $0.key < $1.key }) where count > 0 {
+            for (target, count) in (node.status?.hints.byTarget ?? [:]).sorted(by: { $0.key < $1.key }) where count > 0
+            {
                 queues.append("\(node.name)→\(target) \(count)")
             }
             delivered += node.status?.hints.delivered?.values.reduce(0, +) ?? 0
@@ -395,28 +401,45 @@ public enum DashboardView {
         let shown = output.suffix(rows.count)
         for (i, line) in shown.enumerated() {
             let style: Canvas.Style =
-                line.hasPrefix("error") ? .bad
-                : line.hasPrefix("ok") ? .good
-                : line.hasPrefix("»") ? .accent
-                : line.hasPrefix("dynamo>") || line.hasPrefix("resolve>") ? .dim : .plain
+                line.hasPrefix("error")
+                ? .bad
+                : line.hasPrefix("ok")
+                    ? .good
+                    : line.hasPrefix("»")
+                        ? .accent
+                        : line.hasPrefix("dynamo>") || line.hasPrefix("resolve>") ? .dim : .plain
             canvas.put(line, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: style)
         }
     }
 
     private static func drawHelp(into canvas: inout Canvas) {
-        var lines = Command.reference.map { "\($0.usage.padding(toLength: 24, withPad: " ", startingAt: 0)) \($0.summary)" }
-        lines += [
+        let keys = [
             "",
-            "keys: Tab completes commands, node names and recent keys; ↑↓ history;",
-            "      Ctrl-R searches history; ? or Esc closes this help; quit or Ctrl-C exits.",
+            "Tab completes commands, node names and recent keys · ↑↓ history · Ctrl-R search",
+            "any key closes this help · quit, Ctrl-D or Ctrl-C leaves (stopping the nodes)",
         ]
-        let width = min(canvas.width - 4, (lines.map(\.count).max() ?? 0) + 4)
+        var lines = Command.reference.map {
+            "\($0.usage.padding(toLength: 22, withPad: " ", startingAt: 0)) \($0.summary)"
+        }
+        if lines.count + keys.count + 2 > canvas.height - 2 {
+            // Small terminal: usages only, in two columns; `help COMMAND` explains each.
+            let usages = Command.reference.map(\.usage)
+            let half = (usages.count + 1) / 2
+            lines = (0..<half).map { i in
+                usages[i].padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + (i + half < usages.count ? usages[i + half] : "")
+            }
+        }
+        lines += keys
+        let width = min(canvas.width - 2, (lines.map(\.count).max() ?? 0) + 4)
         let height = min(canvas.height - 2, lines.count + 2)
-        let rect = Rect(row: max(1, (canvas.height - height) / 2), col: (canvas.width - width) / 2, width: width, height: height)
+        let rect = Rect(
+            row: max(1, (canvas.height - 1 - height) / 2), col: (canvas.width - width) / 2, width: width, height: height
+        )
         for y in rect.row..<(rect.row + rect.height) {
             canvas.put(String(repeating: " ", count: rect.width), row: y, col: rect.col)
         }
-        let inside = canvas.box(rect, title: "help · every command (help COMMAND at the prompt)", titleStyle: .accent)
+        let inside = canvas.box(rect, title: "help · help COMMAND explains one", titleStyle: .accent)
         for (i, line) in lines.prefix(inside.height).enumerated() {
             canvas.put(" " + line, row: inside.row + i, col: inside.col, limit: inside.width)
         }

@@ -42,7 +42,9 @@ public enum Render {
         }
         let missing = asked.map { String($0.split(separator: ">")[0]) }.filter { !answered.contains($0) }
         var text = "trace: asked \(askedText.joined(separator: " ")) · \(verb) \(answered.joined(separator: " "))"
-        if !missing.isEmpty { text += " · not waited for: \(missing.joined(separator: " ")) (quorum met, or no answer)" }
+        if !missing.isEmpty {
+            text += " · not waited for: \(missing.joined(separator: " ")) (quorum met, or no answer)"
+        }
         return text
     }
 

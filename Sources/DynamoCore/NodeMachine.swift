@@ -389,7 +389,8 @@ public struct NodeMachine: Sendable {
             let target = hintFor == name ? nil : hintFor
             // Hints are always synced: the holder is the only copy for the node it stands in for.
             let sync = target != nil || settings.syncReplicaWrites
-            let told: [Action] = target.map { [.event("\(name) keeps a hint of \(Self.describe(key)) for \($0)")] } ?? []
+            let told: [Action] =
+                target.map { [.event("\(name) keeps a hint of \(Self.describe(key)) for \($0)")] } ?? []
             return told
                 + storage(
                     .merge(key: key, object: object, hintFor: target, sync: sync),
@@ -650,7 +651,8 @@ public struct NodeMachine: Sendable {
             replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
         }
         let hintFor = replicas.first { $0.node == name }?.hintFor
-        let told: [Action] = hintFor.map { [.event("\(name) keeps a hint of \(Self.describe(put.key)) for \($0)")] } ?? []
+        let told: [Action] =
+            hintFor.map { [.event("\(name) keeps a hint of \(Self.describe(put.key)) for \($0)")] } ?? []
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
             sync: settings.syncCoordinatorWrites)

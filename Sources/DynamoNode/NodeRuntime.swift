@@ -175,11 +175,14 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
-        clientRequest(isRead: false) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }.flatMapThrowing {
-            reply in
-            guard case .write(let result) = reply else { throw NodeStartError("internal: a write got a read reply") }
-            return result
-        }
+        clientRequest(isRead: false) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }
+            .flatMapThrowing {
+                reply in
+                guard case .write(let result) = reply else {
+                    throw NodeStartError("internal: a write got a read reply")
+                }
+                return result
+            }
     }
 
     /// Replaces the injected faults; links to newly cut peers close now, so nothing already

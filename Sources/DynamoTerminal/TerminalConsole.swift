@@ -146,7 +146,9 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             start_color()
             use_default_colors()
             colour = true
-            for (pair, fg) in [(1, COLOR_GREEN), (2, COLOR_RED), (3, COLOR_YELLOW), (4, COLOR_CYAN), (5, COLOR_MAGENTA)] {
+            for (pair, fg) in [
+                (1, COLOR_GREEN), (2, COLOR_RED), (3, COLOR_YELLOW), (4, COLOR_CYAN), (5, COLOR_MAGENTA),
+            ] {
                 init_pair(Int16(pair), Int16(fg), -1)
             }
         }
@@ -269,7 +271,8 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         else { return }
         lastDrawn = (generation, outputs, now)
         let canvas = DashboardView.render(
-            watcher.model, output: output.withLockedValue { $0 }, width: Int(dynamo_cols()), height: Int(dynamo_lines()),
+            watcher.model, output: output.withLockedValue { $0 }, width: Int(dynamo_cols()),
+            height: Int(dynamo_lines()),
             options: .init(unicode: unicode, help: help))
         for row in 0..<canvas.height {
             for run in canvas.runs(row: row) {

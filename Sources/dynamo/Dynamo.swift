@@ -7,7 +7,8 @@ struct Dynamo: AsyncParsableCommand {
         commandName: "dynamo",
         abstract: "Explore a Dynamo-style key-value store.",
         subcommands: [
-            Console.self, Repl.self, DemoCommand.self, Get.self, Put.self, Delete.self, Preflist.self, ClusterCommand.self, Bench.self,
+            Console.self, Repl.self, DemoCommand.self, Get.self, Put.self, Delete.self, Preflist.self,
+            ClusterCommand.self, Bench.self,
         ])
 }
 

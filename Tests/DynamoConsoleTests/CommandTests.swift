@@ -17,6 +17,9 @@ import Testing
         ("add-node n9", .addNode("n9")),
         ("help partition", .help("partition")),
         ("?", .help(nil)),
+        ("fill item 60", .fill("item", 60)),
+        ("local n3 cart:ann", .local("n3", "cart:ann")),
+        ("wipe n3", .wipe("n3")),
         ("quit", .quit),
     ])
     func parsesWhatAPersonTypes(line: String, expected: Command) throws {

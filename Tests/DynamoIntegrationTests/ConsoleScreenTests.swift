@@ -12,14 +12,18 @@ import Testing
     /// Process never noticed the exit of a tmux client whose server daemonized, and a pipe
     /// would be held open by that server.)
     @discardableResult
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], stderr: Bool = false) throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if stderr {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         let argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -44,43 +48,175 @@ import Testing
         (try? run(["pgrep", "-f", directory]))?.status == 0
     }
 
-    @Test func theConsoleStartsNodesTakesCommandsAndLeavesNothingBehind() async throws {
-        let binary = try #require(LocalCluster.siblingBinary(named: "dynamo"), "dynamo is not built")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "dynamo-screen-\(UUID().uuidString)"
-        ).path
-        let session = "dynamo-test-\(getpid())"
-        defer {
-            _ = try? Self.tmux(["kill-session", "-t", session])
-            _ = try? Self.run(["pkill", "-9", "-f", directory])
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-        try Self.tmux([
-            "new-session", "-d", "-s", session, "-x", "100", "-y", "40",
-            "\(binary) console --nodes 3 --gossip-interval-ms 100 --dir \(directory)",
-        ])
-        func screen() throws -> String { try Self.tmux(["capture-pane", "-p", "-t", session]) }
-        func type(_ line: String) throws { try Self.tmux(["send-keys", "-t", session, line, "Enter"]) }
-        func waitForScreen(_ text: String) async throws {
-            try await LocalCluster.waitFor("'\(text)' on the console screen", timeout: .seconds(30)) {
-                try screen().contains(text)
-            }
+    /// A console in a tmux session of the given size, with its own data and history.
+    struct Screen {
+        let session: String
+        let directory: String
+
+        static func start(width: Int, height: Int, nodes: Int = 5, environment: [String] = []) throws -> Screen {
+            let binary = try #require(LocalCluster.siblingBinary(named: "dynamo"), "dynamo is not built")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "dynamo-screen-\(UUID().uuidString)"
+            ).path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let screen = Screen(session: "dynamo-test-\(getpid())-\(UUID().uuidString.prefix(8))", directory: directory)
+            let env = (["LANG=C.UTF-8", "DYNAMO_HISTORY=\(directory)/history"] + environment).joined(separator: " ")
+            try tmux([
+                "new-session", "-d", "-s", screen.session, "-x", "\(width)", "-y", "\(height)",
+                "env \(env) \(binary) console --nodes \(nodes) --gossip-interval-ms 100 --dir \(directory)",
+            ])
+            return screen
         }
 
-        try await waitForScreen("ring converged")
-        try await waitForScreen("dynamo>")
-        try type("put cart:ann book")
-        try await waitForScreen("ok: written via")
-        try type("get cart:ann")
-        try await waitForScreen("via n")
-        #expect(try screen().contains("book"))
-        try type("kill n3")
-        try await waitForScreen("n3 killed")
-        try type("frobnicate")
-        try await waitForScreen("unknown command 'frobnicate'")
-        try type("quit")
+        func text(escapes: Bool = false) throws -> String {
+            try tmux(["capture-pane", "-p"] + (escapes ? ["-e"] : []) + ["-t", session])
+        }
+
+        func lines() throws -> [String] {
+            try text().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        }
+
+        func type(_ line: String) throws { try tmux(["send-keys", "-t", session, "-l", line]) }
+        func press(_ key: String) throws { try tmux(["send-keys", "-t", session, key]) }
+        func enter(_ line: String) throws {
+            try type(line)
+            try press("Enter")
+        }
+
+        func wait(
+            _ what: String, timeout: Duration = .seconds(30), until condition: @escaping @Sendable (String) -> Bool
+        ) async throws {
+            let me = self
+            try await LocalCluster.waitFor(what, timeout: timeout) { condition(try me.text()) }
+        }
+
+        func waitFor(_ text: String, timeout: Duration = .seconds(30)) async throws {
+            try await wait("'\(text)' on the screen", timeout: timeout) { $0.contains(text) }
+        }
+
+        /// The node table's row of `node` (from the right-hand "nodes" panel).
+        static func nodeRow(_ node: String, in screen: String) -> String? {
+            screen.split(separator: "\n").map(String.init).first { $0.contains("│ \(node)  ") && $0.contains("%") }
+        }
+
+        /// The gossip matrix row of `observer`.
+        static func gossipRow(_ observer: String, in screen: String) -> String? {
+            screen.split(separator: "\n").map(String.init).first { $0.hasPrefix("│ \(observer) ") && !$0.contains("%") }
+        }
+
+        func close() {
+            _ = try? tmux(["kill-session", "-t", session])
+            _ = try? ConsoleScreenTests.run(["pkill", "-9", "-f", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    @Test func theDashboardFollowsTheClusterWhileThePromptWorks() async throws {
+        let screen = try Screen.start(width: 120, height: 42)
+        defer { screen.close() }
+
+        // Every node up in the table and in every gossip row.
+        try await screen.wait("all five nodes up on the dashboard") { text in
+            (1...5).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true }
+                && (1...5).allSatisfy { i in
+                    let row = Screen.gossipRow("n\(i)", in: text) ?? ""
+                    return row.filter { $0 == "U" }.count == 4
+                }
+        }
+        // A prompt that works while the dashboard refreshes (the clock moves on).
+        let firstClock = try screen.lines()[0]
+        try screen.enter("put cart:ann book")
+        try await screen.waitFor("ok: written via")
+        try screen.enter("get cart:ann")
+        try await screen.waitFor("via n1 (replies")
+        try await screen.wait("the header clock to move") {
+            $0.split(separator: "\n").first.map(String.init) != firstClock
+        }
+        #expect(try screen.text().contains("cart:ann → "), "the ring marks the key and its home nodes")
+        #expect(try screen.text(escapes: true).contains("\u{1b}[32m"), "up is drawn in green")
+
+        // Tab completion of a command.
+        try screen.type("prefl")
+        try screen.press("Tab")
+        try await screen.wait("the completed command") { $0.split(separator: "\n").last == "dynamo> preflist" }
+        try screen.enter("cart:ann")
+        try await screen.waitFor("home nodes")
+
+        // Kill n3: down in every gossip row and in the node table within seconds; writes go on.
+        try screen.enter("kill n3")
+        try await screen.waitFor("n3 killed")
+        try await screen.wait("n3 down in the gossip panel", timeout: .seconds(15)) { text in
+            [1, 2, 4, 5].allSatisfy { i in (Screen.gossipRow("n\(i)", in: text) ?? "").contains("D") }
+                && Screen.nodeRow("n3", in: text)?.contains("DOWN") == true
+        }
+        try screen.enter("put after:kill yes")
+        try await screen.wait("a put after the kill") {
+            $0.contains("dynamo> put after:kill yes") && $0.contains("ok: written via")
+        }
+        try screen.enter("restart n3")
+        try await screen.wait("n3 back up", timeout: .seconds(20)) {
+            Screen.nodeRow("n3", in: $0)?.contains(" up ") == true
+        }
+
+        // A partition, writes on both sides, heal: two numbered siblings, resolved at the prompt.
+        try screen.enter("partition n1,n2 | n3,n4,n5")
+        try await screen.waitFor("partitioned: n1,n2 | n3,n4,n5")
+        try await screen.waitFor("partition n1,n2 | n3,n4,n5")  // in the header
+        try screen.enter("use n1")
+        try screen.enter("put cart:ann pen")
+        try await screen.waitFor("written via n1")
+        try screen.enter("use n4")
+        try screen.enter("put cart:ann lamp")
+        try await screen.waitFor("written via n4")
+        try screen.enter("heal")
+        try await screen.waitFor("healed")
+        try screen.enter("r 3")
+        try await screen.wait("two siblings", timeout: .seconds(20)) { text in
+            if text.contains("2 siblings") && text.contains("[1]") && text.contains("[2]") { return true }
+            try? screen.enter("get cart:ann")
+            return false
+        }
+        try await screen.waitFor("resolve>")
+        try screen.enter("book+pen+lamp")
+        try await screen.waitFor("dynamo> ")
+        try screen.enter("get cart:ann")
+        // One version prints as a bare line (siblings would be numbered).
+        try await screen.wait("one resolved value") { $0.split(separator: "\n").contains("book+pen+lamp") }
+
+        // Quitting stops every node it started, and the history is kept for the next run.
+        try screen.enter("quit")
         try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
-            !Self.nodesRunning(under: directory)
+            !Self.nodesRunning(under: screen.directory)
+        }
+        let history = try String(contentsOfFile: "\(screen.directory)/history", encoding: .utf8)
+        #expect(history.contains("put cart:ann book"))
+    }
+
+    @Test func eightyByTwentyFourShowsEveryPanelHelpAndHonoursNoColor() async throws {
+        let screen = try Screen.start(width: 80, height: 24, nodes: 3, environment: ["NO_COLOR=1"])
+        defer { screen.close() }
+        try await screen.wait("three nodes up") { text in
+            (1...3).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true }
+        }
+        let text = try screen.text()
+        for panel in ["ring", "nodes", "gossip", "hints & anti-entropy", "events", "?:help"] {
+            #expect(text.contains(panel), "no \(panel) at 80x24")
+        }
+        // NO_COLOR: attributes only, never a colour.
+        let escapes = try screen.text(escapes: true)
+        let colours = (31...37).flatMap { ["\u{1b}[\($0)m", ";\($0)m"] } + ["\u{1b}[38;"]
+        #expect(!colours.contains { escapes.contains($0) }, "a colour escape despite NO_COLOR")
+        try screen.type("?")
+        try await screen.waitFor("help COMMAND explains one")
+        #expect(try screen.text().contains("partition A,B | C,D"))
+        try screen.type("x")  // any key closes the overlay
+        try await screen.wait("the help to close") { !$0.contains("help COMMAND explains one") }
+        try screen.enter("frobnicate")
+        try await screen.waitFor("unknown command 'frobnicate'")
+        // Ctrl-C also stops every node.
+        try screen.press("C-c")
+        try await LocalCluster.waitFor("every node to stop after Ctrl-C", timeout: .seconds(30)) {
+            !Self.nodesRunning(under: screen.directory)
         }
     }
 }

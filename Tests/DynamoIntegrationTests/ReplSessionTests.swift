@@ -39,7 +39,21 @@ import Testing
             try await LocalCluster.waitFor("n3 down in status", timeout: .seconds(15)) {
                 await run("status").contains("n3:down")
             }
-            #expect(await run("put after:kill yes").hasPrefix("ok"))
+            // The failure is in the nodes' event logs, which the dashboard shows.
+            try await LocalCluster.waitFor("a node's event log to tell n3 died", timeout: .seconds(15)) {
+                for name in ["n1", "n2", "n4", "n5"] {
+                    let events = try await cluster.client(name).events(since: 0).events
+                    if events.contains(where: { $0.text.contains("marks n3 down") && !$0.text.contains("partition") }) {
+                        return true
+                    }
+                }
+                return false
+            }
+            #expect(await run("trace on").contains("on"))
+            let traced = await run("put after:kill yes")
+            #expect(traced.hasPrefix("ok"))
+            #expect(traced.contains("trace: asked"))
+            #expect(!traced.contains("asked n3") && !traced.contains(" n3 "), "n3 is routed around")
             #expect(await run("restart n3").contains("restarting"))
             #expect(await run("kill n9").contains("no node named n9"))
             #expect(await run("nonsense").contains("unknown command"))

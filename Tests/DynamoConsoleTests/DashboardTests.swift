@@ -1,0 +1,152 @@
+import DynamoCore
+import Foundation
+import Testing
+
+@testable import DynamoConsole
+
+/// The dashboard drawn as text from a made-up cluster: five nodes, n3 dead, hints waiting
+/// for it, one range pair differing.
+@Suite struct DashboardTests {
+    static func model() -> DashboardModel {
+        let names = ["n1", "n2", "n3", "n4", "n5"]
+        func members(seenBy observer: String) -> [StatusDocument.MemberInfo] {
+            names.map { name in
+                StatusDocument.MemberInfo(
+                    name: name, status: name == "n3" && observer != "n3" ? "down" : "up", peerAddress: "",
+                    httpAddress: "", tokens: Token.defaultPositions(for: name, count: 8).map(\.hex), heartbeat: 1,
+                    generation: 1, heartbeatAgeMs: name == "n3" ? 14_000 : 300, phi: name == "n3" ? 11 : 0.2)
+            }
+        }
+        var nodes: [DashboardModel.Node] = []
+        for name in names {
+            let hints = name == "n4" ? ["n3": 3] : [:]
+            let exchange = StatusDocument.AntiEntropy.Exchange(
+                range: "00..40", peer: name == "n1" ? "n2" : "n1", lastComparedMsAgo: 1_500, inSync: name != "n5",
+                keysDiffering: name == "n5" ? 7 : 0, keysRepaired: 0, bytesReceived: 0)
+            let status = StatusDocument(
+                node: name, members: members(seenBy: name),
+                hints: .init(pending: hints.values.reduce(0, +), byTarget: hints),
+                keys: 1000 + names.firstIndex(of: name)!,
+                quorum: .init(n: 3, r: 2, w: 2, policy: "siblings", sloppy: true), joined: true,
+                antiEntropy: .init(trees: 8, keysTracked: 1000, exchanges: 3, keysRepaired: 0, ranges: [exchange]),
+                requests: .init(gets: 10, writes: 5, p50Ms: 0.8, p99Ms: 2.5))
+            var node = DashboardModel.Node(name: name, status: status, answering: name != "n3")
+            node.requestsPerSecond = 42
+            node.rateHistory = [1, 5, 42]
+            nodes.append(node)
+        }
+        var model = DashboardModel(nodes: nodes)
+        model.record(.init(timeMs: 1_000, text: "n1 marks n3 down (phi 9.1)"))
+        model.record(.init(timeMs: 1_100, text: "n2 marks n3 down (phi 8.4)"))
+        model.record(.init(timeMs: 1_200, text: "n4 keeps a hint of cart:ann for n3"))
+        model.focus(on: "cart:ann")
+        return model
+    }
+
+    @Test func fitsEightyByTwentyFourWithEveryPanel() {
+        let canvas = DashboardView.render(
+            Self.model(), output: ["dynamo> get cart:ann", "book"], width: 80, height: 24)
+        let text = canvas.lines.joined(separator: "\n")
+        #expect(canvas.lines.count == 24)
+        #expect(canvas.lines.allSatisfy { $0.count <= 80 })
+        for panel in ["ring", "nodes", "gossip", "hints & anti-entropy", "events", "?:help"] {
+            #expect(text.contains(panel), "missing \(panel)")
+        }
+        #expect(text.contains("5 nodes, 4 up"))
+        let n3 = canvas.lines.first { $0.contains("│ n3 ") && $0.contains("DOWN") }
+        #expect(n3 != nil, "n3 shows as DOWN in the node table")
+        #expect(text.contains("3→n3"), "n4's hints for n3")
+        #expect(text.contains("n4→n3 3"))
+        #expect(text.contains("7 keys"), "a replica pair differing")
+        #expect(text.contains("n1,n2 mark n3 down"), "one line for a failure every node saw")
+        #expect(text.contains("cart:ann → "), "the focus key and its home nodes")
+        #expect(text.contains("book"))
+        // The gossip row of n1 shows n3 down.
+        #expect(canvas.lines.contains { $0.contains(" n1 ·  U  D  U  U") })
+    }
+
+    @Test func largeTerminalsShowLatencyHeartbeatAgesAndSparklines() {
+        let canvas = DashboardView.render(Self.model(), output: [], width: 160, height: 50)
+        let text = canvas.lines.joined(separator: "\n")
+        #expect(text.contains("p50ms"))
+        #expect(text.contains("D 14s"), "heartbeat age of the dead node")
+        #expect(text.contains("▁"), "a sparkline")
+        #expect(text.contains("Tab:complete"))
+    }
+
+    @Test func asciiFallbackUsesNoOtherCharacters() {
+        let canvas = DashboardView.render(
+            Self.model(), output: [], width: 100, height: 30, options: .init(unicode: false))
+        #expect(canvas.lines.joined().unicodeScalars.allSatisfy { $0.isASCII })
+    }
+
+    @Test func tooSmallSaysSoAndHelpOverlayListsEveryCommand() {
+        let small = DashboardView.render(Self.model(), output: [], width: 40, height: 10)
+        #expect(small.lines[0].contains("too small"))
+        let help = DashboardView.render(Self.model(), output: [], width: 80, height: 24, options: .init(help: true))
+        let text = help.lines.joined(separator: "\n")
+        for entry in Command.reference { #expect(text.contains(entry.usage), "help overlay misses \(entry.name)") }
+    }
+
+    @Test func everySizeFromMinimumToLargeRendersWithinBounds() {
+        let model = Self.model()
+        for width in stride(from: 60, through: 200, by: 7) {
+            for height in stride(from: 16, through: 60, by: 5) {
+                let canvas = DashboardView.render(model, output: ["x"], width: width, height: height)
+                #expect(canvas.lines.count == height)
+                #expect(canvas.lines.allSatisfy { $0.count <= width })
+            }
+        }
+    }
+
+    @Test func completionOffersCommandsNodesAndKeys() {
+        let nodes = ["n1", "n2", "n3"]
+        let keys = ["cart:ann", "cart:bob", "user7"]
+        #expect(Completion.candidates(words: [], prefix: "pre", nodes: nodes, keys: keys) == ["preflist"])
+        #expect(Completion.candidates(words: ["kill"], prefix: "n", nodes: nodes, keys: keys) == nodes)
+        #expect(
+            Completion.candidates(words: ["get"], prefix: "cart:", nodes: nodes, keys: keys) == [
+                "cart:ann", "cart:bob",
+            ])
+        #expect(
+            Completion.candidates(words: ["partition"], prefix: "n1,n", nodes: nodes, keys: keys) == [
+                "n1,n1", "n1,n2", "n1,n3",
+            ])
+        #expect(Completion.candidates(words: ["trace"], prefix: "o", nodes: nodes, keys: keys) == ["on", "off"])
+        #expect(Completion.candidates(words: ["put", "cart:ann"], prefix: "b", nodes: nodes, keys: keys).isEmpty)
+    }
+
+    @Test func everyDemoInTheRepositoryParses() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Demos").path
+        let demos = Demo.list(in: directory)
+        #expect(
+            Set(demos.map(\.name)) == [
+                "vector-clocks", "hinted-handoff", "merkle-repair", "node-join", "shopping-cart", "sloppy-vs-strict",
+            ])
+        for demo in demos {
+            #expect(demo.steps.contains { if case .expect = $0 { true } else { false } }, "\(demo.name) checks itself")
+        }
+        #expect(throws: CommandError.self) { try Demo.parse(name: "bad", text: "cluster 3\nfrobnicate") }
+        #expect(throws: CommandError.self) { try Demo.parse(name: "bad", text: "wait n1 sideways") }
+    }
+}
+
+@Suite struct ObservabilityTests {
+    @Test func eventLogKeepsTheNewestAndAnswersSince() {
+        var log = EventLog(capacity: 3)
+        for i in 1...5 { log.append("e\(i)", wallMs: UInt64(i)) }
+        #expect(log.entries.map(\.text) == ["e3", "e4", "e5"])
+        #expect(log.since(4).map(\.seq) == [5])
+        #expect(log.since(0).count == 3)
+    }
+
+    @Test func requestStatsQuantiles() {
+        var stats = RequestStats(window: 100)
+        for i in 1...100 { stats.record(isRead: i % 2 == 0, micros: UInt64(i * 1000)) }
+        let document = stats.document
+        #expect(document.gets == 50 && document.writes == 50)
+        #expect(document.p50Ms == 50)
+        #expect(document.p99Ms == 99)
+    }
+}
