@@ -68,7 +68,10 @@ import Testing
         #expect(get.start() == ["a", "b", "c"].map { .send(to: $0, .get(key: [7])) })
         #expect(get.receive(from: "a", .object(new)) == [])
         let answer = get.receive(from: "b", .object(old))
-        #expect(answer == [.respond(.init(succeeded: true, object: new, replies: ["a", "b"], required: 2))])
+        #expect(
+            answer == [
+                .respond(.init(succeeded: true, object: new, replies: ["a", "b"], required: 2, asked: get.replicas))
+            ])
         // The late reply from c (missing) completes the set: b (stale) and c (missing) are repaired.
         let repairs = get.receive(from: "c", .object(nil))
         #expect(
@@ -102,7 +105,10 @@ import Testing
         _ = get.start()
         _ = get.receive(from: "a", .object(x))
         _ = get.receive(from: "b", .object(nil))
-        #expect(get.tick(now: 100) == [.respond(.init(succeeded: false, object: x, replies: ["a", "b"], required: 3))])
+        #expect(
+            get.tick(now: 100) == [
+                .respond(.init(succeeded: false, object: x, replies: ["a", "b"], required: 3, asked: get.replicas))
+            ])
         #expect(get.tick(now: 200) == [.send(to: "b", .put(key: [7], object: x, hintFor: nil))])
         #expect(get.isFinished)
     }
@@ -174,7 +180,11 @@ import Testing
             config: config)
         _ = get.start()
         let actions = get.receive(from: "a", .failed("io"))
-        #expect(actions == [.respond(.init(succeeded: false, object: VersionedObject(), replies: [], required: 2))])
+        #expect(
+            actions == [
+                .respond(
+                    .init(succeeded: false, object: VersionedObject(), replies: [], required: 2, asked: get.replicas))
+            ])
     }
 }
 
