@@ -397,7 +397,7 @@ public struct NodeMachine: Sendable {
                     wait: .serve(handle: handle, isPut: true))
         case .gossip(let members):
             let actions = receiveGossip(members, now: now)
-            return actions + [.respond(handle: handle, .gossip(membership.table))]
+            return actions + [.respond(handle: handle, .gossip(announced(membership.table)))]
         case .treeChildren(let range, let nodes):
             guard let tree = trees[range], tree.built else {
                 return [.respond(handle: handle, .error("no tree for range \(range)"))]
@@ -466,7 +466,12 @@ public struct NodeMachine: Sendable {
 
     private mutating func gossipRound(now: Now) -> [Action] {
         var actions: [Action] = []
-        for case .gossip(let address, let members) in membership.tick(now: now.monotonicMs, rng: &rng) {
+        for case .gossip(let address, let members) in membership.tick(now: now.monotonicMs, rng: &rng)
+            .map({ action -> Membership.Action in
+                guard case .gossip(let address, let members) = action else { return action }
+                return .gossip(toAddress: address, members: announced(members))
+            })
+        {
             let target = membership.member(atAddress: address)?.name
             if let target, dropped.contains(target) { continue }
             let id = newID()
@@ -474,6 +479,19 @@ public struct NodeMachine: Sendable {
             actions.append(.send(requestID: id, toAddress: address, .gossip(members)))
         }
         return actions
+    }
+
+    /// The table as told to peers. A known node that restarts (not a fresh identity) is
+    /// `joining` for itself only until its first gossip exchange, but it never left the
+    /// ring: it tells the others it is `up`, so they do not route its ranges elsewhere for
+    /// that moment (and move data back and forth).
+    private func announced(_ members: [Member]) -> [Member] {
+        guard membership.local.status == .joining, !settings.freshIdentity else { return members }
+        return members.map { member in
+            var member = member
+            if member.name == name { member.status = .up }
+            return member
+        }
     }
 
     /// Events for members whose status, as this node sees it, changed since last told.
