@@ -100,6 +100,17 @@ public struct DashboardModel: Sendable {
     /// Adds an event; "A marks C down" right after "B marks C down" becomes "A,B mark C down",
     /// so a failure seen by every node is one line, not one per observer.
     public mutating func record(_ event: Event) {
+        if let (holder, target, count) = Self.hintsKept(event.text) {
+            // A burst of hints kept by one node for one target is one line with a count.
+            for index in events.indices.suffix(8).reversed() {
+                guard event.timeMs <= events[index].timeMs + 2_000,
+                    let (h, t, n) = Self.hintsKept(events[index].text), h == holder, t == target
+                else { continue }
+                events[index].text = "\(holder) keeps hints of \(n + count) keys for \(target)"
+                events[index].timeMs = event.timeMs
+                return
+            }
+        }
         if let (observer, rest) = Self.marking(event.text) {
             for index in events.indices.suffix(8).reversed() {
                 let earlier = events[index]
@@ -114,6 +125,15 @@ public struct DashboardModel: Sendable {
             }
         }
         events.append(event)
+    }
+
+    /// (holder, target, keys) from "n1 keeps a hint of KEY for n3" or "n1 keeps hints of 5 keys for n3".
+    static func hintsKept(_ text: String) -> (String, String, Int)? {
+        let words = text.split(separator: " ").map(String.init)
+        guard words.count >= 7, words[1] == "keeps", words[words.count - 2] == "for" else { return nil }
+        if words[2] == "a", words[3] == "hint" { return (words[0], words[words.count - 1], 1) }
+        if words[2] == "hints", words.count == 8, let n = Int(words[4]) { return (words[0], words[7], n) }
+        return nil
     }
 
     /// ("n4", "n3 down") from "n4 marks n3 down (…)" or "n1,n4 mark n3 down".

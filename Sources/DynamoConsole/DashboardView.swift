@@ -162,7 +162,7 @@ public enum DashboardView {
         let inside = canvas.box(rect, title: "nodes")
         guard inside.height >= 1 else { return }
         let shares = ring.ownership()
-        var header = " node  state   tok owns   keys hints→   rps p99ms"
+        var header = " node  state   tok owns   keys  hints→   rps p99ms"
         if large { header += " p50ms sync     requests/s (last 30 polls)" }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
         for (i, name) in names.enumerated() where i + 1 < inside.height {
@@ -190,7 +190,7 @@ public enum DashboardView {
             cell("\(member?.tokens.count ?? 0)", 3, right: true)
             cell(share, 4, right: true)
             cell(keys, 6, right: true)
-            cell(hints, 6, right: true, style: hints == "0" || hints == "-" ? .plain : .warn)
+            cell(hints, 7, right: true, style: hints == "0" || hints == "-" ? .plain : .warn)
             cell(rps, 5, right: true)
             cell(p99, 5, right: true)
             if large {
@@ -220,7 +220,9 @@ public enum DashboardView {
     static func hintsText(_ hints: StatusDocument.Hints?) -> String {
         guard let hints, hints.pending > 0 else { return "0" }
         if hints.byTarget.count == 1, let (target, count) = hints.byTarget.first { return "\(count)→\(target)" }
-        return "\(hints.pending)→\(hints.byTarget.count)"
+        // Several targets: the count, then the target holding most, with a plus.
+        let top = hints.byTarget.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? "?"
+        return "\(hints.pending)→\(top)+"
     }
 
     private static func syncText(_ ae: StatusDocument.AntiEntropy?, answering: Bool) -> (String, Canvas.Style) {

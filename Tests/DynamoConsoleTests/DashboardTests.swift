@@ -39,6 +39,8 @@ import Testing
         model.record(.init(timeMs: 1_000, text: "n1 marks n3 down (phi 9.1)"))
         model.record(.init(timeMs: 1_100, text: "n2 marks n3 down (phi 8.4)"))
         model.record(.init(timeMs: 1_200, text: "n4 keeps a hint of cart:ann for n3"))
+        model.record(.init(timeMs: 1_300, text: "n4 keeps a hint of cart:bob for n3"))
+        model.record(.init(timeMs: 1_400, text: "n4 keeps a hint of cart:eve for n3"))
         model.focus(on: "cart:ann")
         return model
     }
@@ -59,6 +61,7 @@ import Testing
         #expect(text.contains("n4→n3 3"))
         #expect(text.contains("7 keys"), "a replica pair differing")
         #expect(text.contains("n1,n2 mark n3 down"), "one line for a failure every node saw")
+        #expect(text.contains("n4 keeps hints of 3 keys for n3"), "one line for a burst of hints")
         #expect(text.contains("cart:ann → "), "the focus key and its home nodes")
         #expect(text.contains("book"))
         // The gossip row of n1 shows n3 down.
