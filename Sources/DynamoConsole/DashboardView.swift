@@ -312,7 +312,8 @@ public enum DashboardView {
                     : "hints waiting: \(queues.joined(separator: ", ")) · \(delivered) delivered",
                 queues.isEmpty ? .plain : .warn
             ))
-        for pair in replicaPairs(model) {
+        // Pairs that differ first, so a small panel still shows them.
+        for pair in replicaPairs(model).sorted(by: { ($0.differing > 0 ? 0 : 1) < ($1.differing > 0 ? 0 : 1) }) {
             let ago = pair.lastMsAgo.map { duration($0) + " ago" } ?? "never"
             let name = "\(pair.a)↔\(pair.b)".padding(toLength: 8, withPad: " ", startingAt: 0)
             if pair.differing == 0 {
@@ -324,6 +325,16 @@ public enum DashboardView {
                         "\(name) \(pair.inSync)/\(pair.ranges) in sync · \(pair.differing) keys \(verb) · \(ago)",
                         .warn
                     ))
+                // On a large terminal, each range of the pair that differs.
+                if large {
+                    for range in pair.differingRanges {
+                        lines.append(
+                            (
+                                "   range \(range.range): \(range.keysDiffering) keys differ, \(range.keysRepaired) repaired",
+                                .warn
+                            ))
+                    }
+                }
             }
         }
         if lines.count == 1 { lines.append(("anti-entropy: no exchange yet", .dim)) }
@@ -348,6 +359,7 @@ public enum DashboardView {
         var inSync = 0
         var differing = 0
         var lastMsAgo: UInt64?
+        var differingRanges: [StatusDocument.AntiEntropy.Exchange] = []
     }
 
     /// Each replica pair's latest comparison of every range they share, from both sides.
@@ -365,9 +377,14 @@ public enum DashboardView {
         return latest.keys.sorted().map { pair in
             let sides = pair.split(separator: "|").map(String.init)
             var summary = PairSummary(a: sides[0], b: sides.count > 1 ? sides[1] : "?")
-            for exchange in latest[pair]!.values {
+            for exchange in latest[pair]!.values.sorted(by: { $0.range < $1.range }) {
                 summary.ranges += 1
-                if exchange.inSync { summary.inSync += 1 } else { summary.differing += exchange.keysDiffering }
+                if exchange.inSync {
+                    summary.inSync += 1
+                } else {
+                    summary.differing += exchange.keysDiffering
+                    summary.differingRanges.append(exchange)
+                }
                 summary.lastMsAgo = min(summary.lastMsAgo ?? .max, exchange.lastComparedMsAgo)
             }
             return summary

@@ -73,6 +73,7 @@ import Testing
         let text = canvas.lines.joined(separator: "\n")
         #expect(text.contains("p50ms"))
         #expect(text.contains("D 14s"), "heartbeat age of the dead node")
+        #expect(text.contains("range 00..40: 7 keys differ"), "the differing range itself")
         #expect(text.contains("▁"), "a sparkline")
         #expect(text.contains("Tab:complete"))
     }
