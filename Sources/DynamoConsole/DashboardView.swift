@@ -415,10 +415,11 @@ public enum DashboardView {
         }
     }
 
+    /// The prompt's recent output, long lines wrapped (continuations indented), newest last.
     private static func drawOutput(_ output: [String], into canvas: inout Canvas, rows: Range<Int>) {
-        guard !rows.isEmpty else { return }
-        let shown = output.suffix(rows.count)
-        for (i, line) in shown.enumerated() {
+        guard !rows.isEmpty, canvas.width > 4 else { return }
+        var wrapped: [(String, Canvas.Style)] = []
+        for line in output.suffix(rows.count) {
             let style: Canvas.Style =
                 line.hasPrefix("error")
                 ? .bad
@@ -427,7 +428,18 @@ public enum DashboardView {
                     : line.hasPrefix("»")
                         ? .accent
                         : line.hasPrefix("dynamo>") || line.hasPrefix("resolve>") ? .dim : .plain
-            canvas.put(line, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: style)
+            var rest = Substring(line)
+            var first = true
+            repeat {
+                let room = first ? canvas.width : canvas.width - 2
+                wrapped.append(((first ? "" : "  ") + rest.prefix(room), style))
+                rest = rest.dropFirst(room)
+                first = false
+            } while !rest.isEmpty
+        }
+        let shown = wrapped.suffix(rows.count)
+        for (i, line) in shown.enumerated() {
+            canvas.put(line.0, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: line.1)
         }
     }
 

@@ -78,6 +78,12 @@ import Testing
         #expect(text.contains("Tab:complete"))
     }
 
+    @Test func longOutputLinesWrapInsteadOfBeingCut() {
+        let long = "» " + String(repeating: "abcdefghij", count: 12) + "END"
+        let canvas = DashboardView.render(Self.model(), output: [long], width: 80, height: 24)
+        #expect(canvas.lines.contains { $0.hasSuffix("END") })
+    }
+
     @Test func asciiFallbackUsesNoOtherCharacters() {
         let canvas = DashboardView.render(
             Self.model(), output: [], width: 100, height: 30, options: .init(unicode: false))
