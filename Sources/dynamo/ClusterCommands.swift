@@ -169,7 +169,10 @@ struct Console: AsyncParsableCommand {
                 banner.append("  \(name)  http://\(spec.httpAddress)  data \(spec.dataDir)")
             }
         }
-        banner.append("ring converged. Type help for the commands (? for the overlay), quit to stop every node.")
+        banner.append(
+            attach == nil
+                ? "ring converged. Type help for the commands (? for the overlay), quit to stop every node."
+                : "Type help for the commands (? for the overlay); quit leaves the cluster running.")
         let statePath = ClusterState.path(options.dir)
         let ours = started
         let shutdown: @Sendable () -> Void = {
