@@ -202,6 +202,13 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             free(line)
             LineEditor.remember(text)
             console.append([console.prompt + text])
+            // The list of commands is longer than the output area: show it in the overlay.
+            if ["help", "?"].contains(text.trimmingCharacters(in: .whitespaces).lowercased()),
+                console.prompt == "dynamo> "
+            {
+                console.help = true
+                return
+            }
             console.currentPrompt.withLockedValue { $0 = "… " }  // until the command finishes
             console.submit.yield(text)
         }

@@ -211,6 +211,12 @@ import Testing
         #expect(try screen.text().contains("partition A,B | C,D"))
         try screen.type("x")  // any key closes the overlay
         try await screen.wait("the help to close") { !$0.contains("help COMMAND explains one") }
+        // `help` typed at the prompt opens the same overlay (the list is longer than the output area).
+        try screen.enter("help")
+        try await screen.waitFor("help COMMAND explains one")
+        #expect(try screen.text().contains("add-node [NAME]"))
+        try screen.press("Escape")
+        try await screen.wait("the help to close") { !$0.contains("help COMMAND explains one") }
         try screen.enter("frobnicate")
         try await screen.waitFor("unknown command 'frobnicate'")
         // Ctrl-C also stops every node.
