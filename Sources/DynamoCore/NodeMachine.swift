@@ -260,6 +260,11 @@ public struct NodeMachine: Sendable {
         return "0x" + RingPosition.hex(key.prefix(8)) + (key.count > 8 ? "…" : "")
     }
 
+    /// The event for a replica this node stores as a hint for `target` (none without one).
+    private func hintKept(_ key: [UInt8], for target: NodeName?) -> [Action] {
+        target.map { [.event("\(name) keeps a hint of \(Self.describe(key)) for \($0)")] } ?? []
+    }
+
     private mutating func newID() -> UInt64 {
         defer { nextID += 1 }
         return nextID
@@ -389,9 +394,7 @@ public struct NodeMachine: Sendable {
             let target = hintFor == name ? nil : hintFor
             // Hints are always synced: the holder is the only copy for the node it stands in for.
             let sync = target != nil || settings.syncReplicaWrites
-            let told: [Action] =
-                target.map { [.event("\(name) keeps a hint of \(Self.describe(key)) for \($0)")] } ?? []
-            return told
+            return hintKept(key, for: target)
                 + storage(
                     .merge(key: key, object: object, hintFor: target, sync: sync),
                     wait: .serve(handle: handle, isPut: true))
@@ -466,17 +469,12 @@ public struct NodeMachine: Sendable {
 
     private mutating func gossipRound(now: Now) -> [Action] {
         var actions: [Action] = []
-        for case .gossip(let address, let members) in membership.tick(now: now.monotonicMs, rng: &rng)
-            .map({ action -> Membership.Action in
-                guard case .gossip(let address, let members) = action else { return action }
-                return .gossip(toAddress: address, members: announced(members))
-            })
-        {
+        for case .gossip(let address, let members) in membership.tick(now: now.monotonicMs, rng: &rng) {
             let target = membership.member(atAddress: address)?.name
             if let target, dropped.contains(target) { continue }
             let id = newID()
             outgoing[id] = (.gossip(target: target), now.monotonicMs + settings.quorum.requestTimeoutMs)
-            actions.append(.send(requestID: id, toAddress: address, .gossip(members)))
+            actions.append(.send(requestID: id, toAddress: address, .gossip(announced(members))))
         }
         return actions
     }
@@ -669,12 +667,10 @@ public struct NodeMachine: Sendable {
             replicas.insert(HintedReplica(node: name, hintFor: standIn), at: 0)
         }
         let hintFor = replicas.first { $0.node == name }?.hintFor
-        let told: [Action] =
-            hintFor.map { [.event("\(name) keeps a hint of \(Self.describe(put.key)) for \($0)")] } ?? []
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
             sync: settings.syncCoordinatorWrites)
-        return told
+        return hintKept(put.key, for: hintFor)
             + storage(
                 op,
                 wait: .coordinate(requester: requester, key: put.key, replicas: replicas, w: put.w ?? settings.quorum.w)
