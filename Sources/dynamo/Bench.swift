@@ -20,11 +20,10 @@ struct Bench: AsyncParsableCommand {
         var cluster: LocalCluster?
         var addresses = attach?.split(separator: ",").map(String.init) ?? []
         if addresses.isEmpty {
-            guard let binary = LocalCluster.siblingBinary() else { throw ValidationError("cannot find dynamo-node") }
             let root = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-bench-\(getpid())").path
-            let local = LocalCluster(binary: binary, root: root)
+            let local = try localCluster(root: root, options: LocalCluster.Options())
             cluster = local
-            print("starting \(nodes) nodes (\(binary))...")
+            print("starting \(nodes) nodes (\(local.binary))...")
             try await local.start(count: nodes)
             addresses = local.names.map { local.spec($0)!.httpAddress }
         }

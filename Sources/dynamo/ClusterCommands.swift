@@ -64,13 +64,23 @@ struct ClusterOptions: ParsableArguments {
     }
 
     func makeCluster(exitWithParent: Bool) throws -> LocalCluster {
-        guard let binary = LocalCluster.siblingBinary() else {
-            throw ValidationError("cannot find dynamo-node next to this executable; run `swift build` first")
-        }
         var options = launcherOptions
         options.exitWithParent = exitWithParent
-        return LocalCluster(binary: binary, root: "\(dir)/data", options: options)
+        return try localCluster(root: "\(dir)/data", options: options)
     }
+}
+
+/// A launcher for `dynamo-node` processes, found next to this executable.
+func localCluster(root: String, options: LocalCluster.Options) throws -> LocalCluster {
+    guard let binary = LocalCluster.siblingBinary() else {
+        throw ValidationError("cannot find dynamo-node next to this executable; run `swift build` first")
+    }
+    return LocalCluster(binary: binary, root: root, options: options)
+}
+
+/// Whether to open the dashboard: not with `--plain`, and only on a real terminal.
+func wantsScreen(plain: Bool) -> Bool {
+    !plain && isatty(1) == 1 && isatty(0) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
 }
 
 struct ClusterCommand: AsyncParsableCommand {
@@ -180,7 +190,7 @@ struct Console: AsyncParsableCommand {
             if ours != nil { try? FileManager.default.removeItem(atPath: statePath) }
         }
         let session = ReplSession(cluster: control)
-        if plain || isatty(1) != 1 || isatty(0) != 1 || ProcessInfo.processInfo.environment["TERM"] == "dumb" {
+        if !wantsScreen(plain: plain) {
             onInterrupt {
                 say("\nstopping nodes...")
                 shutdown()

@@ -35,7 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
         let clusters = DemoClusters(directory: dir, gossipIntervalMs: gossipIntervalMs)
         defer { clusters.stop() }
         let runner = DemoRunner(pausing: !noPause)
-        if plain || isatty(1) != 1 || isatty(0) != 1 {
+        if !wantsScreen(plain: plain) {
             onInterrupt {
                 clusters.stop()
                 Foundation.exit(130)
@@ -77,9 +77,6 @@ final class DemoClusters: @unchecked Sendable {
     /// Stops the previous cluster and starts a fresh one in a new data directory.
     func start(nodes: Int, nodeArguments: [String]) async throws -> ReplSession {
         stop()
-        guard let binary = LocalCluster.siblingBinary() else {
-            throw ValidationError("cannot find dynamo-node next to this executable; run `swift build` first")
-        }
         var options = LocalCluster.Options()
         options.gossipIntervalMs = gossipIntervalMs
         options.extraArguments = nodeArguments
@@ -89,7 +86,7 @@ final class DemoClusters: @unchecked Sendable {
             return "\(directory)/data-\(getpid())-\(count)"
         }
         try? FileManager.default.removeItem(atPath: root)
-        let cluster = LocalCluster(binary: binary, root: root, options: options)
+        let cluster = try localCluster(root: root, options: options)
         lock.withLock { current = cluster }
         try await cluster.start(count: nodes)
         proxy.replace(with: cluster)
