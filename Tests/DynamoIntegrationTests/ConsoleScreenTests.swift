@@ -60,7 +60,10 @@ import Testing
             ).path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let screen = Screen(session: "dynamo-test-\(getpid())-\(UUID().uuidString.prefix(8))", directory: directory)
-            let env = (["LANG=C.UTF-8", "DYNAMO_HISTORY=\(directory)/history"] + environment).joined(separator: " ")
+            // The test runner may export NO_COLOR (its output is not a terminal), and tmux
+            // passes it on: start from a known environment, then add the test's own.
+            let env = (["-u", "NO_COLOR", "LANG=C.UTF-8", "DYNAMO_HISTORY=\(directory)/history"] + environment)
+                .joined(separator: " ")
             try tmux([
                 "new-session", "-d", "-s", screen.session, "-x", "\(width)", "-y", "\(height)",
                 "env \(env) \(binary) console --nodes \(nodes) --gossip-interval-ms 100 --dir \(directory)",
