@@ -26,6 +26,9 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     private let lines: LineQueue
     private let submit: AsyncStream<String>.Continuation
     private let outputGeneration = NIOLockedValueBox(0)
+    /// The session's recent keys as of its last command, for completion on the screen
+    /// thread (the session itself is only touched by the task running commands).
+    private let recentKeys = NIOLockedValueBox<[String]>([])
 
     // UI-thread state.
     private var help = false
@@ -53,7 +56,9 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     private func execute(_ line: String) async -> Bool {
         let session = self.session
         let (lines, quit) = await session.run(line)
-        if let key = session.recentKeys.first { watcher.focus(on: key) }
+        let keys = session.recentKeys
+        recentKeys.withLockedValue { $0 = keys }
+        if let key = keys.first { watcher.focus(on: key) }
         for event in session.takeEvents() { watcher.note(event) }
         if let partition = session.partitionText { watcher.setPartition(partition.isEmpty ? nil : partition) }
         currentPrompt.withLockedValue { $0 = session.prompt }
@@ -227,8 +232,10 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             help = true
             return
         }
-        LineEditor.nodeNames = watcher.model.memberNames
-        LineEditor.recentKeys = session.recentKeys
+        if key == 9 {  // Tab: what completion offers
+            LineEditor.nodeNames = watcher.model.memberNames
+            LineEditor.recentKeys = recentKeys.withLockedValue { $0 }
+        }
         Self.pendingKey = key
         rl_callback_read_char()
     }
