@@ -36,11 +36,10 @@ public enum Render {
     /// `trace: asked n1 n2 n5 (hint for n3) · answered n1 n5`: who the coordinator asked,
     /// fallbacks with the node they stand in for, and who answered in time.
     public static func trace(asked: [String], answered: [String], verb: String) -> String {
-        let askedText = asked.map { entry -> String in
-            let parts = entry.split(separator: ">", maxSplits: 1).map(String.init)
-            return parts.count == 2 ? "\(parts[0]) (fallback, hint for \(parts[1]))" : entry
-        }
-        let missing = asked.map { String($0.split(separator: ">")[0]) }.filter { !answered.contains($0) }
+        // Each entry is `node` or `fallback>home`.
+        let replicas = asked.map { $0.split(separator: ">", maxSplits: 1).map(String.init) }
+        let askedText = replicas.map { $0.count == 2 ? "\($0[0]) (fallback, hint for \($0[1]))" : $0[0] }
+        let missing = replicas.map { $0[0] }.filter { !answered.contains($0) }
         var text = "trace: asked \(askedText.joined(separator: " ")) · \(verb) \(answered.joined(separator: " "))"
         if !missing.isEmpty {
             text += " · not waited for: \(missing.joined(separator: " ")) (quorum met, or no answer)"

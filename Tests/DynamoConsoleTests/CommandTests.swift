@@ -52,3 +52,13 @@ import Testing
         #expect(Command.completions(of: "re") == ["resolve", "restart", "remove"])
     }
 }
+
+@Suite struct TraceTests {
+    @Test func traceNamesFallbacksAndWhoWasNotWaitedFor() {
+        let text = Render.trace(asked: ["n1", "n2", "n5>n3"], answered: ["n1", "n5"], verb: "acknowledged")
+        #expect(
+            text
+                == "trace: asked n1 n2 n5 (fallback, hint for n3) · acknowledged n1 n5 · not waited for: n2 (quorum met, or no answer)"
+        )
+    }
+}
