@@ -79,7 +79,7 @@ public struct DashboardModel: Sendable {
     public var ring: Ring {
         var tokens: [NodeName: [RingPosition]] = [:]
         for member in view?.members ?? [] {
-            tokens[member.name] = member.tokens.compactMap(Self.position(hex:))
+            tokens[member.name] = member.tokens.compactMap(RingPosition.init(hex:))
         }
         return Ring(nodes: tokens)
     }
@@ -150,19 +150,6 @@ public struct DashboardModel: Sendable {
         let n = quorum?.n ?? 3
         focus = Focus(
             key: key, position: RingPosition.of(key: bytes), homeNodes: ring.preferenceList(forKey: bytes).home(n))
-    }
-
-    static func position(hex: String) -> RingPosition? {
-        guard hex.count == 32 else { return nil }
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return RingPosition(bytes: bytes)
     }
 }
 

@@ -27,6 +27,12 @@ public struct RingPosition: Hashable, Comparable, Sendable, CustomStringConverti
 
     public var hex: String { Self.hex(bytes) }
 
+    /// The inverse of `hex`: 32 hex digits (as the admin API lists tokens).
+    public init?(hex: String) {
+        guard hex.count == 32, hex.allSatisfy(\.isHexDigit), let value = UInt128(hex, radix: 16) else { return nil }
+        self.value = value
+    }
+
     /// Bytes as lowercase hex, two digits each.
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { b in

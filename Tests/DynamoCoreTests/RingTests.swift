@@ -16,6 +16,14 @@ import Testing
     ])
     func rfc1321Vectors(input: String, expected: String) {
         #expect(RingPosition.of(key: Array(input.utf8)).hex == expected)
+        #expect(RingPosition(hex: expected) == RingPosition.of(key: Array(input.utf8)), "hex reads back")
+    }
+
+    @Test func hexThatIsNotAPositionIsRefused() {
+        #expect(RingPosition(hex: "abc") == nil)
+        #expect(RingPosition(hex: "+" + String(repeating: "0", count: 31)) == nil)
+        #expect(RingPosition(hex: String(repeating: "g", count: 32)) == nil)
+        #expect(RingPosition(hex: String(repeating: "f", count: 32))?.value == .max)
     }
 }
 
