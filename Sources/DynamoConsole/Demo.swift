@@ -1,4 +1,5 @@
 import DynamoCore
+import DynamoLauncher
 import Foundation
 
 /// A narrated classroom scenario from `Demos/NAME.demo`.
@@ -170,12 +171,9 @@ public struct DemoRunner: Sendable {
     }
 
     private func waitUntil(_ condition: Demo.Condition, cluster: any ClusterControl, demo: String) async throws {
-        let deadline = ContinuousClock.now + waitTimeout
-        while ContinuousClock.now < deadline {
-            if await holds(condition, cluster: cluster) { return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw CommandError("\(demo): timed out waiting until \(Self.describe(condition))")
+        try await LocalCluster.waitFor(
+            "\(demo): \(Self.describe(condition))", timeout: waitTimeout, interval: .milliseconds(200)
+        ) { await holds(condition, cluster: cluster) }
     }
 
     private func holds(_ condition: Demo.Condition, cluster: any ClusterControl) async -> Bool {
