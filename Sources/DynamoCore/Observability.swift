@@ -4,16 +4,21 @@
 /// The last `capacity` events, numbered so a watcher can ask for only the new ones.
 public struct EventLog: Sendable {
     public let capacity: Int
-    public private(set) var entries: [EventsDocument.Event] = []
+    /// Up to twice `capacity`: old events are dropped in one go when it fills, so appending
+    /// (on the node's event loop, once per hint kept) is O(1) amortised, not a shift per event.
+    private var stored: [EventsDocument.Event] = []
     /// The sequence number the next event gets (numbers start at 1).
     public private(set) var nextSeq: UInt64 = 1
 
     public init(capacity: Int = 512) { self.capacity = capacity }
 
+    /// The last `capacity` events, oldest first.
+    public var entries: ArraySlice<EventsDocument.Event> { stored.suffix(capacity) }
+
     public mutating func append(_ text: String, wallMs: UInt64) {
-        entries.append(.init(seq: nextSeq, timeMs: wallMs, text: text))
+        stored.append(.init(seq: nextSeq, timeMs: wallMs, text: text))
         nextSeq += 1
-        if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
+        if stored.count >= 2 * capacity { stored.removeFirst(stored.count - capacity) }
     }
 
     /// Events numbered above `seq`, oldest first, at most `limit` of the newest.

@@ -149,6 +149,10 @@ import Testing
         #expect(log.entries.map(\.text) == ["e3", "e4", "e5"])
         #expect(log.since(4).map(\.seq) == [5])
         #expect(log.since(0).count == 3)
+        // Past twice the capacity the old ones are dropped; still only the newest show.
+        for i in 6...20 { log.append("e\(i)", wallMs: UInt64(i)) }
+        #expect(log.entries.map(\.text) == ["e18", "e19", "e20"])
+        #expect(log.since(0).map(\.seq) == [18, 19, 20])
     }
 
     @Test func requestStatsQuantiles() {
