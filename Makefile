@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5
 
-.PHONY: deps build release console cluster test test-fast bench format clean
+.PHONY: deps build release console cluster test test-fast fuzz bench format clean
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
@@ -35,6 +35,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip DynamoIntegrationTests
 	$(SWIFT) test --skip-build --no-parallel --filter DynamoIntegrationTests
+
+# The decoder fuzzers for longer than make test runs them (FUZZ_ITERATIONS inputs each).
+FUZZ_ITERATIONS ?= 200000
+fuzz: deps
+	$(SWIFT) build --build-tests
+	DYNAMO_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) $(SWIFT) test --skip-build --filter DynamoFuzzTests
 
 bench: release
 	.build/release/dynamo bench

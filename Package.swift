@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // C libraries from the OS package manager.
@@ -136,6 +137,18 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
+        ),
+        // Every decoder of bytes from outside (peers, clients, the disk), fed random and
+        // boundary values, and what consumes its output (merges, writes, gossip, storage).
+        .testTarget(
+            name: "DynamoFuzzTests",
+            dependencies: [
+                "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: optimizedSettings
         ),
         .testTarget(
             name: "DynamoStorageTests",

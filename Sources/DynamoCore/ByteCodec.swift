@@ -104,6 +104,21 @@ public struct ByteReader: Sendable {
     }
 }
 
+extension Dot {
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(string: actor)
+        writer.write(varint: counter)
+    }
+
+    /// Refuses counters outside 1...`Dot.maxCounter`.
+    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> Dot {
+        let actor = try reader.readString(max: 255)
+        let counter = try reader.readVarint()
+        guard counter > 0, counter <= Dot.maxCounter else { throw DecodingError("dot counter \(counter) out of range") }
+        return Dot(actor: actor, counter: counter)
+    }
+}
+
 /// Binary form of stored objects.
 extension VersionedObject {
     public static let decodeVersionLimit = 10_000
@@ -111,8 +126,7 @@ extension VersionedObject {
     public func encode(into writer: inout ByteWriter) {
         writer.write(varint: UInt64(versions.count))
         for v in versions {
-            writer.write(string: v.dot.actor)
-            writer.write(varint: v.dot.counter)
+            v.dot.encode(into: &writer)
             v.past.encode(into: &writer)
             writer.write(varint: v.timestamp)
             if let value = v.value {
@@ -135,13 +149,12 @@ extension VersionedObject {
         var versions: [Version] = []
         versions.reserveCapacity(count)
         for _ in 0..<count {
-            let actor = try reader.readString(max: 255)
-            let counter = try reader.readVarint()
+            let dot = try Dot.decode(from: &reader)
             let past = try CausalHistory.decode(from: &reader)
             let timestamp = try reader.readVarint()
             let value: [UInt8]? = try reader.readBool() ? reader.readBytes() : nil
             versions.append(
-                Version(dot: Dot(actor: actor, counter: counter), past: past, value: value, timestamp: timestamp)
+                Version(dot: dot, past: past, value: value, timestamp: timestamp)
             )
         }
         return VersionedObject(versions: versions)

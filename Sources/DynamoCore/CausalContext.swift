@@ -35,11 +35,17 @@ public struct CausalContext: Hashable, Sendable {
         let trimmed = text.trimmingWhitespace()
         guard trimmed.utf8.count <= 16_384 else { throw ContextError("context is too long") }
         guard let bytes = Base64URL.decode(trimmed) else { throw ContextError("context is not URL-safe base64") }
+        let clock: CausalHistory
         do {
-            self.clock = try Self.decodeBody(bytes)
+            clock = try Self.decodeBody(bytes)
         } catch {
             throw ContextError("context is corrupt (\(error.reason))")
         }
+        // A write made with this context numbers its dot above every counter in it.
+        for (actor, entry) in clock.entries where entry.max >= Dot.maxCounter {
+            throw ContextError("context is corrupt (counter \(entry.max) of \(actor) leaves no room for a write)")
+        }
+        self.clock = clock
     }
 }
 

@@ -35,6 +35,10 @@ public struct Member: Hashable, Sendable {
         self.generation = generation
     }
 
+    /// The largest heartbeat or generation a row may carry: decoders refuse more, so a
+    /// forged or damaged row can neither overflow `+ 1` nor win forever.
+    public static let maxVersion: UInt64 = 1 << 62
+
     /// Whether this row is newer information about the same member than `other`.
     public func isNewer(than other: Member) -> Bool {
         (generation, heartbeat) > (other.generation, other.heartbeat)
@@ -114,7 +118,7 @@ public struct Membership: Sendable {
     /// a seed we do not know as a member yet. Without the second exchange, two nodes that
     /// found each other first would stop asking seeds and could gossip as an island forever.
     public mutating func tick<G: RandomNumberGenerator>(now: UInt64, rng: inout G) -> [Action] {
-        members[me]!.heartbeat += 1
+        bumpHeartbeat()
         lastHeard[me] = now
         let known = members.values.filter { $0.name != me }.map(\.peerAddress).sorted()
         var targets: [String] = []
@@ -139,7 +143,10 @@ public struct Membership: Sendable {
         }
         // A peer remembers a newer row of ours than we have (we lost our disk): start a
         // generation above it so our own rows win again.
-        if let echo = incoming.first(where: { $0.name == me }), echo.isNewer(than: members[me]!) {
+        // (Decoders cap generations at `Member.maxVersion`, so `+ 1` cannot overflow.)
+        if let echo = incoming.first(where: { $0.name == me }), echo.isNewer(than: members[me]!),
+            echo.generation < Member.maxVersion
+        {
             members[me]!.generation = echo.generation + 1
             members[me]!.heartbeat = 0
         }
@@ -160,17 +167,22 @@ public struct Membership: Sendable {
     public mutating func setLocalSettled(_ settled: Bool) {
         guard members[me]!.settled != settled else { return }
         members[me]!.settled = settled
-        members[me]!.heartbeat += 1
+        bumpHeartbeat()
     }
 
     public mutating func setLocalStatus(_ status: MemberStatus, now: UInt64 = 0) {
         members[me]!.status = status
-        members[me]!.heartbeat += 1
+        bumpHeartbeat()
         lastChange = now
         rebuildRings()
     }
 
     public func member(_ name: NodeName) -> Member? { members[name] }
+
+    /// Our own heartbeat counts up from 0 each generation; it saturates rather than trap.
+    private mutating func bumpHeartbeat() {
+        members[me]!.heartbeat = min(members[me]!.heartbeat + 1, Member.maxVersion)
+    }
 }
 
 /// SplitMix64: a tiny seeded generator, so every random choice in the core can be replayed.

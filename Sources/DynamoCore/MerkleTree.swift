@@ -13,7 +13,7 @@ public struct MerkleTree: Sendable, Equatable {
     /// segment holds about one key until a range has a million.
     public static let fanout = 16
     public static let depth = 5
-    static let bitsPerLevel = 4
+    public static let bitsPerLevel = 4
 
     /// Node hashes per level (0 = root), sparse: absent means zero.
     private var levels: [[UInt32: UInt64]]

@@ -42,3 +42,10 @@ public struct QuorumConfig: Hashable, Sendable {
         self.tombstoneGraceMs = tombstoneGraceMs
     }
 }
+
+/// Bounds on keys that hold whatever a node is configured with.
+public enum KeyLimits {
+    /// No key, from a client, a peer or the disk, is longer: storage keys spell a hint's
+    /// key length in two bytes, and peers refuse longer keys while decoding.
+    public static let absoluteMaxKeyBytes = 65_535
+}

@@ -13,6 +13,12 @@ public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static func < (lhs: Dot, rhs: Dot) -> Bool { (lhs.actor, lhs.counter) < (rhs.actor, rhs.counter) }
 
+    /// The largest counter a dot may carry. Decoders refuse anything above it, so arithmetic
+    /// on counters from the network or the disk (`+ 1`, interval ends) can never overflow,
+    /// and a write whose counter would pass it is refused (`ClockError`) rather than wrap:
+    /// at one write a nanosecond it would take 146 years to get there honestly.
+    public static let maxCounter: UInt64 = 1 << 62
+
     public var description: String { "\(actor):\(counter)" }
 }
 
@@ -174,8 +180,11 @@ extension CausalHistory {
             for _ in 0..<rangeCount {
                 let low = try reader.readVarint()
                 let span = try reader.readVarint()
-                // Ranges must be positive, sorted, disjoint and non-adjacent: the canonical form.
-                guard low > floor, span <= UInt64.max - low else { throw DecodingError("malformed clock range") }
+                // Ranges must be positive, sorted, disjoint and non-adjacent (the canonical
+                // form) and stay within `Dot.maxCounter`, so `floor` below cannot overflow.
+                guard low > floor, low <= Dot.maxCounter, span <= Dot.maxCounter - low else {
+                    throw DecodingError("malformed clock range")
+                }
                 ranges.append(low...(low + span))
                 floor = low + span + 1
             }

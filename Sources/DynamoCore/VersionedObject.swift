@@ -95,9 +95,11 @@ public struct VersionedObject: Hashable, Sendable {
         now: UInt64,
         policy: ClockPolicy,
         counterFloor: UInt64 = 0
-    ) -> (object: VersionedObject, version: Version) {
+    ) throws(ClockError) -> (object: VersionedObject, version: Version) {
         var past = context ?? .empty
-        let counter = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor), counterFloor) + 1
+        let highest = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor), counterFloor)
+        guard highest < Dot.maxCounter else { throw ClockError.counterExhausted(actor: actor, counter: highest) }
+        let counter = highest + 1
         if policy.conflicts == .lww { past = past.merged(with: self.context) }
         past = past.pruned(to: policy.maxEntries, keep: actor)
         let version = Version(dot: Dot(actor: actor, counter: counter), past: past, value: value, timestamp: now)
@@ -114,5 +116,19 @@ public struct VersionedObject: Hashable, Sendable {
             survivors = [newest]
         }
         return VersionedObject(versions: survivors)
+    }
+}
+
+/// A write that the key's clock cannot carry.
+public enum ClockError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The key's history already holds the largest counter a dot may have for this actor
+    /// (only a forged context or a damaged store gets there).
+    case counterExhausted(actor: Actor, counter: UInt64)
+
+    public var description: String {
+        switch self {
+        case .counterExhausted(let actor, let counter):
+            "the key's clock for \(actor) is at \(counter), the largest counter allowed; write refused"
+        }
     }
 }

@@ -32,6 +32,9 @@ struct NodeIdentity: Equatable {
                 throw NodeStartError(
                     "data dir belongs to node '\(identity.name)', not '\(name)' (use a different --data-dir)")
             }
+            guard identity.generation < Member.maxVersion else {
+                throw NodeStartError("the identity in the data dir is damaged (generation \(identity.generation))")
+            }
             identity.generation += 1
         } else {
             identity = NodeIdentity(

@@ -160,8 +160,9 @@ public final class ReplicaStore: Sendable {
         defer { lock.unlock() }
         let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
-        let (next, version) = (current ?? VersionedObject()).writing(
-            value, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
+        let (next, version) = try Self.write(
+            value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
+            counterFloor: floor)
         try engine.put(storageKey, next.encoded(), sync: sync)
         if current == nil { keyCounter.withLockedValue { $0 += 1 } }
         changed(key, to: next)
@@ -249,12 +250,17 @@ public final class ReplicaStore: Sendable {
     /// Hinted replicas held here, per intended node.
     public var hintCounts: [NodeName: Int] { hintCounter.withLockedValue { $0 } }
 
-    static func hintKeyPrefix(for key: [UInt8]) -> [UInt8] {
-        [hintPrefix] + RingPosition.of(key: key).bytes + [UInt8(key.count >> 8), UInt8(key.count & 0xff)] + key
+    /// The key's length is stored in two bytes: longer keys are refused (peers and clients
+    /// never send them: `KeyLimits.absoluteMaxKeyBytes`).
+    static func hintKeyPrefix(for key: [UInt8]) throws(StorageError) -> [UInt8] {
+        guard let length = UInt16(exactly: key.count) else {
+            throw StorageError("a key of \(key.count) bytes cannot be kept as a hint (limit 65535)")
+        }
+        return [hintPrefix] + RingPosition.of(key: key).bytes + [UInt8(length >> 8), UInt8(length & 0xff)] + key
     }
 
-    static func hintKey(for key: [UInt8], target: NodeName) -> [UInt8] {
-        hintKeyPrefix(for: key) + Array(target.utf8)
+    static func hintKey(for key: [UInt8], target: NodeName) throws(StorageError) -> [UInt8] {
+        try hintKeyPrefix(for: key) + Array(target.utf8)
     }
 
     static func parseHintKey(_ storageKey: [UInt8]) -> (key: [UInt8], target: NodeName)? {
@@ -278,7 +284,7 @@ public final class ReplicaStore: Sendable {
     private func storeHintLocked(
         target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool
     ) throws(StorageError) {
-        let storageKey = Self.hintKey(for: key, target: target)
+        let storageKey = try Self.hintKey(for: key, target: target)
         let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
         guard next != current else { return }
@@ -288,7 +294,7 @@ public final class ReplicaStore: Sendable {
 
     /// The versions of `key` held here as hints for any node, merged (nil when none).
     public func hintedObject(for key: [UInt8], policy: ClockPolicy) throws(StorageError) -> VersionedObject? {
-        let prefix = Self.hintKeyPrefix(for: key)
+        let prefix = try Self.hintKeyPrefix(for: key)
         var merged: VersionedObject?
         // Targets are UTF-8 names, which never contain the byte 0xff.
         for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
@@ -321,7 +327,7 @@ public final class ReplicaStore: Sendable {
     /// next round, so versions that arrived meanwhile are delivered too).
     @discardableResult
     public func removeHint(_ hint: Hint) throws(StorageError) -> Bool {
-        let storageKey = Self.hintKey(for: hint.key, target: hint.target)
+        let storageKey = try Self.hintKey(for: hint.key, target: hint.target)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
@@ -350,10 +356,24 @@ public final class ReplicaStore: Sendable {
         let base = (try object(for: key) ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
         let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
-        let version = base.writing(value, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
-            .version
+        let version = try Self.write(
+            value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor
+        ).version
         try storeHintLocked(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
         return version
+    }
+
+    /// `VersionedObject.writing`, its refusal as a storage error (the write is not stored).
+    private static func write(
+        _ value: [UInt8]?, on base: VersionedObject, context: CausalHistory?, actor: Actor, now: UInt64,
+        policy: ClockPolicy, counterFloor: UInt64
+    ) throws(StorageError) -> (object: VersionedObject, version: Version) {
+        do {
+            return try base.writing(
+                value, context: context, actor: actor, now: now, policy: policy, counterFloor: counterFloor)
+        } catch {
+            throw StorageError(error.description)
+        }
     }
 
     /// Executes one storage operation of the node state machine (blocking).

@@ -29,8 +29,8 @@ public enum PeerCodec {
         case replyTreeKeys = 0x28
     }
 
-    /// Largest key, value or name we accept from a peer (values are bounded by the frame).
-    static let maxKey = 64 * 1024
+    /// Largest key we accept from a peer (values are bounded by the frame).
+    static let maxKey = KeyLimits.absoluteMaxKeyBytes
     static let maxMembers = 4096
     static let maxTokens = 4096
 
@@ -154,14 +154,24 @@ public enum PeerCodec {
             for _ in 0..<count {
                 let level = Int(try r.readByte())
                 guard level < MerkleTree.depth else { throw DecodingError("tree level out of range") }
-                nodes.append(MerkleNodeID(level: level, id: UInt32(truncatingIfNeeded: try r.readVarint())))
+                let id = try r.readVarint()
+                guard id < UInt64(1) << (MerkleTree.bitsPerLevel * level) else {
+                    throw DecodingError("tree node id out of range")
+                }
+                nodes.append(MerkleNodeID(level: level, id: UInt32(id)))
             }
             return .treeChildren(range: range, nodes: nodes)
         case .treeSegments:
             let range = try decodeRange(&r)
             let count = try r.readInt(max: 65_536)
             var segments: [UInt32] = []
-            for _ in 0..<count { segments.append(UInt32(truncatingIfNeeded: try r.readVarint())) }
+            for _ in 0..<count {
+                let segment = try r.readVarint()
+                guard segment < UInt64(1) << (MerkleTree.bitsPerLevel * MerkleTree.depth) else {
+                    throw DecodingError("tree segment out of range")
+                }
+                segments.append(UInt32(segment))
+            }
             return .treeSegments(range: range, segments: segments)
         case .coordinatePut:
             let key = try r.readBytes(max: maxKey)
@@ -198,10 +208,7 @@ public enum PeerCodec {
             result.context.encode(into: &w)
             writeOptional(result.error, into: &w)
             w.write(bool: result.dot != nil)
-            if let dot = result.dot {
-                w.write(string: dot.actor)
-                w.write(varint: dot.counter)
-            }
+            result.dot?.encode(into: &w)
             w.write(varint: UInt64(result.asked.count))
             for replica in result.asked {
                 w.write(string: replica.node)
@@ -254,7 +261,7 @@ public enum PeerCodec {
             let required = try r.readInt(max: 1024)
             let context = try CausalHistory.decode(from: &r)
             let error: String? = try r.readBool() ? r.readString() : nil
-            let dot: Dot? = try r.readBool() ? Dot(actor: try r.readString(max: 255), counter: try r.readVarint()) : nil
+            let dot: Dot? = try r.readBool() ? Dot.decode(from: &r) : nil
             var asked: [HintedReplica] = []
             for _ in 0..<(try r.readInt(max: maxMembers)) {
                 let node = try r.readString(max: 255)
@@ -347,6 +354,9 @@ public enum PeerCodec {
             let status = MemberStatus.allCases[statusIndex]
             let heartbeat = try r.readVarint()
             let generation = try r.readVarint()
+            guard heartbeat <= Member.maxVersion, generation <= Member.maxVersion else {
+                throw DecodingError("member heartbeat or generation out of range")
+            }
             let settled = try r.readBool()
             members.append(
                 Member(

@@ -57,6 +57,12 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard n >= 1, (1...n).contains(r), (1...n).contains(w) else {
             throw ValidationError("need 1 <= R <= N and 1 <= W <= N (got N=\(n) R=\(r) W=\(w))")
         }
+        guard (1...KeyLimits.absoluteMaxKeyBytes).contains(maxKeyBytes) else {
+            throw ValidationError("--max-key-bytes must be between 1 and \(KeyLimits.absoluteMaxKeyBytes)")
+        }
+        guard maxValueBytes >= 0, maxValueBytes <= 8 << 20 else {
+            throw ValidationError("--max-value-bytes must be between 0 and 8388608 (peer frames carry 16 MiB)")
+        }
         guard ConflictPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be siblings or lww") }
         guard Durability(rawValue: durableWrites) != nil else {
             throw ValidationError("--durable-writes must be all, coordinator or none")

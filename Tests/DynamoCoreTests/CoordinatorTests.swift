@@ -3,7 +3,7 @@ import Testing
 @testable import DynamoCore
 
 @Suite struct PutCoordinatorTests {
-    let version = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: ClockPolicy()).object
+    let version = try! VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: ClockPolicy()).object
     let replicas = ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }
 
     func coordinator(w: Int) -> PutCoordinator {
@@ -59,9 +59,9 @@ import Testing
     let policy = ClockPolicy()
     let config = QuorumConfig(requestTimeoutMs: 100, readRepairWindowMs: 100)
 
-    @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() {
-        let old = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
-        let new = old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
+    @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() throws {
+        let old = try VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        let new = try old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
         var get = GetCoordinator(
             key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy,
             now: 0, config: config)
@@ -82,9 +82,9 @@ import Testing
         #expect(get.isFinished)
     }
 
-    @Test func siblingsFromDifferentReplicasAreAllReturned() {
-        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
-        let y = VersionedObject().writing([2], context: nil, actor: "b", now: 1, policy: policy).object
+    @Test func siblingsFromDifferentReplicasAreAllReturned() throws {
+        let x = try VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+        let y = try VersionedObject().writing([2], context: nil, actor: "b", now: 1, policy: policy).object
         var get = GetCoordinator(
             key: [7], replicas: ["a", "b"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy, now: 0,
             config: config)
@@ -97,8 +97,8 @@ import Testing
         #expect(outcome.object.versions.count == 2)
     }
 
-    @Test func timesOutWithTooFewRepliesAndStillRepairsWhatItSaw() {
-        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+    @Test func timesOutWithTooFewRepliesAndStillRepairsWhatItSaw() throws {
+        let x = try VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         var get = GetCoordinator(
             key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 3, policy: policy,
             now: 0, config: config)
@@ -113,8 +113,8 @@ import Testing
         #expect(get.isFinished)
     }
 
-    @Test func aFallbackIsRepairedAsAHintForTheNodeItStandsIn() {
-        let x = VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
+    @Test func aFallbackIsRepairedAsAHintForTheNodeItStandsIn() throws {
+        let x = try VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let replicas = [HintedReplica(node: "a", hintFor: nil), HintedReplica(node: "d", hintFor: "b")]
         var get = GetCoordinator(key: [7], replicas: replicas, r: 2, policy: policy, now: 0, config: config)
         _ = get.start()
@@ -139,8 +139,8 @@ import Testing
     }
 
     var tombstone: VersionedObject {
-        let live = VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
-        return live.writing(nil, context: live.context, actor: "a", now: 1000, policy: policy).object
+        let live = try! VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
+        return try! live.writing(nil, context: live.context, actor: "a", now: 1000, policy: policy).object
     }
 
     var home: [HintedReplica] { ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) } }
@@ -155,14 +155,14 @@ import Testing
         #expect(Set(partly) == Set(["a", "c"].map { .send(to: $0, .reap(key: [7], object: tombstone)) }))
     }
 
-    @Test func tombstonesAreKeptWhileYoungStaleOrNotEveryHomeReplicaAnswered() {
+    @Test func tombstonesAreKeptWhileYoungStaleOrNotEveryHomeReplicaAnswered() throws {
         // Younger than the grace period: nothing happens.
         #expect(
             tombstoneRead(
                 wallNow: 1200, replicas: home, replies: [("a", tombstone), ("b", tombstone), ("c", tombstone)]
             ).isEmpty)
         // A replica still holding the deleted value is repaired, not reaped.
-        let live = VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
+        let live = try VersionedObject().writing([1], context: nil, actor: "a", now: 900, policy: policy).object
         #expect(
             tombstoneRead(wallNow: 2000, replicas: home, replies: [("a", tombstone), ("b", live), ("c", tombstone)])
                 == [.send(to: "b", .put(key: [7], object: tombstone, hintFor: nil))])

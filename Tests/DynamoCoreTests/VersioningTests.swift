@@ -26,7 +26,7 @@ struct History {
         case 0:
             let value = Array("v\(now)".utf8)
             let context: CausalHistory? = Bool.random(using: &rng) ? replicas[i].context : nil
-            let (object, version) = replicas[i].writing(
+            let (object, version) = try! replicas[i].writing(
                 value, context: context, actor: "r\(i)", now: now, policy: policy)
             replicas[i] = object
             written.append(version)
@@ -127,7 +127,7 @@ struct History {
         var object = VersionedObject()
         for (i, actor) in ["a", "b", "c", "d", "e"].enumerated() {
             object =
-                object.writing(Array("x".utf8), context: object.context, actor: actor, now: UInt64(i), policy: policy)
+                try! object.writing(Array("x".utf8), context: object.context, actor: actor, now: UInt64(i), policy: policy)
                 .object
         }
         #expect(object.versions.count >= 1)
@@ -139,18 +139,18 @@ struct History {
 @Suite struct VersionedObjectTests {
     let policy = ClockPolicy()
 
-    @Test func blindWritesBecomeSiblingsAndAContextReplacesExactlyWhatItCovers() {
+    @Test func blindWritesBecomeSiblingsAndAContextReplacesExactlyWhatItCovers() throws {
         var object = VersionedObject()
-        object = object.writing(Array("a".utf8), context: nil, actor: "n1", now: 1, policy: policy).object
+        object = try object.writing(Array("a".utf8), context: nil, actor: "n1", now: 1, policy: policy).object
         let seen = object.context
-        object = object.writing(Array("b".utf8), context: nil, actor: "n1", now: 2, policy: policy).object
-        object = object.writing(Array("c".utf8), context: nil, actor: "n2", now: 3, policy: policy).object
+        object = try object.writing(Array("b".utf8), context: nil, actor: "n1", now: 2, policy: policy).object
+        object = try object.writing(Array("c".utf8), context: nil, actor: "n2", now: 3, policy: policy).object
         #expect(object.versions.compactMap(\.value).sorted { $0.lexicographicallyPrecedes($1) } == [[97], [98], [99]])
         // A stale context (it saw only "a") replaces only "a".
-        object = object.writing(Array("d".utf8), context: seen, actor: "n1", now: 4, policy: policy).object
+        object = try object.writing(Array("d".utf8), context: seen, actor: "n1", now: 4, policy: policy).object
         #expect(Set(object.versions.compactMap(\.value)) == [[98], [99], [100]])
         // The merged context replaces everything.
-        object = object.writing(Array("e".utf8), context: object.context, actor: "n3", now: 5, policy: policy).object
+        object = try object.writing(Array("e".utf8), context: object.context, actor: "n3", now: 5, policy: policy).object
         #expect(object.versions.map(\.value) == [[101]])
     }
 
@@ -178,14 +178,14 @@ struct History {
         #expect(a.merged(with: a, policy: policy) == a)
     }
 
-    @Test func aContextFromABlindWriteCoversOnlyThatWrite() {
+    @Test func aContextFromABlindWriteCoversOnlyThatWrite() throws {
         // n1 writes "a", then a blind "b": the context of "b" must not cover "a".
-        var object = VersionedObject().writing([97], context: nil, actor: "n1", now: 1, policy: policy).object
-        let (afterB, b) = object.writing([98], context: nil, actor: "n1", now: 2, policy: policy)
+        var object = try VersionedObject().writing([97], context: nil, actor: "n1", now: 1, policy: policy).object
+        let (afterB, b) = try object.writing([98], context: nil, actor: "n1", now: 2, policy: policy)
         object = afterB
         #expect(object.versions.count == 2)
         #expect(b.clock.covers(b.dot) && !b.clock.covers(Dot(actor: "n1", counter: 1)))
-        object = object.writing([99], context: b.clock, actor: "n1", now: 3, policy: policy).object
+        object = try object.writing([99], context: b.clock, actor: "n1", now: 3, policy: policy).object
         #expect(Set(object.versions.compactMap(\.value)) == [[97], [99]])
     }
 
@@ -196,25 +196,25 @@ struct History {
         #expect(one.merged(with: other, policy: policy).versions.count == 2)
     }
 
-    @Test func tombstonesAreVersionsAndDeleteWithContextLeavesOnlyATombstone() {
-        var object = VersionedObject().writing([1], context: nil, actor: "n1", now: 1, policy: policy).object
-        object = object.writing(nil, context: object.context, actor: "n2", now: 2, policy: policy).object
+    @Test func tombstonesAreVersionsAndDeleteWithContextLeavesOnlyATombstone() throws {
+        var object = try VersionedObject().writing([1], context: nil, actor: "n1", now: 1, policy: policy).object
+        object = try object.writing(nil, context: object.context, actor: "n2", now: 2, policy: policy).object
         #expect(object.isDeleted)
         #expect(object.versions.count == 1)
         // A concurrent write survives a delete that did not see it.
-        let concurrent = VersionedObject().writing([9], context: nil, actor: "n3", now: 3, policy: policy).object
+        let concurrent = try VersionedObject().writing([9], context: nil, actor: "n3", now: 3, policy: policy).object
         let merged = object.merged(with: concurrent, policy: policy)
         #expect(merged.liveVersions.map(\.value) == [[9]])
         #expect(!merged.isDeleted)
     }
 
-    @Test func lastWriteWinsKeepsOnlyTheNewestVersion() {
+    @Test func lastWriteWinsKeepsOnlyTheNewestVersion() throws {
         let lww = ClockPolicy(conflicts: .lww)
-        let a = VersionedObject().writing([1], context: nil, actor: "n1", now: 10, policy: lww).object
-        let b = VersionedObject().writing([2], context: nil, actor: "n2", now: 20, policy: lww).object
+        let a = try VersionedObject().writing([1], context: nil, actor: "n1", now: 10, policy: lww).object
+        let b = try VersionedObject().writing([2], context: nil, actor: "n2", now: 20, policy: lww).object
         #expect(a.merged(with: b, policy: lww).versions.map(\.value) == [[2]])
         #expect(b.merged(with: a, policy: lww).versions.map(\.value) == [[2]])
-        let c = a.writing([3], context: nil, actor: "n1", now: 30, policy: lww).object
+        let c = try a.writing([3], context: nil, actor: "n1", now: 30, policy: lww).object
         #expect(c.versions.map(\.value) == [[3]])
     }
 

@@ -79,7 +79,7 @@ func temporaryDirectory() -> String {
             for writer in 0..<8 {
                 group.addTask {
                     for i in 0..<25 {
-                        let incoming = VersionedObject().writing(
+                        let incoming = try! VersionedObject().writing(
                             Array("\(writer)-\(i)".utf8), context: nil, actor: "w\(writer)-\(i)", now: 1,
                             policy: ClockPolicy()
                         ).object

@@ -8,10 +8,10 @@ import Testing
 
 @Suite struct PeerCodecTests {
     static let object: VersionedObject = {
-        var o = VersionedObject().writing(
+        var o = try! VersionedObject().writing(
             Array("hello".utf8), context: nil, actor: "n1", now: 42, policy: ClockPolicy()
         ).object
-        o = o.writing(nil, context: nil, actor: "n2", now: 43, policy: ClockPolicy()).object
+        o = try! o.writing(nil, context: nil, actor: "n2", now: 43, policy: ClockPolicy()).object
         return o
     }()
 
