@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C libraries from the OS package manager.
@@ -35,7 +36,9 @@ let package = Package(
         .systemLibrary(name: "CReadline", path: "Sources/CReadline", providers: [.apt(["libreadline-dev"])]),
 
         // The pure core: ring, clocks, objects and protocol state machines. No I/O.
-        .target(name: "DynamoCore", swiftSettings: optimizedSettings),
+        .target(
+            name: "DynamoCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimizedSettings),
         // The peer wire protocol: frames, handshake, message codec.
         .target(
             name: "DynamoWire",
@@ -157,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DynamoIntegrationTests",
-            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole"],
+            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoWire"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -38,12 +38,21 @@ public struct DynamoClient: Sendable {
     public let host: String
     public let port: Int
     private let http: HTTPClient
+    /// The cluster secret, sent as a bearer token on admin requests (nodes with a secret
+    /// refuse `POST /admin/faults` and `/admin/leave` without it).
+    public let bearer: String?
 
-    public init(address: String, http: HTTPClient = HTTPClient()) {
+    /// - Parameter bearer: the cluster secret; by default `DYNAMO_CLUSTER_SECRET`.
+    public init(address: String, http: HTTPClient = HTTPClient(), bearer: String? = DynamoClient.environmentSecret) {
         let parts = address.split(separator: ":")
         self.host = parts.count == 2 ? String(parts[0]) : "127.0.0.1"
         self.port = parts.count == 2 ? Int(parts[1]) ?? 0 : Int(address) ?? 0
         self.http = http
+        self.bearer = bearer
+    }
+
+    public static var environmentSecret: String? {
+        ProcessInfo.processInfo.environment["DYNAMO_CLUSTER_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     public var address: String { "\(host):\(port)" }
@@ -52,7 +61,11 @@ public struct DynamoClient: Sendable {
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
         timeout: TimeAmount = .seconds(10)
     ) async throws -> HTTPResult {
-        try await http.request(
+        var headers = headers
+        if let bearer, path.hasPrefix("/admin/"), !headers.contains(where: { $0.0.lowercased() == "authorization" }) {
+            headers.append(("Authorization", "Bearer \(bearer)"))
+        }
+        return try await http.request(
             method, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout)
     }
 

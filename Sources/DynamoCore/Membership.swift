@@ -20,11 +20,15 @@ public struct Member: Hashable, Sendable {
     public var settled: Bool
     /// Bumped each time the process starts, so a restarted node's row beats its old one.
     public var generation: UInt64
+    /// The member's proof that it holds the cluster secret: an HMAC of its identity made by
+    /// the member itself (`ClusterKey.admission(of:)`); empty in a cluster without a secret.
+    public var admission: [UInt8]
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], status: MemberStatus,
-        heartbeat: UInt64 = 0, generation: UInt64 = 1, settled: Bool = false
+        heartbeat: UInt64 = 0, generation: UInt64 = 1, settled: Bool = false, admission: [UInt8] = []
     ) {
+        self.admission = admission
         self.settled = settled
         self.name = name
         self.peerAddress = peerAddress
@@ -38,6 +42,12 @@ public struct Member: Hashable, Sendable {
     /// The largest heartbeat or generation a row may carry: decoders refuse more, so a
     /// forged or damaged row can neither overflow `+ 1` nor win forever.
     public static let maxVersion: UInt64 = 1 << 62
+
+    /// Whether `other` describes the same member identity (what an admission tag covers).
+    public func sameIdentity(as other: Member) -> Bool {
+        name == other.name && peerAddress == other.peerAddress && httpAddress == other.httpAddress
+            && tokens == other.tokens && generation == other.generation && admission == other.admission
+    }
 
     /// Whether this row is newer information about the same member than `other`.
     public func isNewer(than other: Member) -> Bool {
@@ -55,6 +65,9 @@ public struct Membership: Sendable {
         case gossip(toAddress: String, members: [Member])
         /// The ring changed (a member appeared or its tokens changed).
         case ringChanged
+        /// A row about this member was ignored: its admission tag is not one that a holder
+        /// of the cluster secret made (a forged or corrupted member).
+        case refused(NodeName)
     }
 
     public private(set) var me: NodeName
@@ -71,8 +84,16 @@ public struct Membership: Sendable {
     public private(set) var lastHeard: [NodeName: UInt64] = [:]
     /// Which members this node can use right now.
     public private(set) var detector: FailureDetector
+    /// With a cluster secret, only rows whose admission tag it verifies are taken in, and our
+    /// own row carries a tag; without one (a loopback development cluster) none are checked.
+    public let key: ClusterKey?
 
-    public init(me: Member, seeds: [String], gossipIntervalMs: UInt64 = 1000, phiThreshold: Double = 8) {
+    public init(
+        me: Member, seeds: [String], gossipIntervalMs: UInt64 = 1000, phiThreshold: Double = 8, key: ClusterKey? = nil
+    ) {
+        var me = me
+        if let key { me.admission = key.admission(of: me) }
+        self.key = key
         self.me = me.name
         self.members = [me.name: me]
         self.seeds = seeds.filter { $0 != me.peerAddress }
@@ -135,8 +156,15 @@ public struct Membership: Sendable {
     public mutating func receive(_ incoming: [Member], now: UInt64) -> [Action] {
         let before = (ring, routingRing)
         let statuses = members.mapValues(\.status)
+        var actions: [Action] = []
         for row in incoming where row.name != me {
-            if let known = members[row.name], !row.isNewer(than: known) { continue }
+            let known = members[row.name]
+            if let known, !row.isNewer(than: known) { continue }
+            // Verify a row's tag when its identity is news (a heartbeat changes no tag).
+            if let key, !(known?.sameIdentity(as: row) ?? false), !key.admits(row) {
+                actions.append(.refused(row.name))
+                continue
+            }
             members[row.name] = row
             lastHeard[row.name] = now
             detector.heartbeat(from: row.name, at: now)
@@ -149,10 +177,12 @@ public struct Membership: Sendable {
         {
             members[me]!.generation = echo.generation + 1
             members[me]!.heartbeat = 0
+            if let key { members[me]!.admission = key.admission(of: members[me]!) }
         }
         rebuildRings()
         if members.mapValues(\.status) != statuses { lastChange = now }
-        return (ring, routingRing) == before ? [] : [.ringChanged]
+        if (ring, routingRing) != before { actions.append(.ringChanged) }
+        return actions
     }
 
     private mutating func rebuildRings() {

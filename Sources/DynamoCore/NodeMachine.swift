@@ -23,14 +23,19 @@ public struct NodeSettings: Sendable, Hashable {
     /// fsync the coordinator's own replica write / every replica write.
     public var syncCoordinatorWrites: Bool
     public var syncReplicaWrites: Bool
+    /// The cluster secret: member rows are signed with it and only verified rows are taken
+    /// from gossip. nil in a development cluster on loopback (nothing is checked).
+    public var clusterKey: ClusterKey?
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
         seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
         syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
-        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true
+        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
+        clusterKey: ClusterKey? = nil
     ) {
+        self.clusterKey = clusterKey
         self.antiEntropyIntervalMs = antiEntropyIntervalMs
         self.readRepair = readRepair
         self.hintedHandoff = hintedHandoff
@@ -176,6 +181,8 @@ public struct NodeMachine: Sendable {
     private var nextHintsAt: UInt64
     private var nextSweepAt: UInt64
     private var deliveringHints = false
+    /// Members whose forged rows were refused (each reported once).
+    private var refusedMembers: Set<NodeName> = []
 
     /// Hints loaded per handoff round.
     public static let hintBatch = 64
@@ -186,7 +193,8 @@ public struct NodeMachine: Sendable {
             name: settings.name, peerAddress: settings.peerAddress, httpAddress: settings.httpAddress,
             tokens: settings.tokens, status: settings.seeds.isEmpty ? .up : .joining, generation: settings.generation)
         // (A known node that restarts is `joining` only until its first gossip exchange.)
-        self.membership = Membership(me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs)
+        self.membership = Membership(
+            me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs, key: settings.clusterKey)
         self.rng = SeededRandom(seed: seed)
         self.nextHintsAt = settings.hintIntervalMs
         self.nextSweepAt = settings.tombstoneSweepIntervalMs
@@ -414,6 +422,10 @@ public struct NodeMachine: Sendable {
             }
             return [.respond(handle: handle, .treeKeys(segments.flatMap { tree.tree.entries(inSegment: $0) }))]
         case .pull(let requester, let after):
+            // Only a node asks for its own ranges, with a row a holder of the secret made.
+            guard requester.name == peer, settings.clusterKey?.admits(requester) ?? true else {
+                return [.respond(handle: handle, .error("a pull names its sender, in a row signed with the cluster secret"))]
+            }
             return storage(
                 .scanOwn(after: after, limit: Self.handoffBatch),
                 wait: .serveTransfer(handle: handle, requester: requester))
@@ -517,7 +529,11 @@ public struct NodeMachine: Sendable {
     private mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
         let before = Set(membership.members.keys)
         var actions: [Action] = []
-        if membership.receive(members, now: now.monotonicMs).contains(.ringChanged) {
+        let outcome = membership.receive(members, now: now.monotonicMs)
+        for case .refused(let member) in outcome where refusedMembers.insert(member).inserted {
+            actions.append(.event("\(name) refuses gossip about \(member): its row is not signed with the cluster secret"))
+        }
+        if outcome.contains(.ringChanged) {
             // Ownership may have moved: look for data to hand off right away, and do not
             // claim to be settled until a pass under the new ring says so.
             nextHandoffAt = 0

@@ -36,6 +36,9 @@ public final class LocalCluster: @unchecked Sendable {
         /// Send node logs here (nil: discard them).
         public var logDirectory: String?
         public var exitWithParent = true
+        /// Give the cluster a secret (created once in `root/cluster-secret`), so its peers
+        /// authenticate each other; off only for tests of a node without one.
+        public var clusterSecret = true
 
         public init() {}
     }
@@ -98,12 +101,34 @@ public final class LocalCluster: @unchecked Sendable {
     public func spec(_ name: String) -> NodeSpec? { lock.withLock { nodes.first { $0.name == name } } }
 
     public func client(_ name: String) -> DynamoClient {
-        DynamoClient(address: spec(name)!.httpAddress, http: http)
+        DynamoClient(address: spec(name)!.httpAddress, http: http, bearer: options.clusterSecret ? try? secret() : nil)
     }
 
     public var names: [String] { lock.withLock { nodes.map(\.name) } }
 
     public func isRunning(_ name: String) -> Bool { lock.withLock { processes[name]?.isRunning ?? false } }
+
+    /// The cluster's secret file, created on first use: 32 random bytes as hex, readable by
+    /// this user only. It lives beside the data dirs, so a restarted cluster keeps it.
+    public func secretFile() throws -> String {
+        let path = "\(root)/cluster-secret"
+        try lock.withLock {
+            guard !FileManager.default.fileExists(atPath: path) else { return }
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            var rng = SystemRandomNumberGenerator()
+            let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+            guard
+                FileManager.default.createFile(
+                    atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            else { throw LauncherError("cannot write the cluster secret to \(path)") }
+        }
+        return path
+    }
+
+    /// The cluster secret, for clients that need it (admin requests off loopback).
+    public func secret() throws -> String {
+        try String(contentsOfFile: secretFile(), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     /// Starts the node's process (again, after a kill, with the same name and data dir).
     public func launch(_ name: String) throws {
@@ -116,6 +141,7 @@ public final class LocalCluster: @unchecked Sendable {
             "--request-timeout-ms", "\(options.requestTimeoutMs)",
         ]
         if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
+        if options.clusterSecret { arguments += ["--cluster-secret-file", try secretFile()] }
         arguments += options.extraArguments
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)

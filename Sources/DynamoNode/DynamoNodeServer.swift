@@ -17,6 +17,16 @@ public final class DynamoNodeServer: Sendable {
 
     /// Starts the node; throws `NodeStartError` with a one-line reason if it cannot.
     public static func start(config: NodeConfig, logger: Logger) async throws -> DynamoNodeServer {
+        if config.clusterKey == nil {
+            guard config.listensOnLoopbackOnly else {
+                throw NodeStartError(
+                    "refusing to listen on \(config.listenHost) without a cluster secret (set DYNAMO_CLUSTER_SECRET or --cluster-secret-file)"
+                )
+            }
+            logger.warning(
+                "no cluster secret: any process on this machine can talk to this node as a peer (fine for a local cluster; set DYNAMO_CLUSTER_SECRET or --cluster-secret-file otherwise)"
+            )
+        }
         let engine: RocksDBEngine
         do {
             try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
@@ -71,16 +81,17 @@ public final class DynamoNodeServer: Sendable {
     }
 
     private static func bindPeer(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        try await listen(group: group, host: runtime.config.host, port: runtime.config.peerPort, role: "peer port") {
+        try await listen(group: group, host: runtime.config.listenHost, port: runtime.config.peerPort, role: "peer port") {
+            let limit = PeerFrameLimit.forHandshake()
             try $0.addHandlers(
-                ByteToMessageHandler(PeerFrameDecoder()),
+                ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
                 MessageToByteHandler(PeerFrameEncoder()),
-                PeerServerHandler(runtime: runtime))
+                PeerServerHandler(runtime: runtime, frameLimit: limit))
         }
     }
 
     private static func bindHTTP(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        try await listen(group: group, host: runtime.config.host, port: runtime.config.httpPort, role: "HTTP port") {
+        try await listen(group: group, host: runtime.config.listenHost, port: runtime.config.httpPort, role: "HTTP port") {
             try $0.configureHTTPServerPipeline(withErrorHandling: true)
             try $0.addHandler(HTTPFrontendHandler(runtime: runtime))
         }

@@ -17,6 +17,12 @@ struct HTTPReply: Sendable {
     var headers: HTTPHeaders = HTTPHeaders()
     var body: [UInt8] = []
 
+    func adding(_ name: String, _ value: String) -> HTTPReply {
+        var copy = self
+        copy.headers.add(name: name, value: value)
+        return copy
+    }
+
     static func json(_ status: HTTPResponseStatus, _ document: some Encodable) -> HTTPReply {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -33,6 +39,10 @@ enum APIError: Error {
     case valueTooLarge(Int, limit: Int)
     case notFound(String)
     case methodNotAllowed(HTTPMethod, String)
+    /// An admin change without the cluster secret as a bearer token.
+    case unauthorized(String)
+    /// The request cannot be carried out in the node's current state.
+    case conflict(String)
 
     var reply: HTTPReply {
         switch self {
@@ -44,6 +54,9 @@ enum APIError: Error {
         case .notFound(let what): .json(.notFound, ErrorDocument(error: what))
         case .methodNotAllowed(let method, let path):
             .json(.methodNotAllowed, ErrorDocument(error: "\(method) is not supported on \(path)"))
+        case .unauthorized(let reason):
+            .json(.unauthorized, ErrorDocument(error: reason)).adding("WWW-Authenticate", "Bearer realm=\"dynamo admin\"")
+        case .conflict(let reason): .json(.conflict, ErrorDocument(error: reason))
         }
     }
 }
@@ -151,8 +164,14 @@ extension NodeRuntime {
             case (.GET, "/admin/faults"):
                 return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
             case (.POST, "/admin/faults"):
+                try authorizeAdmin(request.headers)
                 return loop.makeSucceededFuture(try setFaults(request.body))
             case (.POST, "/admin/leave"):
+                try authorizeAdmin(request.headers)
+                let others = machine.membership.members.keys.filter { $0 != name }
+                guard !others.isEmpty else {
+                    throw APIError.conflict("this node is the only member: there is no one to hand its data to")
+                }
                 let held = leave()
                 return loop.makeSucceededFuture(
                     .json(.accepted, LeaveDocument(leaving: true, keys: held.keys, hints: held.hints)))
@@ -167,12 +186,24 @@ extension NodeRuntime {
                 let key = try parseKey(path.dropFirst("/admin/local/".count))
                 return handleLocal(key: key)
             default:
-                throw APIError.notFound("no such endpoint: \(request.method) \(path)")
+                throw APIError.notFound("no such endpoint: \(request.method) \(path.count > 100 ? path.prefix(100) + "…" : path)")
             }
         } catch let error as APIError {
             return loop.makeSucceededFuture(error.reply)
         } catch {
             return loop.makeSucceededFuture(.json(.internalServerError, ErrorDocument(error: "\(error)")))
+        }
+    }
+
+    /// State-changing admin requests need the cluster secret as a bearer token on a node
+    /// that has one (a node without one listens on loopback only, a development cluster).
+    private func authorizeAdmin(_ headers: HTTPHeaders) throws(APIError) {
+        guard let key = config.clusterKey else { return }
+        let value = headers.first(name: "authorization") ?? ""
+        guard value.lowercased().hasPrefix("bearer "), key.matches(bearer: String(value.dropFirst(7))) else {
+            throw .unauthorized(
+                "this node has a cluster secret: send it as 'Authorization: Bearer SECRET' (dynamo sends DYNAMO_CLUSTER_SECRET)"
+            )
         }
     }
 
@@ -303,7 +334,12 @@ extension NodeRuntime {
             throw .badRequest(#"expected {"drop": ["NODE", ...]}"#)
         }
         let unknown = document.drop.filter { machine.membership.member($0) == nil }
-        guard unknown.isEmpty else { throw .badRequest("unknown node(s): \(unknown.joined(separator: ", "))") }
+        guard unknown.isEmpty else {
+            // Name a few, never echo an arbitrarily long list back.
+            let shown = unknown.prefix(5).map { $0.count > 32 ? $0.prefix(32) + "…" : $0 }
+            let more = unknown.count > shown.count ? " and \(unknown.count - shown.count) more" : ""
+            throw .badRequest("unknown node(s): \(shown.joined(separator: ", "))\(more)")
+        }
         setFaults(drop: Set(document.drop))
         return .json(.ok, FaultsDocument(drop: machine.dropped.sorted()))
     }

@@ -20,14 +20,25 @@ public struct NodeConfig: Sendable {
     public var durability: Durability
     /// Off: a strict quorum (home nodes only, no hinted handoff).
     public var sloppyQuorum: Bool
+    /// The address to bind both ports on (`--listen`, default `--host`).
+    public var listenHost: String
+    /// The address peers and clients are told to use (`--advertise`, default `--host`).
+    public var advertiseHost: String
+    /// The cluster secret: peers must prove it, admin changes need it as a bearer token
+    /// off loopback. nil: a development node, allowed on loopback only.
+    public var clusterKey: ClusterKey?
 
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,
         seeds: [String] = [], tokens: Int = 8, quorum: QuorumConfig = QuorumConfig(),
         clocks: ClockPolicy = ClockPolicy(), gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000,
         antiEntropyIntervalMs: UInt64 = 10_000, maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
-        durability: Durability = .coordinator, sloppyQuorum: Bool = true
+        durability: Durability = .coordinator, sloppyQuorum: Bool = true, listenHost: String? = nil,
+        advertiseHost: String? = nil, clusterKey: ClusterKey? = nil
     ) {
+        self.listenHost = listenHost ?? host
+        self.advertiseHost = advertiseHost ?? host
+        self.clusterKey = clusterKey
         self.sloppyQuorum = sloppyQuorum
         self.name = name
         self.host = host
@@ -46,8 +57,21 @@ public struct NodeConfig: Sendable {
         self.durability = durability
     }
 
-    public var peerAddress: String { "\(host):\(peerPort)" }
-    public var httpAddress: String { "\(host):\(httpPort)" }
+    /// What the node advertises to peers and clients.
+    public var peerAddress: String { Self.address(advertiseHost, peerPort) }
+    public var httpAddress: String { Self.address(advertiseHost, httpPort) }
+
+    /// Whether the node binds only loopback addresses (so only this machine can reach it).
+    public var listensOnLoopbackOnly: Bool { Self.isLoopback(listenHost) }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// "host:port", with brackets around an IPv6 host.
+    static func address(_ host: String, _ port: Int) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 }
 
 /// Which replica writes are fsynced before they are acknowledged.

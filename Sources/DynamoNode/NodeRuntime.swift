@@ -35,6 +35,9 @@ final class NodeRuntime: @unchecked Sendable {
     /// How often the machine's timers (deadlines, gossip, hints) are checked.
     static let tickIntervalMs: Int64 = 20
 
+    /// A peer connection must finish its handshake within this, or it is closed.
+    var handshakeTimeout: TimeAmount { .milliseconds(Int64(max(config.quorum.requestTimeoutMs, 5_000))) }
+
     /// Completed once a leaving node holds no data and no hints (the process then exits).
     let left: EventLoopPromise<Void>
     private var leaveRequestedAt: UInt64?
@@ -56,7 +59,7 @@ final class NodeRuntime: @unchecked Sendable {
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all,
             freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
-            hintedHandoff: config.sloppyQuorum)
+            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }

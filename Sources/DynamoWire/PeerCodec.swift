@@ -10,6 +10,7 @@ public enum PeerCodec {
         case hello = 0x01
         case request = 0x02
         case response = 0x03
+        case proof = 0x04
         case replicaGet = 0x10
         case replicaPut = 0x11
         case gossip = 0x12
@@ -43,6 +44,11 @@ public enum PeerCodec {
             w.write(UInt8(hello.protocolVersion >> 8))
             w.write(UInt8(hello.protocolVersion & 0xff))
             w.write(string: hello.name)
+            w.write(bytes: hello.nonce)
+            w.write(bytes: hello.proof)
+        case .proof(let proof):
+            w.write(Tag.proof.rawValue)
+            w.write(bytes: proof)
         case .request(let id, let request):
             w.write(Tag.request.rawValue)
             w.write(varint: id)
@@ -62,7 +68,13 @@ public enum PeerCodec {
         case .hello:
             guard try r.readRaw(4) == Hello.magic else { throw DecodingError("bad magic: not a dynamo peer") }
             let version = UInt16(try r.readByte()) << 8 | UInt16(try r.readByte())
-            message = .hello(Hello(name: try r.readString(max: 255), protocolVersion: version))
+            let name = try r.readString(max: 255)
+            // Versions before 3 end here; `PeerHandshake` refuses them by number.
+            let nonce = r.isAtEnd ? [] : try r.readBytes(max: 64)
+            let proof = r.isAtEnd ? [] : try r.readBytes(max: 64)
+            message = .hello(Hello(name: name, protocolVersion: version, nonce: nonce, proof: proof))
+        case .proof:
+            message = .proof(try r.readBytes(max: 64))
         case .request:
             let id = try r.readVarint()
             message = .request(id: id, try decodeRequest(&r))
@@ -336,6 +348,7 @@ public enum PeerCodec {
             w.write(varint: m.heartbeat)
             w.write(varint: m.generation)
             w.write(bool: m.settled)
+            w.write(bytes: m.admission)
         }
     }
 
@@ -358,10 +371,11 @@ public enum PeerCodec {
                 throw DecodingError("member heartbeat or generation out of range")
             }
             let settled = try r.readBool()
+            let admission = try r.readBytes(max: 64)
             members.append(
                 Member(
                     name: name, peerAddress: peer, httpAddress: http, tokens: tokens, status: status,
-                    heartbeat: heartbeat, generation: generation, settled: settled))
+                    heartbeat: heartbeat, generation: generation, settled: settled, admission: admission))
         }
         return members
     }
@@ -370,18 +384,26 @@ public enum PeerCodec {
 /// Splits the peer byte stream into frames: a 4-byte big-endian length, then that many
 /// bytes of `PeerCodec` payload. A frame over `maxFrameSize`, or a payload that does not
 /// decode, is an error that closes the connection.
+///
+/// Until the handshake is done only small frames are allowed (`PeerFrameLimit`), so a
+/// stranger cannot make a node buffer megabytes before proving anything.
 public struct PeerFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = PeerMessage
 
-    public let maxFrameSize: Int
+    public let limit: PeerFrameLimit
 
-    public init(maxFrameSize: Int = PeerFrameDecoder.defaultMaxFrameSize) { self.maxFrameSize = maxFrameSize }
+    public init(limit: PeerFrameLimit = PeerFrameLimit(bytes: PeerFrameDecoder.defaultMaxFrameSize)) {
+        self.limit = limit
+    }
 
     /// Room for a 1 MiB value with siblings and clocks.
     public static let defaultMaxFrameSize = 16 * 1024 * 1024
+    /// Room for a hello or a proof, and nothing more.
+    public static let handshakeMaxFrameSize = 1024
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        let maxFrameSize = limit.bytes
         guard length > 0, Int(length) <= maxFrameSize else {
             throw PeerProtocolError.frameTooLarge(Int(length), limit: maxFrameSize)
         }
@@ -403,6 +425,17 @@ public struct PeerFrameDecoder: ByteToMessageDecoder {
         if buffer.readableBytes > 0 { throw PeerProtocolError.truncated(buffer.readableBytes) }
         return .needMoreData
     }
+}
+
+/// The largest frame a connection's decoder accepts now: small until the peer proved the
+/// cluster secret, then `PeerFrameDecoder.defaultMaxFrameSize`. Shared by the decoder and
+/// the handler that runs the handshake; both live on the connection's event loop.
+public final class PeerFrameLimit: @unchecked Sendable {
+    public var bytes: Int
+
+    public init(bytes: Int) { self.bytes = bytes }
+
+    public static func forHandshake() -> PeerFrameLimit { PeerFrameLimit(bytes: PeerFrameDecoder.handshakeMaxFrameSize) }
 }
 
 /// Writes `PeerMessage`s as length-prefixed frames.

@@ -13,7 +13,16 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         discussion: "Ready when GET /admin/status answers 200. Stops cleanly on SIGTERM or SIGINT.")
 
     @Option(help: "Stable identity of this node.") var name: String
-    @Option(help: "Loopback address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Address to listen on and advertise (see --listen and --advertise).") var host = "127.0.0.1"
+    @Option(help: "Address to bind both ports on (default: --host). Off loopback it needs a cluster secret.")
+    var listen: String?
+    @Option(help: "Address peers and clients are told to use (default: --host).") var advertise: String?
+    @Option(
+        name: .customLong("cluster-secret-file"),
+        help:
+            "File holding the cluster secret (at least 16 bytes) that peers must prove. Otherwise DYNAMO_CLUSTER_SECRET is read; without either, the node runs on loopback only."
+    )
+    var clusterSecretFile: String?
     @Option(name: .customLong("peer-port"), help: "Port of the node-to-node protocol.") var peerPort: Int
     @Option(name: .customLong("http-port"), help: "Port of the client and admin HTTP API.") var httpPort: Int
     @Option(name: .customLong("data-dir"), help: "Directory for data, hints and identity.") var dataDir: String
@@ -57,6 +66,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard n >= 1, (1...n).contains(r), (1...n).contains(w) else {
             throw ValidationError("need 1 <= R <= N and 1 <= W <= N (got N=\(n) R=\(r) W=\(w))")
         }
+        guard !Self.isWildcard(advertisedHost) else {
+            throw ValidationError(
+                "\(advertisedHost) cannot be advertised: set --advertise to the address peers and clients reach this node at")
+        }
         guard (1...KeyLimits.absoluteMaxKeyBytes).contains(maxKeyBytes) else {
             throw ValidationError("--max-key-bytes must be between 1 and \(KeyLimits.absoluteMaxKeyBytes)")
         }
@@ -75,6 +88,37 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard gossipIntervalMs > 0, requestTimeoutMs > 0 else { throw ValidationError("intervals must be positive") }
     }
 
+    /// The secret from `--cluster-secret-file`, else `DYNAMO_CLUSTER_SECRET`; never a flag's
+    /// value (it would show in `ps`).
+    static func clusterKey(file: String?) throws -> ClusterKey? {
+        let text: String
+        if let file {
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw NodeStartError("cannot read the cluster secret file \(file): \(error.localizedDescription)")
+            }
+        } else if let value = ProcessInfo.processInfo.environment["DYNAMO_CLUSTER_SECRET"], !value.isEmpty {
+            text = value
+        } else {
+            return nil
+        }
+        do {
+            return try ClusterKey(text: text)
+        } catch {
+            throw NodeStartError("\(error)")
+        }
+    }
+
+    static func isWildcard(_ host: String) -> Bool { ["0.0.0.0", "::", "[::]"].contains(host) }
+
+    /// `--advertise`, else a specific `--listen` address, else `--host`.
+    var advertisedHost: String {
+        if let advertise { return advertise }
+        if let listen, !Self.isWildcard(listen) { return listen }
+        return host
+    }
+
     var seedList: [String] {
         seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
@@ -88,6 +132,13 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "dynamo-node.\(nodeName)")
+        let clusterKey: ClusterKey?
+        do {
+            clusterKey = try Self.clusterKey(file: clusterSecretFile)
+        } catch {
+            FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
         let config = NodeConfig(
             name: name, host: host, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
             tokens: tokens,
@@ -97,7 +148,9 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             clocks: ClockPolicy(maxEntries: clockMaxEntries, conflicts: ConflictPolicy(rawValue: policy)!),
             gossipIntervalMs: gossipIntervalMs, hintIntervalMs: hintIntervalMs,
             antiEntropyIntervalMs: antiEntropyIntervalMs, maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
-            durability: Durability(rawValue: durableWrites)!, sloppyQuorum: sloppyQuorum == "on")
+            durability: Durability(rawValue: durableWrites)!, sloppyQuorum: sloppyQuorum == "on", listenHost: listen,
+            advertiseHost: advertisedHost,
+            clusterKey: clusterKey)
 
         let server: DynamoNodeServer
         do {

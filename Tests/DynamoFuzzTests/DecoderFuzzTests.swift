@@ -94,8 +94,19 @@ import Testing
                 node.run(.peerRequest(handle: 7, from: "n2", request))
             case .response(_, let response):
                 node.consume(response)
-            case .hello:
-                break
+            case .hello, .proof:
+                // Both sides of the handshake, with and without a secret, after a hello.
+                let key = try? ClusterKey(secret: Array("0123456789abcdef".utf8))
+                for role in [HandshakeRole.listener, .dialer] {
+                    for key in [key, nil] {
+                        var handshake = PeerHandshake(role: role, me: "n1", key: key, nonce: Array(repeating: 1, count: 16))
+                        if case .proof = message {
+                            _ = handshake.receive(.hello(Hello(name: "n2", nonce: Array(repeating: 2, count: 16))))
+                        }
+                        _ = handshake.receive(message)
+                        _ = handshake.receive(message)
+                    }
+                }
             }
         }
     }

@@ -99,8 +99,11 @@ struct HostileBytes {
             w.write(varint: number())
             w.write(varint: number())
             w.write(UInt8(below(3)))
+            w.write(bytes: chance(80) ? [] : bytes(count: chance(50) ? 32 : below(80)))
         }
     }
+
+    mutating func bytes(count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
 
     mutating func optionalBytes(into w: inout ByteWriter, _ make: (inout HostileBytes) -> [UInt8]) {
         let present = chance(60)
@@ -208,14 +211,18 @@ struct HostileBytes {
     /// A whole peer frame payload: hello, request or response.
     mutating func peerMessage() -> [UInt8] {
         var w = ByteWriter()
-        switch below(4) {
+        switch below(5) {
         case 0:
             w.write(0x01)
             w.write(raw: Array("DYNM".utf8))
             w.write(0)
-            w.write(UInt8(below(4)))
+            w.write(UInt8(below(5)))
             w.write(string: name())
-            if chance(50) { w.write(raw: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+            w.write(bytes: bytes(count: chance(70) ? 16 : below(70)))
+            w.write(bytes: bytes(count: chance(70) ? 32 : below(70)))
+        case 4:
+            w.write(0x04)
+            w.write(bytes: bytes(count: chance(70) ? 32 : below(70)))
         case 1, 2:
             w.write(0x02)
             w.write(varint: number())

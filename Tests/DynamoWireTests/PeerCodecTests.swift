@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func oversizeFramesAreRejectedBeforeTheyAreBuffered() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: 1024)))
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(limit: PeerFrameLimit(bytes: 1024))))
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(1_000_000))
         #expect(throws: PeerProtocolError.self) { try channel.writeInbound(buffer) }

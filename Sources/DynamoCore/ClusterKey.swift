@@ -1,0 +1,106 @@
+public import Crypto
+
+/// The cluster secret, as the key nodes prove membership with (HMAC-SHA256).
+///
+/// Peers prove they hold it in the handshake, bound to both nodes' names and fresh nonces
+/// (`handshakeProof`), and every member row carries an admission tag made with it
+/// (`admission(of:)`), so gossip cannot introduce a member that no holder of the secret
+/// created. Pure computation: the simulator uses it as the runtime does.
+public struct ClusterKey: Sendable, Hashable {
+    private let secret: [UInt8]
+    private var key: SymmetricKey { SymmetricKey(data: secret) }
+
+    /// Secrets shorter than this are refused: an HMAC key is only as strong as its secret.
+    public static let minimumSecretBytes = 16
+
+    public init(secret: [UInt8]) throws(ClusterKeyError) {
+        guard secret.count >= Self.minimumSecretBytes else { throw .tooShort(secret.count) }
+        self.secret = secret
+    }
+
+    /// Reads a secret from text (a file's contents or an environment variable): surrounding
+    /// whitespace, such as a trailing newline, is not part of it.
+    public init(text: String) throws(ClusterKeyError) {
+        try self.init(secret: Array(text.trimmingWhitespace().utf8))
+    }
+
+    /// A MAC of `parts` under `label`; each part is length-prefixed, so no two different
+    /// lists of parts read the same.
+    public func mac(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Self.message(label, parts), using: key))
+    }
+
+    /// Whether `tag` is the MAC of `parts`, compared in constant time.
+    public func verify(_ tag: [UInt8], _ label: String, _ parts: [[UInt8]]) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: Self.message(label, parts), using: key)
+    }
+
+    /// Whether a bearer token presented over HTTP is the secret (constant time).
+    public func matches(bearer token: String) -> Bool {
+        verify(mac("dynamo bearer", [Array(token.utf8)]), "dynamo bearer", [secret])
+    }
+
+    private static func message(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(string: label)
+        for part in parts { writer.write(bytes: part) }
+        return writer.bytes
+    }
+
+    /// What one side of a peer handshake proves: it holds the secret, it is `me`, talking
+    /// to `peer`, in the exchange named by both nonces. `role` differs per direction, so a
+    /// proof cannot be reflected back.
+    public func handshakeProof(role: HandshakeRole, me: NodeName, peer: NodeName, myNonce: [UInt8], peerNonce: [UInt8])
+        -> [UInt8]
+    {
+        mac("dynamo peer handshake v3 \(role.rawValue)", [Array(me.utf8), Array(peer.utf8), myNonce, peerNonce])
+    }
+
+    public func verifyHandshake(
+        _ proof: [UInt8], role: HandshakeRole, from peer: NodeName, to me: NodeName, peerNonce: [UInt8],
+        myNonce: [UInt8]
+    ) -> Bool {
+        verify(
+            proof, "dynamo peer handshake v3 \(role.rawValue)",
+            [Array(peer.utf8), Array(me.utf8), peerNonce, myNonce])
+    }
+
+    /// The admission tag of a member row: its identity (name, addresses, tokens and
+    /// generation), not what changes every round (heartbeat, status).
+    public func admission(of member: Member) -> [UInt8] {
+        mac("dynamo member v1", Self.identity(of: member))
+    }
+
+    public func admits(_ member: Member) -> Bool {
+        verify(member.admission, "dynamo member v1", Self.identity(of: member))
+    }
+
+    private static func identity(of member: Member) -> [[UInt8]] {
+        var generation = ByteWriter()
+        generation.write(varint: member.generation)
+        return [
+            Array(member.name.utf8), Array(member.peerAddress.utf8), Array(member.httpAddress.utf8),
+            member.tokens.flatMap(\.bytes), generation.bytes,
+        ]
+    }
+}
+
+/// Which side of a peer connection a proof comes from.
+public enum HandshakeRole: String, Sendable {
+    /// The node that opened the connection.
+    case dialer
+    /// The node that accepted it.
+    case listener
+}
+
+/// Why a cluster secret cannot be used.
+public enum ClusterKeyError: Error, Hashable, Sendable, CustomStringConvertible {
+    case tooShort(Int)
+
+    public var description: String {
+        switch self {
+        case .tooShort(let count):
+            "the cluster secret is \(count) bytes; it needs at least \(ClusterKey.minimumSecretBytes)"
+        }
+    }
+}

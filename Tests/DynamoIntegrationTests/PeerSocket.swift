@@ -1,0 +1,94 @@
+import DynamoCore
+import DynamoLauncher
+import DynamoWire
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A raw, blocking connection to a node's peer port, speaking the frame format by hand: what
+/// an attacker (or a buggy peer) would write, byte for byte.
+final class PeerSocket {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 2000) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LauncherError("socket failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw LauncherError("connect to \(host):\(port) failed")
+        }
+        var timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends raw bytes; false once the node closed the connection.
+    @discardableResult
+    func send(raw bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// Sends one frame holding `payload`.
+    @discardableResult
+    func send(payload: [UInt8]) -> Bool {
+        send(raw: withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload)
+    }
+
+    @discardableResult
+    func send(_ message: PeerMessage) -> Bool { send(payload: PeerCodec.encode(message)) }
+
+    /// The next message, or nil when the node closed the connection (or said nothing in time).
+    func receive() -> PeerMessage? {
+        while true {
+            if buffer.count >= 4 {
+                let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+                if buffer.count >= 4 + length {
+                    let payload = Array(buffer[4..<(4 + length)])
+                    buffer.removeFirst(4 + length)
+                    return try? PeerCodec.decode(payload)
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            guard n > 0 else { return nil }
+            buffer += chunk[0..<n]
+        }
+    }
+
+    /// Whether the node closed the connection (reads end without data).
+    func isClosedByPeer() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return false }  // timed out: still open
+        }
+    }
+
+    /// Runs the dialer's side of the handshake as `name`. `proofName` is the name the proof
+    /// is made for (a forger claims one name and can only prove another); `key` nil sends
+    /// no proof. Returns whether the node answered a request afterwards.
+    func handshake(as name: NodeName, key: ClusterKey?, proofName: NodeName? = nil) -> PeerMessage? {
+        let nonce = [UInt8](repeating: 9, count: Hello.nonceBytes)
+        send(.hello(Hello(name: name, nonce: nonce)))
+        guard case .hello(let hello)? = receive() else { return nil }
+        let proof =
+            key?.handshakeProof(
+                role: .dialer, me: proofName ?? name, peer: hello.name, myNonce: nonce, peerNonce: hello.nonce) ?? []
+        send(.proof(proof))
+        return .hello(hello)
+    }
+}

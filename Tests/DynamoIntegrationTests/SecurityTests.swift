@@ -1,0 +1,206 @@
+import DynamoClient
+import DynamoCore
+import DynamoLauncher
+import DynamoWire
+import Foundation
+import Testing
+
+/// Hostile input and strangers against real nodes (issue 9): every probe that crashed a
+/// node or changed data without the cluster secret, answered now, with the node serving on.
+@Suite(.serialized) struct SecurityTests {
+    /// The node still answers and still takes and returns writes.
+    static func expectServing(_ cluster: LocalCluster, _ name: String = "n1") async throws {
+        let client = cluster.client(name)
+        #expect(try await client.status().node == name)
+        let key = "alive:\(UUID().uuidString)".bytes
+        #expect(try await client.put(key, value: "yes".bytes).succeeded)
+        #expect(try await client.get(key).values == ["yes".bytes])
+    }
+
+    static func singleNode(_ options: inout LocalCluster.Options) {
+        options.n = 1
+        options.r = 1
+        options.w = 1
+    }
+
+    @Test func theContextProbesGetA400AndTheNodeServesOn() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let client = cluster.client("n1")
+            for context in [
+                "3AMBAXgAAf___________wEA",
+                "3AMDAm4xAAH-__________8BAAJuMgAB_v__________AQACbjMAAf7__________wEA",
+            ] {
+                let result = try await client.raw(.PUT, "/kv/k", headers: [("X-Dynamo-Context", context)], body: "x".bytes)
+                #expect(result.status == 400, "\(result.bodyText)")
+                #expect(result.bodyText.contains("context is corrupt"))
+            }
+            try await Self.expectServing(cluster)
+        }
+    }
+
+    @Test func thePeerProbesCloseTheConnectionAndTheNodesServeOn() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let key = try ClusterKey(text: try cluster.secret())
+            let port = cluster.spec("n1")!.peerPort
+            // A gossip row with generation 2^64 - 1, about the receiver itself.
+            var row = Member(
+                name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2", tokens: [], status: .up,
+                generation: .max)
+            row.admission = key.admission(of: row)
+            let gossip = try PeerSocket(port: port)
+            #expect(gossip.handshake(as: "n2", key: key) != nil)
+            gossip.send(.request(id: 1, .gossip([row])))
+            #expect(gossip.isClosedByPeer())
+            // A replica put with a 65,536-byte key and a hint target.
+            let object = try VersionedObject().writing([1], context: nil, actor: "n2", now: 1, policy: ClockPolicy())
+                .object
+            let put = try PeerSocket(port: port)
+            #expect(put.handshake(as: "n2", key: key) != nil)
+            put.send(
+                .request(id: 1, .replica(.put(key: [UInt8](repeating: 1, count: 65_536), object: object, hintFor: "n3"))))
+            #expect(put.isClosedByPeer())
+            for name in cluster.names { try await Self.expectServing(cluster, name) }
+        }
+    }
+
+    @Test func aPeerWithTheSecretIsServedAndOneWithoutItIsRefused() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let key = try ClusterKey(text: try cluster.secret())
+            let port = cluster.spec("n1")!.peerPort
+            let object = try VersionedObject().writing(
+                "forged".bytes, context: nil, actor: "n2", now: 1, policy: ClockPolicy()
+            ).object
+            // With the secret: a request is answered (the control for the refusals below).
+            let friend = try PeerSocket(port: port)
+            #expect(friend.handshake(as: "n2", key: key) != nil)
+            friend.send(.request(id: 5, .replica(.get(key: "k".bytes))))
+            #expect(friend.receive() == .response(id: 5, .replica(.object(nil))))
+
+            let strangers: [(String, ClusterKey?, NodeName?)] = [
+                ("no secret", nil, nil),
+                ("a wrong secret", try ClusterKey(text: "not the cluster secret at all"), nil),
+                ("a forged name", key, "mallory"),
+            ]
+            for (what, strangerKey, proofName) in strangers {
+                let stranger = try PeerSocket(port: port)
+                _ = stranger.handshake(as: "n2", key: strangerKey, proofName: proofName)
+                stranger.send(.request(id: 6, .replica(.put(key: "planted".bytes, object: object, hintFor: nil))))
+                #expect(stranger.isClosedByPeer(), "\(what)")
+            }
+            // Claiming the node's own name is refused at the hello.
+            let mirror = try PeerSocket(port: port)
+            #expect(mirror.handshake(as: "n1", key: key) == nil)
+            #expect(try await cluster.client("n1").local("planted".bytes) == nil)
+        }
+    }
+
+    @Test func gossipCannotAddAMemberThatNoHolderOfTheSecretSigned() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let key = try ClusterKey(text: try cluster.secret())
+            let peer = try PeerSocket(port: cluster.spec("n1")!.peerPort)
+            #expect(peer.handshake(as: "n2", key: key) != nil)
+            let fakes = (1...3).map { i in
+                Member(
+                    name: "fake\(i)", peerAddress: "127.0.0.1:\(9 + i)", httpAddress: "127.0.0.1:\(19 + i)",
+                    tokens: Token.defaultPositions(for: "fake\(i)", count: 8), status: .up, heartbeat: 1_000,
+                    admission: i == 3 ? [UInt8](repeating: 7, count: 32) : [])
+            }
+            peer.send(.request(id: 1, .gossip(fakes)))
+            guard case .response(1, .gossip(let table))? = peer.receive() else {
+                Issue.record("no gossip answer")
+                return
+            }
+            #expect(Set(table.map(\.name)) == Set(cluster.names))
+            let status = try await cluster.client("n1").status()
+            #expect(Set(status.members.map(\.name)) == Set(cluster.names))
+            let events = try await cluster.client("n1").events(since: 0).events.map(\.text)
+            #expect(events.contains { $0.contains("refuses gossip about fake1") })
+        }
+    }
+
+    @Test func onlySmallFramesBeforeTheHandshakeAndSilentConnectionsAreClosed() async throws {
+        try await withCluster(nodes: 1, configure: Self.singleNode) { cluster in
+            let port = cluster.spec("n1")!.peerPort
+            // A 15 MiB frame announced before any hello: closed at once, nothing buffered.
+            let greedy = try PeerSocket(port: port)
+            greedy.send(raw: withUnsafeBytes(of: UInt32(15 << 20).bigEndian, Array.init) + [UInt8](repeating: 0, count: 1000))
+            #expect(greedy.isClosedByPeer())
+            // A connection that never says hello is closed after the handshake deadline.
+            let silent = try PeerSocket(port: port, timeoutMs: 15_000)
+            let started = ContinuousClock.now
+            #expect(silent.isClosedByPeer())
+            #expect(ContinuousClock.now - started < .seconds(12))
+            try await Self.expectServing(cluster)
+        }
+    }
+
+    @Test func adminChangesNeedTheSecretAsABearerToken() async throws {
+        try await withCluster(nodes: 2) { cluster in
+            let address = cluster.spec("n1")!.httpAddress
+            let anonymous = DynamoClient(address: address, http: cluster.http, bearer: nil)
+            let body = #"{"drop":["n2"]}"#.bytes
+            let refused = try await anonymous.raw(.POST, "/admin/faults", body: body)
+            #expect(refused.status == 401)
+            #expect(refused.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
+            let wrong = DynamoClient(address: address, http: cluster.http, bearer: "guess")
+            #expect(try await wrong.raw(.POST, "/admin/faults", body: body).status == 401)
+            #expect(try await anonymous.raw(.POST, "/admin/leave").status == 401)
+            #expect(try await anonymous.raw(.GET, "/admin/faults").bodyText == #"{"drop":[]}"#)
+            // The cluster's own client sends the secret.
+            #expect(try await cluster.client("n1").raw(.POST, "/admin/faults", body: body).status == 200)
+            #expect(try await anonymous.raw(.GET, "/admin/faults").bodyText == #"{"drop":["n2"]}"#)
+        }
+    }
+
+    /// The contract: exactly the spec's flags on loopback, no secret: it runs and peers talk.
+    @Test func aClusterWithoutASecretStillWorksOnLoopback() async throws {
+        try await withCluster(nodes: 3, configure: { $0.clusterSecret = false }) { cluster in
+            try await Self.expectServing(cluster, "n2")
+            let anonymous = DynamoClient(address: cluster.spec("n1")!.httpAddress, http: cluster.http, bearer: nil)
+            #expect(try await anonymous.raw(.POST, "/admin/faults", body: #"{"drop":[]}"#.bytes).status == 200)
+        }
+    }
+
+    @Test func aNodeWithoutASecretRefusesToListenOffLoopback() throws {
+        guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-sec-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "--name", "n1", "--listen", "0.0.0.0", "--advertise", "127.0.0.1", "--peer-port", "1", "--http-port", "2",
+            "--data-dir", dir,
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DYNAMO_CLUSTER_SECRET"] = nil
+        process.environment = environment
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("refusing to listen on 0.0.0.0 without a cluster secret"), "\(message)")
+    }
+
+    @Test func leaveOnAOneNodeClusterIsRefusedWithTheReason() async throws {
+        try await withCluster(nodes: 1) { cluster in
+            let result = try await cluster.client("n1").raw(.POST, "/admin/leave")
+            #expect(result.status == 409)
+            #expect(result.bodyText.contains("only member"))
+            #expect(try await cluster.client("n1").status().members.first?.status == "up")
+        }
+    }
+
+    @Test func anUnknownNodeListIsNotEchoedBackWhole() async throws {
+        try await withCluster(nodes: 1) { cluster in
+            let names = (0..<5_000).map { "\"node-\($0)-\(String(repeating: "x", count: 10))\"" }
+            let body = "{\"drop\":[\(names.joined(separator: ","))]}".bytes
+            let result = try await cluster.client("n1").raw(.POST, "/admin/faults", body: body)
+            #expect(result.status == 400)
+            #expect(result.body.count < 400)
+            #expect(result.bodyText.contains("and 4995 more"))
+        }
+    }
+}
