@@ -43,7 +43,7 @@ public struct DynamoClient: Sendable {
     public let bearer: String?
 
     /// - Parameter bearer: the cluster secret; by default `DYNAMO_CLUSTER_SECRET`.
-    public init(address: String, http: HTTPClient = HTTPClient(), bearer: String? = DynamoClient.environmentSecret) {
+    public init(address: String, http: HTTPClient = .shared, bearer: String? = DynamoClient.environmentSecret) {
         let parts = address.split(separator: ":")
         self.host = parts.count == 2 ? String(parts[0]) : "127.0.0.1"
         self.port = parts.count == 2 ? Int(parts[1]) ?? 0 : Int(address) ?? 0

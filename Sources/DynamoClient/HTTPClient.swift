@@ -1,4 +1,6 @@
+import Foundation
 import NIOConcurrencyHelpers
+import NIOSSL
 public import NIOCore
 public import NIOHTTP1
 public import NIOPosix
@@ -40,9 +42,36 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
 public final class HTTPClient: Sendable {
     private let group: any EventLoopGroup
     private let idle = NIOLockedValueBox<[String: [any Channel]]>([:])
+    /// HTTPS, trusting this context's roots (nil: plain HTTP).
+    private let tls: NIOSSLContext?
 
     public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.group = group
+        self.tls = nil
+    }
+
+    /// A client for nodes serving HTTPS (`dynamo-node --tls-cert ...`): their certificates
+    /// must be signed by the CA in `caFile`, for the address the client connects to.
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, trusting caFile: String) throws {
+        self.group = group
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .file(caFile)
+        configuration.minimumTLSVersion = .tlsv12
+        do {
+            self.tls = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ClientError.connectionFailed("TLS", underlying: "cannot use the CA file \(caFile): \(error)")
+        }
+    }
+
+    /// One client for the process, from the environment (see `fromEnvironment`); a CA file
+    /// that cannot be read leaves it plain HTTP (and an HTTPS node then fails to answer).
+    public static let shared: HTTPClient = (try? fromEnvironment()) ?? HTTPClient()
+
+    /// The client the `dynamo` tool uses: HTTPS when `DYNAMO_TLS_CA` names a CA file.
+    public static func fromEnvironment() throws -> HTTPClient {
+        guard let ca = ProcessInfo.processInfo.environment["DYNAMO_TLS_CA"], !ca.isEmpty else { return HTTPClient() }
+        return try HTTPClient(trusting: ca)
     }
 
     public func request(
@@ -86,8 +115,13 @@ public final class HTTPClient: Sendable {
             return try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(3))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
+                .channelInitializer { [tls] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
+                        }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(ResponseCollector(address: address))
                     }

@@ -4,7 +4,7 @@ import DynamoCore
 /// A running cluster the console did not start: it can talk to every node, but not
 /// kill, stop, restart or add node processes.
 public final class AttachedCluster: ClusterControl, @unchecked Sendable {
-    private let http = HTTPClient()
+    private let http = HTTPClient.shared
     private var addresses: [String: String] = [:]
     private var order: [String] = []
 

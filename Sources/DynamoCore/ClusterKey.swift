@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// The cluster secret, as the key nodes prove membership with (HMAC-SHA256).
 ///

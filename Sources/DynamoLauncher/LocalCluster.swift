@@ -108,6 +108,11 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func isRunning(_ name: String) -> Bool { lock.withLock { processes[name]?.isRunning ?? false } }
 
+    /// The node's process id while it runs (to watch its memory, say).
+    public func processID(_ name: String) -> Int32? {
+        lock.withLock { processes[name].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    }
+
     /// The cluster's secret file, created on first use: 32 random bytes as hex, readable by
     /// this user only. It lives beside the data dirs, so a restarted cluster keeps it.
     public func secretFile() throws -> String {

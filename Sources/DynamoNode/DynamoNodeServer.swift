@@ -6,6 +6,40 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOConcurrencyHelpers
+
+/// Counts a listener's open connections against a limit.
+final class ConnectionGate: Sendable {
+    let limit: Int
+    private let open = NIOLockedValueBox(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes a place if one is free.
+    func enter() -> Bool {
+        open.withLockedValue { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() { open.withLockedValue { $0 -= 1 } }
+}
+
+/// Closes a connection when `IdleStateHandler` in front says nothing was read for too long.
+final class CloseOnIdle: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
 
 /// One storage node: opens its data dir, listens on the peer and HTTP ports, gossips,
 /// and serves until `stop()`.
@@ -36,6 +70,7 @@ public final class DynamoNodeServer: Sendable {
         } catch {
             throw NodeStartError("cannot create data dir \(config.dataDir): \(error.localizedDescription)")
         }
+        let tls = try config.tls?.contexts()
         let store = try ReplicaStore(engine: engine)
         let identity = try NodeIdentity.loadOrCreate(in: store, name: config.name, tokenCount: config.tokens)
         if identity.tokens.count != config.tokens {
@@ -49,7 +84,7 @@ public final class DynamoNodeServer: Sendable {
         pool.start()
         let loop = group.next()
         let runtime = NodeRuntime(
-            config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger)
+            config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger, tls: tls)
 
         var channels: [any Channel] = []
         do {
@@ -67,7 +102,7 @@ public final class DynamoNodeServer: Sendable {
             runtime.checkLeft()
         }
         logger.info(
-            "node \(config.name) serving peers on \(config.peerAddress), HTTP on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
+            "node \(config.name) serving peers on \(config.peerAddress), \(tls == nil ? "HTTP" : "HTTPS") on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
         )
         return server
     }
@@ -81,9 +116,21 @@ public final class DynamoNodeServer: Sendable {
     }
 
     private static func bindPeer(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        try await listen(group: group, host: runtime.config.listenHost, port: runtime.config.peerPort, role: "peer port") {
+        let limits = runtime.config.limits
+        let gate = ConnectionGate(limit: limits.maxPeerConnections)
+        return try await listen(
+            group: group, host: runtime.config.listenHost, port: runtime.config.peerPort, role: "peer port", gate: gate,
+            refuse: { channel in
+                runtime.logger.warning("refusing a peer connection: \(limits.maxPeerConnections) are open")
+                channel.close(promise: nil)
+            }
+        ) {
             let limit = PeerFrameLimit.forHandshake()
+            if let tls = runtime.tls { try $0.addHandler(NIOSSLServerHandler(context: tls.peerServer)) }
             try $0.addHandlers(
+                BackPressureHandler(),
+                IdleStateHandler(readTimeout: .milliseconds(limits.peerIdleTimeoutMs)),
+                CloseOnIdle(),
                 ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
                 MessageToByteHandler(PeerFrameEncoder()),
                 PeerServerHandler(runtime: runtime, frameLimit: limit))
@@ -91,23 +138,47 @@ public final class DynamoNodeServer: Sendable {
     }
 
     private static func bindHTTP(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        try await listen(group: group, host: runtime.config.listenHost, port: runtime.config.httpPort, role: "HTTP port") {
+        let limit = runtime.config.limits.maxHTTPConnections
+        return try await listen(
+            group: group, host: runtime.config.listenHost, port: runtime.config.httpPort, role: "HTTP port",
+            gate: ConnectionGate(limit: limit),
+            refuse: { channel in
+                // A plain answer without parsing anything, then close.
+                let body = #"{"error":"too many connections: this node serves at most \#(limit) at once"}"#
+                let response =
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                channel.writeAndFlush(channel.allocator.buffer(string: response)).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
+        ) {
+            if let tls = runtime.tls { try $0.addHandler(NIOSSLServerHandler(context: tls.http)) }
+            try $0.addHandler(BackPressureHandler())
             try $0.configureHTTPServerPipeline(withErrorHandling: true)
-            try $0.addHandler(HTTPFrontendHandler(runtime: runtime))
+            try $0.addHandler(HTTPConnectionHandler(runtime: runtime))
         }
     }
 
-    /// Binds a TCP listener whose connections get the handlers `configure` adds.
+    /// Binds a TCP listener whose connections get the handlers `configure` adds, at most
+    /// `gate.limit` at once: the others are handed to `refuse` instead.
     private static func listen(
-        group: MultiThreadedEventLoopGroup, host: String, port: Int, role: String,
+        group: MultiThreadedEventLoopGroup, host: String, port: Int, role: String, gate: ConnectionGate,
+        refuse: @escaping @Sendable (any Channel) -> Void,
         configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
     ) async throws -> any Channel {
         do {
             return try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
+                    guard gate.enter() else {
+                        refuse(channel)
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                    channel.closeFuture.whenComplete { _ in gate.leave() }
+                    return channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
                 }
                 .bind(host: host, port: port).get()
         } catch {

@@ -61,87 +61,15 @@ enum APIError: Error {
     }
 }
 
-/// Reads whole HTTP requests (bodies bounded by the value limit), hands them to the runtime
-/// and writes its replies. An oversize body is refused with 413 and the connection closed.
-final class HTTPFrontendHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let runtime: NodeRuntime
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-    private var rejected = false
-
-    init(runtime: NodeRuntime) { self.runtime = runtime }
-
-    private var bodyLimit: Int { runtime.config.maxValueBytes }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead):
-            head = requestHead
-            body = []
-            rejected = false
-            if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
-                reject(context: context, size: length)
-            }
-        case .body(var buffer):
-            guard !rejected else { return }
-            if body.count + buffer.readableBytes > bodyLimit {
-                reject(context: context, size: body.count + buffer.readableBytes)
-                return
-            }
-            body += buffer.readBytes(length: buffer.readableBytes) ?? []
-        case .end:
-            guard !rejected, let head else { return }
-            self.head = nil
-            let request = HTTPRequestData(method: head.method, uri: head.uri, headers: head.headers, body: body)
-            body = []
-            let keepAlive = head.isKeepAlive
-            let channel = context.channel
-            runtime.handleHTTP(request).whenComplete { result in
-                let reply: HTTPReply
-                switch result {
-                case .success(let value): reply = value
-                case .failure(let error):
-                    reply = .json(.internalServerError, ErrorDocument(error: "internal error: \(error)"))
-                }
-                Self.write(reply, version: head.version, keepAlive: keepAlive, on: channel)
-            }
-        }
-    }
-
-    private func reject(context: ChannelHandlerContext, size: Int) {
-        rejected = true
-        let reply = APIError.valueTooLarge(size, limit: bodyLimit).reply
-        Self.write(reply, version: head?.version ?? .http1_1, keepAlive: false, on: context.channel)
-    }
-
-    private static func write(_ reply: HTTPReply, version: HTTPVersion, keepAlive: Bool, on channel: any Channel) {
-        var headers = reply.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
-        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: version, status: reply.status, headers: headers)
-        channel.write(HTTPServerResponsePart.head(head), promise: nil)
-        if !reply.body.isEmpty {
-            channel.write(
-                HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: reply.body))), promise: nil)
-        }
-        let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-        if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-}
-
 // MARK: Routing
 
 extension NodeRuntime {
     /// Routes one request; runs on the loop.
     func handleHTTP(_ request: HTTPRequestData) -> EventLoopFuture<HTTPReply> {
         let (path, query) = splitURI(request.uri)
+        // HEAD is GET without the body (the connection handler leaves the body out).
+        var request = request
+        if request.method == .HEAD { request.method = .GET }
         do {
             if path.hasPrefix("/kv/") {
                 let key = try parseKey(path.dropFirst(4))

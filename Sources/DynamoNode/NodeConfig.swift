@@ -27,6 +27,9 @@ public struct NodeConfig: Sendable {
     /// The cluster secret: peers must prove it, admin changes need it as a bearer token
     /// off loopback. nil: a development node, allowed on loopback only.
     public var clusterKey: ClusterKey?
+    public var limits: ConnectionLimits
+    /// TLS on both ports (mutual on the peer port); nil: plain TCP.
+    public var tls: NodeTLS?
 
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,
@@ -34,8 +37,11 @@ public struct NodeConfig: Sendable {
         clocks: ClockPolicy = ClockPolicy(), gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000,
         antiEntropyIntervalMs: UInt64 = 10_000, maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
         durability: Durability = .coordinator, sloppyQuorum: Bool = true, listenHost: String? = nil,
-        advertiseHost: String? = nil, clusterKey: ClusterKey? = nil
+        advertiseHost: String? = nil, clusterKey: ClusterKey? = nil, limits: ConnectionLimits = ConnectionLimits(),
+        tls: NodeTLS? = nil
     ) {
+        self.tls = tls
+        self.limits = limits
         self.listenHost = listenHost ?? host
         self.advertiseHost = advertiseHost ?? host
         self.clusterKey = clusterKey

@@ -19,6 +19,8 @@ final class NodeRuntime: @unchecked Sendable {
     let store: ReplicaStore
     let logger: Logger
     let name: NodeName
+    /// TLS for both ports and outbound peer links (nil: plain TCP).
+    let tls: NodeTLS.Contexts?
 
     private(set) var machine: NodeMachine
     var links: [String: PeerLink] = [:]
@@ -44,8 +46,9 @@ final class NodeRuntime: @unchecked Sendable {
 
     init(
         config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore,
-        logger: Logger
+        logger: Logger, tls: NodeTLS.Contexts? = nil
     ) {
+        self.tls = tls
         self.config = config
         self.loop = loop
         self.pool = pool

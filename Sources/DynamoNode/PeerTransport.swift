@@ -3,6 +3,7 @@ import DynamoWire
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Serves the peer port: runs the handshake (`PeerHandshake`) within a deadline, with only
 /// small frames allowed until the peer proved the cluster secret, then answers requests in
@@ -208,6 +209,10 @@ extension NodeRuntime {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let limit = PeerFrameLimit.forHandshake()
+                    if let tls = runtime.tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls.peerClient, serverHostname: NodeTLS.serverHostname(host)))
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
                         MessageToByteHandler(PeerFrameEncoder()),

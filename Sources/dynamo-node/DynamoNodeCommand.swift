@@ -47,6 +47,18 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("durable-writes"), help: "Which replica writes are fsynced: all, coordinator, none.")
     var durableWrites = "coordinator"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate (chain) of this node: TLS on both ports.")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "PEM CA that signed every node's certificate (peers must present one).")
+    var tlsCA: String?
+    @Option(name: .customLong("max-connections"), help: "Open HTTP connections at most; more get 503.")
+    var maxConnections = 1024
+    @Option(name: .customLong("idle-timeout-ms"), help: "Close an HTTP connection idle (or not reading) this long.")
+    var idleTimeoutMs: Int64 = 30_000
+    @Option(
+        name: .customLong("request-read-timeout-ms"), help: "A request must arrive whole this soon after its head (else 408).")
+    var requestReadTimeoutMs: Int64 = 10_000
     @Option(
         name: .customLong("sloppy-quorum"),
         help:
@@ -86,6 +98,13 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             throw ValidationError("seed '\(seed)' is not HOST:PORT")
         }
         guard gossipIntervalMs > 0, requestTimeoutMs > 0 else { throw ValidationError("intervals must be positive") }
+        let tlsFiles = [tlsCert, tlsKey, tlsCA].compactMap { $0 }
+        guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
+            throw ValidationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
+        guard maxConnections >= 1, idleTimeoutMs > 0, requestReadTimeoutMs > 0 else {
+            throw ValidationError("--max-connections, --idle-timeout-ms and --request-read-timeout-ms must be positive")
+        }
     }
 
     /// The secret from `--cluster-secret-file`, else `DYNAMO_CLUSTER_SECRET`; never a flag's
@@ -108,6 +127,28 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         } catch {
             throw NodeStartError("\(error)")
         }
+    }
+
+    /// Raises the open-file limit to what the system allows, and keeps the connection caps
+    /// below it, so a flood of connections gets a clear refusal instead of `EMFILE`.
+    static func limits(_ wanted: ConnectionLimits, logger: Logger) -> ConnectionLimits {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Room for RocksDB's files, peer links and the listeners.
+        let available = Int(min(limit.rlim_cur, 1 << 20)) - 256
+        var limits = wanted
+        if limits.maxHTTPConnections + limits.maxPeerConnections > available {
+            limits.maxPeerConnections = max(8, min(limits.maxPeerConnections, available / 4))
+            limits.maxHTTPConnections = max(8, available - limits.maxPeerConnections)
+            logger.notice(
+                "open-file limit \(limit.rlim_cur): at most \(limits.maxHTTPConnections) HTTP and \(limits.maxPeerConnections) peer connections")
+        }
+        return limits
     }
 
     static func isWildcard(_ host: String) -> Bool { ["0.0.0.0", "::", "[::]"].contains(host) }
@@ -150,7 +191,12 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             antiEntropyIntervalMs: antiEntropyIntervalMs, maxKeyBytes: maxKeyBytes, maxValueBytes: maxValueBytes,
             durability: Durability(rawValue: durableWrites)!, sloppyQuorum: sloppyQuorum == "on", listenHost: listen,
             advertiseHost: advertisedHost,
-            clusterKey: clusterKey)
+            clusterKey: clusterKey,
+            limits: Self.limits(
+                ConnectionLimits(
+                    maxHTTPConnections: maxConnections, idleTimeoutMs: idleTimeoutMs,
+                    requestReadTimeoutMs: requestReadTimeoutMs), logger: logger),
+            tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) })
 
         let server: DynamoNodeServer
         do {

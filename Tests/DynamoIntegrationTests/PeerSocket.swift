@@ -8,14 +8,17 @@ import Foundation
 #endif
 
 /// A raw, blocking connection to a node's peer port, speaking the frame format by hand: what
-/// an attacker (or a buggy peer) would write, byte for byte.
+/// an attacker (or a buggy peer) would write, byte for byte. Also used raw on the HTTP port.
 final class PeerSocket {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 2000) throws {
+    init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 2000, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LauncherError("socket failed") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -65,6 +68,18 @@ final class PeerSocket {
             let n = recv(fd, &chunk, chunk.count, 0)
             guard n > 0 else { return nil }
             buffer += chunk[0..<n]
+        }
+    }
+
+    /// Everything the node sends until it closes the connection (or goes quiet).
+    func readAll() -> [UInt8] {
+        var received = buffer
+        buffer = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { return received }
+            received += chunk[0..<n]
         }
     }
 
