@@ -162,8 +162,8 @@ func waitFor(_ what: String, timeout: Duration, _ condition: () async throws -> 
         let client = DynamoClient(address: "127.0.0.1:\(ports[1])", http: HTTPClient(), bearer: nil)
         try await waitFor("the node to start", timeout: .seconds(20)) { (try? await client.status()) != nil }
         do {
-            // 200 connections against a limit of 340 files: the cap (84 here) refuses the rest.
-            let flood = try (0..<200).map { _ in try PeerSocket(port: ports[1], timeoutMs: 1000) }
+            // 400 connections against a limit of 340 files: the cap (63 here) refuses the rest.
+            let flood = try (0..<400).map { _ in try PeerSocket(port: ports[1], timeoutMs: 1000) }
             let refused = flood.suffix(50).filter { String(decoding: $0.readAll(), as: UTF8.self).hasPrefix("HTTP/1.1 503") }
             #expect(refused.count == 50)
             let before = Self.cpuSeconds(process.processIdentifier)
