@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5
 
-.PHONY: deps build release console cluster test test-fast fuzz bench format clean
+.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer bench format clean
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
@@ -35,12 +35,26 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip DynamoIntegrationTests
 	$(SWIFT) test --skip-build --no-parallel --filter DynamoIntegrationTests
+	$(MAKE) fuzz-libfuzzer FUZZ_SECONDS=15
 
 # The decoder fuzzers for longer than make test runs them (FUZZ_ITERATIONS inputs each).
 FUZZ_ITERATIONS ?= 200000
 fuzz: deps
 	$(SWIFT) build --build-tests
 	DYNAMO_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) $(SWIFT) test --skip-build --filter DynamoFuzzTests
+
+# The same fuzz targets under libFuzzer (coverage-guided, with AddressSanitizer), for
+# FUZZ_SECONDS; the corpus grows in .build-fuzz/corpus. A crash leaves its input in
+# .build-fuzz/crash-*: replay it with `.build/debug/dynamo-fuzz FILE`.
+FUZZ_SECONDS ?= 300
+LIBFUZZER_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DLIBFUZZER -Xswiftc -parse-as-library
+fuzz-libfuzzer: deps
+	$(SWIFT) build --scratch-path .build-fuzz -c release --product dynamo-fuzz $(LIBFUZZER_FLAGS) 2>&1 \
+	  | grep -v 'ld.gold: warning: Cannot export local symbol'; test $${PIPESTATUS[0]} -eq 0
+	mkdir -p .build-fuzz/corpus
+	.build-fuzz/release/dynamo-fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+	  -artifact_prefix=.build-fuzz/ -print_final_stats=1 .build-fuzz/corpus 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss|==|SUMMARY|Done)' ; \
+	  test $${PIPESTATUS[0]} -eq 0
 
 bench: release
 	.build/release/dynamo bench

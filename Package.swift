@@ -145,15 +145,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test support: hostile inputs and what each fuzzer does with one (decode, round-trip,
+        // run through what consumes it), shared by the fuzz tests and the libFuzzer driver.
+        .target(
+            name: "DynamoFuzzing",
+            dependencies: [
+                "DynamoCore", "DynamoWire", "DynamoStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/DynamoFuzzing",
+            swiftSettings: optimizedSettings
+        ),
+        // The fuzz targets as a libFuzzer driver (make fuzz-libfuzzer), or a replayer of inputs.
+        .executableTarget(
+            name: "dynamo-fuzz", dependencies: ["DynamoFuzzing"], path: "Tests/DynamoFuzzer",
+            swiftSettings: swiftSettings),
         // Every decoder of bytes from outside (peers, clients, the disk), fed random and
         // boundary values, and what consumes its output (merges, writes, gossip, storage).
         .testTarget(
             name: "DynamoFuzzTests",
             dependencies: [
-                "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode",
+                "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode", "DynamoFuzzing",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: optimizedSettings
         ),

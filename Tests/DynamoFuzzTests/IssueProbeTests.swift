@@ -1,4 +1,5 @@
 import DynamoCore
+import DynamoFuzzing
 import Testing
 
 @testable import DynamoStorage
@@ -32,13 +33,13 @@ import Testing
     /// Probe 3: a gossip row with generation 2^64 - 1 overflowed `echo.generation + 1` on
     /// the node it named, and kept doing so after restarts.
     @Test func aGossipRowWithAnImpossibleGenerationIsRefused() {
-        var row = DecoderFuzzTests.member("n1")
+        var row = FuzzTarget.member("n1")
         row.generation = .max
         let frame = PeerCodec.encode(.request(id: 1, .gossip([row])))
         #expect(throws: DecodingError.self) { try PeerCodec.decode(frame) }
         // At the ceiling, the membership keeps its own generation instead of trapping.
         row.generation = Member.maxVersion
-        var membership = Membership(me: DecoderFuzzTests.member("n1"), seeds: [])
+        var membership = Membership(me: FuzzTarget.member("n1"), seeds: [])
         _ = membership.receive([row], now: 1)
         #expect(membership.local.generation == 1)
     }

@@ -7,10 +7,10 @@ import DynamoCore
 ///
 /// Purely random bytes almost never get past a magic byte or a tag; this gets most inputs
 /// deep into a decoder and into whatever consumes its output, where the arithmetic is.
-struct HostileBytes {
+public struct HostileBytes {
     var rng: SeededRandom
 
-    init(seed: UInt64) { rng = SeededRandom(seed: seed) }
+    public init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
     static let boundaries: [UInt64] = [
         0, 1, 2, 3, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000,
@@ -18,8 +18,8 @@ struct HostileBytes {
     ]
     static let names = ["n1", "n2", "n3", "", "n1 ", String(repeating: "x", count: 255)]
 
-    mutating func chance(_ percent: UInt64) -> Bool { rng.next() % 100 < percent }
-    mutating func below(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+    public mutating func chance(_ percent: UInt64) -> Bool { rng.next() % 100 < percent }
+    public mutating func below(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
 
     /// Mostly a boundary, sometimes small, sometimes anything.
     mutating func number() -> UInt64 {
@@ -209,7 +209,7 @@ struct HostileBytes {
     }
 
     /// A whole peer frame payload: hello, request or response.
-    mutating func peerMessage() -> [UInt8] {
+    public mutating func peerMessage() -> [UInt8] {
         var w = ByteWriter()
         switch below(5) {
         case 0:
@@ -236,7 +236,7 @@ struct HostileBytes {
     }
 
     /// A context header's bytes (before base64): magic, format, clock.
-    mutating func contextBytes() -> [UInt8] {
+    public mutating func contextBytes() -> [UInt8] {
         var w = ByteWriter()
         w.write(chance(95) ? 0xDC : UInt8(truncatingIfNeeded: rng.next()))
         w.write(chance(95) ? 3 : UInt8(truncatingIfNeeded: rng.next()))
@@ -244,20 +244,20 @@ struct HostileBytes {
         return mutated(w.bytes)
     }
 
-    mutating func objectBytes() -> [UInt8] {
+    public mutating func objectBytes() -> [UInt8] {
         var w = ByteWriter()
         object(into: &w)
         return mutated(w.bytes)
     }
 
-    mutating func memberBytes() -> [UInt8] {
+    public mutating func memberBytes() -> [UInt8] {
         var w = ByteWriter()
         members(into: &w)
         return mutated(w.bytes)
     }
 
     /// A third of the time, one to three byte-level mutations: flip, cut, insert, repeat.
-    mutating func mutated(_ input: [UInt8]) -> [UInt8] {
+    public mutating func mutated(_ input: [UInt8]) -> [UInt8] {
         guard chance(33) else { return input }
         var bytes = input
         for _ in 0...below(3) {
