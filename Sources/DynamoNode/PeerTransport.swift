@@ -5,51 +5,95 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+/// Runs one side of the peer handshake on a connection: sends what `PeerHandshake` asks,
+/// lets big frames through once the peer proved itself, closes the connection when it
+/// fails or does not finish within the deadline. Both peer handlers use it. (A class:
+/// closing the connection re-enters the handler, which stops the driver.)
+final class PeerHandshakeDriver {
+    private var handshake: PeerHandshake
+    private let frameLimit: PeerFrameLimit
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    enum Outcome {
+        case established(NodeName)
+        case failed(String)
+    }
+
+    init(role: HandshakeRole, runtime: NodeRuntime, frameLimit: PeerFrameLimit) {
+        var rng = SystemRandomNumberGenerator()
+        let nonce = (0..<Hello.nonceBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        handshake = PeerHandshake(role: role, me: runtime.name, key: runtime.config.clusterKey, nonce: nonce)
+        self.frameLimit = frameLimit
+        self.timeout = runtime.handshakeTimeout
+    }
+
+    /// The authenticated peer, once the handshake is done.
+    var peer: NodeName? { handshake.peer }
+
+    /// The connection is up: arm the deadline (a stranger holding a socket open, or a peer
+    /// that never answers, is closed), and the dialer opens.
+    func start(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        let limit = frameLimit
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            if limit.bytes == PeerFrameDecoder.handshakeMaxFrameSize { channel.close(promise: nil) }
+        }
+        if handshake.role == .dialer { context.writeAndFlush(NIOAny(handshake.opening()), promise: nil) }
+    }
+
+    func stop() { deadline?.cancel() }
+
+    /// A message before the handshake finished; nil while it goes on.
+    func receive(_ message: PeerMessage, _ context: ChannelHandlerContext) -> Outcome? {
+        var outcome: Outcome?
+        for step in handshake.receive(message) {
+            switch step {
+            case .send(let reply): context.write(NIOAny(reply), promise: nil)
+            case .established(let name):
+                deadline?.cancel()
+                frameLimit.bytes = PeerFrameDecoder.defaultMaxFrameSize
+                outcome = .established(name)
+            case .fail(let reason):
+                context.close(promise: nil)
+                outcome = .failed(reason)
+            }
+        }
+        context.flush()
+        return outcome
+    }
+}
+
 /// Serves the peer port: runs the handshake (`PeerHandshake`) within a deadline, with only
 /// small frames allowed until the peer proved the cluster secret, then answers requests in
 /// any order. Anything malformed closes this connection only.
 final class PeerServerHandler: ChannelInboundHandler {
     typealias InboundIn = PeerMessage
-    typealias OutboundOut = PeerMessage
 
     private let runtime: NodeRuntime
-    private var handshake: PeerHandshake
-    private let frameLimit: PeerFrameLimit
-    private var deadline: Scheduled<Void>?
+    private let handshake: PeerHandshakeDriver
 
     init(runtime: NodeRuntime, frameLimit: PeerFrameLimit) {
         self.runtime = runtime
-        self.frameLimit = frameLimit
-        self.handshake = PeerHandshake(
-            role: .listener, me: runtime.name, key: runtime.config.clusterKey, nonce: PeerHandshake.freshNonce())
+        self.handshake = PeerHandshakeDriver(role: .listener, runtime: runtime, frameLimit: frameLimit)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        deadline = PeerHandshake.closeUnlessEstablished(context, within: runtime.handshakeTimeout) {
-            self.handshake.peer != nil
-        }
+        handshake.start(context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        handshake.stop()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard let peer = handshake.peer else {
-            for step in handshake.receive(message) {
-                switch step {
-                case .send(let reply): context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
-                case .established:
-                    deadline?.cancel()
-                    frameLimit.bytes = PeerFrameDecoder.defaultMaxFrameSize
-                case .fail(let reason):
-                    runtime.logger.warning(
-                        "refusing peer connection from \(context.remoteAddress?.description ?? "?"): \(reason)")
-                    context.close(promise: nil)
-                }
+            if case .failed(let reason) = handshake.receive(message, context) {
+                runtime.logger.warning(
+                    "refusing peer connection from \(context.remoteAddress?.description ?? "?"): \(reason)")
             }
             return
         }
@@ -71,46 +115,30 @@ final class PeerServerHandler: ChannelInboundHandler {
 /// requests queued on the link and hands responses back to the runtime by request id.
 final class PeerClientHandler: ChannelInboundHandler {
     typealias InboundIn = PeerMessage
-    typealias OutboundOut = PeerMessage
 
     private let runtime: NodeRuntime
     private let link: PeerLink
-    private var handshake: PeerHandshake
-    private let frameLimit: PeerFrameLimit
-    private var deadline: Scheduled<Void>?
+    private let handshake: PeerHandshakeDriver
 
     init(runtime: NodeRuntime, link: PeerLink, frameLimit: PeerFrameLimit) {
         self.runtime = runtime
         self.link = link
-        self.frameLimit = frameLimit
-        self.handshake = PeerHandshake(
-            role: .dialer, me: runtime.name, key: runtime.config.clusterKey, nonce: PeerHandshake.freshNonce())
+        self.handshake = PeerHandshakeDriver(role: .dialer, runtime: runtime, frameLimit: frameLimit)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        deadline = PeerHandshake.closeUnlessEstablished(context, within: runtime.handshakeTimeout) {
-            self.handshake.peer != nil
-        }
-        context.writeAndFlush(wrapOutboundOut(handshake.opening()), promise: nil)
+        handshake.start(context)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard handshake.peer != nil else {
-            for step in handshake.receive(message) {
-                switch step {
-                case .send(let reply): context.write(wrapOutboundOut(reply), promise: nil)
-                case .established(let name):
-                    deadline?.cancel()
-                    frameLimit.bytes = PeerFrameDecoder.defaultMaxFrameSize
-                    link.established(as: name, on: context.channel)
-                case .fail(let reason):
-                    runtime.logger.warning("peer link to \(link.address) refused: \(reason)")
-                    context.close(promise: nil)
-                }
+            switch handshake.receive(message, context) {
+            case .established(let name)?: link.established(as: name, on: context.channel)
+            case .failed(let reason)?: runtime.logger.warning("peer link to \(link.address) refused: \(reason)")
+            case nil: break
             }
-            context.flush()
             return
         }
         guard case .response(let id, let response) = message else {
@@ -121,7 +149,7 @@ final class PeerClientHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        handshake.stop()
         runtime.linkClosed(link)
         context.fireChannelInactive()
     }
@@ -129,25 +157,6 @@ final class PeerClientHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         runtime.logger.debug("peer link to \(link.address) failed: \(error)")
         context.close(promise: nil)
-    }
-}
-
-extension PeerHandshake {
-    /// Fresh random bytes for one handshake.
-    static func freshNonce() -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<Hello.nonceBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
-    }
-
-    /// Closes the connection if the handshake is not done in time (a stranger holding a
-    /// socket open, or a peer that never answers).
-    static func closeUnlessEstablished(
-        _ context: ChannelHandlerContext, within timeout: TimeAmount, _ established: @escaping () -> Bool
-    ) -> Scheduled<Void> {
-        let channel = context.channel
-        return context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            if !established() { channel.close(promise: nil) }
-        }
     }
 }
 

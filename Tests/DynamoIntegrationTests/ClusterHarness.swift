@@ -75,3 +75,20 @@ func rawExchange(port: Int, bytes: [UInt8], timeoutMs: Int = 1000) throws -> [UI
 extension String {
     var bytes: [UInt8] { Array(utf8) }
 }
+
+/// Runs `dynamo-node` with `arguments` to its exit (for flags it must refuse); returns its
+/// exit status and what it wrote to stderr.
+func runNodeToExit(
+    _ binary: String, _ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment
+) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    process.environment = environment
+    let stderr = Pipe()
+    process.standardError = stderr
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}

@@ -165,22 +165,15 @@ import Testing
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-sec-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "--name", "n1", "--listen", "0.0.0.0", "--advertise", "127.0.0.1", "--peer-port", "1", "--http-port", "2",
-            "--data-dir", dir,
-        ]
         var environment = ProcessInfo.processInfo.environment
         environment["DYNAMO_CLUSTER_SECRET"] = nil
-        process.environment = environment
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 1)
+        let (status, message) = try runNodeToExit(
+            binary,
+            [
+                "--name", "n1", "--listen", "0.0.0.0", "--advertise", "127.0.0.1", "--peer-port", "1", "--http-port",
+                "2", "--data-dir", dir,
+            ], environment: environment)
+        #expect(status == 1)
         #expect(message.contains("refusing to listen on 0.0.0.0 without a cluster secret"), "\(message)")
     }
 

@@ -234,16 +234,8 @@ import Testing
                 ),
             ]
             for (what, arguments) in cases {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: binary)
-                process.arguments = arguments
-                let stderr = Pipe()
-                process.standardError = stderr
-                process.standardOutput = FileHandle.nullDevice
-                try process.run()
-                process.waitUntilExit()
-                let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                #expect(process.terminationStatus != 0, "\(what) must fail")
+                let (status, message) = try runNodeToExit(binary, arguments)
+                #expect(status != 0, "\(what) must fail")
                 #expect(!message.isEmpty, "\(what) must say why")
             }
             // The running node was not disturbed.
