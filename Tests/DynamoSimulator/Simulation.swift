@@ -38,6 +38,10 @@ public final class Simulation {
         public var description: String { "seed \(seed): \(message)  (replay: Simulation(seed: \(seed)))" }
     }
 
+    /// Every simulated cluster has a secret: member rows are signed and checked, as in the
+    /// product, through restarts (new generations) and joins.
+    static let clusterKey = try! ClusterKey(text: "simulated cluster secret")
+
     struct Node {
         var settings: NodeSettings
         var machine: NodeMachine?
@@ -142,7 +146,8 @@ public final class Simulation {
                     n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
                 gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500,
                 freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
-                readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly)
+                readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly,
+                clusterKey: Self.clusterKey)
             nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
             if i < count { start(name) }
         }
