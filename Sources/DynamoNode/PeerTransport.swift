@@ -222,7 +222,12 @@ extension NodeRuntime {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls.peerClient, serverHostname: NodeTLS.serverHostname(host)))
                     }
+                    // Close an unused link before the listener's idle timeout would, so a
+                    // request never races the listener closing it.
+                    let idle = TimeAmount.milliseconds(runtime.config.limits.peerIdleTimeoutMs * 3 / 4)
                     try channel.pipeline.syncOperations.addHandlers(
+                        IdleStateHandler(allTimeout: idle),
+                        CloseOnIdle(),
                         ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
                         MessageToByteHandler(PeerFrameEncoder()),
                         PeerClientHandler(runtime: runtime, link: link, frameLimit: limit)
