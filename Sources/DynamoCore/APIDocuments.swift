@@ -254,6 +254,23 @@ public struct ErrorDocument: Codable, Hashable, Sendable {
 }
 
 /// Percent-decoding of one URL path segment into arbitrary bytes.
+/// An HTTP request target split into its path and query parameters.
+public enum RequestTarget {
+    /// `/kv/k?r=2&x` gives `("/kv/k", ["r": "2", "x": ""])`. Any string is accepted (the
+    /// node answers a bad parameter by name), empty pairs are skipped, the first of a
+    /// repeated name wins.
+    public static func split(_ target: String) -> (path: String, query: [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = parts.first, query[String(name)] == nil else { continue }
+            query[String(name)] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return (String(target[..<mark]), query)
+    }
+}
+
 public enum PercentEncoding {
     /// Decodes `%XX` escapes; nil on a malformed escape.
     public static func decode(_ text: Substring) -> [UInt8]? {

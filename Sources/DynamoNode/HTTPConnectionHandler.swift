@@ -113,11 +113,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
                 reply = .json(.internalServerError, ErrorDocument(error: "internal error: \(error)"))
             }
             guard channel.isActive else { return }
-            self.write(reply, for: head, on: channel)
+            // Idle first: writing the end of this reply makes the pipelining handler in
+            // front deliver the next request at once.
             if head.isKeepAlive {
                 self.state = .idle
                 self.armIdleDeadline(context)
+            } else {
+                self.state = .closing
             }
+            self.write(reply, for: head, on: channel)
         }
     }
 

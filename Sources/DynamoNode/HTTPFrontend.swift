@@ -66,7 +66,7 @@ enum APIError: Error {
 extension NodeRuntime {
     /// Routes one request; runs on the loop.
     func handleHTTP(_ request: HTTPRequestData) -> EventLoopFuture<HTTPReply> {
-        let (path, query) = splitURI(request.uri)
+        let (path, query) = RequestTarget.split(request.uri)
         // HEAD is GET without the body (the connection handler leaves the body out).
         var request = request
         if request.method == .HEAD { request.method = .GET }
@@ -133,16 +133,6 @@ extension NodeRuntime {
                 "this node has a cluster secret: send it as 'Authorization: Bearer SECRET' (dynamo sends DYNAMO_CLUSTER_SECRET)"
             )
         }
-    }
-
-    private func splitURI(_ uri: String) -> (path: String, query: [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
-        var query: [String: String] = [:]
-        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            query[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        return (String(uri[..<mark]), query)
     }
 
     private func parseKey(_ segment: Substring) throws(APIError) -> [UInt8] {

@@ -47,7 +47,13 @@ import Testing
             _ = try? NodeIdentity.decode([1] + bytes)
             _ = ReplicaStore.parseHintKey([0x02] + bytes)
             _ = Base64.decode(String(decoding: bytes, as: UTF8.self))
-            _ = PercentEncoding.decode(Substring(String(decoding: bytes, as: UTF8.self)))
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = PercentEncoding.decode(Substring(text))
+            // Request targets, built from URL-ish pieces so '?', '&' and '=' come up often.
+            let pieces = ["/kv/", "?", "&", "=", "r", "w", "since", "%", "%4", "/admin/status", ""]
+            let target = bytes.map { pieces[Int($0) % pieces.count] }.joined()
+            _ = RequestTarget.split(target)
+            _ = RequestTarget.split(text)
         }
     }
 }

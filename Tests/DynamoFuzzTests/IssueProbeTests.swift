@@ -64,3 +64,14 @@ import Testing
         #expect(store.hintCounts["n3"] == 1)
     }
 }
+
+/// Found by the attack review of issue 9.
+@Suite struct ReviewProbeTests {
+    /// `?=` trapped the node (an empty split of "=").
+    @Test(arguments: ["/admin/status?=", "/kv/k?a&=", "/kv/k?=&=x&r=2&r=3", "?", "/x?&&"])
+    func anyRequestTargetSplits(target: String) {
+        let (path, query) = RequestTarget.split(target)
+        #expect(!path.contains("?"))
+        if target.hasSuffix("r=2&r=3") { #expect(query["r"] == "2") }
+    }
+}

@@ -113,6 +113,16 @@ import Testing
             let statuses = replies.components(separatedBy: "\r\n").filter { $0.hasPrefix("HTTP/1.1") }
             #expect(statuses.map { String($0.prefix(12)) } == ["HTTP/1.1 204", "HTTP/1.1 400"], "\(replies)")
             #expect(try await cluster.client("n1").get("p".bytes).values == ["x".bytes])
+            // Requests pipelined behind a write are each answered, in order.
+            let many = try Self.connection(cluster)
+            many.send(
+                raw: ("PUT /kv/q HTTP/1.1\r\nContent-Length: 1\r\n\r\ny" + "GET /kv/q HTTP/1.1\r\n\r\n"
+                    + "GET /admin/status?= HTTP/1.1\r\n\r\n" + "GET /kv/q?a&= HTTP/1.1\r\nConnection: close\r\n\r\n").bytes)
+            let answers = String(decoding: many.readAll(), as: UTF8.self)
+            // (A status line may follow the previous body directly.)
+            let codes = answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(codes == ["204", "200", "200", "200"], "\(answers)")
+            try await SecurityTests.expectServing(cluster)
         }
     }
 }
