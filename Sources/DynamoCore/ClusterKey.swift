@@ -65,6 +65,23 @@ public struct ClusterKey: Sendable, Hashable {
             [Array(peer.utf8), Array(me.utf8), peerNonce, myNonce])
     }
 
+    /// The keys that authenticate every frame of one peer connection after its handshake,
+    /// derived from the secret, both names and both nonces (so they are new per connection
+    /// and differ per direction). Without them, a party that relays a handshake between
+    /// two nodes could add frames of its own once it is done.
+    public func session(role: HandshakeRole, me: NodeName, peer: NodeName, myNonce: [UInt8], peerNonce: [UInt8])
+        -> FrameAuthenticator
+    {
+        let (dialer, listener) = role == .dialer ? (me, peer) : (peer, me)
+        let (dialerNonce, listenerNonce) = role == .dialer ? (myNonce, peerNonce) : (peerNonce, myNonce)
+        let parts = [Array(dialer.utf8), Array(listener.utf8), dialerNonce, listenerNonce]
+        let toListener = mac("dynamo peer session v1 to listener", parts)
+        let toDialer = mac("dynamo peer session v1 to dialer", parts)
+        return role == .dialer
+            ? FrameAuthenticator(sending: toListener, receiving: toDialer)
+            : FrameAuthenticator(sending: toDialer, receiving: toListener)
+    }
+
     /// The admission tag of a member row: its identity (name, addresses, tokens and
     /// generation), not what changes every round (heartbeat, status).
     public func admission(of member: Member) -> [UInt8] {
@@ -102,5 +119,42 @@ public enum ClusterKeyError: Error, Hashable, Sendable, CustomStringConvertible 
         case .tooShort(let count):
             "the cluster secret is \(count) bytes; it needs at least \(ClusterKey.minimumSecretBytes)"
         }
+    }
+}
+
+/// Tags and checks the frames of one peer connection: an HMAC-SHA256 (truncated to
+/// `tagBytes`) of a per-direction sequence number and the payload, so a frame that was
+/// changed, injected, replayed, dropped or reordered fails the check of the next one.
+public struct FrameAuthenticator: Sendable {
+    public static let tagBytes = 16
+    private let sendKey: [UInt8]
+    private let receiveKey: [UInt8]
+    private var sent: UInt64 = 0
+    private var received: UInt64 = 0
+
+    init(sending: [UInt8], receiving: [UInt8]) {
+        sendKey = sending
+        receiveKey = receiving
+    }
+
+    private static func tag(_ payload: [UInt8], sequence: UInt64, key: [UInt8]) -> [UInt8] {
+        var hmac = HMAC<SHA256>(key: SymmetricKey(data: key))
+        hmac.update(data: withUnsafeBytes(of: sequence.bigEndian, Array.init))
+        hmac.update(data: payload)
+        return Array(hmac.finalize().prefix(tagBytes))
+    }
+
+    /// The tag of the next frame this side sends.
+    public mutating func tag(sending payload: [UInt8]) -> [UInt8] {
+        defer { sent &+= 1 }
+        return Self.tag(payload, sequence: sent, key: sendKey)
+    }
+
+    /// Whether `tag` is right for the next frame from the peer (compared in constant time).
+    public mutating func verify(received payload: [UInt8], tag: [UInt8]) -> Bool {
+        let expected = Self.tag(payload, sequence: received, key: receiveKey)
+        received &+= 1
+        guard tag.count == expected.count else { return false }
+        return zip(expected, tag).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

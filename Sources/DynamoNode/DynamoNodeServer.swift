@@ -125,15 +125,15 @@ public final class DynamoNodeServer: Sendable {
                 channel.close(promise: nil)
             }
         ) {
-            let limit = PeerFrameLimit.forHandshake()
+            let state = PeerChannelState.forHandshake()
             if let tls = runtime.tls { try $0.addHandler(NIOSSLServerHandler(context: tls.peerServer)) }
             try $0.addHandlers(
                 BackPressureHandler(),
                 IdleStateHandler(readTimeout: .milliseconds(limits.peerIdleTimeoutMs)),
                 CloseOnIdle(),
-                ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
-                MessageToByteHandler(PeerFrameEncoder()),
-                PeerServerHandler(runtime: runtime, frameLimit: limit))
+                ByteToMessageHandler(PeerFrameDecoder(state: state)),
+                MessageToByteHandler(PeerFrameEncoder(state: state)),
+                PeerServerHandler(runtime: runtime, channelState: state))
         }
     }
 

@@ -11,7 +11,9 @@ import NIOSSL
 /// closing the connection re-enters the handler, which stops the driver.)
 final class PeerHandshakeDriver {
     private var handshake: PeerHandshake
-    private let frameLimit: PeerFrameLimit
+    private let channelState: PeerChannelState
+    /// Frames are tagged after the handshake unless TLS already protects them.
+    private let tagsFrames: Bool
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
 
@@ -20,11 +22,13 @@ final class PeerHandshakeDriver {
         case failed(String)
     }
 
-    init(role: HandshakeRole, runtime: NodeRuntime, frameLimit: PeerFrameLimit) {
+    init(role: HandshakeRole, runtime: NodeRuntime, channelState: PeerChannelState, expectedPeer: NodeName? = nil) {
         var rng = SystemRandomNumberGenerator()
         let nonce = (0..<Hello.nonceBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        handshake = PeerHandshake(role: role, me: runtime.name, key: runtime.config.clusterKey, nonce: nonce)
-        self.frameLimit = frameLimit
+        handshake = PeerHandshake(
+            role: role, me: runtime.name, key: runtime.config.clusterKey, nonce: nonce, expectedPeer: expectedPeer)
+        self.channelState = channelState
+        self.tagsFrames = runtime.tls == nil
         self.timeout = runtime.handshakeTimeout
     }
 
@@ -35,9 +39,9 @@ final class PeerHandshakeDriver {
     /// that never answers, is closed), and the dialer opens.
     func start(_ context: ChannelHandlerContext) {
         let channel = context.channel
-        let limit = frameLimit
+        let state = channelState
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            if limit.bytes == PeerFrameDecoder.handshakeMaxFrameSize { channel.close(promise: nil) }
+            if !state.isEstablished { channel.close(promise: nil) }
         }
         if handshake.role == .dialer { context.writeAndFlush(NIOAny(handshake.opening()), promise: nil) }
     }
@@ -50,9 +54,9 @@ final class PeerHandshakeDriver {
         for step in handshake.receive(message) {
             switch step {
             case .send(let reply): context.write(NIOAny(reply), promise: nil)
-            case .established(let name):
+            case .established(let name, let session):
                 deadline?.cancel()
-                frameLimit.bytes = PeerFrameDecoder.defaultMaxFrameSize
+                channelState.established(session: tagsFrames ? session : nil)
                 outcome = .established(name)
             case .fail(let reason):
                 context.close(promise: nil)
@@ -73,9 +77,9 @@ final class PeerServerHandler: ChannelInboundHandler {
     private let runtime: NodeRuntime
     private let handshake: PeerHandshakeDriver
 
-    init(runtime: NodeRuntime, frameLimit: PeerFrameLimit) {
+    init(runtime: NodeRuntime, channelState: PeerChannelState) {
         self.runtime = runtime
-        self.handshake = PeerHandshakeDriver(role: .listener, runtime: runtime, frameLimit: frameLimit)
+        self.handshake = PeerHandshakeDriver(role: .listener, runtime: runtime, channelState: channelState)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -120,10 +124,11 @@ final class PeerClientHandler: ChannelInboundHandler {
     private let link: PeerLink
     private let handshake: PeerHandshakeDriver
 
-    init(runtime: NodeRuntime, link: PeerLink, frameLimit: PeerFrameLimit) {
+    init(runtime: NodeRuntime, link: PeerLink, channelState: PeerChannelState, expectedPeer: NodeName?) {
         self.runtime = runtime
         self.link = link
-        self.handshake = PeerHandshakeDriver(role: .dialer, runtime: runtime, frameLimit: frameLimit)
+        self.handshake = PeerHandshakeDriver(
+            role: .dialer, runtime: runtime, channelState: channelState, expectedPeer: expectedPeer)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -212,12 +217,14 @@ extension NodeRuntime {
             return link
         }
         let runtime = self
+        // Only the member known at this address may answer there.
+        let expected = machine.membership.member(atAddress: address)?.name
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(Int64(config.quorum.requestTimeoutMs)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let limit = PeerFrameLimit.forHandshake()
+                    let state = PeerChannelState.forHandshake()
                     if let tls = runtime.tls {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls.peerClient, serverHostname: NodeTLS.serverHostname(host)))
@@ -228,9 +235,9 @@ extension NodeRuntime {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(allTimeout: idle),
                         CloseOnIdle(),
-                        ByteToMessageHandler(PeerFrameDecoder(limit: limit)),
-                        MessageToByteHandler(PeerFrameEncoder()),
-                        PeerClientHandler(runtime: runtime, link: link, frameLimit: limit)
+                        ByteToMessageHandler(PeerFrameDecoder(state: state)),
+                        MessageToByteHandler(PeerFrameEncoder(state: state)),
+                        PeerClientHandler(runtime: runtime, link: link, channelState: state, expectedPeer: expected)
                     )
                 }
             }

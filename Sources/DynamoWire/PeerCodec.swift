@@ -382,18 +382,20 @@ public enum PeerCodec {
 }
 
 /// Splits the peer byte stream into frames: a 4-byte big-endian length, then that many
-/// bytes of `PeerCodec` payload. A frame over `maxFrameSize`, or a payload that does not
-/// decode, is an error that closes the connection.
+/// bytes of `PeerCodec` payload, followed (once a session authenticates the connection)
+/// by the payload's `FrameAuthenticator` tag. A frame over the connection's limit, one
+/// whose tag is wrong, or a payload that does not decode, is an error that closes the
+/// connection.
 ///
-/// Until the handshake is done only small frames are allowed (`PeerFrameLimit`), so a
+/// Until the handshake is done only small frames are allowed (`PeerChannelState`), so a
 /// stranger cannot make a node buffer megabytes before proving anything.
 public struct PeerFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = PeerMessage
 
-    public let limit: PeerFrameLimit
+    public let state: PeerChannelState
 
-    public init(limit: PeerFrameLimit = PeerFrameLimit(bytes: PeerFrameDecoder.defaultMaxFrameSize)) {
-        self.limit = limit
+    public init(state: PeerChannelState = PeerChannelState(maxFrameSize: PeerFrameDecoder.defaultMaxFrameSize)) {
+        self.state = state
     }
 
     /// Room for a 1 MiB value with siblings and clocks.
@@ -403,13 +405,20 @@ public struct PeerFrameDecoder: ByteToMessageDecoder {
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        let maxFrameSize = limit.bytes
-        guard length > 0, Int(length) <= maxFrameSize else {
+        let maxFrameSize = state.maxFrameSize
+        let tagBytes = state.session == nil ? 0 : FrameAuthenticator.tagBytes
+        guard Int(length) > tagBytes, Int(length) <= maxFrameSize else {
             throw PeerProtocolError.frameTooLarge(Int(length), limit: maxFrameSize)
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
-        let payload = buffer.readBytes(length: Int(length))!
+        let payload = buffer.readBytes(length: Int(length) - tagBytes)!
+        if tagBytes > 0 {
+            let tag = buffer.readBytes(length: tagBytes)!
+            guard state.session!.verify(received: payload, tag: tag) else {
+                throw PeerProtocolError.malformed("frame authentication failed (changed, injected or replayed)")
+            }
+        }
         do {
             context.fireChannelRead(wrapInboundOut(try PeerCodec.decode(payload)))
         } catch {
@@ -427,27 +436,47 @@ public struct PeerFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// The largest frame a connection's decoder accepts now: small until the peer proved the
-/// cluster secret, then `PeerFrameDecoder.defaultMaxFrameSize`. Shared by the decoder and
-/// the handler that runs the handshake; both live on the connection's event loop.
-public final class PeerFrameLimit: @unchecked Sendable {
-    public var bytes: Int
+/// What the frame decoder and encoder of one peer connection share with the handler that
+/// runs its handshake: the largest frame accepted now (small until the peer proved the
+/// cluster secret), and the session that tags frames after it. All three live on the
+/// connection's event loop.
+public final class PeerChannelState: @unchecked Sendable {
+    public var maxFrameSize: Int
+    public var session: FrameAuthenticator?
 
-    public init(bytes: Int) { self.bytes = bytes }
+    public init(maxFrameSize: Int) { self.maxFrameSize = maxFrameSize }
 
-    public static func forHandshake() -> PeerFrameLimit { PeerFrameLimit(bytes: PeerFrameDecoder.handshakeMaxFrameSize) }
+    public static func forHandshake() -> PeerChannelState {
+        PeerChannelState(maxFrameSize: PeerFrameDecoder.handshakeMaxFrameSize)
+    }
+
+    /// The handshake is done: full-size frames, tagged from now on if there is a session.
+    public func established(session: FrameAuthenticator?) {
+        maxFrameSize = PeerFrameDecoder.defaultMaxFrameSize
+        self.session = session
+    }
+
+    public var isEstablished: Bool { maxFrameSize > PeerFrameDecoder.handshakeMaxFrameSize }
 }
 
-/// Writes `PeerMessage`s as length-prefixed frames.
+/// Writes `PeerMessage`s as length-prefixed frames (tagged once the connection has a session).
 public struct PeerFrameEncoder: MessageToByteEncoder {
     public typealias OutboundIn = PeerMessage
 
-    public init() {}
+    public let state: PeerChannelState?
+
+    public init(state: PeerChannelState? = nil) { self.state = state }
 
     public func encode(data: PeerMessage, out: inout ByteBuffer) throws {
         let payload = PeerCodec.encode(data)
-        out.writeInteger(UInt32(payload.count))
-        out.writeBytes(payload)
+        if let tag = state?.session?.tag(sending: payload) {
+            out.writeInteger(UInt32(payload.count + tag.count))
+            out.writeBytes(payload)
+            out.writeBytes(tag)
+        } else {
+            out.writeInteger(UInt32(payload.count))
+            out.writeBytes(payload)
+        }
     }
 }
 

@@ -12,11 +12,12 @@ public import DynamoCore
 /// names are taken on trust. A side with a secret refuses a side without one, and the
 /// other way round, with a reason that says so.
 public struct PeerHandshake: Sendable {
-    public enum Step: Hashable, Sendable {
+    public enum Step: Sendable {
         /// Send this to the peer.
         case send(PeerMessage)
         /// The peer proved who it is: from now on its messages are the node's business.
-        case established(NodeName)
+        /// With a secret, `session` authenticates every later frame both ways.
+        case established(NodeName, session: FrameAuthenticator?)
         /// Close the connection; `reason` is for the log.
         case fail(reason: String)
     }
@@ -33,14 +34,25 @@ public struct PeerHandshake: Sendable {
     public let me: NodeName
     private let key: ClusterKey?
     private let nonce: [UInt8]
+    /// The dialer's expectation: the member known at the address it dialed (nil: a seed
+    /// not known yet, anyone who proves the secret).
+    private let expectedPeer: NodeName?
     private var state: State = .awaitingHello
 
-    /// - Parameter nonce: `Hello.nonceBytes` fresh random bytes (injected, so tests replay).
-    public init(role: HandshakeRole, me: NodeName, key: ClusterKey?, nonce: [UInt8]) {
+    /// - Parameters:
+    ///   - nonce: `Hello.nonceBytes` fresh random bytes (injected, so tests replay).
+    ///   - expectedPeer: for a dialer, the node that should answer at that address. Another
+    ///     node that answers there (say a relay passing on its handshake) is refused.
+    public init(role: HandshakeRole, me: NodeName, key: ClusterKey?, nonce: [UInt8], expectedPeer: NodeName? = nil) {
         self.role = role
         self.me = me
         self.key = key
         self.nonce = nonce
+        self.expectedPeer = expectedPeer
+    }
+
+    private func session(with peer: NodeName, peerNonce: [UInt8]) -> FrameAuthenticator? {
+        key?.session(role: role, me: me, peer: peer, myNonce: nonce, peerNonce: peerNonce)
     }
 
     /// The authenticated peer, once established.
@@ -68,7 +80,7 @@ public struct PeerHandshake: Sendable {
             guard let key else {
                 guard proof.isEmpty else { return fail("'\(peer)' has a cluster secret and this node has none") }
                 state = .established(peer)
-                return [.established(peer)]
+                return [.established(peer, session: nil)]
             }
             guard
                 key.verifyHandshake(
@@ -77,15 +89,18 @@ public struct PeerHandshake: Sendable {
                 return fail("'\(peer)' did not prove the cluster secret for its name (wrong secret or forged name)")
             }
             state = .established(peer)
-            return [.established(peer)]
+            return [.established(peer, session: session(with: peer, peerNonce: peerNonce))]
         case (.dialer, .awaitingHello, .hello(let hello)):
             if let problem = problem(with: hello) { return fail(problem) }
+            if let expectedPeer, hello.name != expectedPeer {
+                return fail("the node at this address is '\(hello.name)', not '\(expectedPeer)'")
+            }
             guard let key else {
                 guard hello.proof.isEmpty else {
                     return fail("'\(hello.name)' requires the cluster secret and this node has none")
                 }
                 state = .established(hello.name)
-                return [.send(.proof([])), .established(hello.name)]
+                return [.send(.proof([])), .established(hello.name, session: nil)]
             }
             guard
                 key.verifyHandshake(
@@ -99,7 +114,7 @@ public struct PeerHandshake: Sendable {
             state = .established(hello.name)
             let proof = key.handshakeProof(
                 role: .dialer, me: me, peer: hello.name, myNonce: nonce, peerNonce: hello.nonce)
-            return [.send(.proof(proof)), .established(hello.name)]
+            return [.send(.proof(proof)), .established(hello.name, session: session(with: hello.name, peerNonce: hello.nonce))]
         case (.listener, .awaitingProof, .hello), (_, .established, .hello), (_, .established, .proof):
             return fail("a second handshake on one connection")
         case (_, .failed, _):

@@ -110,7 +110,7 @@ public enum FuzzTarget: UInt8, CaseIterable, Sendable {
     /// A byte stream through the frame decoder, fed in pieces of varying size.
     static func frames(_ stream: [UInt8]) -> [String] {
         for limit in [PeerFrameDecoder.handshakeMaxFrameSize, PeerFrameDecoder.defaultMaxFrameSize] {
-            let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(limit: PeerFrameLimit(bytes: limit))))
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(state: PeerChannelState(maxFrameSize: limit))))
             var rest = stream[...]
             var chunk = 1
             while !rest.isEmpty {

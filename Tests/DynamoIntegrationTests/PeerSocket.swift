@@ -12,6 +12,8 @@ import Foundation
 final class PeerSocket {
     private let fd: Int32
     private var buffer: [UInt8] = []
+    /// After a handshake with a secret, frames are tagged both ways (as a node does).
+    private var session: FrameAuthenticator?
 
     init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 2000, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -36,6 +38,34 @@ final class PeerSocket {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Wraps an accepted connection.
+    init(accepted fd: Int32, timeoutMs: Int = 2000) {
+        self.fd = fd
+        var timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Listens on `port` and returns the first connection made to it within `timeoutMs`.
+    static func acceptOne(port: Int, timeoutMs: Int32) throws -> PeerSocket? {
+        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard server >= 0 else { throw LauncherError("socket failed") }
+        defer { close(server) }
+        var one: Int32 = 1
+        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(server, 8) == 0 else { throw LauncherError("cannot listen on \(port)") }
+        var poller = pollfd(fd: server, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, timeoutMs) == 1 else { return nil }
+        let fd = accept(server, nil, nil)
+        return fd >= 0 ? PeerSocket(accepted: fd) : nil
+    }
+
     deinit { close(fd) }
 
     /// Sends raw bytes; false once the node closed the connection.
@@ -51,7 +81,11 @@ final class PeerSocket {
     }
 
     @discardableResult
-    func send(_ message: PeerMessage) -> Bool { send(payload: PeerCodec.encode(message)) }
+    func send(_ message: PeerMessage) -> Bool {
+        let payload = PeerCodec.encode(message)
+        guard let tag = session?.tag(sending: payload) else { return send(payload: payload) }
+        return send(payload: payload + tag)
+    }
 
     /// The next message, or nil when the node closed the connection (or said nothing in time).
     func receive() -> PeerMessage? {
@@ -59,8 +93,13 @@ final class PeerSocket {
             if buffer.count >= 4 {
                 let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
                 if buffer.count >= 4 + length {
-                    let payload = Array(buffer[4..<(4 + length)])
+                    var payload = Array(buffer[4..<(4 + length)])
                     buffer.removeFirst(4 + length)
+                    if session != nil {
+                        let tag = Array(payload.suffix(FrameAuthenticator.tagBytes))
+                        payload.removeLast(FrameAuthenticator.tagBytes)
+                        guard session!.verify(received: payload, tag: tag) else { return nil }
+                    }
                     return try? PeerCodec.decode(payload)
                 }
             }
@@ -104,6 +143,8 @@ final class PeerSocket {
             key?.handshakeProof(
                 role: .dialer, me: proofName ?? name, peer: hello.name, myNonce: nonce, peerNonce: hello.nonce) ?? []
         send(.proof(proof))
+        session = key?.session(
+            role: .dialer, me: proofName ?? name, peer: hello.name, myNonce: nonce, peerNonce: hello.nonce)
         return .hello(hello)
     }
 }

@@ -75,6 +75,9 @@ import Testing
             #expect(friend.handshake(as: "n2", key: key) != nil)
             friend.send(.request(id: 5, .replica(.get(key: "k".bytes))))
             #expect(friend.receive() == .response(id: 5, .replica(.object(nil))))
+            // A frame without the session's tag (what a relay would inject) closes it.
+            friend.send(payload: PeerCodec.encode(.request(id: 6, .replica(.get(key: "k".bytes)))))
+            #expect(friend.isClosedByPeer())
 
             let strangers: [(String, ClusterKey?, NodeName?)] = [
                 ("no secret", nil, nil),
@@ -91,6 +94,36 @@ import Testing
             let mirror = try PeerSocket(port: port)
             #expect(mirror.handshake(as: "n1", key: key) == nil)
             #expect(try await cluster.client("n1").local("planted".bytes) == nil)
+        }
+    }
+
+    /// Found by the attack review: with n3 down, a process on n3's port relayed a node's
+    /// dial to another node and then spoke as the dialer. A dialer now accepts only the
+    /// member known at the address it dialed, and every later frame carries a tag.
+    @Test func aRelayAtADeadNodesAddressGetsNoSession() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let port = cluster.spec("n3")!.peerPort
+            _ = cluster.stop("n3", .kill)
+            // Whoever dials n3 next (gossip keeps trying it) meets the relay.
+            guard let dialer = try PeerSocket.acceptOne(port: port, timeoutMs: 10_000),
+                case .hello(let hello)? = dialer.receive()
+            else {
+                Issue.record("nobody dialed n3's address")
+                return
+            }
+            let other = hello.name == "n1" ? "n2" : "n1"
+            let listener = try PeerSocket(port: cluster.spec(other)!.peerPort, timeoutMs: 10_000)
+            listener.send(.hello(hello))
+            guard let answer = listener.receive() else {
+                Issue.record("\(other) did not answer the relayed hello")
+                return
+            }
+            dialer.send(answer)
+            // The dialer sees that n3's address answers as someone else and sends no proof;
+            // the listener, left without one, closes at its handshake deadline.
+            #expect(dialer.receive() == nil)
+            #expect(listener.isClosedByPeer())
+            try await Self.expectServing(cluster)
         }
     }
 

@@ -82,8 +82,39 @@ import Testing
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { PeerFrameDecoder() }
     }
 
+    /// After the handshake every frame carries a tag: frames pass between two channels that
+    /// share a session, and a changed or replayed frame closes the connection.
+    @Test func taggedFramesPassAndChangedOrReplayedOnesAreRefused() throws {
+        let key = try ClusterKey(text: "a cluster secret for the test")
+        let nonces = ([UInt8](repeating: 1, count: 16), [UInt8](repeating: 2, count: 16))
+        let sending = PeerChannelState(maxFrameSize: PeerFrameDecoder.defaultMaxFrameSize)
+        sending.session = key.session(role: .dialer, me: "n1", peer: "n2", myNonce: nonces.0, peerNonce: nonces.1)
+        func receiver() -> EmbeddedChannel {
+            let state = PeerChannelState(maxFrameSize: PeerFrameDecoder.defaultMaxFrameSize)
+            state.session = key.session(role: .listener, me: "n2", peer: "n1", myNonce: nonces.1, peerNonce: nonces.0)
+            return EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(state: state)))
+        }
+        var frames: [ByteBuffer] = []
+        for message in Self.messages.prefix(3) {
+            var buffer = ByteBuffer()
+            try PeerFrameEncoder(state: sending).encode(data: message, out: &buffer)
+            frames.append(buffer)
+        }
+        let good = receiver()
+        for frame in frames { try good.writeInbound(frame) }
+        for message in Self.messages.prefix(3) { #expect(try good.readInbound(as: PeerMessage.self) == message) }
+
+        var changed = frames[0]
+        changed.setInteger(changed.getInteger(at: 6, as: UInt8.self)! ^ 1, at: 6)
+        #expect(throws: PeerProtocolError.self) { try receiver().writeInbound(changed) }
+        let replayed = receiver()
+        try replayed.writeInbound(frames[0])
+        #expect(throws: PeerProtocolError.self) { try replayed.writeInbound(frames[0]) }
+        #expect(throws: PeerProtocolError.self) { try receiver().writeInbound(frames[1]) }
+    }
+
     @Test func oversizeFramesAreRejectedBeforeTheyAreBuffered() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(limit: PeerFrameLimit(bytes: 1024))))
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(PeerFrameDecoder(state: PeerChannelState(maxFrameSize: 1024))))
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(1_000_000))
         #expect(throws: PeerProtocolError.self) { try channel.writeInbound(buffer) }
