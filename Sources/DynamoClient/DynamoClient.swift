@@ -44,6 +44,10 @@ public struct DynamoClient: Sendable {
 
     /// - Parameter bearer: the cluster secret; by default `DYNAMO_CLUSTER_SECRET`.
     public init(address: String, http: HTTPClient = .shared, bearer: String? = DynamoClient.environmentSecret) {
+        // Accept a URL's scheme: HTTPS comes from the client (DYNAMO_TLS_CA), not the address.
+        var address = Substring(address)
+        for scheme in ["https://", "http://"] where address.hasPrefix(scheme) { address = address.dropFirst(scheme.count) }
+        while address.hasSuffix("/") { address = address.dropLast() }
         let parts = address.split(separator: ":")
         self.host = parts.count == 2 ? String(parts[0]) : "127.0.0.1"
         self.port = parts.count == 2 ? Int(parts[1]) ?? 0 : Int(address) ?? 0

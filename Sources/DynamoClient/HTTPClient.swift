@@ -28,7 +28,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .connectionFailed(let address, let reason): "cannot connect to \(address): \(reason)"
-        case .connectionClosed(let address): "\(address) closed the connection before answering"
+        case .connectionClosed(let address):
+            "\(address) closed the connection before answering (if it serves HTTPS, set DYNAMO_TLS_CA to its CA file)"
         case .timedOut(let address): "\(address) did not answer in time"
         case .badResponse(let reason): "unexpected response: \(reason)"
         }
@@ -44,10 +45,20 @@ public final class HTTPClient: Sendable {
     private let idle = NIOLockedValueBox<[String: [any Channel]]>([:])
     /// HTTPS, trusting this context's roots (nil: plain HTTP).
     private let tls: NIOSSLContext?
+    /// Why this client cannot work at all (a CA file it could not use): every request fails
+    /// with it, rather than falling back to plain HTTP quietly.
+    private let unusable: String?
 
     public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.group = group
         self.tls = nil
+        self.unusable = nil
+    }
+
+    private init(unusable reason: String) {
+        self.group = MultiThreadedEventLoopGroup.singleton
+        self.tls = nil
+        self.unusable = reason
     }
 
     /// A client for nodes serving HTTPS (`dynamo-node --tls-cert ...`): their certificates
@@ -57,6 +68,7 @@ public final class HTTPClient: Sendable {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .file(caFile)
         configuration.minimumTLSVersion = .tlsv12
+        self.unusable = nil
         do {
             self.tls = try NIOSSLContext(configuration: configuration)
         } catch {
@@ -64,9 +76,15 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    /// One client for the process, from the environment (see `fromEnvironment`); a CA file
-    /// that cannot be read leaves it plain HTTP (and an HTTPS node then fails to answer).
-    public static let shared: HTTPClient = (try? fromEnvironment()) ?? HTTPClient()
+    /// One client for the process, from the environment (see `fromEnvironment`); with a CA
+    /// file that cannot be used, every request fails saying so.
+    public static let shared: HTTPClient = {
+        do {
+            return try fromEnvironment()
+        } catch {
+            return HTTPClient(unusable: "DYNAMO_TLS_CA: \(error)")
+        }
+    }()
 
     /// The client the `dynamo` tool uses: HTTPS when `DYNAMO_TLS_CA` names a CA file.
     public static func fromEnvironment() throws -> HTTPClient {
@@ -79,6 +97,7 @@ public final class HTTPClient: Sendable {
         body: [UInt8]? = nil, timeout: TimeAmount = .seconds(10)
     ) async throws -> HTTPResult {
         let address = "\(host):\(port)"
+        if let unusable { throw ClientError.connectionFailed(address, underlying: unusable) }
         let channel = try await acquire(host: host, port: port)
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: address)

@@ -7,10 +7,14 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
     private let http = HTTPClient.shared
     private var addresses: [String: String] = [:]
     private var order: [String] = []
+    /// The cluster secret for admin requests (partitions need it).
+    private let bearer: String?
 
     /// Learns the members (and their HTTP addresses) from the node at `address`.
-    public init(address: String) async throws {
-        let status = try await DynamoClient(address: address, http: http).status()
+    /// - Parameter bearer: the cluster secret; by default `DYNAMO_CLUSTER_SECRET`.
+    public init(address: String, bearer: String? = DynamoClient.environmentSecret) async throws {
+        self.bearer = bearer
+        let status = try await DynamoClient(address: address, http: http, bearer: bearer).status()
         for member in status.members {
             addresses[member.name] = member.httpAddress
             order.append(member.name)
@@ -19,7 +23,9 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
 
     public var nodeNames: [String] { order }
 
-    public func client(_ name: String) -> DynamoClient { DynamoClient(address: addresses[name] ?? "", http: http) }
+    public func client(_ name: String) -> DynamoClient {
+        DynamoClient(address: addresses[name] ?? "", http: http, bearer: bearer)
+    }
 
     private func refuse(_ what: String) -> CommandError {
         CommandError("\(what) works only for nodes this console started (attached to a running cluster)")

@@ -129,6 +129,29 @@ public final class ReplSession: @unchecked Sendable {
         if recentKeys.count > 50 { recentKeys.removeLast() }
     }
 
+    /// Sets each node's dropped peers. A node that does not answer (down) cannot take its
+    /// faults, which is fine and said; one that refuses (a wrong or missing cluster secret)
+    /// makes the command fail, so nothing claims a partition that is not there.
+    private func applyFaults(_ drops: [String: [String]]) async throws -> [String] {
+        var unreached: [String] = []
+        var refusals: [String] = []
+        for (name, drop) in drops.sorted(by: { $0.key < $1.key }) {
+            do {
+                try await cluster.client(name).setFaults(drop: drop)
+            } catch ClientError.badResponse(let reason) {
+                refusals.append(reason)
+            } catch {
+                unreached.append(name)
+            }
+        }
+        guard refusals.isEmpty else {
+            throw CommandError(
+                refusals.joined(separator: "; ")
+                    + " (the nodes need the cluster secret: set DYNAMO_CLUSTER_SECRET)")
+        }
+        return unreached.isEmpty ? [] : ["(not reached, down: \(unreached.joined(separator: ", ")))"]
+    }
+
     private func node(_ name: String) throws -> String {
         guard cluster.nodeNames.contains(name) else {
             throw CommandError("no node named \(name) (nodes: \(cluster.nodeNames.joined(separator: " ")))")
@@ -213,22 +236,19 @@ public final class ReplSession: @unchecked Sendable {
             return try await resolve(with: Array(value.utf8))
         case .partition(let groups):
             for name in groups.flatMap({ $0 }) { _ = try node(name) }
-            // Nodes that are down cannot take the fault; the others still cut themselves off.
-            for (name, drop) in FaultsDocument.partition(groups, of: cluster.nodeNames) {
-                try? await cluster.client(name).setFaults(drop: drop)
-            }
+            let unreached = try await applyFaults(FaultsDocument.partition(groups, of: cluster.nodeNames))
             let text = groups.map { $0.joined(separator: ",") }.joined(separator: " | ")
             partitionText = text
             events.append("partition injected: \(text)")
-            return ["partitioned: " + text]
+            return ["partitioned: " + text] + unreached
         case .isolate(let name):
             _ = try node(name)
             return try await execute(.partition([[name], cluster.nodeNames.filter { $0 != name }]))
         case .heal:
-            for name in cluster.nodeNames { try? await cluster.client(name).setFaults(drop: []) }
+            let unreached = try await applyFaults(Dictionary(uniqueKeysWithValues: cluster.nodeNames.map { ($0, []) }))
             partitionText = ""
             events.append("partition healed")
-            return ["healed: every node talks to every node"]
+            return ["healed: every node talks to every node"] + unreached
         case .kill(let name):
             try cluster.kill(name)
             events.append("\(name) killed (SIGKILL) from the console")

@@ -32,8 +32,9 @@ public struct SiblingDocument: Codable, Hashable, Sendable {
         self.siblings = siblings
     }
 
-    public init(_ object: VersionedObject) {
-        self.context = CausalContext(object.context).encoded
+    /// - Parameter context: the object's context, sealed for its key.
+    public init(_ object: VersionedObject, context: String) {
+        self.context = context
         self.siblings = object.versions.map { version in
             Sibling(
                 value: Base64.encode(version.value ?? []),

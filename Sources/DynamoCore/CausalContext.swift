@@ -1,45 +1,71 @@
 /// The opaque context a client gets from a read and hands back on its next write.
 ///
-/// It is the merged clock of the versions the client saw, encoded as URL-safe base64
-/// (no padding) of a small binary form with a magic byte and a format version, so
-/// anything a client mangles is rejected as a clear 400 instead of being misread.
+/// It is the merged clock of the versions the client saw: a small binary form (a magic
+/// byte, a format version, the clock) followed by a tag, all URL-safe base64 (no padding).
+/// The tag is an HMAC of the key and the clock, under the cluster secret (or, in a
+/// cluster without one, a fixed development key). So a node takes back only contexts
+/// that some node of its cluster issued for that very key: a context a client made up
+/// (claiming counters near the ceiling, say, to make the key unwritable) or one from
+/// another key (which would silently discard this key's versions) is a clear 400.
 public struct CausalContext: Hashable, Sendable {
     public var clock: CausalHistory
 
     public init(_ clock: CausalHistory) { self.clock = clock }
 
     static let magic: UInt8 = 0xDC
-    static let formatVersion: UInt8 = 3
+    /// 3: the clock alone. 4: sealed (a tag of key and clock follows).
+    static let formatVersion: UInt8 = 4
+    static let tagBytes = 16
 
-    /// The header value clients see.
-    public var encoded: String {
+    /// The clock's binary form: magic, format version, clock.
+    public var body: [UInt8] {
         var writer = ByteWriter()
         writer.write(Self.magic)
         writer.write(Self.formatVersion)
         clock.encode(into: &writer)
-        return Base64URL.encode(writer.bytes)
+        return writer.bytes
     }
 
-    private static func decodeBody(_ bytes: [UInt8]) throws(DecodingError) -> CausalHistory {
+    /// Decodes a body (what `body` writes), refusing anything malformed.
+    public init(decodingBody bytes: [UInt8]) throws(DecodingError) {
         var reader = ByteReader(bytes)
-        guard try reader.readByte() == magic else { throw DecodingError("not a dynamo context") }
+        guard try reader.readByte() == Self.magic else { throw DecodingError("not a dynamo context") }
         let version = try reader.readByte()
-        guard version == formatVersion else { throw DecodingError("unknown context format \(version)") }
-        let clock = try CausalHistory.decode(from: &reader)
+        guard version == Self.formatVersion else {
+            throw DecodingError(
+                version == 3 ? "a context from an older version (read the key again)" : "unknown context format \(version)")
+        }
+        clock = try CausalHistory.decode(from: &reader)
         try reader.expectEnd()
-        return clock
     }
 
-    /// Parses a context header; `ContextError` describes what is wrong with it.
-    public init(parsing text: String) throws(ContextError) {
+    private static func tag(_ body: [UInt8], key: [UInt8], sealer: ClusterKey) -> [UInt8] {
+        Array(sealer.mac("dynamo context v4", [key, body]).prefix(tagBytes))
+    }
+
+    /// The header value clients see for `key`.
+    public func sealed(forKey key: [UInt8], with sealer: ClusterKey) -> String {
+        let body = self.body
+        return Base64URL.encode(body + Self.tag(body, key: key, sealer: sealer))
+    }
+
+    /// Opens a context header sent with a write of `key`; `ContextError` says what is wrong.
+    public init(opening text: String, forKey key: [UInt8], with sealer: ClusterKey) throws(ContextError) {
         let trimmed = text.trimmingWhitespace()
         guard trimmed.utf8.count <= 16_384 else { throw ContextError("context is too long") }
         guard let bytes = Base64URL.decode(trimmed) else { throw ContextError("context is not URL-safe base64") }
+        guard bytes.count > Self.tagBytes + 2 else { throw ContextError("context is corrupt (too short)") }
+        let body = Array(bytes.dropLast(Self.tagBytes))
         let clock: CausalHistory
         do {
-            clock = try Self.decodeBody(bytes)
+            clock = try Self(decodingBody: body).clock
         } catch {
             throw ContextError("context is corrupt (\(error.reason))")
+        }
+        let expected = Self.tag(body, key: key, sealer: sealer)
+        guard zip(expected, bytes.suffix(Self.tagBytes)).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+            throw ContextError(
+                "context was not issued for this key by this cluster (send the context a read of this key returned)")
         }
         // A write made with this context numbers its dot above every counter in it.
         for (actor, entry) in clock.entries where entry.max >= Dot.maxCounter {

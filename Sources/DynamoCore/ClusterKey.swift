@@ -10,6 +10,10 @@ public struct ClusterKey: Sendable, Hashable {
     private let secret: [UInt8]
     private var key: SymmetricKey { SymmetricKey(data: secret) }
 
+    /// What seals contexts in a cluster without a secret (a development cluster on
+    /// loopback): it still binds each context to its key, though anyone could forge one.
+    public static let development = try! ClusterKey(text: "dynamo development cluster without a secret")
+
     /// Secrets shorter than this are refused: an HMAC key is only as strong as its secret.
     public static let minimumSecretBytes = 16
 

@@ -28,6 +28,82 @@ final class ConnectionGate: Sendable {
     func leave() { open.withLockedValue { $0 -= 1 } }
 }
 
+/// Who may hold the peer port's connections. A stranger cannot fill them: connections
+/// still in their handshake have a small share of their own, and when it is full the
+/// oldest of them makes room (it had its chance: a real peer finishes in milliseconds), so
+/// a flood of idle sockets never locks real peers out. Proven peers have the rest.
+final class PeerAdmission: Sendable {
+    let limit: Int
+    let handshakeLimit: Int
+    private struct State {
+        var proven = 0
+        /// Connections in their handshake, oldest first.
+        var pending: [ObjectIdentifier: (order: UInt64, channel: any Channel)] = [:]
+        var next: UInt64 = 0
+    }
+    private let state = NIOLockedValueBox(State())
+
+    init(limit: Int) {
+        self.limit = limit
+        self.handshakeLimit = max(4, min(64, limit / 4))
+    }
+
+    /// A new connection: admitted (maybe after evicting the oldest unproven one), or not.
+    func admit(_ channel: any Channel) -> Bool {
+        let (admitted, evicted) = state.withLockedValue { state -> (Bool, (any Channel)?) in
+            guard state.proven + state.pending.count < limit || !state.pending.isEmpty else { return (false, nil) }
+            var evicted: (any Channel)?
+            if state.pending.count >= handshakeLimit || state.proven + state.pending.count >= limit,
+                let oldest = state.pending.min(by: { $0.value.order < $1.value.order })
+            {
+                state.pending[oldest.key] = nil
+                evicted = oldest.value.channel
+            }
+            state.next += 1
+            state.pending[ObjectIdentifier(channel)] = (state.next, channel)
+            return (true, evicted)
+        }
+        evicted?.close(promise: nil)
+        return admitted
+    }
+
+    /// The connection's peer proved the secret.
+    func proven(_ channel: any Channel) {
+        state.withLockedValue { state in
+            if state.pending.removeValue(forKey: ObjectIdentifier(channel)) != nil { state.proven += 1 }
+        }
+    }
+
+    func closed(_ channel: any Channel, wasProven: Bool) {
+        state.withLockedValue { state in
+            if state.pending.removeValue(forKey: ObjectIdentifier(channel)) == nil, wasProven { state.proven -= 1 }
+        }
+    }
+}
+
+/// Says a repeated warning at most once per interval, with how often it happened since:
+/// a flood of bad connections must not flood the log (or fill the disk) too.
+final class LogLimiter: Sendable {
+    private let intervalMs: UInt64
+    private let last = NIOLockedValueBox<[String: (at: UInt64, suppressed: Int)]>([:])
+
+    init(intervalMs: UInt64 = 10_000) { self.intervalMs = intervalMs }
+
+    /// The text to log now for a warning of this kind, or nil to stay quiet.
+    func admit(_ kind: String, _ text: String) -> String? {
+        let now = NIODeadline.now().uptimeNanoseconds / 1_000_000
+        return last.withLockedValue { entries in
+            if let entry = entries[kind], now < entry.at + intervalMs {
+                entries[kind] = (entry.at, entry.suppressed + 1)
+                return nil
+            }
+            let suppressed = entries[kind]?.suppressed ?? 0
+            entries[kind] = (now, 0)
+            return suppressed > 0 ? "\(text) (and \(suppressed) more like it in the last \(intervalMs / 1000) s)" : text
+        }
+    }
+}
+
 /// Closes a connection when `IdleStateHandler` in front says nothing was read for too long.
 final class CloseOnIdle: ChannelInboundHandler {
     typealias InboundIn = NIOAny
@@ -117,32 +193,40 @@ public final class DynamoNodeServer: Sendable {
 
     private static func bindPeer(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let limits = runtime.config.limits
-        let gate = ConnectionGate(limit: limits.maxPeerConnections)
+        let admission = PeerAdmission(limit: limits.maxPeerConnections)
         return try await listen(
-            group: group, host: runtime.config.listenHost, port: runtime.config.peerPort, role: "peer port", gate: gate,
-            refuse: { channel in
-                runtime.logger.warning("refusing a peer connection: \(limits.maxPeerConnections) are open")
+            group: group, host: runtime.config.listenHost, port: runtime.config.peerPort, role: "peer port"
+        ) { channel in
+            guard admission.admit(channel) else {
+                if let text = runtime.logLimiter.admit(
+                    "peer cap", "refusing a peer connection: \(limits.maxPeerConnections) proven peers are connected")
+                {
+                    runtime.logger.warning("\(text)")
+                }
                 channel.close(promise: nil)
+                return
             }
-        ) {
             let state = PeerChannelState.forHandshake()
-            if let tls = runtime.tls { try $0.addHandler(NIOSSLServerHandler(context: tls.peerServer)) }
-            try $0.addHandlers(
+            channel.closeFuture.whenComplete { _ in admission.closed(channel, wasProven: state.isEstablished) }
+            let pipeline = channel.pipeline.syncOperations
+            if let tls = runtime.tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls.peerServer)) }
+            try pipeline.addHandlers(
                 BackPressureHandler(),
                 IdleStateHandler(readTimeout: .milliseconds(limits.peerIdleTimeoutMs)),
                 CloseOnIdle(),
                 ByteToMessageHandler(PeerFrameDecoder(state: state)),
                 MessageToByteHandler(PeerFrameEncoder(state: state)),
-                PeerServerHandler(runtime: runtime, channelState: state))
+                PeerServerHandler(runtime: runtime, channelState: state, admission: admission))
         }
     }
 
     private static func bindHTTP(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let limit = runtime.config.limits.maxHTTPConnections
+        let gate = ConnectionGate(limit: limit)
         return try await listen(
-            group: group, host: runtime.config.listenHost, port: runtime.config.httpPort, role: "HTTP port",
-            gate: ConnectionGate(limit: limit),
-            refuse: { channel in
+            group: group, host: runtime.config.listenHost, port: runtime.config.httpPort, role: "HTTP port"
+        ) { channel in
+            guard gate.enter() else {
                 // A plain answer without parsing anything, then close.
                 let body = #"{"error":"too many connections: this node serves at most \#(limit) at once"}"#
                 let response =
@@ -150,21 +234,21 @@ public final class DynamoNodeServer: Sendable {
                 channel.writeAndFlush(channel.allocator.buffer(string: response)).whenComplete { _ in
                     channel.close(promise: nil)
                 }
+                return
             }
-        ) {
-            if let tls = runtime.tls { try $0.addHandler(NIOSSLServerHandler(context: tls.http)) }
-            try $0.addHandler(BackPressureHandler())
-            try $0.configureHTTPServerPipeline(withErrorHandling: true)
-            try $0.addHandler(HTTPConnectionHandler(runtime: runtime))
+            channel.closeFuture.whenComplete { _ in gate.leave() }
+            let pipeline = channel.pipeline.syncOperations
+            if let tls = runtime.tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls.http)) }
+            try pipeline.addHandler(BackPressureHandler())
+            try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+            try pipeline.addHandler(HTTPConnectionHandler(runtime: runtime))
         }
     }
 
-    /// Binds a TCP listener whose connections get the handlers `configure` adds, at most
-    /// `gate.limit` at once: the others are handed to `refuse` instead.
+    /// Binds a TCP listener; `accept` sets up each new connection (or refuses it).
     private static func listen(
-        group: MultiThreadedEventLoopGroup, host: String, port: Int, role: String, gate: ConnectionGate,
-        refuse: @escaping @Sendable (any Channel) -> Void,
-        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+        group: MultiThreadedEventLoopGroup, host: String, port: Int, role: String,
+        accept: @escaping @Sendable (any Channel) throws -> Void
     ) async throws -> any Channel {
         do {
             return try await ServerBootstrap(group: group)
@@ -173,12 +257,7 @@ public final class DynamoNodeServer: Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
                 .childChannelInitializer { channel in
-                    guard gate.enter() else {
-                        refuse(channel)
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    }
-                    channel.closeFuture.whenComplete { _ in gate.leave() }
-                    return channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
+                    channel.eventLoop.makeCompletedFuture { try accept(channel) }
                 }
                 .bind(host: host, port: port).get()
         } catch {

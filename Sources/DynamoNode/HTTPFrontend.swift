@@ -127,11 +127,13 @@ extension NodeRuntime {
     /// that has one (a node without one listens on loopback only, a development cluster).
     private func authorizeAdmin(_ headers: HTTPHeaders) throws(APIError) {
         guard let key = config.clusterKey else { return }
-        let value = headers.first(name: "authorization") ?? ""
-        guard value.lowercased().hasPrefix("bearer "), key.matches(bearer: String(value.dropFirst(7))) else {
+        guard let value = headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else {
             throw .unauthorized(
                 "this node has a cluster secret: send it as 'Authorization: Bearer SECRET' (dynamo sends DYNAMO_CLUSTER_SECRET)"
             )
+        }
+        guard key.matches(bearer: String(value.dropFirst(7))) else {
+            throw .unauthorized("the bearer token is not this cluster's secret")
         }
     }
 
@@ -152,10 +154,17 @@ extension NodeRuntime {
         return value
     }
 
-    private func parseContext(_ headers: HTTPHeaders) throws(APIError) -> CausalHistory? {
+    /// Seals and opens contexts: the cluster secret, or the development key without one.
+    var contextSealer: ClusterKey { config.clusterKey ?? .development }
+
+    private func sealedContext(_ clock: CausalHistory, key: [UInt8]) -> String {
+        CausalContext(clock).sealed(forKey: key, with: contextSealer)
+    }
+
+    private func parseContext(_ headers: HTTPHeaders, key: [UInt8]) throws(APIError) -> CausalHistory? {
         guard let text = headers.first(name: "X-Dynamo-Context"), !text.isEmpty else { return nil }
         do {
-            return try CausalContext(parsing: text).clock
+            return try CausalContext(opening: text, forKey: key, with: contextSealer).clock
         } catch {
             throw .badRequest("bad X-Dynamo-Context: \(error.reason)")
         }
@@ -181,14 +190,14 @@ extension NodeRuntime {
                 reply = .json(.notFound, ErrorDocument(error: "not found"))
             } else if object.isDeleted {
                 reply = .json(.notFound, ErrorDocument(error: "deleted"))
-                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
             } else if wantsJSON || object.versions.count > 1 {
-                reply = .json(object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object))
-                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+                reply = .json(object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object, context: self.sealedContext(object.context, key: key)))
+                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
             } else {
                 reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
                 reply.headers.add(name: "Content-Type", value: "application/octet-stream")
-                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: name)
             reply.headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
@@ -201,7 +210,7 @@ extension NodeRuntime {
         throws(APIError) -> EventLoopFuture<HTTPReply>
     {
         let w = try quorumParameter("w", query)
-        let context = try parseContext(headers)
+        let context = try parseContext(headers, key: key)
         if let value, value.count > config.maxValueBytes {
             throw .valueTooLarge(value.count, limit: config.maxValueBytes)
         }
@@ -220,7 +229,7 @@ extension NodeRuntime {
                         acks: result.acks.count, required: result.required))
             } else {
                 reply = HTTPReply(status: .noContent)
-                reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(result.context).encoded)
+                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(result.context, key: key))
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: result.coordinator)
             reply.headers.add(name: "X-Dynamo-Replicas", value: result.acks.joined(separator: ","))
@@ -240,8 +249,8 @@ extension NodeRuntime {
             guard let object, !object.isEmpty else {
                 return .json(.notFound, ErrorDocument(error: "not stored on this node"))
             }
-            var reply = HTTPReply.json(.ok, SiblingDocument(object))
-            reply.headers.add(name: "X-Dynamo-Context", value: CausalContext(object.context).encoded)
+            var reply = HTTPReply.json(.ok, SiblingDocument(object, context: self.sealedContext(object.context, key: key)))
+            reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
             return reply
         }
     }

@@ -21,6 +21,8 @@ final class NodeRuntime: @unchecked Sendable {
     let name: NodeName
     /// TLS for both ports and outbound peer links (nil: plain TCP).
     let tls: NodeTLS.Contexts?
+    /// Keeps floods of bad connections from flooding the log.
+    let logLimiter = LogLimiter()
 
     private(set) var machine: NodeMachine
     var links: [String: PeerLink] = [:]
@@ -105,13 +107,23 @@ final class NodeRuntime: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let requestID, let address, let request):
+                if let problem = PeerCodec.tooLarge(.request(id: requestID, request)) {
+                    logger.warning("not sending a request to \(address): \(problem)")
+                    loop.execute { self.handle(.peerResponse(requestID: requestID, .error(problem))) }
+                    continue
+                }
                 let link = links[address] ?? openLink(to: address)
                 link.inflight.insert(requestID)
                 requestLinks[requestID] = link
                 link.send(.request(id: requestID, request))
             case .respond(let handle, let response):
                 guard let target = inbound.removeValue(forKey: handle) else { continue }
-                target.channel.writeAndFlush(PeerMessage.response(id: target.requestID, response), promise: nil)
+                var message = PeerMessage.response(id: target.requestID, response)
+                if let problem = PeerCodec.tooLarge(message) {
+                    logger.warning("answering a peer with an error: \(problem)")
+                    message = .response(id: target.requestID, .error(problem))
+                }
+                target.channel.writeAndFlush(message, promise: nil)
             case .ignore(let handle):
                 inbound[handle] = nil
             case .joined:

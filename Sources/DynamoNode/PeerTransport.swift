@@ -34,6 +34,10 @@ final class PeerHandshakeDriver {
 
     /// The authenticated peer, once the handshake is done.
     var peer: NodeName? { handshake.peer }
+    /// The name a dialer claimed in its hello (before it proved anything).
+    private(set) var claimedPeer: NodeName?
+    /// This side refused the peer (and said why).
+    private(set) var failed = false
 
     /// The connection is up: arm the deadline (a stranger holding a socket open, or a peer
     /// that never answers, is closed), and the dialer opens.
@@ -50,6 +54,7 @@ final class PeerHandshakeDriver {
 
     /// A message before the handshake finished; nil while it goes on.
     func receive(_ message: PeerMessage, _ context: ChannelHandlerContext) -> Outcome? {
+        if case .hello(let hello) = message { claimedPeer = hello.name }
         var outcome: Outcome?
         for step in handshake.receive(message) {
             switch step {
@@ -59,6 +64,7 @@ final class PeerHandshakeDriver {
                 channelState.established(session: tagsFrames ? session : nil)
                 outcome = .established(name)
             case .fail(let reason):
+                failed = true
                 context.close(promise: nil)
                 outcome = .failed(reason)
             }
@@ -76,9 +82,11 @@ final class PeerServerHandler: ChannelInboundHandler {
 
     private let runtime: NodeRuntime
     private let handshake: PeerHandshakeDriver
+    private let admission: PeerAdmission
 
-    init(runtime: NodeRuntime, channelState: PeerChannelState) {
+    init(runtime: NodeRuntime, channelState: PeerChannelState, admission: PeerAdmission) {
         self.runtime = runtime
+        self.admission = admission
         self.handshake = PeerHandshakeDriver(role: .listener, runtime: runtime, channelState: channelState)
     }
 
@@ -89,15 +97,26 @@ final class PeerServerHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         handshake.stop()
+        if handshake.peer == nil, !handshake.failed, let name = handshake.claimedPeer {
+            // The dialer left mid-handshake: typically it found this node's proof wrong
+            // (a different secret on one side). Say so on this side too.
+            let text = "'\(name)' left during the handshake: does it have the same cluster secret (and TLS setting)?"
+            if let text = runtime.logLimiter.admit("peer left", text) { runtime.logger.warning("\(text)") }
+        }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard let peer = handshake.peer else {
-            if case .failed(let reason) = handshake.receive(message, context) {
-                runtime.logger.warning(
-                    "refusing peer connection from \(context.remoteAddress?.description ?? "?"): \(reason)")
+            switch handshake.receive(message, context) {
+            case .established?:
+                admission.proven(context.channel)
+            case .failed(let reason)?:
+                let text = "refusing peer connection from \(context.remoteAddress?.description ?? "?"): \(reason)"
+                if let text = runtime.logLimiter.admit("peer refused", text) { runtime.logger.warning("\(text)") }
+            case nil:
+                break
             }
             return
         }
@@ -110,7 +129,8 @@ final class PeerServerHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        runtime.logger.info("closing peer connection from \(context.remoteAddress?.description ?? "?"): \(error)")
+        let text = "closing peer connection from \(context.remoteAddress?.description ?? "?"): \(describe(peerError: error))"
+        if let text = runtime.logLimiter.admit("peer error", text) { runtime.logger.warning("\(text)") }
         context.close(promise: nil)
     }
 }
@@ -160,9 +180,21 @@ final class PeerClientHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        runtime.logger.debug("peer link to \(link.address) failed: \(error)")
+        let text = "peer link to \(link.address) failed: \(describe(peerError: error))"
+        if error is NIOSSLError || error is BoringSSLError {
+            if let text = runtime.logLimiter.admit("link tls \(link.address)", text) { runtime.logger.warning("\(text)") }
+        } else {
+            runtime.logger.debug("\(text)")
+        }
         context.close(promise: nil)
     }
+}
+
+/// A peer connection's error as a person can act on it (TLS errors say what to check).
+func describe(peerError error: any Error) -> String {
+    guard error is NIOSSLError || error is BoringSSLError else { return "\(error)" }
+    return
+        "TLS failed: the other side does not speak TLS, or its certificate is not signed by this node's --tls-ca or does not name the address used (\(error))"
 }
 
 /// One persistent outbound connection to a peer address, reused by every request to it.

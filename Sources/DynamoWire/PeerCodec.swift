@@ -381,6 +381,35 @@ public enum PeerCodec {
     }
 }
 
+extension PeerCodec {
+    /// Room left in a frame for the length, the request id and a tag.
+    static let frameBudget = PeerFrameDecoder.defaultMaxFrameSize - 64
+
+    /// Why `message` cannot be sent in one frame (nil when it can). A frame over the limit
+    /// would make the receiver close the link every other request shares, so such a
+    /// message is answered with an error instead of being sent. Values dominate the size,
+    /// so only a message whose values come near the limit is encoded to be measured.
+    public static func tooLarge(_ message: PeerMessage) -> String? {
+        var values = 0
+        func add(_ object: VersionedObject) {
+            for version in object.versions { values += (version.value?.count ?? 0) + 64 }
+        }
+        switch message {
+        case .request(_, .replica(.put(_, let object, _))), .request(_, .replica(.reap(_, let object))),
+            .response(_, .replica(.object(let object?))):
+            add(object)
+        case .response(_, .transfer(let entries, _)):
+            for entry in entries { add(entry.object) }
+        default:
+            return nil
+        }
+        guard values > frameBudget / 2 else { return nil }
+        let size = encode(message).count
+        guard size > frameBudget else { return nil }
+        return "\(size) bytes do not fit in one peer frame (\(frameBudget)); the key holds too many or too large versions"
+    }
+}
+
 /// Splits the peer byte stream into frames: a 4-byte big-endian length, then that many
 /// bytes of `PeerCodec` payload, followed (once a session authenticates the connection)
 /// by the payload's `FrameAuthenticator` tag. A frame over the connection's limit, one
@@ -407,6 +436,10 @@ public struct PeerFrameDecoder: ByteToMessageDecoder {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         let maxFrameSize = state.maxFrameSize
         let tagBytes = state.session == nil ? 0 : FrameAuthenticator.tagBytes
+        // A TLS record (0x16 0x03 ...) where a frame should start: say what it is.
+        if !state.isEstablished, length >> 16 == 0x1603 {
+            throw PeerProtocolError.handshake("the peer speaks TLS and this node was started without --tls-cert")
+        }
         guard Int(length) > tagBytes, Int(length) <= maxFrameSize else {
             throw PeerProtocolError.frameTooLarge(Int(length), limit: maxFrameSize)
         }

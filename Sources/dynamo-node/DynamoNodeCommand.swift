@@ -13,7 +13,8 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         discussion: "Ready when GET /admin/status answers 200. Stops cleanly on SIGTERM or SIGINT.")
 
     @Option(help: "Stable identity of this node.") var name: String
-    @Option(help: "Address to listen on and advertise (see --listen and --advertise).") var host = "127.0.0.1"
+    @Option(help: "Address to listen on and advertise (default 127.0.0.1; see --listen and --advertise).")
+    var host: String?
     @Option(help: "Address to bind both ports on (default: --host). Off loopback it needs a cluster secret.")
     var listen: String?
     @Option(help: "Address peers and clients are told to use (default: --host).") var advertise: String?
@@ -77,6 +78,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard (1...1024).contains(tokens) else { throw ValidationError("--tokens must be between 1 and 1024") }
         guard n >= 1, (1...n).contains(r), (1...n).contains(w) else {
             throw ValidationError("need 1 <= R <= N and 1 <= W <= N (got N=\(n) R=\(r) W=\(w))")
+        }
+        if let listen, Self.isWildcard(listen), advertise == nil, host == nil {
+            throw ValidationError(
+                "--listen \(listen) binds every address: set --advertise to the one peers and clients reach this node at")
         }
         guard !Self.isWildcard(advertisedHost) else {
             throw ValidationError(
@@ -153,11 +158,15 @@ struct DynamoNodeCommand: AsyncParsableCommand {
 
     static func isWildcard(_ host: String) -> Bool { ["0.0.0.0", "::", "[::]"].contains(host) }
 
-    /// `--advertise`, else a specific `--listen` address, else `--host`.
+    /// `--host`, or loopback.
+    var hostAddress: String { host ?? "127.0.0.1" }
+
+    /// `--advertise`, else a specific `--listen` address, else `--host` (or loopback when
+    /// `--listen` names no particular address: that is refused by `validate`).
     var advertisedHost: String {
         if let advertise { return advertise }
         if let listen, !Self.isWildcard(listen) { return listen }
-        return host
+        return hostAddress
     }
 
     var seedList: [String] {
@@ -181,7 +190,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             Foundation.exit(1)
         }
         let config = NodeConfig(
-            name: name, host: host, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
+            name: name, host: hostAddress, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
             tokens: tokens,
             quorum: QuorumConfig(
                 n: n, r: r, w: w, requestTimeoutMs: requestTimeoutMs, readRepairWindowMs: requestTimeoutMs,

@@ -234,25 +234,32 @@ struct History {
         clock.insert(Dot(actor: "n2", counter: 1), timestamp: 5)
         clock.insert(Dot(actor: "n3", counter: 4), timestamp: 5)
         #expect(clock.entries["n1"]?.ranges == [1...300] && clock.entries["n3"]?.ranges == [4...4])
-        let text = CausalContext(clock).encoded
+        let key: [UInt8] = [1, 2, 3]
+        let text = CausalContext(clock).sealed(forKey: key, with: .development)
         #expect(text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
-        #expect(try CausalContext(parsing: text).clock == clock)
-        #expect(try CausalContext(parsing: CausalContext(.empty).encoded).clock == .empty)
+        #expect(try CausalContext(opening: text, forKey: key, with: .development).clock == clock)
+        let empty = CausalContext(.empty).sealed(forKey: key, with: .development)
+        #expect(try CausalContext(opening: empty, forKey: key, with: .development).clock == .empty)
+        // Sealed by another cluster's secret: refused.
+        let other = try ClusterKey(text: "another cluster's secret!")
+        #expect(throws: ContextError.self) {
+            try CausalContext(opening: CausalContext(clock).sealed(forKey: key, with: other), forKey: key, with: .development)
+        }
     }
 
     @Test(arguments: [
         "", "!!!", "not base64 at all", "AAAA", "3AEBAm4yAauJpYSgNA==x", "3AEC", String(repeating: "A", count: 20_000),
     ])
     func garbageIsAClearErrorNeverACrash(text: String) {
-        #expect(throws: ContextError.self) { try CausalContext(parsing: text) }
+        #expect(throws: ContextError.self) { try CausalContext(opening: text, forKey: [1], with: .development) }
     }
 
     @Test func randomBytesNeverCrashTheParser() {
         var rng = SeededRandom(seed: 5)
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0..<40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            _ = try? CausalContext(parsing: Base64URL.encode([0xDC, 1] + bytes))
-            _ = try? CausalContext(parsing: Base64URL.encode(bytes))
+            _ = try? CausalContext(decodingBody: [0xDC, 4] + bytes)
+            _ = try? CausalContext(opening: Base64URL.encode(bytes), forKey: [1], with: .development)
         }
     }
 

@@ -43,7 +43,8 @@ import Testing
             for target in FuzzTarget.allCases { _ = target.run(bytes) }
             _ = try? PeerCodec.decode([0x02, 0x00] + bytes)
             _ = try? PeerCodec.decode([0x03, 0x00] + bytes)
-            _ = try? CausalContext(parsing: String(decoding: bytes, as: UTF8.self))
+            _ = try? CausalContext(opening: String(decoding: bytes, as: UTF8.self), forKey: [1], with: .development)
+            _ = try? CausalContext(opening: Base64URL.encode(bytes), forKey: [1], with: .development)
             _ = try? NodeIdentity.decode([1] + bytes)
             _ = ReplicaStore.parseHintKey([0x02] + bytes)
             _ = Base64.decode(String(decoding: bytes, as: UTF8.self))

@@ -8,15 +8,28 @@ import Testing
 /// The exact inputs that crashed a node (issue 9), each refused cleanly now.
 @Suite struct IssueProbeTests {
     /// Probe 1: a range ending at 2^64 - 1 overflowed `low + span + 1`.
-    @Test func aContextRangeEndingAtTheTopIsRefused() {
-        #expect(throws: ContextError.self) { try CausalContext(parsing: "3AMBAXgAAf___________wEA") }
+    @Test func aContextRangeEndingAtTheTopIsRefused() throws {
+        #expect(throws: ContextError.self) {
+            try CausalContext(opening: "3AMBAXgAAf___________wEA", forKey: [1], with: .development)
+        }
+        // The same clock in today's format, even correctly sealed, is refused by the decoder.
+        let body = [0xDC, 0x04] + Array(Base64URL.decode("3AMBAXgAAf___________wEA")!.dropFirst(2))
+        #expect(throws: DecodingError.self) { try CausalContext(decodingBody: body) }
     }
 
     /// Probe 2: counters just under 2^64 were accepted; the next write on the key then
-    /// overflowed, and so did every node the returned context reached.
+    /// overflowed, and so did every node the returned context reached. Contexts are now
+    /// sealed by the cluster (a made-up one is refused), and a counter at the ceiling,
+    /// however it got there, refuses the write instead of wrapping.
     @Test func aContextThatLeavesNoRoomForAWriteIsRefused() throws {
         let poison = "3AMDAm4xAAH-__________8BAAJuMgAB_v__________AQACbjMAAf7__________wEA"
-        #expect(throws: ContextError.self) { try CausalContext(parsing: poison) }
+        #expect(throws: ContextError.self) { try CausalContext(opening: poison, forKey: [1], with: .development) }
+        // The attack review's variant: counters just under the ceiling in a made-up context.
+        let forged = CausalContext(CausalHistory(dots: [Dot(actor: "n1", counter: Dot.maxCounter - 1)]))
+        let mine = try ClusterKey(text: "the attacker's own secret")
+        #expect(throws: ContextError.self) {
+            try CausalContext(opening: forged.sealed(forKey: [1], with: mine), forKey: [1], with: .development)
+        }
         // A history at the ceiling (a forged replica, a damaged disk) refuses the write.
         let full = CausalHistory(dots: [Dot(actor: "n1", counter: Dot.maxCounter)])
         #expect(throws: ClockError.self) {
@@ -27,7 +40,18 @@ import Testing
         let written = try VersionedObject().writing([1], context: almost, actor: "n1", now: 1, policy: ClockPolicy())
         #expect(written.version.dot.counter == Dot.maxCounter)
         #expect(try VersionedObject(decoding: written.object.encoded()) == written.object)
-        #expect(throws: ContextError.self) { try CausalContext(parsing: CausalContext(written.object.context).encoded) }
+        let returned = CausalContext(written.object.context).sealed(forKey: [1], with: .development)
+        #expect(throws: ContextError.self) { try CausalContext(opening: returned, forKey: [1], with: .development) }
+    }
+
+    /// Issue 10's item 5 too: a context is bound to its key.
+    @Test func aContextFromAnotherKeyIsRefused() throws {
+        let context = CausalContext(CausalHistory(dots: [Dot(actor: "n1", counter: 1)]))
+        let text = context.sealed(forKey: Array("other".utf8), with: .development)
+        #expect(try CausalContext(opening: text, forKey: Array("other".utf8), with: .development) == context)
+        #expect(throws: ContextError.self) {
+            try CausalContext(opening: text, forKey: Array("k".utf8), with: .development)
+        }
     }
 
     /// Probe 3: a gossip row with generation 2^64 - 1 overflowed `echo.generation + 1` on

@@ -39,16 +39,23 @@ func fuzzOne(_ bytes: [UInt8]) {
 #else
     @main
     enum FuzzReplay {
-        static func main() throws {
+        static func main() {
             let paths = CommandLine.arguments.dropFirst()
-            guard !paths.isEmpty else {
+            guard !paths.isEmpty, !paths.contains("--help"), !paths.contains("-h") else {
                 print("usage: dynamo-fuzz INPUT... (replays saved fuzzer inputs; see make fuzz-libfuzzer)")
                 return
             }
+            var missing = 0
             for path in paths {
-                fuzzOne(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    print("\(path): no such file (or not a file): skipped")
+                    missing += 1
+                    continue
+                }
+                fuzzOne(Array(data))
                 print("\(path): ok")
             }
+            if missing == paths.count { exit(1) }
         }
     }
 #endif

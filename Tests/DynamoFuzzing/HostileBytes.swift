@@ -239,7 +239,7 @@ public struct HostileBytes {
     public mutating func contextBytes() -> [UInt8] {
         var w = ByteWriter()
         w.write(chance(95) ? 0xDC : UInt8(truncatingIfNeeded: rng.next()))
-        w.write(chance(95) ? 3 : UInt8(truncatingIfNeeded: rng.next()))
+        w.write(chance(95) ? 4 : UInt8(truncatingIfNeeded: rng.next()))
         clock(into: &w)
         return mutated(w.bytes)
     }

@@ -6,6 +6,22 @@ import Testing
 
 /// The console's commands against real nodes.
 @Suite(.serialized) struct ReplSessionTests {
+    /// Found by the newcomer review: partitions claimed success while every node refused.
+    @Test func aPartitionTheNodesRefuseIsReportedNotClaimed() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let address = cluster.spec("n1")!.httpAddress
+            let stranger = ReplSession(cluster: try await AttachedCluster(address: address, bearer: nil))
+            let refused = await stranger.run("partition n1 | n2,n3").output.joined(separator: "\n")
+            #expect(refused.contains("cluster secret"), "\(refused)")
+            #expect(!refused.contains("partitioned"))
+            #expect(try await cluster.client("n1").raw(.GET, "/admin/faults").bodyText == #"{"drop":[]}"#)
+            let member = ReplSession(cluster: try await AttachedCluster(address: address, bearer: try cluster.secret()))
+            #expect(await member.run("partition n1 | n2,n3").output.joined().contains("partitioned"))
+            #expect(try await cluster.client("n1").raw(.GET, "/admin/faults").bodyText == #"{"drop":["n2","n3"]}"#)
+            #expect(await member.run("heal").output.joined().contains("healed"))
+        }
+    }
+
     @Test func siblingsFromBothSidesOfAPartitionAreResolvedAtThePrompt() async throws {
         try await withCluster(nodes: 5) { cluster in
             let session = ReplSession(cluster: cluster)

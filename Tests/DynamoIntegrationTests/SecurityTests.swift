@@ -210,6 +210,54 @@ import Testing
         #expect(message.contains("refusing to listen on 0.0.0.0 without a cluster secret"), "\(message)")
     }
 
+    /// Found by the newcomer review: `--listen 0.0.0.0` alone advertised 127.0.0.1.
+    @Test func listeningOnEveryAddressNeedsAnAdvertisedOne() throws {
+        guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
+        var environment = ProcessInfo.processInfo.environment
+        environment["DYNAMO_CLUSTER_SECRET"] = "a secret long enough for the node"
+        let (status, message) = try runNodeToExit(
+            binary, ["--name", "n1", "--listen", "0.0.0.0", "--peer-port", "1", "--http-port", "2", "--data-dir", "/nonexistent"],
+            environment: environment)
+        #expect(status != 0)
+        #expect(message.contains("set --advertise"), "\(message)")
+    }
+
+    /// Found by the attack review: 300 idle sockets on the peer port kept real peers out
+    /// (and logged a line each). Unproven connections now make room for newer ones.
+    @Test func aFloodOfIdleSocketsCannotLockPeersOutOrFloodTheLog() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let key = try ClusterKey(text: try cluster.secret())
+            let port = cluster.spec("n1")!.peerPort
+            var flood: [PeerSocket] = []
+            for _ in 0..<300 { if let socket = try? PeerSocket(port: port) { flood.append(socket) } }
+            // A real peer still gets in and is answered.
+            let friend = try PeerSocket(port: port)
+            #expect(friend.handshake(as: "n2", key: key) != nil)
+            friend.send(.request(id: 9, .replica(.get(key: "k".bytes))))
+            #expect(friend.receive() == .response(id: 9, .replica(.object(nil))))
+            try await Self.expectServing(cluster)
+            withExtendedLifetime(flood) {}
+            let log = (try? String(contentsOfFile: "\(cluster.options.logDirectory!)/n1.log", encoding: .utf8)) ?? ""
+            #expect(log.split(separator: "\n").count < 200, "the flood wrote \(log.split(separator: "\n").count) log lines")
+        }
+    }
+
+    /// Found by the attack review: an answer larger than a frame tore down the link that
+    /// every other request to that peer shares. It is an error answer now.
+    @Test func aKeyTooLargeForOneFrameDoesNotBreakTheLinks() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let client = cluster.client("n1")
+            let value = [UInt8](repeating: 0x62, count: 1_000_000)
+            for _ in 0..<18 { #expect(try await client.put("big".bytes, value: value).succeeded) }
+            var failed = 0
+            for i in 0..<30 {
+                if i % 3 == 0 { _ = try? await cluster.client(cluster.names[i % 3]).get("big".bytes) }
+                if !(try await cluster.client("n2").put("other\(i)".bytes, value: "v".bytes, w: 3).succeeded) { failed += 1 }
+            }
+            #expect(failed == 0, "\(failed) of 30 unrelated writes failed while the big key was read")
+        }
+    }
+
     @Test func leaveOnAOneNodeClusterIsRefusedWithTheReason() async throws {
         try await withCluster(nodes: 1) { cluster in
             let result = try await cluster.client("n1").raw(.POST, "/admin/leave")
