@@ -168,6 +168,7 @@ public final class DynamoNodeServer: Sendable {
             channels.append(try await bindHTTP(runtime: runtime, group: group))
         } catch {
             for channel in channels { try? await channel.close() }
+            runtime.left.fail(error)
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
@@ -259,7 +260,8 @@ public final class DynamoNodeServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try accept(channel) }
                 }
-                .bind(host: host, port: port).get()
+                .bind(host: host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host, port: port)
+                .get()
         } catch {
             throw NodeStartError("cannot listen on \(host):\(port) (\(role)): \(error)")
         }

@@ -73,10 +73,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         case (.end, .reading(let head, let body)):
             deadline?.cancel()
             let request = HTTPRequestData(method: head.method, uri: head.uri, headers: head.headers, body: body)
-            if context.channel.isWritable {
-                serve(request, head: head, context: context)
-            } else {
-                state = .waitingForWritable(request, head)
+            state = .waitingForWritable(request, head)
+            // On the next turn of the loop, not here: an answer that is ready at once
+            // (a 404, say) ends its reply, which makes the pipelining handler deliver the next
+            // buffered request inside that write, and so on: thousands of pipelined requests
+            // would recurse until the stack runs out.
+            context.eventLoop.assumeIsolated().execute {
+                guard case .waitingForWritable = self.state, context.channel.isWritable else { return }
+                self.serve(request, head: head, context: context)
             }
         case (_, .closing):
             break

@@ -83,6 +83,9 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--listen \(listen) binds every address: set --advertise to the one peers and clients reach this node at")
         }
+        guard !advertisedHost.isEmpty, !advertisedHost.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+            throw ValidationError("'\(advertisedHost)' is not an address to advertise")
+        }
         guard !Self.isWildcard(advertisedHost) else {
             throw ValidationError(
                 "\(advertisedHost) cannot be advertised: set --advertise to the address peers and clients reach this node at")

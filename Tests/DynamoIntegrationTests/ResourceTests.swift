@@ -122,6 +122,13 @@ import Testing
             // (A status line may follow the previous body directly.)
             let codes = answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
             #expect(codes == ["204", "200", "200", "200"], "\(answers)")
+            // Found by the second attack review: thousands of requests pipelined behind a
+            // pending one recursed, one answer inside another's write, until the stack ran out.
+            let burst = try Self.connection(cluster, receiveBuffer: 1 << 20)
+            let requests = "GET /kv/q HTTP/1.1\r\n\r\n" + String(repeating: "GET / HTTP/1.1\r\n\r\n", count: 3000)
+            burst.send(raw: (requests + "GET /kv/q HTTP/1.1\r\nConnection: close\r\n\r\n").bytes)
+            let burstAnswers = String(decoding: burst.readAll(), as: UTF8.self)
+            #expect(burstAnswers.components(separatedBy: "HTTP/1.1 ").count - 1 == 3002)
             try await SecurityTests.expectServing(cluster)
         }
     }

@@ -236,6 +236,8 @@ import Testing
             for (what, arguments) in cases {
                 let (status, message) = try runNodeToExit(binary, arguments)
                 #expect(status != 0, "\(what) must fail")
+                // (A port in use once trapped in debug builds: a promise leaked on the way out.)
+                if what == "port in use" { #expect(status == 1 && message.contains("cannot listen"), "\(message)") }
                 #expect(!message.isEmpty, "\(what) must say why")
             }
             // The running node was not disturbed.
