@@ -168,6 +168,8 @@ let package = Package(
             dependencies: [
                 "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode", "DynamoFuzzing",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: optimizedSettings
         ),

@@ -36,10 +36,11 @@ final class PeerAdmission: Sendable {
     let limit: Int
     let handshakeLimit: Int
     private struct State {
-        var proven = 0
+        var proven: Set<ObjectIdentifier> = []
         /// Connections in their handshake, oldest first.
         var pending: [ObjectIdentifier: (order: UInt64, channel: any Channel)] = [:]
         var next: UInt64 = 0
+        var open: Int { proven.count + pending.count }
     }
     private let state = NIOLockedValueBox(State())
 
@@ -51,9 +52,9 @@ final class PeerAdmission: Sendable {
     /// A new connection: admitted (maybe after evicting the oldest unproven one), or not.
     func admit(_ channel: any Channel) -> Bool {
         let (admitted, evicted) = state.withLockedValue { state -> (Bool, (any Channel)?) in
-            guard state.proven + state.pending.count < limit || !state.pending.isEmpty else { return (false, nil) }
+            guard state.open < limit || !state.pending.isEmpty else { return (false, nil) }
             var evicted: (any Channel)?
-            if state.pending.count >= handshakeLimit || state.proven + state.pending.count >= limit,
+            if state.pending.count >= handshakeLimit || state.open >= limit,
                 let oldest = state.pending.min(by: { $0.value.order < $1.value.order })
             {
                 state.pending[oldest.key] = nil
@@ -67,18 +68,25 @@ final class PeerAdmission: Sendable {
         return admitted
     }
 
-    /// The connection's peer proved the secret.
-    func proven(_ channel: any Channel) {
+    /// The connection's peer proved the secret. False when it was evicted meanwhile (its
+    /// close may take a moment, under TLS): then it must not be served.
+    func proven(_ channel: any Channel) -> Bool {
         state.withLockedValue { state in
-            if state.pending.removeValue(forKey: ObjectIdentifier(channel)) != nil { state.proven += 1 }
+            guard state.pending.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return false }
+            state.proven.insert(ObjectIdentifier(channel))
+            return true
         }
     }
 
-    func closed(_ channel: any Channel, wasProven: Bool) {
+    func closed(_ channel: any Channel) {
         state.withLockedValue { state in
-            if state.pending.removeValue(forKey: ObjectIdentifier(channel)) == nil, wasProven { state.proven -= 1 }
+            state.pending[ObjectIdentifier(channel)] = nil
+            state.proven.remove(ObjectIdentifier(channel))
         }
     }
+
+    /// Open connections: proven, and still in their handshake (for tests and status).
+    var counts: (proven: Int, pending: Int) { state.withLockedValue { ($0.proven.count, $0.pending.count) } }
 }
 
 /// Says a repeated warning at most once per interval, with how often it happened since:
@@ -208,7 +216,7 @@ public final class DynamoNodeServer: Sendable {
                 return
             }
             let state = PeerChannelState.forHandshake()
-            channel.closeFuture.whenComplete { _ in admission.closed(channel, wasProven: state.isEstablished) }
+            channel.closeFuture.whenComplete { _ in admission.closed(channel) }
             let pipeline = channel.pipeline.syncOperations
             if let tls = runtime.tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls.peerServer)) }
             try pipeline.addHandlers(

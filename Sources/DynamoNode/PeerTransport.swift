@@ -83,6 +83,9 @@ final class PeerServerHandler: ChannelInboundHandler {
     private let runtime: NodeRuntime
     private let handshake: PeerHandshakeDriver
     private let admission: PeerAdmission
+    /// Made room for a newer connection before it finished its handshake: nothing it sends
+    /// is served while it closes.
+    private var evicted = false
 
     init(runtime: NodeRuntime, channelState: PeerChannelState, admission: PeerAdmission) {
         self.runtime = runtime
@@ -107,11 +110,15 @@ final class PeerServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !evicted else { return }
         let message = unwrapInboundIn(data)
         guard let peer = handshake.peer else {
             switch handshake.receive(message, context) {
             case .established?:
-                admission.proven(context.channel)
+                if !admission.proven(context.channel) {
+                    evicted = true
+                    context.close(promise: nil)
+                }
             case .failed(let reason)?:
                 let text = "refusing peer connection from \(context.remoteAddress?.description ?? "?"): \(reason)"
                 if let text = runtime.logLimiter.admit("peer refused", text) { runtime.logger.warning("\(text)") }

@@ -1,6 +1,10 @@
 import DynamoCore
 import DynamoFuzzing
+import NIOCore
+import NIOEmbedded
 import Testing
+
+@testable import DynamoNode
 
 @testable import DynamoStorage
 @testable import DynamoWire
@@ -97,5 +101,35 @@ import Testing
         let (path, query) = RequestTarget.split(target)
         #expect(!path.contains("?"))
         if target.hasSuffix("r=2&r=3") { #expect(query["r"] == "2") }
+    }
+}
+
+/// The peer port's admission under a flood (found by the attack reviews).
+@Suite struct PeerAdmissionTests {
+    @Test func unprovenConnectionsMakeRoomAndCountsNeverDrift() throws {
+        let admission = PeerAdmission(limit: 16)  // 4 slots for handshakes
+        func connected() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            return channel
+        }
+        let channels = try (0..<10).map { _ in try connected() }
+        for channel in channels { #expect(admission.admit(channel)) }
+        // The six oldest were evicted (closed) to make room for newer ones.
+        #expect(channels.prefix(6).allSatisfy { !$0.isActive })
+        #expect(channels.suffix(4).allSatisfy { $0.isActive })
+        // An evicted connection that finishes its handshake anyway is not served.
+        #expect(!admission.proven(channels[0]))
+        #expect(admission.proven(channels[9]))
+        for channel in channels { admission.closed(channel) }
+        #expect(admission.counts == (0, 0))
+        // Proven peers fill the rest; at the limit only an unproven one can be replaced.
+        let peers = try (0..<16).map { _ in try connected() }
+        for peer in peers {
+            #expect(admission.admit(peer))
+            #expect(admission.proven(peer))
+        }
+        #expect(!admission.admit(EmbeddedChannel()))
+        #expect(admission.counts == (16, 0))
     }
 }
