@@ -640,7 +640,7 @@ public struct NodeMachine: Sendable {
 
     private mutating func replicaReplied(run: UInt64, node: NodeName, _ reply: ReplicaReply, now: Now) -> [Action] {
         if gets[run] != nil { return runGet(run, now: now) { $0.receive(from: node, reply) } }
-        if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply) } }
+        if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) } }
         return []
     }
 
@@ -696,9 +696,17 @@ public struct NodeMachine: Sendable {
     private mutating func replicate(
         _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int, now: Now
     ) -> [Action] {
+        // With a sloppy quorum, a replica that fails is replaced by the next healthy node of
+        // the preference list within this request (with a hint for it).
+        let fallbacks =
+            settings.hintedHandoff
+            ? membership.routingRing.preferenceList(forKey: key).nodes.filter { node in
+                node != name && isReachable(node, at: now.monotonicMs) && !replicas.contains { $0.node == node }
+            } : []
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
-            localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs)
+            localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
+            fallbacks: fallbacks)
         let id = newID()
         puts[id] = PutRun(
             coordinator: coordinator, requester: requester, version: version,

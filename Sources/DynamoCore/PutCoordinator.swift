@@ -19,19 +19,27 @@ public struct PutCoordinator: Sendable {
     public let key: [UInt8]
     /// The new version as a one-version object: merging it into a replica applies the write.
     public let object: VersionedObject
-    public let replicas: [HintedReplica]
+    /// Every replica asked so far: the first ones, then fallbacks that stood in for failures.
+    public private(set) var replicas: [HintedReplica]
     public let coordinator: NodeName
     public let w: Int
     private let deadline: UInt64
+    /// Further healthy nodes of the preference list, in order (sloppy quorum only).
+    private var fallbacks: [NodeName]
     private var acks: [NodeName] = []
     private var failures: Set<NodeName> = []
     private var answered = false
 
     /// - Parameters:
     ///   - localStored: whether the coordinator's own write succeeded (it counts as an ack).
+    ///   - fallbacks: nodes to send a failed replica's write to instead (with a hint for the
+    ///     node it was meant for), in preference-list order: a replica that refuses the
+    ///     connection or fails is replaced within the same request, while the deadline
+    ///     allows, so a crash does not cost writes the sloppy quorum can take (the paper's
+    ///     "always writeable").
     public init(
         key: [UInt8], object: VersionedObject, replicas: [HintedReplica], coordinator: NodeName,
-        localStored: Bool, w: Int, now: UInt64, timeoutMs: UInt64
+        localStored: Bool, w: Int, now: UInt64, timeoutMs: UInt64, fallbacks: [NodeName] = []
     ) {
         self.key = key
         self.object = object
@@ -39,6 +47,7 @@ public struct PutCoordinator: Sendable {
         self.coordinator = coordinator
         self.w = w
         self.deadline = now + timeoutMs
+        self.fallbacks = fallbacks.filter { node in !replicas.contains { $0.node == node } }
         if localStored { acks.append(coordinator) } else { failures.insert(coordinator) }
     }
 
@@ -51,12 +60,26 @@ public struct PutCoordinator: Sendable {
         return actions
     }
 
-    public mutating func receive(from node: NodeName, _ reply: ReplicaReply) -> [Action] {
-        guard replicas.contains(where: { $0.node == node }), !acks.contains(node), !failures.contains(node) else {
+    public mutating func receive(from node: NodeName, _ reply: ReplicaReply, now: UInt64 = 0) -> [Action] {
+        guard let replica = replicas.first(where: { $0.node == node }), !acks.contains(node), !failures.contains(node)
+        else {
             return []
         }
-        if case .stored = reply { acks.append(node) } else { failures.insert(node) }
-        return decide()
+        if case .stored = reply {
+            acks.append(node)
+            return decide()
+        }
+        failures.insert(node)
+        if now >= deadline { fallbacks = [] }
+        // Send its copy to the next fallback, as a hint for the node it was meant for.
+        var actions: [Action] = []
+        if !answered, now < deadline, !fallbacks.isEmpty {
+            let standIn = fallbacks.removeFirst()
+            let home = replica.hintFor ?? replica.node
+            replicas.append(HintedReplica(node: standIn, hintFor: home))
+            actions.append(.send(to: standIn, .put(key: key, object: object, hintFor: home)))
+        }
+        return actions + decide()
     }
 
     public mutating func tick(now: UInt64) -> [Action] {
@@ -70,13 +93,17 @@ public struct PutCoordinator: Sendable {
         answered && (acks.count + failures.count == replicas.count || now >= deadline)
     }
 
+    /// Whether `node` is one of the replicas asked (first, or as a fallback).
+    public func asked(_ node: NodeName) -> Bool { replicas.contains { $0.node == node } }
+
     private mutating func decide() -> [Action] {
         guard !answered else { return [] }
         if acks.count >= w {
             answered = true
             return [.respond(outcome(succeeded: true))]
         }
-        if replicas.count - failures.count < w {
+        // Give up only once W cannot be reached with the replies and fallbacks left.
+        if replicas.count - failures.count + fallbacks.count < w {
             answered = true
             return [.respond(outcome(succeeded: false))]
         }

@@ -40,6 +40,28 @@ import Testing
         #expect(slow.tick(now: 200) == [])
     }
 
+    /// Issue 10, item 1: a replica that fails (a refused connection right after a crash) is
+    /// replaced by the next fallback within the same request, with a hint for it.
+    @Test func aFailedReplicaIsReplacedByTheNextFallbackWithAHint() {
+        var put = PutCoordinator(
+            key: [1], object: version, replicas: replicas, coordinator: "a", localStored: true, w: 3, now: 0,
+            timeoutMs: 100, fallbacks: ["b", "d", "e"])
+        _ = put.start()
+        #expect(put.receive(from: "b", .failed("no answer from b"), now: 2) == [.send(to: "d", .put(key: [1], object: version, hintFor: "b"))])
+        // The fallback fails too: the next one stands in for the same home node.
+        #expect(put.receive(from: "d", .failed("no answer from d"), now: 3) == [.send(to: "e", .put(key: [1], object: version, hintFor: "b"))])
+        #expect(put.receive(from: "c", .stored, now: 4) == [])
+        #expect(put.receive(from: "e", .stored, now: 5) == [.respond(.init(succeeded: true, acks: ["a", "c", "e"], required: 3))])
+        #expect(put.replicas.map(\.node) == ["a", "b", "c", "d", "e"])
+        #expect(put.replicas.last?.hintFor == "b")
+        // No fallbacks left, or past the deadline: W cannot be met, and the write fails.
+        var late = PutCoordinator(
+            key: [1], object: version, replicas: replicas, coordinator: "a", localStored: true, w: 3, now: 0,
+            timeoutMs: 100, fallbacks: ["d"])
+        _ = late.start()
+        #expect(late.receive(from: "b", .failed("timeout"), now: 100) == [.respond(.init(succeeded: false, acks: ["a"], required: 3))])
+    }
+
     @Test func ignoresRepliesFromStrangersAndDuplicates() {
         var put = coordinator(w: 3)
         _ = put.start()

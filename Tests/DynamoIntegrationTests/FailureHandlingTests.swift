@@ -23,6 +23,26 @@ import Testing
         throw LauncherError("no key homed on \(node)")
     }
 
+    /// Issue 10, item 1: right after a home replica is killed, a W=3 write to the key
+    /// succeeds at once: the refused replica's copy goes to a fallback, with a hint.
+    @Test func aWriteRightAfterACrashIsTakenByAFallbackInTheSameRequest() async throws {
+        try await withCluster { cluster in
+            var key: [UInt8] = []
+            var home: [String] = []
+            for i in 0..<100 {
+                key = "crash:\(i)".bytes
+                home = try await cluster.client("n1").preferenceList(key).preferenceList
+                if home.contains("n3"), home.first != "n3" { break }
+            }
+            let coordinator = cluster.client(home.first!)
+            #expect(try await coordinator.put(key, value: "before".bytes, w: 3).succeeded)
+            _ = cluster.stop("n3", .kill)
+            let put = try await coordinator.put(key, value: "after".bytes, w: 3)
+            #expect(put.status == 204, "\(put.error ?? "")")
+            #expect(put.asked.contains { $0.hasSuffix(">n3") }, "\(put.asked)")
+        }
+    }
+
     @Test func aKilledNodeIsSeenDownByEveryNodeAndUpAgainAfterRestart() async throws {
         try await withCluster { cluster in
             cluster.stop("n3", .kill)
