@@ -16,6 +16,9 @@ public struct GetCoordinator: Sendable {
         public var required: Int
         /// Every replica asked, fallbacks with the home node they stand in for (for tracing).
         public var asked: [HintedReplica] = []
+        /// Replicas that answered with a failure (a storage error, say), with its reason:
+        /// a read that fails for that is not reported as a timeout.
+        public var failed: [NodeName: String] = [:]
     }
 
     public let key: [UInt8]
@@ -30,6 +33,7 @@ public struct GetCoordinator: Sendable {
     private let reapBefore: UInt64
     private var replies: [(node: NodeName, object: VersionedObject?)] = []
     private var failures: Set<NodeName> = []
+    private var reasons: [NodeName: String] = [:]
     private var answered = false
     private var repaired = false
 
@@ -59,7 +63,10 @@ public struct GetCoordinator: Sendable {
         }
         switch reply {
         case .object(let object): replies.append((node, object))
-        case .stored, .failed: failures.insert(node)
+        case .stored: failures.insert(node)
+        case .failed(let reason):
+            failures.insert(node)
+            reasons[node] = reason
         }
         return decide() + repairIfComplete()
     }
@@ -123,6 +130,8 @@ public struct GetCoordinator: Sendable {
     }
 
     private func outcome(succeeded: Bool) -> Outcome {
-        Outcome(succeeded: succeeded, object: merged, replies: replies.map(\.node), required: r, asked: replicas)
+        Outcome(
+            succeeded: succeeded, object: merged, replies: replies.map(\.node), required: r, asked: replicas,
+            failed: reasons)
     }
 }

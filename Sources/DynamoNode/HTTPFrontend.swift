@@ -183,9 +183,7 @@ extension NodeRuntime {
                 reply = .json(
                     .serviceUnavailable,
                     ErrorDocument(
-                        error:
-                            "only \(outcome.replies.count) of the required \(outcome.required) replicas answered in time",
-                        required: outcome.required, replies: outcome.replies.count))
+                        error: Self.readFailure(outcome), required: outcome.required, replies: outcome.replies.count))
             } else if object.isEmpty {
                 reply = .json(.notFound, ErrorDocument(error: "not found"))
             } else if object.isDeleted {
@@ -236,6 +234,14 @@ extension NodeRuntime {
             reply.headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(result.asked))
             return reply
         }
+    }
+
+    /// Why a read did not reach R: the replicas that failed and how, else a timeout.
+    static func readFailure(_ outcome: GetCoordinator.Outcome) -> String {
+        let head = "only \(outcome.replies.count) of the required \(outcome.required) replicas answered"
+        guard !outcome.failed.isEmpty else { return head + " in time" }
+        let reasons = outcome.failed.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.prefix(200))" }
+        return head + "; failed: " + reasons.joined(separator: "; ")
     }
 
     /// `n1,n2,n5>n3`: the replicas asked, a fallback followed by the home node it stands in for.

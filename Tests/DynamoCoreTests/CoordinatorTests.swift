@@ -81,6 +81,21 @@ import Testing
     let policy = ClockPolicy()
     let config = QuorumConfig(requestTimeoutMs: 100, readRepairWindowMs: 100)
 
+    /// Issue 10, item 3: a read that fails on storage errors says so, not "in time".
+    @Test func aReadThatFailsOnStorageErrorsCarriesTheReasons() {
+        var get = GetCoordinator(
+            key: [7], replicas: ["a", "b", "c"].map { HintedReplica(node: $0, hintFor: nil) }, r: 2, policy: policy,
+            now: 0, config: config)
+        _ = get.start()
+        #expect(get.receive(from: "a", .failed("RocksDB get failed: IO error")) == [])
+        guard case .respond(let outcome)? = get.receive(from: "b", .failed("stored object is corrupt")).first else {
+            Issue.record("no answer once R could not be met")
+            return
+        }
+        #expect(!outcome.succeeded)
+        #expect(outcome.failed == ["a": "RocksDB get failed: IO error", "b": "stored object is corrupt"])
+    }
+
     @Test func answersWithTheMergeOfRRepliesThenRepairsStaleReplicas() throws {
         let old = try VersionedObject().writing([1], context: nil, actor: "a", now: 1, policy: policy).object
         let new = try old.writing([2], context: old.context, actor: "a", now: 2, policy: policy).object
@@ -205,7 +220,9 @@ import Testing
         #expect(
             actions == [
                 .respond(
-                    .init(succeeded: false, object: VersionedObject(), replies: [], required: 2, asked: get.replicas))
+                    .init(
+                        succeeded: false, object: VersionedObject(), replies: [], required: 2, asked: get.replicas,
+                        failed: ["a": "io"]))
             ])
     }
 }
