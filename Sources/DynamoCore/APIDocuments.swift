@@ -125,6 +125,20 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     public var antiEntropy: AntiEntropy?
     /// Client requests this node coordinated since it started, and recent latency.
     public var requests: Requests?
+    /// Storage operations that failed (a full disk, say): how many, and the last one.
+    public var storage: Storage?
+
+    public struct Storage: Codable, Hashable, Sendable {
+        public var failures: UInt64
+        public var lastError: String?
+        public var lastErrorMsAgo: UInt64?
+
+        public init(failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?) {
+            self.failures = failures
+            self.lastError = lastError
+            self.lastErrorMsAgo = lastErrorMsAgo
+        }
+    }
 
     public struct Requests: Codable, Hashable, Sendable {
         public var gets: UInt64
@@ -184,8 +198,9 @@ public struct StatusDocument: Codable, Hashable, Sendable {
 
     public init(
         node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?,
-        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil
+        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil, storage: Storage? = nil
     ) {
+        self.storage = storage
         self.antiEntropy = antiEntropy
         self.requests = requests
         self.node = node

@@ -303,7 +303,10 @@ extension NodeRuntime {
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue,
                 sloppy: config.sloppyQuorum),
-            joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document)
+            joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document,
+            storage: .init(
+                failures: storageFailures.count, lastError: storageFailures.last,
+                lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs)))
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {

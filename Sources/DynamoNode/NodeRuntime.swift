@@ -140,8 +140,13 @@ final class NodeRuntime: @unchecked Sendable {
                     let updates = store.takeTreeUpdates()
                     if !updates.isEmpty { self.handle(.treeUpdates(updates)) }
                     switch result {
+                    case .success(.failed(let reason)):
+                        self.storageFailed(reason)
+                        self.handle(.storageResult(token: token, .failed(reason)))
                     case .success(let value): self.handle(.storageResult(token: token, value))
-                    case .failure(let error): self.handle(.storageResult(token: token, .failed("\(error)")))
+                    case .failure(let error):
+                        self.storageFailed("\(error)")
+                        self.handle(.storageResult(token: token, .failed("\(error)")))
                     }
                 }
             case .reply(let client, let reply):
@@ -151,6 +156,16 @@ final class NodeRuntime: @unchecked Sendable {
                 events.append(text, wallMs: now.wallMs)
             }
         }
+    }
+
+    /// Storage failures so far and the last one (for the status and the log).
+    private(set) var storageFailures: (count: UInt64, last: String?, atMs: UInt64) = (0, nil, 0)
+
+    /// A storage operation failed (a full disk, a damaged store): logged, rate-limited, and
+    /// shown in the status, so the fault does not hide behind quorum errors.
+    private func storageFailed(_ reason: String) {
+        storageFailures = (storageFailures.count + 1, reason, monotonicMs)
+        if let text = logLimiter.admit("storage", "storage operation failed: \(reason)") { logger.error("\(text)") }
     }
 
     /// A response arrived on a link (nil: the request failed with the link).
