@@ -29,8 +29,9 @@ public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// client knows after a blind write by n1 while another n1 version still lives; reading
 /// that as {n1:2} would let the client's next write silently discard the version it never
 /// saw. Intervals say exactly which events are known and stay compact: a key's history per
-/// actor is normally one interval (a node's counters for a key that it has no history for
-/// start above every counter it ever issued, so they rarely begin at 1).
+/// actor is normally one interval. (Counters are per key, so every fresh key's first dot
+/// is `n1:1` and contexts of different keys look alike: contexts are sealed with their
+/// key, see `CausalContext`, so one key's context cannot be used on another.)
 public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
     public struct Entry: Hashable, Sendable {
         /// Sorted, disjoint, non-adjacent intervals of counters.
