@@ -1,3 +1,4 @@
+import DynamoCore
 import Foundation
 import NIOConcurrencyHelpers
 import NIOSSL
@@ -137,9 +138,9 @@ public final class HTTPClient: Sendable {
                 .channelInitializer { [tls] channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls {
-                            let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
                             try channel.pipeline.syncOperations.addHandler(
-                                try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
+                                try NIOSSLClientHandler(
+                                    context: tls, serverHostname: HostAddress.isIPLiteral(host) ? nil : host))
                         }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(ResponseCollector(address: address))

@@ -268,8 +268,7 @@ public final class DynamoNodeServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try accept(channel) }
                 }
-                .bind(host: host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host, port: port)
-                .get()
+                .bind(host: HostAddress.unbracketed(host), port: port).get()
         } catch {
             throw NodeStartError("cannot listen on \(host):\(port) (\(role)): \(error)")
         }

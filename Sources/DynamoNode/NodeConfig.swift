@@ -64,20 +64,11 @@ public struct NodeConfig: Sendable {
     }
 
     /// What the node advertises to peers and clients.
-    public var peerAddress: String { Self.address(advertiseHost, peerPort) }
-    public var httpAddress: String { Self.address(advertiseHost, httpPort) }
+    public var peerAddress: String { HostAddress.joined(advertiseHost, peerPort) }
+    public var httpAddress: String { HostAddress.joined(advertiseHost, httpPort) }
 
     /// Whether the node binds only loopback addresses (so only this machine can reach it).
-    public var listensOnLoopbackOnly: Bool { Self.isLoopback(listenHost) }
-
-    public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-    }
-
-    /// "host:port", with brackets around an IPv6 host.
-    static func address(_ host: String, _ port: Int) -> String {
-        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
+    public var listensOnLoopbackOnly: Bool { HostAddress.isLoopback(listenHost) }
 }
 
 /// Which replica writes are fsynced before they are acknowledged.

@@ -1,3 +1,4 @@
+import DynamoCore
 import NIOCore
 import NIOSSL
 
@@ -59,7 +60,6 @@ public struct NodeTLS: Sendable {
     /// The name to check a dialed peer's certificate against: nil for an IP address (the
     /// connected address is checked against the certificate's IP entries instead).
     static func serverHostname(_ host: String) -> String? {
-        let isIP = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-        return isIP ? nil : host
+        HostAddress.isIPLiteral(host) ? nil : host
     }
 }

@@ -251,7 +251,7 @@ extension NodeRuntime {
     func openLink(to address: String) -> PeerLink {
         let link = PeerLink(address: address)
         links[address] = link
-        guard let (host, port) = splitHostPort(address) else {
+        guard let (host, port) = HostAddress.split(address) else {
             loop.execute { self.linkClosed(link) }
             return link
         }
@@ -310,11 +310,3 @@ extension NodeRuntime {
     }
 }
 
-func splitHostPort(_ address: String) -> (String, Int)? {
-    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-        return nil
-    }
-    var host = address[..<colon]
-    if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-    return (String(host), port)
-}

@@ -79,14 +79,14 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard n >= 1, (1...n).contains(r), (1...n).contains(w) else {
             throw ValidationError("need 1 <= R <= N and 1 <= W <= N (got N=\(n) R=\(r) W=\(w))")
         }
-        if let listen, Self.isWildcard(listen), advertise == nil, host == nil {
+        if let listen, HostAddress.isWildcard(listen), advertise == nil, host == nil {
             throw ValidationError(
                 "--listen \(listen) binds every address: set --advertise to the one peers and clients reach this node at")
         }
         guard !advertisedHost.isEmpty, !advertisedHost.contains(where: { $0.isWhitespace || $0 == "/" }) else {
             throw ValidationError("'\(advertisedHost)' is not an address to advertise")
         }
-        guard !Self.isWildcard(advertisedHost) else {
+        guard !HostAddress.isWildcard(advertisedHost) else {
             throw ValidationError(
                 "\(advertisedHost) cannot be advertised: set --advertise to the address peers and clients reach this node at")
         }
@@ -159,8 +159,6 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         return limits
     }
 
-    static func isWildcard(_ host: String) -> Bool { ["0.0.0.0", "::", "[::]"].contains(host) }
-
     /// `--host`, or loopback.
     var hostAddress: String { host ?? "127.0.0.1" }
 
@@ -168,7 +166,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     /// `--listen` names no particular address: that is refused by `validate`).
     var advertisedHost: String {
         if let advertise { return advertise }
-        if let listen, !Self.isWildcard(listen) { return listen }
+        if let listen, !HostAddress.isWildcard(listen) { return listen }
         return hostAddress
     }
 
