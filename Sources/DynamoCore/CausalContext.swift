@@ -62,8 +62,7 @@ public struct CausalContext: Hashable, Sendable {
         } catch {
             throw ContextError("context is corrupt (\(error.reason))")
         }
-        let expected = Self.tag(body, key: key, sealer: sealer)
-        guard zip(expected, bytes.suffix(Self.tagBytes)).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+        guard ClusterKey.tagsMatch(Self.tag(body, key: key, sealer: sealer), bytes.suffix(Self.tagBytes)) else {
             throw ContextError(
                 "context was not issued for this key by this cluster (send the context a read of this key returned)")
         }

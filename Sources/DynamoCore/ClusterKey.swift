@@ -39,6 +39,12 @@ public struct ClusterKey: Sendable, Hashable {
         HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: Self.message(label, parts), using: key)
     }
 
+    /// Whether two tags are equal, in time that does not depend on where they differ (so a
+    /// forger learns nothing from how fast a guess is refused).
+    static func tagsMatch(_ expected: [UInt8], _ given: some Collection<UInt8>) -> Bool {
+        expected.count == given.count && zip(expected, given).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     /// Whether a bearer token presented over HTTP is the secret (constant time).
     public func matches(bearer token: String) -> Bool {
         verify(mac("dynamo bearer", [Array(token.utf8)]), "dynamo bearer", [secret])
@@ -57,16 +63,27 @@ public struct ClusterKey: Sendable, Hashable {
     public func handshakeProof(role: HandshakeRole, me: NodeName, peer: NodeName, myNonce: [UInt8], peerNonce: [UInt8])
         -> [UInt8]
     {
-        mac("dynamo peer handshake v3 \(role.rawValue)", [Array(me.utf8), Array(peer.utf8), myNonce, peerNonce])
+        let (label, parts) = Self.handshake(
+            role: role, prover: me, verifier: peer, proverNonce: myNonce, verifierNonce: peerNonce)
+        return mac(label, parts)
     }
 
+    /// Checks `peer`'s proof, which it made as `handshakeProof` with the roles swapped.
     public func verifyHandshake(
         _ proof: [UInt8], role: HandshakeRole, from peer: NodeName, to me: NodeName, peerNonce: [UInt8],
         myNonce: [UInt8]
     ) -> Bool {
-        verify(
-            proof, "dynamo peer handshake v3 \(role.rawValue)",
-            [Array(peer.utf8), Array(me.utf8), peerNonce, myNonce])
+        let (label, parts) = Self.handshake(
+            role: role, prover: peer, verifier: me, proverNonce: peerNonce, verifierNonce: myNonce)
+        return verify(proof, label, parts)
+    }
+
+    /// What a handshake proof covers, from the prover's side.
+    private static func handshake(
+        role: HandshakeRole, prover: NodeName, verifier: NodeName, proverNonce: [UInt8], verifierNonce: [UInt8]
+    ) -> (label: String, parts: [[UInt8]]) {
+        let parts = [Array(prover.utf8), Array(verifier.utf8), proverNonce, verifierNonce]
+        return ("dynamo peer handshake v3 \(role.rawValue)", parts)
     }
 
     /// The keys that authenticate every frame of one peer connection after its handshake,
@@ -158,7 +175,6 @@ public struct FrameAuthenticator: Sendable {
     public mutating func verify(received payload: [UInt8], tag: [UInt8]) -> Bool {
         let expected = Self.tag(payload, sequence: received, key: receiveKey)
         received &+= 1
-        guard tag.count == expected.count else { return false }
-        return zip(expected, tag).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return ClusterKey.tagsMatch(expected, tag)
     }
 }

@@ -502,14 +502,10 @@ public struct PeerFrameEncoder: MessageToByteEncoder {
 
     public func encode(data: PeerMessage, out: inout ByteBuffer) throws {
         let payload = PeerCodec.encode(data)
-        if let tag = state?.session?.tag(sending: payload) {
-            out.writeInteger(UInt32(payload.count + tag.count))
-            out.writeBytes(payload)
-            out.writeBytes(tag)
-        } else {
-            out.writeInteger(UInt32(payload.count))
-            out.writeBytes(payload)
-        }
+        let tag = state?.session?.tag(sending: payload) ?? []
+        out.writeInteger(UInt32(payload.count + tag.count))
+        out.writeBytes(payload)
+        out.writeBytes(tag)
     }
 }
 
