@@ -269,7 +269,6 @@ public struct ErrorDocument: Codable, Hashable, Sendable {
     }
 }
 
-/// Percent-decoding of one URL path segment into arbitrary bytes.
 /// An HTTP request target split into its path and query parameters.
 public enum RequestTarget {
     /// `/kv/k?r=2&x` gives `("/kv/k", ["r": "2", "x": ""])`. Any string is accepted (the
@@ -287,6 +286,7 @@ public enum RequestTarget {
     }
 }
 
+/// Percent-decoding of one URL path segment into arbitrary bytes.
 public enum PercentEncoding {
     /// Decodes `%XX` escapes; nil on a malformed escape.
     public static func decode(_ text: Substring) -> [UInt8]? {

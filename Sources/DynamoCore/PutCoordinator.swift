@@ -93,9 +93,6 @@ public struct PutCoordinator: Sendable {
         answered && (acks.count + failures.count == replicas.count || now >= deadline)
     }
 
-    /// Whether `node` is one of the replicas asked (first, or as a fallback).
-    public func asked(_ node: NodeName) -> Bool { replicas.contains { $0.node == node } }
-
     private mutating func decide() -> [Action] {
         guard !answered else { return [] }
         if acks.count >= w {

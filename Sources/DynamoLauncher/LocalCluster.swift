@@ -48,6 +48,7 @@ public final class LocalCluster: @unchecked Sendable {
     public let options: Options
     public private(set) var nodes: [NodeSpec] = []
     private var processes: [String: Process] = [:]
+    private var cachedSecret: String?
     private let lock = NSLock()
     public let http = HTTPClient()
 
@@ -131,8 +132,13 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// The cluster secret, for clients that need it (admin requests off loopback).
+    /// Read once: every client of the cluster (the dashboard polls several a second) needs it.
     public func secret() throws -> String {
-        try String(contentsOfFile: secretFile(), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        if let known = lock.withLock({ cachedSecret }) { return known }
+        let secret = try String(contentsOfFile: secretFile(), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        lock.withLock { cachedSecret = secret }
+        return secret
     }
 
     /// Starts the node's process (again, after a kill, with the same name and data dir).

@@ -114,7 +114,7 @@ extension NodeRuntime {
                 let key = try parseKey(path.dropFirst("/admin/local/".count))
                 return handleLocal(key: key)
             default:
-                throw APIError.notFound("no such endpoint: \(request.method) \(path.count > 100 ? path.prefix(100) + "…" : path)")
+                throw APIError.notFound("no such endpoint: \(request.method) \(Self.excerpt(path, 100))")
             }
         } catch let error as APIError {
             return loop.makeSucceededFuture(error.reply)
@@ -186,16 +186,19 @@ extension NodeRuntime {
                         error: Self.readFailure(outcome), required: outcome.required, replies: outcome.replies.count))
             } else if object.isEmpty {
                 reply = .json(.notFound, ErrorDocument(error: "not found"))
-            } else if object.isDeleted {
-                reply = .json(.notFound, ErrorDocument(error: "deleted"))
-                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
-            } else if wantsJSON || object.versions.count > 1 {
-                reply = .json(object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object, context: self.sealedContext(object.context, key: key)))
-                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
             } else {
-                reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
-                reply.headers.add(name: "Content-Type", value: "application/octet-stream")
-                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
+                // Sealed once: the same context goes in the header and the sibling document.
+                let context = self.sealedContext(object.context, key: key)
+                if object.isDeleted {
+                    reply = .json(.notFound, ErrorDocument(error: "deleted"))
+                } else if wantsJSON || object.versions.count > 1 {
+                    reply = .json(
+                        object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object, context: context))
+                } else {
+                    reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
+                    reply.headers.add(name: "Content-Type", value: "application/octet-stream")
+                }
+                reply.headers.add(name: "X-Dynamo-Context", value: context)
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: name)
             reply.headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
@@ -236,6 +239,12 @@ extension NodeRuntime {
         }
     }
 
+    /// At most `limit` characters of something a client sent, for an error message: errors
+    /// never echo arbitrarily much back.
+    static func excerpt(_ text: String, _ limit: Int) -> String {
+        text.count > limit ? text.prefix(limit) + "…" : text
+    }
+
     /// Why a read did not reach R: the replicas that failed and how, else a timeout.
     static func readFailure(_ outcome: GetCoordinator.Outcome) -> String {
         let head = "only \(outcome.replies.count) of the required \(outcome.required) replicas answered"
@@ -255,8 +264,9 @@ extension NodeRuntime {
             guard let object, !object.isEmpty else {
                 return .json(.notFound, ErrorDocument(error: "not stored on this node"))
             }
-            var reply = HTTPReply.json(.ok, SiblingDocument(object, context: self.sealedContext(object.context, key: key)))
-            reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key))
+            let context = self.sealedContext(object.context, key: key)
+            var reply = HTTPReply.json(.ok, SiblingDocument(object, context: context))
+            reply.headers.add(name: "X-Dynamo-Context", value: context)
             return reply
         }
     }
@@ -269,7 +279,7 @@ extension NodeRuntime {
         let unknown = document.drop.filter { machine.membership.member($0) == nil }
         guard unknown.isEmpty else {
             // Name a few, never echo an arbitrarily long list back.
-            let shown = unknown.prefix(5).map { $0.count > 32 ? $0.prefix(32) + "…" : $0 }
+            let shown = unknown.prefix(5).map { Self.excerpt($0, 32) }
             let more = unknown.count > shown.count ? " and \(unknown.count - shown.count) more" : ""
             throw .badRequest("unknown node(s): \(shown.joined(separator: ", "))\(more)")
         }
