@@ -180,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DynamoIntegrationTests",
-            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoWire"],
+            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoStorage", "DynamoWire"],
             swiftSettings: swiftSettings
         ),
     ],

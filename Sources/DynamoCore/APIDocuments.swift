@@ -132,8 +132,12 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         public var failures: UInt64
         public var lastError: String?
         public var lastErrorMsAgo: UInt64?
+        /// What the store had lost when the node started (a damaged log, a repair), so it
+        /// refilled from its replicas; nil when it came back whole.
+        public var lostAtStart: String?
 
-        public init(failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?) {
+        public init(failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?, lostAtStart: String? = nil) {
+            self.lostAtStart = lostAtStart
             self.failures = failures
             self.lastError = lastError
             self.lastErrorMsAgo = lastErrorMsAgo

@@ -141,8 +141,9 @@ public final class LocalCluster: @unchecked Sendable {
         return secret
     }
 
-    /// Starts the node's process (again, after a kill, with the same name and data dir).
-    public func launch(_ name: String) throws {
+    /// Starts the node's process (again, after a kill, with the same name and data dir);
+    /// `extraArguments` go to this launch only (say `--repair-store`).
+    public func launch(_ name: String, extraArguments: [String] = []) throws {
         guard let node = spec(name) else { throw LauncherError("unknown node \(name)") }
         let seeds = nodes.filter { $0.name != name }.prefix(2).map(\.peerAddress)
         var arguments = [
@@ -153,7 +154,7 @@ public final class LocalCluster: @unchecked Sendable {
         ]
         if !seeds.isEmpty { arguments += ["--seeds", seeds.joined(separator: ",")] }
         if options.clusterSecret { arguments += ["--cluster-secret-file", try secretFile()] }
-        arguments += options.extraArguments
+        arguments += options.extraArguments + extraArguments
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments

@@ -145,18 +145,9 @@ public final class DynamoNodeServer: Sendable {
                 "no cluster secret: any process on this machine can talk to this node as a peer (fine for a local cluster; set DYNAMO_CLUSTER_SECRET or --cluster-secret-file otherwise)"
             )
         }
-        let engine: RocksDBEngine
-        do {
-            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
-            engine = try RocksDBEngine(path: config.dataDir + "/rocksdb")
-        } catch let error as StorageError {
-            throw NodeStartError("cannot open data dir \(config.dataDir): \(error.message)")
-        } catch {
-            throw NodeStartError("cannot create data dir \(config.dataDir): \(error.localizedDescription)")
-        }
+        let opened = try OpenedStore.open(config: config, logger: logger)
+        let (store, identity) = (opened.store, opened.identity)
         let tls = try config.tls?.contexts()
-        let store = try ReplicaStore(engine: engine)
-        let identity = try NodeIdentity.loadOrCreate(in: store, name: config.name, tokenCount: config.tokens)
         if identity.tokens.count != config.tokens {
             logger.notice(
                 "keeping the \(identity.tokens.count) tokens stored in the data dir (--tokens \(config.tokens) ignored)"
@@ -168,7 +159,8 @@ public final class DynamoNodeServer: Sendable {
         pool.start()
         let loop = group.next()
         let runtime = NodeRuntime(
-            config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger, tls: tls)
+            config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger, tls: tls,
+            seal: opened.seal, storeLoss: opened.loss)
 
         var channels: [any Channel] = []
         do {
@@ -186,6 +178,7 @@ public final class DynamoNodeServer: Sendable {
             runtime.handle(.tick)
             runtime.checkLeft()
         }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in runtime.refreshSeal() }
         logger.info(
             "node \(config.name) serving peers on \(config.peerAddress), \(tls == nil ? "HTTP" : "HTTPS") on \(config.httpAddress), \(store.keyCount) keys, generation \(identity.generation)"
         )
@@ -286,6 +279,7 @@ public final class DynamoNodeServer: Sendable {
         try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
         runtime.left.fail(ChannelError.ioOnClosedChannel)
         try? await pool.shutdownGracefully()
+        try? runtime.seal.refresh()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")
     }

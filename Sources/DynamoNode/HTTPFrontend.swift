@@ -316,7 +316,8 @@ extension NodeRuntime {
             joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document,
             storage: .init(
                 failures: storageFailures.count, lastError: storageFailures.last,
-                lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs)))
+                lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs),
+                lostAtStart: storeLoss))
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {

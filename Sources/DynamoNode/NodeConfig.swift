@@ -30,6 +30,9 @@ public struct NodeConfig: Sendable {
     public var limits: ConnectionLimits
     /// TLS on both ports (mutual on the peer port); nil: plain TCP.
     public var tls: NodeTLS?
+    /// Run RocksDB's repair on the store before opening it, then refill from the replicas
+    /// (`--repair-store`: the way out when a damaged file keeps the node from starting).
+    public var repairStore: Bool
 
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,
@@ -38,8 +41,9 @@ public struct NodeConfig: Sendable {
         antiEntropyIntervalMs: UInt64 = 10_000, maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
         durability: Durability = .coordinator, sloppyQuorum: Bool = true, listenHost: String? = nil,
         advertiseHost: String? = nil, clusterKey: ClusterKey? = nil, limits: ConnectionLimits = ConnectionLimits(),
-        tls: NodeTLS? = nil
+        tls: NodeTLS? = nil, repairStore: Bool = false
     ) {
+        self.repairStore = repairStore
         self.tls = tls
         self.limits = limits
         self.listenHost = listenHost ?? host

@@ -24,7 +24,10 @@ struct NodeIdentity: Equatable {
     }
 
     /// Loads the identity from the store, or creates it on first start; bumps the generation.
-    static func loadOrCreate(in store: ReplicaStore, name: NodeName, tokenCount: Int) throws -> NodeIdentity {
+    /// `refill`: the store lost data, so the node pulls its ranges again as a new one does.
+    static func loadOrCreate(in store: ReplicaStore, name: NodeName, tokenCount: Int, refill: Bool = false) throws
+        -> NodeIdentity
+    {
         var identity: NodeIdentity
         if let bytes = try store.metadata(metadataKey) {
             identity = try decode(bytes)
@@ -36,6 +39,7 @@ struct NodeIdentity: Equatable {
                 throw NodeStartError("the identity in the data dir is damaged (generation \(identity.generation))")
             }
             identity.generation += 1
+            identity.isFresh = identity.isFresh || refill
         } else {
             identity = NodeIdentity(
                 name: name, tokens: Token.defaultPositions(for: name, count: tokenCount), generation: 1, isFresh: true)

@@ -48,8 +48,10 @@ final class NodeRuntime: @unchecked Sendable {
 
     init(
         config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore,
-        logger: Logger, tls: NodeTLS.Contexts? = nil
+        logger: Logger, tls: NodeTLS.Contexts? = nil, seal: SealKeeper, storeLoss: String? = nil
     ) {
+        self.seal = seal
+        self.storeLoss = storeLoss
         self.tls = tls
         self.config = config
         self.loop = loop
@@ -155,6 +157,19 @@ final class NodeRuntime: @unchecked Sendable {
                 logger.info("\(text)")
                 events.append(text, wallMs: now.wallMs)
             }
+        }
+    }
+
+    /// The store's seal, refreshed every second (see `StoreSeal`).
+    let seal: SealKeeper
+    /// What the store had lost when the node started (nil: nothing), for the status.
+    let storeLoss: String?
+
+    /// Records the store's sequence in its seal, off the loop; a failure counts as a storage failure.
+    func refreshSeal() {
+        let seal = self.seal
+        pool.runIfActive(eventLoop: loop) { try seal.refresh() }.whenFailure { error in
+            self.storageFailed("cannot refresh the store seal: \(error)")
         }
     }
 

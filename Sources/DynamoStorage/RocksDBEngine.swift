@@ -5,6 +5,10 @@ import CRocksDB
 /// Every write goes through the WAL before it is acknowledged, so it survives `kill -9`
 /// (the OS has the bytes); `sync: true` additionally fsyncs it (survives power loss).
 /// RocksDB's own LOCK file stops two processes from opening one data dir.
+///
+/// A damaged write-ahead log is recovered to the last consistent point (RocksDB's
+/// point-in-time mode), never past a hole; what that dropped is noticed by `StoreSeal`,
+/// which compares the recovered sequence with the one the node last recorded.
 public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     // RocksDB handles are thread-safe for concurrent get/put/iterate; they are only
     // freed in deinit, after every user is gone.
@@ -21,6 +25,8 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_max_open_files(options, 256)
+        rocksdb_options_set_paranoid_checks(options, 1)
+        rocksdb_options_set_wal_recovery_mode(options, 2)  // kPointInTimeRecovery
         readOptions = rocksdb_readoptions_create()
         writeOptions = rocksdb_writeoptions_create()
         syncWriteOptions = rocksdb_writeoptions_create()
@@ -43,6 +49,21 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(writeOptions)
         rocksdb_writeoptions_destroy(syncWriteOptions)
+    }
+
+    /// The sequence number of the last write the store holds (RocksDB numbers every write).
+    public var latestSequence: UInt64 { rocksdb_get_latest_sequence_number(db) }
+
+    /// Runs RocksDB's repair on a store that cannot be opened or read (a damaged SST file
+    /// or MANIFEST): it rebuilds the MANIFEST from the files, keeping every record that
+    /// still reads back and setting aside what does not (in `lost/`). Some data may be gone
+    /// afterwards, so the node refills from its replicas.
+    public static func repair(path: String) throws(StorageError) {
+        let options = rocksdb_options_create()
+        defer { rocksdb_options_destroy(options) }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_repair_db(options, path, &error)
+        if let message = take(error) { throw StorageError("RocksDB repair of \(path) failed: \(message)") }
     }
 
     /// Frees a RocksDB error string, returning it as a Swift string.

@@ -41,6 +41,11 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         help: "Reap a tombstone only once it is this old and every home replica has it.")
     var tombstoneGraceMs: UInt64 = 600_000
     @Option(name: .customLong("max-key-bytes"), help: "Largest key accepted.") var maxKeyBytes = 1024
+    @Flag(
+        name: .customLong("repair-store"),
+        help:
+            "Repair a damaged store before opening it (RocksDB repair keeps what reads back), then refill the node's ranges from its replicas."
+    ) var repairStore = false
     @Option(name: .customLong("max-value-bytes"), help: "Largest value accepted.") var maxValueBytes = 1 << 20
     @Option(help: "Conflict policy for the cluster: siblings or lww.") var policy: String = "siblings"
     @Option(name: .customLong("clock-max-entries"), help: "Prune causal clocks beyond this many entries.")
@@ -206,7 +211,8 @@ struct DynamoNodeCommand: AsyncParsableCommand {
                 ConnectionLimits(
                     maxHTTPConnections: maxConnections, idleTimeoutMs: idleTimeoutMs,
                     requestReadTimeoutMs: requestReadTimeoutMs), logger: logger),
-            tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) })
+            tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) },
+            repairStore: repairStore)
 
         let server: DynamoNodeServer
         do {

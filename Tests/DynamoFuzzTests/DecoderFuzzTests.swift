@@ -46,6 +46,8 @@ import Testing
             _ = try? CausalContext(opening: String(decoding: bytes, as: UTF8.self), forKey: [1], with: .development)
             _ = try? CausalContext(opening: Base64URL.encode(bytes), forKey: [1], with: .development)
             _ = try? NodeIdentity.decode([1] + bytes)
+            _ = StoreSeal(decoding: bytes)
+            _ = StoreSeal(decoding: StoreSeal.magic + bytes)
             _ = ReplicaStore.parseHintKey([0x02] + bytes)
             _ = Base64.decode(String(decoding: bytes, as: UTF8.self))
             let text = String(decoding: bytes, as: UTF8.self)

@@ -120,3 +120,45 @@ func temporaryDirectory() -> String {
         #expect(throws: StorageError.self) { try store.object(for: [1]) }
     }
 }
+
+@Suite struct StoreSealTests {
+    let incarnation = StoreSeal.newIncarnation()
+
+    @Test func aSealRoundTripsThroughItsFileAndADamagedOneIsToldApart() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + StoreSeal.fileName
+        #expect(try StoreSeal.read(at: path) == nil)
+        let seal = StoreSeal(incarnation: incarnation, sequence: 123_456)
+        try seal.write(to: path)
+        try StoreSeal(incarnation: incarnation, sequence: 123_457).write(to: path)
+        #expect(try StoreSeal.read(at: path).flatMap(StoreSeal.init(decoding:))?.sequence == 123_457)
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+        var bytes = seal.encoded()
+        bytes[10] ^= 1
+        #expect(StoreSeal(decoding: bytes) == nil, "a flipped bit is a damaged seal, not a different one")
+        #expect(StoreSeal(decoding: Array(seal.encoded().dropLast())) == nil)
+        #expect(throws: StorageError.self) { try seal.write(to: dir + "/missing/dir/seal") }
+    }
+
+    @Test func aStoreThatWentBackOrWasReplacedHasLostData() {
+        let seal = StoreSeal(incarnation: incarnation, sequence: 500)
+        #expect(seal.loss(storeIncarnation: incarnation, storeSequence: 500) == nil)
+        #expect(seal.loss(storeIncarnation: incarnation, storeSequence: 9_000) == nil)
+        #expect(seal.loss(storeIncarnation: incarnation, storeSequence: 499)?.contains("1 writes are gone") == true)
+        #expect(seal.loss(storeIncarnation: nil, storeSequence: 9_000) != nil, "an emptied store")
+        #expect(seal.loss(storeIncarnation: StoreSeal.newIncarnation(), storeSequence: 9_000) != nil, "another store")
+    }
+
+    @Test func rocksDBCountsItsWritesAcrossAReopen() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let engine = try RocksDBEngine(path: dir)
+            #expect(engine.latestSequence == 0)
+            for i in 0..<10 { try engine.put([UInt8(i)], [1], sync: false) }
+            #expect(engine.latestSequence == 10)
+        }
+        #expect(try RocksDBEngine(path: dir).latestSequence == 10)
+    }
+}

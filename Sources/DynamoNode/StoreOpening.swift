@@ -1,0 +1,106 @@
+import DynamoCore
+import DynamoStorage
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// The data dir's store, opened and checked against its seal (see `StoreSeal`).
+///
+/// A store that lost data (a damaged write-ahead log or MANIFEST, a store dir emptied), or
+/// that was repaired with `--repair-store`, is not served as it is: the node says so at
+/// error level and marks itself to refill, so it rejoins as a new node does, pulling the
+/// keys of its ranges from its replicas before it serves them again (it keeps its name,
+/// tokens and what survived).
+struct OpenedStore {
+    let store: ReplicaStore
+    let identity: NodeIdentity
+    let seal: SealKeeper
+    /// What the store lost at this start (nil: nothing found), for the status.
+    let loss: String?
+
+    static func open(config: NodeConfig, logger: Logger) throws -> OpenedStore {
+        let path = config.dataDir + "/rocksdb"
+        let repairHint =
+            "if the store is damaged, start the node once with --repair-store: it keeps what reads back and refills the rest from the replicas"
+        do {
+            try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        } catch {
+            throw NodeStartError("cannot create data dir \(config.dataDir): \(error.localizedDescription)")
+        }
+        let engine: RocksDBEngine
+        let store: ReplicaStore
+        do {
+            if config.repairStore, FileManager.default.fileExists(atPath: path) {
+                logger.warning("repairing the store in \(path) (--repair-store)")
+                try RocksDBEngine.repair(path: path)
+            }
+            engine = try RocksDBEngine(path: path)
+            store = try ReplicaStore(engine: engine)
+        } catch {
+            throw NodeStartError("cannot open data dir \(config.dataDir): \(error); \(repairHint)")
+        }
+        do {
+            let sealPath = config.dataDir + "/" + StoreSeal.fileName
+            var loss: String?
+            var incarnation = try store.metadata(StoreSeal.metadataKey)
+            if let bytes = try StoreSeal.read(at: sealPath) {
+                if let seal = StoreSeal(decoding: bytes) {
+                    loss = seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence)
+                } else {
+                    logger.warning("the store seal \(sealPath) is damaged: the store cannot be checked this time")
+                }
+            }
+            if config.repairStore {
+                loss = "the store was repaired (--repair-store): " + (loss ?? "what did not read back is gone")
+            }
+            if incarnation == nil {
+                incarnation = StoreSeal.newIncarnation()
+                try store.setMetadata(StoreSeal.metadataKey, incarnation!)
+            }
+            if let loss {
+                logger.error(
+                    "THIS NODE'S STORE LOST DATA: \(loss). It refills its ranges from its replicas before serving them.")
+            }
+            let identity = try NodeIdentity.loadOrCreate(
+                in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil)
+            let seal = SealKeeper(path: sealPath, incarnation: incarnation!, engine: engine)
+            try seal.refresh()
+            return OpenedStore(store: store, identity: identity, seal: seal, loss: loss)
+        } catch let error as NodeStartError {
+            throw error
+        } catch {
+            throw NodeStartError("cannot check the store in \(path): \(error)")
+        }
+    }
+}
+
+/// Keeps the store's seal up to date with the store's sequence (called about once a
+/// second off the event loops, and at shutdown).
+final class SealKeeper: Sendable {
+    let path: String
+    private let incarnation: [UInt8]
+    private let engine: RocksDBEngine
+    private let written = NIOLockedValueBox<UInt64?>(nil)
+
+    init(path: String, incarnation: [UInt8], engine: RocksDBEngine) {
+        self.path = path
+        self.incarnation = incarnation
+        self.engine = engine
+    }
+
+    /// Records the store's current sequence, if it moved since the last time.
+    func refresh() throws(StorageError) {
+        let outcome = written.withLockedValue { written -> Result<Void, StorageError> in
+            let sequence = engine.latestSequence
+            guard sequence != written else { return .success(()) }
+            do throws(StorageError) {
+                try StoreSeal(incarnation: incarnation, sequence: sequence).write(to: path)
+            } catch {
+                return .failure(error)
+            }
+            written = sequence
+            return .success(())
+        }
+        try outcome.get()
+    }
+}
