@@ -209,6 +209,8 @@ public enum DashboardView {
         guard let node else { return ("?", .dim) }
         if node.running == false { return ("DOWN", .bad) }
         guard node.answering else { return ("DOWN", .bad) }
+        // A store refusing writes outranks the gossip state: the node is up but cannot store.
+        if let degraded = node.status?.storage?.degraded { return (degraded == "disk full" ? "FULL" : "STORE!", .bad) }
         let own = node.status?.members.first { $0.name == node.name }?.status ?? member?.status ?? "up"
         switch own {
         case "up": return ("up", .good)

@@ -135,8 +135,14 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         /// What the store had lost when the node started (a damaged log, a repair), so it
         /// refilled from its replicas; nil when it came back whole.
         public var lostAtStart: String?
+        /// Set while the store fails (\"disk full\"), until it takes writes again.
+        public var degraded: String?
 
-        public init(failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?, lostAtStart: String? = nil) {
+        public init(
+            failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?, lostAtStart: String? = nil,
+            degraded: String? = nil
+        ) {
+            self.degraded = degraded
             self.lostAtStart = lostAtStart
             self.failures = failures
             self.lastError = lastError

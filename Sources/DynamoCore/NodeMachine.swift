@@ -135,7 +135,10 @@ public struct NodeMachine: Sendable {
     private enum Outgoing {
         case replica(run: UInt64, node: NodeName)
         case gossip(target: NodeName?)
-        case forward(requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName)
+        /// `failedHere`: this node could not store the write itself, so when no candidate
+        /// takes it the write fails instead of coming back here.
+        case forward(
+            requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName, failedHere: String?)
         case hint(Hint)
         case handoff(key: [UInt8], node: NodeName)
         case pull(from: NodeName)
@@ -146,7 +149,7 @@ public struct NodeMachine: Sendable {
     private enum StorageWait {
         case serve(handle: UInt64, isPut: Bool)
         case localReplica(run: UInt64)
-        case coordinate(requester: Requester, key: [UInt8], replicas: [HintedReplica], w: Int)
+        case coordinate(requester: Requester, put: ForwardedPut, replicas: [HintedReplica])
         case loadHints
         case removeHint(Hint)
         case sweep
@@ -326,12 +329,12 @@ public struct NodeMachine: Sendable {
             if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
             if let target { actions += noteAnswer(from: target, answered: response != nil, now: now) }
             return actions
-        case .forward(let requester, let put, let remaining, let target):
+        case .forward(let requester, let put, let remaining, let target, let failedHere):
             var actions = noteAnswer(from: target, answered: response != nil, now: now)
             if case .coordinated(let result) = response {
                 actions += answer(requester, .write(result))
             } else {
-                actions += forward(requester, put, candidates: remaining, now: now)
+                actions += forward(requester, put, candidates: remaining, failedHere: failedHere, now: now)
             }
             return actions
         case .pull(let node):
@@ -656,16 +659,27 @@ public struct NodeMachine: Sendable {
         return forward(requester, put, candidates: replicas.map(\.node), now: now)
     }
 
-    private mutating func forward(_ requester: Requester, _ put: ForwardedPut, candidates: [NodeName], now: Now)
-        -> [Action]
-    {
+    private mutating func forward(
+        _ requester: Requester, _ put: ForwardedPut, candidates: [NodeName], failedHere: String? = nil, now: Now
+    ) -> [Action] {
         guard let target = candidates.first else {
+            if let failedHere {
+                return answer(
+                    requester,
+                    .write(
+                        WriteResult(
+                            succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
+                            context: .empty,
+                            error: "local write failed (\(failedHere)) and no other replica could coordinate it")))
+            }
             // Nobody we forwarded to answered: coordinate here rather than refuse the write.
             return coordinateHere(requester, put, now: now)
         }
         return send(
             .coordinatePut(put), to: target,
-            purpose: .forward(requester: requester, put: put, remaining: Array(candidates.dropFirst()), target: target),
+            purpose: .forward(
+                requester: requester, put: put, remaining: Array(candidates.dropFirst()), target: target,
+                failedHere: failedHere),
             timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
     }
 
@@ -689,7 +703,7 @@ public struct NodeMachine: Sendable {
         return hintKept(put.key, for: hintFor)
             + storage(
                 op,
-                wait: .coordinate(requester: requester, key: put.key, replicas: replicas, w: put.w ?? settings.quorum.w)
+                wait: .coordinate(requester: requester, put: put, replicas: replicas)
             )
     }
 
@@ -759,18 +773,19 @@ public struct NodeMachine: Sendable {
             default: reply = .failed("unexpected storage result")
             }
             return replicaReplied(run: run, node: name, reply, now: now)
-        case .coordinate(let requester, let key, let replicas, let w):
+        case .coordinate(let requester, let put, let replicas):
             guard case .version(let version) = result else {
                 let reason: String
                 if case .failed(let message) = result { reason = message } else { reason = "unexpected storage result" }
-                return answer(
-                    requester,
-                    .write(
-                        WriteResult(
-                            succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
-                            error: "local write failed: \(reason)")))
+                // This node cannot store the write (a full disk): another replica coordinates
+                // it. A forwarded write goes back as an error, so its forwarder tries the next.
+                if case .peer(let handle) = requester {
+                    return [.respond(handle: handle, .error("\(name) cannot store the write: \(reason)"))]
+                }
+                let others = replicas.map(\.node).filter { $0 != name }
+                return forward(requester, put, candidates: others, failedHere: reason, now: now)
             }
-            return replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
+            return replicate(requester, key: put.key, version: version, replicas: replicas, w: put.w ?? settings.quorum.w, now: now)
         case .loadHints:
             guard case .hints(let hints, let total) = result else { return hintRoundFinished() }
             hintsHeld = total

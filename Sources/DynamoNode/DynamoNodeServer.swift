@@ -160,7 +160,7 @@ public final class DynamoNodeServer: Sendable {
         let loop = group.next()
         let runtime = NodeRuntime(
             config: config, identity: identity, loop: loop, pool: pool, store: store, logger: logger, tls: tls,
-            seal: opened.seal, storeLoss: opened.loss)
+            keeper: opened.keeper, storeLoss: opened.loss)
 
         var channels: [any Channel] = []
         do {
@@ -279,7 +279,7 @@ public final class DynamoNodeServer: Sendable {
         try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
         runtime.left.fail(ChannelError.ioOnClosedChannel)
         try? await pool.shutdownGracefully()
-        try? runtime.seal.refresh()
+        try? runtime.keeper.refreshSeal()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")
     }

@@ -317,7 +317,7 @@ extension NodeRuntime {
             storage: .init(
                 failures: storageFailures.count, lastError: storageFailures.last,
                 lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs),
-                lostAtStart: storeLoss))
+                lostAtStart: storeLoss, degraded: storageDegraded))
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {

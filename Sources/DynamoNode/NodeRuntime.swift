@@ -48,9 +48,9 @@ final class NodeRuntime: @unchecked Sendable {
 
     init(
         config: NodeConfig, identity: NodeIdentity, loop: any EventLoop, pool: NIOThreadPool, store: ReplicaStore,
-        logger: Logger, tls: NodeTLS.Contexts? = nil, seal: SealKeeper, storeLoss: String? = nil
+        logger: Logger, tls: NodeTLS.Contexts? = nil, keeper: StoreKeeper, storeLoss: String? = nil
     ) {
-        self.seal = seal
+        self.keeper = keeper
         self.storeLoss = storeLoss
         self.tls = tls
         self.config = config
@@ -160,27 +160,54 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    /// The store's seal, refreshed every second (see `StoreSeal`).
-    let seal: SealKeeper
+    /// Keeps the store's seal and gets it writing again after a fault.
+    let keeper: StoreKeeper
     /// What the store had lost when the node started (nil: nothing), for the status.
     let storeLoss: String?
 
     /// Records the store's sequence in its seal, off the loop; a failure counts as a storage failure.
     func refreshSeal() {
-        let seal = self.seal
-        pool.runIfActive(eventLoop: loop) { try seal.refresh() }.whenFailure { error in
+        let keeper = self.keeper
+        pool.runIfActive(eventLoop: loop) { try keeper.refreshSeal() }.whenFailure { error in
             self.storageFailed("cannot refresh the store seal: \(error)")
         }
     }
 
     /// Storage failures so far and the last one (for the status and the log).
     private(set) var storageFailures: (count: UInt64, last: String?, atMs: UInt64) = (0, nil, 0)
+    /// Set from a storage failure until the store takes writes again ("disk full").
+    private(set) var storageDegraded: String?
+    private var resumeScheduled = false
+    static let resumeIntervalMs: Int64 = 2000
 
     /// A storage operation failed (a full disk, a damaged store): logged, rate-limited, and
-    /// shown in the status, so the fault does not hide behind quorum errors.
+    /// shown in the status, so the fault does not hide behind quorum errors; and from now
+    /// on, every two seconds, the store is checked until it takes writes again.
     private func storageFailed(_ reason: String) {
         storageFailures = (storageFailures.count + 1, reason, monotonicMs)
+        if storageDegraded == nil { logger.error("storage degraded (\(StoreKeeper.degradation(reason))): \(reason)") }
+        storageDegraded = StoreKeeper.degradation(reason)
         if let text = logLimiter.admit("storage", "storage operation failed: \(reason)") { logger.error("\(text)") }
+        scheduleResume()
+    }
+
+    private func scheduleResume() {
+        guard !resumeScheduled else { return }
+        resumeScheduled = true
+        loop.scheduleTask(in: .milliseconds(Self.resumeIntervalMs)) {
+            let keeper = self.keeper
+            self.pool.runIfActive(eventLoop: self.loop) { try keeper.resume() }.whenComplete { result in
+                self.resumeScheduled = false
+                switch result {
+                case .success(let reopened):
+                    self.storageDegraded = nil
+                    self.logger.notice(
+                        "storage recovered: the store takes writes again\(reopened ? " (reopened after the fault)" : "")")
+                case .failure(let error):
+                    self.storageFailed("the store does not take writes yet: \(error)")
+                }
+            }
+        }
     }
 
     /// A response arrived on a link (nil: the request failed with the link).

@@ -14,7 +14,7 @@ import NIOConcurrencyHelpers
 struct OpenedStore {
     let store: ReplicaStore
     let identity: NodeIdentity
-    let seal: SealKeeper
+    let keeper: StoreKeeper
     /// What the store lost at this start (nil: nothing found), for the status.
     let loss: String?
 
@@ -45,7 +45,7 @@ struct OpenedStore {
             var incarnation = try store.metadata(StoreSeal.metadataKey)
             if let bytes = try StoreSeal.read(at: sealPath) {
                 if let seal = StoreSeal(decoding: bytes) {
-                    loss = seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence)
+                    loss = seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence ?? 0)
                 } else {
                     logger.warning("the store seal \(sealPath) is damaged: the store cannot be checked this time")
                 }
@@ -54,8 +54,9 @@ struct OpenedStore {
                 loss = "the store was repaired (--repair-store): " + (loss ?? "what did not read back is gone")
             }
             if incarnation == nil {
-                incarnation = StoreSeal.newIncarnation()
-                try store.setMetadata(StoreSeal.metadataKey, incarnation!)
+                let created = StoreSeal.newIncarnation()
+                try store.setMetadata(StoreSeal.metadataKey, created)
+                incarnation = created
             }
             if let loss {
                 logger.error(
@@ -63,9 +64,9 @@ struct OpenedStore {
             }
             let identity = try NodeIdentity.loadOrCreate(
                 in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil)
-            let seal = SealKeeper(path: sealPath, incarnation: incarnation!, engine: engine)
-            try seal.refresh()
-            return OpenedStore(store: store, identity: identity, seal: seal, loss: loss)
+            let keeper = StoreKeeper(sealPath: sealPath, incarnation: incarnation!, engine: engine, store: store)
+            try keeper.refreshSeal()
+            return OpenedStore(store: store, identity: identity, keeper: keeper, loss: loss)
         } catch let error as NodeStartError {
             throw error
         } catch {
@@ -74,27 +75,29 @@ struct OpenedStore {
     }
 }
 
-/// Keeps the store's seal up to date with the store's sequence (called about once a
-/// second off the event loops, and at shutdown).
-final class SealKeeper: Sendable {
-    let path: String
+/// Looks after the open store from the shell: keeps its seal current (about once a second,
+/// off the event loops, and at shutdown), and after a storage failure gets it taking writes
+/// again once the cause is gone (a full disk with space back).
+final class StoreKeeper: Sendable {
+    let sealPath: String
     private let incarnation: [UInt8]
     private let engine: RocksDBEngine
+    private let store: ReplicaStore
     private let written = NIOLockedValueBox<UInt64?>(nil)
 
-    init(path: String, incarnation: [UInt8], engine: RocksDBEngine) {
-        self.path = path
+    init(sealPath: String, incarnation: [UInt8], engine: RocksDBEngine, store: ReplicaStore) {
+        self.sealPath = sealPath
         self.incarnation = incarnation
         self.engine = engine
+        self.store = store
     }
 
     /// Records the store's current sequence, if it moved since the last time.
-    func refresh() throws(StorageError) {
+    func refreshSeal() throws(StorageError) {
         let outcome = written.withLockedValue { written -> Result<Void, StorageError> in
-            let sequence = engine.latestSequence
-            guard sequence != written else { return .success(()) }
+            guard let sequence = engine.latestSequence, sequence != written else { return .success(()) }
             do throws(StorageError) {
-                try StoreSeal(incarnation: incarnation, sequence: sequence).write(to: path)
+                try StoreSeal(incarnation: incarnation, sequence: sequence).write(to: sealPath)
             } catch {
                 return .failure(error)
             }
@@ -102,5 +105,33 @@ final class SealKeeper: Sendable {
             return .success(())
         }
         try outcome.get()
+    }
+
+    /// After a failure: makes sure the store takes writes. A small synced write first (the
+    /// fault may have passed); if that fails too, the store is reopened (RocksDB refuses
+    /// every write after a failed log append until then) and tried again. Returns whether
+    /// it had to reopen; throws while the fault lasts.
+    func resume() throws(StorageError) -> Bool {
+        let probe = Array(String(UInt64.random(in: .min ... .max)).utf8)
+        do {
+            try store.setMetadata("probe", probe)
+            return false
+        } catch {
+            let room = engine.roomToReopen()
+            guard room.free >= room.needed else {
+                throw StorageError(
+                    "waiting for disk space to reopen the store: \(room.free) bytes free, \(room.needed) needed")
+            }
+            try engine.reopen()
+            try store.setMetadata("probe", probe)
+            return true
+        }
+    }
+
+    /// A storage failure in a few words, for the status and the dashboard.
+    static func degradation(_ reason: String) -> String {
+        if reason.contains("No space left") || reason.contains("ENOSPC") { return "disk full" }
+        if reason.contains("is closed") { return "store closed" }
+        return "storage errors"
     }
 }

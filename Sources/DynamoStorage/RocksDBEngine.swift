@@ -1,4 +1,9 @@
 import CRocksDB
+import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The durable engine: RocksDB with its write-ahead log on.
 ///
@@ -10,9 +15,19 @@ import CRocksDB
 /// point-in-time mode), never past a hole; what that dropped is noticed by `StoreSeal`,
 /// which compares the recovered sequence with the one the node last recorded.
 public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
-    // RocksDB handles are thread-safe for concurrent get/put/iterate; they are only
-    // freed in deinit, after every user is gone.
-    private let db: OpaquePointer
+    // RocksDB handles are thread-safe for concurrent get/put/iterate. The database handle
+    // is swapped only by `reopen()`, under the write side of `lock`; every use holds the
+    // read side. The option handles are freed in deinit, after every user is gone.
+    private var handle: OpaquePointer?
+    private var closedBecause = ""
+    /// Set by the first failed write, cleared by `reopen()`: RocksDB must not be written
+    /// again after a failed log append (Debian's build asserts, and the process aborts, when
+    /// its log writer is used after an error), so the engine refuses writes itself.
+    /// Held across each write, so no write is inside RocksDB when another's failure sets
+    /// `writeFault` (a write already queued behind a failed log append would be the one to
+    /// touch the broken log writer).
+    private let writeFault = NIOLockedValueBox<String?>(nil)
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     private let options: OpaquePointer
     private let readOptions: OpaquePointer
     private let writeOptions: OpaquePointer
@@ -27,10 +42,17 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         rocksdb_options_set_max_open_files(options, 256)
         rocksdb_options_set_paranoid_checks(options, 1)
         rocksdb_options_set_wal_recovery_mode(options, 2)  // kPointInTimeRecovery
+        // RocksDB's own LOG file gets only its header (the options, at open): Debian's
+        // librocksdb is built with assertions, and its logger aborts the process on the
+        // line after one that failed on a full disk. The node logs storage faults itself.
+        rocksdb_options_set_info_log_level(options, 5)  // HEADER_LEVEL
+        rocksdb_options_set_keep_log_file_num(options, 4)
         readOptions = rocksdb_readoptions_create()
         writeOptions = rocksdb_writeoptions_create()
         syncWriteOptions = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
         var error: UnsafeMutablePointer<CChar>?
         let handle = rocksdb_open(options, path, &error)
         if let message = Self.take(error) {
@@ -38,21 +60,73 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
             rocksdb_readoptions_destroy(readOptions)
             rocksdb_writeoptions_destroy(writeOptions)
             rocksdb_writeoptions_destroy(syncWriteOptions)
+            pthread_rwlock_destroy(lock)
+            lock.deallocate()
             throw StorageError("cannot open RocksDB at \(path): \(message)")
         }
-        db = handle!
+        self.handle = handle
     }
 
     deinit {
-        rocksdb_close(db)
+        if let handle { rocksdb_close(handle) }
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
         rocksdb_options_destroy(options)
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(writeOptions)
         rocksdb_writeoptions_destroy(syncWriteOptions)
     }
 
-    /// The sequence number of the last write the store holds (RocksDB numbers every write).
-    public var latestSequence: UInt64 { rocksdb_get_latest_sequence_number(db) }
+    /// Runs `body` with the open database handle (shared with other users, never with
+    /// a `reopen()`).
+    private func withDB<T>(_ body: (OpaquePointer) throws(StorageError) -> T) throws(StorageError) -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        guard let handle else { throw StorageError("the store at \(path) is closed: \(closedBecause)") }
+        return try body(handle)
+    }
+
+    /// The sequence number of the last write the store holds (RocksDB numbers every write);
+    /// nil while the store is closed.
+    public var latestSequence: UInt64? { try? withDB { rocksdb_get_latest_sequence_number($0) } }
+
+    /// Free bytes on the store's filesystem, and what a reopen needs: room to replay the
+    /// write-ahead logs into a table file, plus a margin. Reopening on a full disk is
+    /// worse than waiting: RocksDB's recovery then fails mid-write, and Debian's build aborts.
+    public func roomToReopen() -> (free: UInt64, needed: UInt64) {
+        var stats = statvfs()
+        let free = statvfs(path, &stats) == 0 ? UInt64(stats.f_bavail) * UInt64(stats.f_frsize) : 0
+        var logs: UInt64 = 0
+        if let directory = opendir(path) {
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard name.hasSuffix(".log") else { continue }
+                var info = stat()
+                if stat(path + "/" + name, &info) == 0 { logs += UInt64(max(0, info.st_size)) }
+            }
+        }
+        return (free, logs + (1 << 20))
+    }
+
+    /// Closes and opens the store again. After a failed write-ahead-log append (a full
+    /// disk) RocksDB refuses every write until it is reopened; its C API has no resume.
+    /// Users wait while this runs; if the open fails the store stays closed (every call
+    /// says why) until a later `reopen()` succeeds.
+    public func reopen() throws(StorageError) {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        if let handle { rocksdb_close(handle) }
+        handle = nil
+        writeFault.withLockedValue { $0 = nil }
+        var error: UnsafeMutablePointer<CChar>?
+        let reopened = rocksdb_open(options, path, &error)
+        if let message = Self.take(error) {
+            closedBecause = "reopening it failed: \(message)"
+            throw StorageError("cannot reopen RocksDB at \(path): \(message)")
+        }
+        handle = reopened
+    }
 
     /// Runs RocksDB's repair on a store that cannot be opened or read (a damaged SST file
     /// or MANIFEST): it rebuilds the MANIFEST from the files, keeping every record that
@@ -74,12 +148,15 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     }
 
     public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
-        var error: UnsafeMutablePointer<CChar>?
-        var length = 0
-        let value = key.withUnsafeBufferPointer { k in
+        let (value, length, error) = try withDB { db in
+            var error: UnsafeMutablePointer<CChar>?
+            var length = 0
+            let value = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) {
-                rocksdb_get(db, readOptions, $0.baseAddress, k.count, &length, &error)
+                    rocksdb_get(db, readOptions, $0.baseAddress, k.count, &length, &error)
+                }
             }
+            return (value, length, error)
         }
         if let message = Self.take(error) { throw StorageError("RocksDB get failed: \(message)") }
         guard let value else { return nil }
@@ -89,35 +166,61 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         }
     }
 
+    /// Runs a write unless an earlier one failed; a failure stops the writes that follow.
+    private func write(
+        _ what: String, _ body: (OpaquePointer, inout UnsafeMutablePointer<CChar>?) -> Void
+    ) throws(StorageError) {
+        try withDB { db throws(StorageError) in
+            let failure = writeFault.withLockedValue { fault -> StorageError? in
+                if let fault {
+                    return StorageError(
+                        "RocksDB \(what) refused: writes stopped after an I/O error (\(fault)) until the store is reopened")
+                }
+                var error: UnsafeMutablePointer<CChar>?
+                body(db, &error)
+                guard let message = Self.take(error) else { return nil }
+                fault = message
+                return StorageError("RocksDB \(what) failed: \(message)")
+            }
+            if let failure { throw failure }
+        }
+    }
+
     public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) {
-        var error: UnsafeMutablePointer<CChar>?
-        key.withUnsafeBufferPointer { k in
-            value.withUnsafeBufferPointer { v in
-                k.withMemoryRebound(to: CChar.self) { kc in
-                    v.withMemoryRebound(to: CChar.self) { vc in
-                        rocksdb_put(
-                            db, sync ? syncWriteOptions : writeOptions, kc.baseAddress, kc.count, vc.baseAddress,
-                            vc.count, &error)
+        try write("put") { db, error in
+            key.withUnsafeBufferPointer { k in
+                value.withUnsafeBufferPointer { v in
+                    k.withMemoryRebound(to: CChar.self) { kc in
+                        v.withMemoryRebound(to: CChar.self) { vc in
+                            rocksdb_put(
+                                db, sync ? syncWriteOptions : writeOptions, kc.baseAddress, kc.count, vc.baseAddress,
+                                vc.count, &error)
+                        }
                     }
                 }
             }
         }
-        if let message = Self.take(error) { throw StorageError("RocksDB put failed: \(message)") }
     }
 
     public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) {
-        var error: UnsafeMutablePointer<CChar>?
-        key.withUnsafeBufferPointer { k in
-            k.withMemoryRebound(to: CChar.self) {
-                rocksdb_delete(db, sync ? syncWriteOptions : writeOptions, $0.baseAddress, $0.count, &error)
+        try write("delete") { db, error in
+            key.withUnsafeBufferPointer { k in
+                k.withMemoryRebound(to: CChar.self) {
+                    rocksdb_delete(db, sync ? syncWriteOptions : writeOptions, $0.baseAddress, $0.count, &error)
+                }
             }
         }
-        if let message = Self.take(error) { throw StorageError("RocksDB delete failed: \(message)") }
     }
 
     public func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {
+        try withDB { db throws(StorageError) in try scan(db, from: start, to: end, limit: limit) }
+    }
+
+    private func scan(_ db: OpaquePointer, from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError)
+        -> [(key: [UInt8], value: [UInt8])]
+    {
         let iterator = rocksdb_create_iterator(db, readOptions)!
         defer { rocksdb_iter_destroy(iterator) }
         start.withUnsafeBufferPointer { s in

@@ -68,6 +68,15 @@ import Testing
         #expect(canvas.lines.contains { $0.contains(" n1 ·  U  D  U  U") })
     }
 
+    @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
+        var model = Self.model()
+        model.nodes[1].status?.storage = .init(
+            failures: 3, lastError: "No space left on device", lastErrorMsAgo: 10, degraded: "disk full")
+        let canvas = DashboardView.render(model, output: [], width: 80, height: 24)
+        #expect(canvas.lines.contains { $0.contains("│ n2 ") && $0.contains("FULL") })
+        #expect(!canvas.lines.contains { $0.contains("│ n1 ") && $0.contains("FULL") })
+    }
+
     @Test func largeTerminalsShowLatencyHeartbeatAgesAndSparklines() {
         let canvas = DashboardView.render(Self.model(), output: [], width: 160, height: 50)
         let text = canvas.lines.joined(separator: "\n")

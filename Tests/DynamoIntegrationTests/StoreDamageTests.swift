@@ -95,3 +95,83 @@ import Testing
         }
     }
 }
+
+/// A node whose disk fills up keeps the cluster writeable (its writes are coordinated by
+/// another replica), says so in its status and log, and takes writes again by itself once
+/// space returns. Its data dir is a small tmpfs (the tests run as root on CI).
+@Suite(.serialized) struct DiskFullTests {
+    /// Moves n1's data dir onto a fresh tmpfs of `megabytes` (n1 must be stopped).
+    private func mountSmallDisk(at directory: String, megabytes: Int) throws {
+        try FileManager.default.moveItem(atPath: directory, toPath: directory + ".old")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        let mount = try runTool("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", directory])
+        try #require(mount.status == 0, "cannot mount a tmpfs (the test needs root): \(mount.output)")
+        for item in try FileManager.default.contentsOfDirectory(atPath: directory + ".old") {
+            try FileManager.default.copyItem(atPath: "\(directory).old/\(item)", toPath: "\(directory)/\(item)")
+        }
+    }
+
+    /// Fills the filesystem of `directory` with one file, to the last byte.
+    private func fill(_ directory: String) throws -> String {
+        let path = directory + "/filler"
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let chunk = Data(count: 64 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        return path
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aFullDiskKeepsWritesFlowingIsReportedAndHealsWhenSpaceReturns() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let directory = cluster.spec("n1")!.dataDir
+            cluster.stop("n1", .kill)
+            try mountSmallDisk(at: directory, megabytes: 48)
+            defer {
+                cluster.stop("n1", .kill)
+                _ = try? runTool("/usr/bin/umount", ["-l", directory])
+            }
+            try cluster.launch("n1")
+            try await cluster.waitUntilReady("n1")
+            try await cluster.waitUntilAllSee("n1", as: "up")
+            let filler = try fill(directory)
+            let value = (0..<65536).map { _ in UInt8.random(in: .min ... .max) }
+            let n1 = cluster.client("n1")
+            var degraded: String?
+            var written = 0
+            while degraded == nil, written < 200 {
+                let put = try await n1.put("full-\(written)".bytes, value: value, w: 2)
+                #expect(put.status == 204, "a write through the node with the full disk: \(put.status)")
+                written += 1
+                degraded = try await n1.status().storage?.degraded
+            }
+            #expect(degraded == "disk full", "after \(written) writes")
+            let log = try String(contentsOfFile: cluster.options.logDirectory! + "/n1.log", encoding: .utf8)
+            #expect(log.contains("storage degraded (disk full)"))
+            // Space comes back: the node reopens its store by itself and takes writes again.
+            try FileManager.default.removeItem(atPath: filler)
+            try await LocalCluster.waitFor("n1 takes writes again", timeout: .seconds(20)) {
+                guard try await n1.status().storage?.degraded == nil else { return false }
+                let key = "after-\(UInt64.random(in: 0 ... .max))".bytes
+                guard try await n1.put(key, value: [1], w: 3).status == 204 else { return false }
+                return try await n1.local(key)?.siblings.first?.bytes == [1]
+            }
+            let healed = try String(contentsOfFile: cluster.options.logDirectory! + "/n1.log", encoding: .utf8)
+            #expect(healed.contains("storage recovered"))
+        }
+    }
+}
+
+/// Runs a system tool to its end; its exit status and combined output.
+func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
