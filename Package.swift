@@ -124,7 +124,9 @@ let package = Package(
         // Test support: the deterministic cluster simulator (not part of the product).
         .target(
             name: "DynamoSimulator",
-            dependencies: ["DynamoCore", "DynamoStorage"],
+            dependencies: [
+                "DynamoCore", "DynamoStorage", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             path: "Tests/DynamoSimulator",
             swiftSettings: optimizedSettings
         ),

@@ -68,6 +68,9 @@ public struct Membership: Sendable {
         /// A row about this member was ignored: its admission tag is not one that a holder
         /// of the cluster secret made (a forged or corrupted member).
         case refused(NodeName)
+        /// A peer remembers a later life of this node than it knew of: it lost its data
+        /// dir (and took a generation above that life's).
+        case outlivedEarlierSelf
     }
 
     public private(set) var me: NodeName
@@ -178,6 +181,7 @@ public struct Membership: Sendable {
             members[me]!.generation = echo.generation + 1
             members[me]!.heartbeat = 0
             if let key { members[me]!.admission = key.admission(of: members[me]!) }
+            actions.append(.outlivedEarlierSelf)
         }
         rebuildRings()
         if members.mapValues(\.status) != statuses { lastChange = now }

@@ -26,6 +26,8 @@ public struct NodeSettings: Sendable, Hashable {
     /// The cluster secret: member rows are signed with it and only verified rows are taken
     /// from gossip. nil in a development cluster on loopback (nothing is checked).
     public var clusterKey: ClusterKey?
+    /// Counters of dots this node makes start above this (see `NodeMachine.dotFloor`).
+    public var dotFloor: UInt64
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
@@ -33,8 +35,9 @@ public struct NodeSettings: Sendable, Hashable {
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
         syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
         antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
-        clusterKey: ClusterKey? = nil
+        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0
     ) {
+        self.dotFloor = dotFloor
         self.clusterKey = clusterKey
         self.antiEntropyIntervalMs = antiEntropyIntervalMs
         self.readRepair = readRepair
@@ -107,8 +110,8 @@ public struct NodeMachine: Sendable {
         /// A peer request that gets no answer (its sender is cut off): forget its handle.
         case ignore(handle: UInt64)
         /// A new node has all the data of its ranges: persist that, so a restart does not
-        /// join again (until then, a restart resumes the join).
-        case joined
+        /// join again (until then, a restart resumes the join), and its dot floor.
+        case joined(dotFloor: UInt64)
         /// Something a person watching would want to know (failures seen, hints delivered...).
         case event(String)
     }
@@ -201,7 +204,14 @@ public struct NodeMachine: Sendable {
         self.rng = SeededRandom(seed: seed)
         self.nextHintsAt = settings.hintIntervalMs
         self.nextSweepAt = settings.tombstoneSweepIntervalMs
+        self.dotFloor = settings.dotFloor
     }
+
+    /// Counters of the dots this node makes start above this. Zero until the node learns it
+    /// lost data (its store went back, or peers remember a later life of it): its new dots
+    /// are then numbered from its clock in ms, above any it made before, since versions it
+    /// made then may live on in other nodes' hints where no refill reaches.
+    public private(set) var dotFloor: UInt64
 
     /// Client id of reads the node makes for itself (tombstone sweeps): no one gets a reply.
     static let internalClient: UInt64 = 0
@@ -536,6 +546,11 @@ public struct NodeMachine: Sendable {
         for case .refused(let member) in outcome where refusedMembers.insert(member).inserted {
             actions.append(.event("\(name) refuses gossip about \(member): its row is not signed with the cluster secret"))
         }
+        if outcome.contains(.outlivedEarlierSelf), dotFloor < now.wallMs {
+            dotFloor = now.wallMs
+            actions.append(
+                .event("\(name) lost its data: the cluster remembers a later life of it; it refills its ranges"))
+        }
         if outcome.contains(.ringChanged) {
             // Ownership may have moved: look for data to hand off right away, and do not
             // claim to be settled until a pass under the new ring says so.
@@ -686,6 +701,19 @@ public struct NodeMachine: Sendable {
     /// Coordinates a write here: store the new version locally (as a hint if this node is a
     /// fallback), then replicate it.
     private mutating func coordinateHere(_ requester: Requester, _ put: ForwardedPut, now: Now) -> [Action] {
+        // A node starting without its data (new, or its disk lost) coordinates nothing until
+        // it has heard from the cluster: only then does it know whether it lived before, and
+        // so whether its dots must start above that life's (`dotFloor`).
+        if settings.freshIdentity, !membership.hasJoined {
+            let reason = "\(name) is starting without data and has not reached the cluster yet; try another node"
+            if case .peer(let handle) = requester { return [.respond(handle: handle, .error(reason))] }
+            return answer(
+                requester,
+                .write(
+                    WriteResult(
+                        succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
+                        context: .empty, error: reason)))
+        }
         let preference = membership.routingRing.preferenceList(forKey: put.key)
         var replicas = replicas(for: put.key, now: now)
         if !replicas.contains(where: { $0.node == name }) {
@@ -699,7 +727,7 @@ public struct NodeMachine: Sendable {
         let hintFor = replicas.first { $0.node == name }?.hintFor
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
-            sync: settings.syncCoordinatorWrites)
+            sync: settings.syncCoordinatorWrites, counterFloor: dotFloor)
         return hintKept(put.key, for: hintFor)
             + storage(
                 op,
@@ -782,7 +810,14 @@ public struct NodeMachine: Sendable {
                 if case .peer(let handle) = requester {
                     return [.respond(handle: handle, .error("\(name) cannot store the write: \(reason)"))]
                 }
-                let others = replicas.map(\.node).filter { $0 != name }
+                // The other replicas first, then (sloppy quorum) the rest of the preference
+                // list: with several disks full, a healthy fallback can still take it.
+                var others = replicas.map(\.node).filter { $0 != name }
+                if settings.hintedHandoff {
+                    others += membership.routingRing.preferenceList(forKey: put.key).nodes.filter { node in
+                        node != name && !others.contains(node) && isReachable(node, at: now.monotonicMs)
+                    }
+                }
                 return forward(requester, put, candidates: others, failedHere: reason, now: now)
             }
             return replicate(requester, key: put.key, version: version, replicas: replicas, w: put.w ?? settings.quorum.w, now: now)
@@ -1117,7 +1152,7 @@ public struct NodeMachine: Sendable {
         }
         if pullCursors.isEmpty {
             membership.setLocalStatus(.up, now: t)
-            actions.append(.joined)
+            actions.append(.joined(dotFloor: dotFloor))
             actions.append(
                 .event("\(name) joined the cluster and took \(keysPulled) key(s) for its ranges; now up"))
         }

@@ -6,10 +6,11 @@ public enum StorageOp: Hashable, Sendable {
     case read(key: [UInt8])
     /// Merge versions into the key's own data (`hintFor` nil) or into a hint for another node.
     case merge(key: [UInt8], object: VersionedObject, hintFor: NodeName?, sync: Bool)
-    /// Build and store a new version coordinated here (kept as a hint when `hintFor` is set).
+    /// Build and store a new version coordinated here (kept as a hint when `hintFor` is set);
+    /// its dot's counter is above `counterFloor` (see `NodeMachine.dotFloor`).
     case coordinateWrite(
         key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, hintFor: NodeName?,
-        sync: Bool)
+        sync: Bool, counterFloor: UInt64 = 0)
     /// Up to `limit` hints held for any of `targets`.
     case loadHints(limit: Int, targets: Set<NodeName>)
     /// Delete a delivered hint unless it changed since it was loaded.

@@ -12,22 +12,27 @@ struct NodeIdentity: Equatable {
     /// The node still has to pull the data of its ranges: the data dir had no identity (a
     /// new node, or a lost disk), or a join was interrupted.
     var isFresh = false
+    /// Dots this node makes count from above this (`NodeMachine.dotFloor`): set once it
+    /// knows it lost data, and kept for good.
+    var dotFloor: UInt64 = 0
 
     static let metadataKey = "identity"
 
-    /// Records that the node's join is complete.
-    static func markJoined(in store: ReplicaStore) throws {
+    /// Records that the node's join is complete, and the dot floor it reached.
+    static func markJoined(in store: ReplicaStore, dotFloor: UInt64) throws {
         guard let bytes = try store.metadata(metadataKey) else { return }
         var identity = try decode(bytes)
         identity.isFresh = false
+        identity.dotFloor = max(identity.dotFloor, dotFloor)
         try store.setMetadata(metadataKey, identity.encoded())
     }
 
     /// Loads the identity from the store, or creates it on first start; bumps the generation.
-    /// `refill`: the store lost data, so the node pulls its ranges again as a new one does.
-    static func loadOrCreate(in store: ReplicaStore, name: NodeName, tokenCount: Int, refill: Bool = false) throws
-        -> NodeIdentity
-    {
+    /// `refill`: the store lost data, so the node pulls its ranges again as a new one does,
+    /// and numbers its new dots from `nowMs` on.
+    static func loadOrCreate(
+        in store: ReplicaStore, name: NodeName, tokenCount: Int, refill: Bool = false, nowMs: UInt64 = 0
+    ) throws -> NodeIdentity {
         var identity: NodeIdentity
         if let bytes = try store.metadata(metadataKey) {
             identity = try decode(bytes)
@@ -44,6 +49,7 @@ struct NodeIdentity: Equatable {
             identity = NodeIdentity(
                 name: name, tokens: Token.defaultPositions(for: name, count: tokenCount), generation: 1, isFresh: true)
         }
+        if refill { identity.dotFloor = max(identity.dotFloor, nowMs) }
         try store.setMetadata(metadataKey, identity.encoded())
         return identity
     }
@@ -56,6 +62,7 @@ struct NodeIdentity: Equatable {
         w.write(varint: UInt64(tokens.count))
         for token in tokens { w.write(raw: token.bytes) }
         w.write(bool: isFresh)
+        w.write(varint: dotFloor)
         return w.bytes
     }
 
@@ -68,7 +75,9 @@ struct NodeIdentity: Equatable {
         var tokens: [RingPosition] = []
         for _ in 0..<count { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
         let joining = r.isAtEnd ? false : try r.readBool()
-        return NodeIdentity(name: name, tokens: tokens, generation: generation, isFresh: joining)
+        let dotFloor = r.isAtEnd ? 0 : try r.readVarint()
+        guard dotFloor < Dot.maxCounter else { throw NodeStartError("the identity in the data dir is damaged (dot floor \(dotFloor))") }
+        return NodeIdentity(name: name, tokens: tokens, generation: generation, isFresh: joining, dotFloor: dotFloor)
     }
 }
 

@@ -66,7 +66,7 @@ final class NodeRuntime: @unchecked Sendable {
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all,
             freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
-            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey)
+            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }
@@ -128,10 +128,10 @@ final class NodeRuntime: @unchecked Sendable {
                 target.channel.writeAndFlush(message, promise: nil)
             case .ignore(let handle):
                 inbound[handle] = nil
-            case .joined:
+            case .joined(let dotFloor):
                 let store = self.store
                 let logger = self.logger
-                pool.runIfActive(eventLoop: loop) { try NodeIdentity.markJoined(in: store) }.whenFailure { error in
+                pool.runIfActive(eventLoop: loop) { try NodeIdentity.markJoined(in: store, dotFloor: dotFloor) }.whenFailure { error in
                     logger.error("cannot record the completed join: \(error)")
                 }
             case .storage(let token, let op):

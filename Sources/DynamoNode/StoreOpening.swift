@@ -63,7 +63,8 @@ struct OpenedStore {
                     "THIS NODE'S STORE LOST DATA: \(loss). It refills its ranges from its replicas before serving them.")
             }
             let identity = try NodeIdentity.loadOrCreate(
-                in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil)
+                in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil,
+                nowMs: UInt64(Date().timeIntervalSince1970 * 1000))
             let keeper = StoreKeeper(sealPath: sealPath, incarnation: incarnation!, engine: engine, store: store)
             try keeper.refreshSeal()
             return OpenedStore(store: store, identity: identity, keeper: keeper, loss: loss)

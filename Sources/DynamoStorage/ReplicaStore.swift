@@ -152,14 +152,18 @@ public final class ReplicaStore: Sendable {
     /// client's context, stores it, and returns it (to be replicated).
     public func coordinateWrite(
         _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
-        sync: Bool
+        sync: Bool, counterFloor: UInt64 = 0
     ) throws(StorageError) -> Version {
         let storageKey = Self.storageKey(for: key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
         let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
-        let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
+        // Dots this node made as a fallback live in its hints for the key: count past them
+        // too (a fallback that becomes a home node must not number a new version like one
+        // it holds for another node).
+        let hinted = try hintedObject(for: key, policy: policy)?.context.maxCounter(of: actor) ?? 0
+        let floor = max(try departureMark(for: key)?.maxCounter(of: actor) ?? 0, hinted, counterFloor)
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
@@ -348,14 +352,14 @@ public final class ReplicaStore: Sendable {
     /// for the key, kept as a hint for `target`, and returned (to be replicated).
     public func coordinateHintedWrite(
         _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64,
-        policy: ClockPolicy
+        policy: ClockPolicy, counterFloor: UInt64 = 0
     ) throws(StorageError) -> Version {
         let lock = stripe(for: Self.storageKey(for: key))
         lock.lock()
         defer { lock.unlock() }
         let base = (try object(for: key) ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
-        let floor = try departureMark(for: key)?.maxCounter(of: actor) ?? 0
+        let floor = max(try departureMark(for: key)?.maxCounter(of: actor) ?? 0, counterFloor)
         let version = try Self.write(
             value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor
         ).version
@@ -390,14 +394,16 @@ public final class ReplicaStore: Sendable {
             case .merge(let key, let object, nil, let sync):
                 try merge(key, object, policy: policy, sync: sync)
                 return .stored
-            case .coordinateWrite(let key, let value, let context, let actor, let now, let hintFor?, _):
+            case .coordinateWrite(let key, let value, let context, let actor, let now, let hintFor?, _, let floor):
                 return .version(
                     try coordinateHintedWrite(
-                        key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy))
-            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync):
+                        key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy,
+                        counterFloor: floor))
+            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync, let floor):
                 return .version(
                     try coordinateWrite(
-                        key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync))
+                        key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
+                        counterFloor: floor))
             case .loadHints(let limit, let targets):
                 return .hints(
                     try pendingHints(limit: limit) { targets.contains($0) }, total: hintCounts.values.reduce(0, +))

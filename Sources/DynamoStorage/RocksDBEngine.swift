@@ -56,12 +56,7 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         var error: UnsafeMutablePointer<CChar>?
         let handle = rocksdb_open(options, path, &error)
         if let message = Self.take(error) {
-            rocksdb_options_destroy(options)
-            rocksdb_readoptions_destroy(readOptions)
-            rocksdb_writeoptions_destroy(writeOptions)
-            rocksdb_writeoptions_destroy(syncWriteOptions)
-            pthread_rwlock_destroy(lock)
-            lock.deallocate()
+            // Every property is set, so deinit runs and frees the options and the lock.
             throw StorageError("cannot open RocksDB at \(path): \(message)")
         }
         self.handle = handle

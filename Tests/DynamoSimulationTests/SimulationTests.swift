@@ -20,6 +20,39 @@ import Testing
         #expect(simulation.acked.count == simulation.writesAttempted, "without faults every write is acknowledged")
     }
 
+    /// Full disks alone (no crashes, partitions or loss): a node that cannot store a write
+    /// hands it to another replica, so every write is still acknowledged.
+    @Test func fullDisksAloneNeverCostAWrite() throws {
+        var refused = 0
+        for seed: UInt64 in 1...10 {
+            var faults = Simulation.Faults.none
+            faults.diskFullsPerSecond = 1
+            let simulation = try Simulation(seed: seed, faults: faults)
+            try simulation.run()
+            refused += simulation.coordinationsRefusedByFullDisks
+            #expect(
+                simulation.acked.count == simulation.writesAttempted,
+                "seed \(seed): \(simulation.writesAttempted - simulation.acked.count) writes failed")
+        }
+        #expect(refused > 0, "some coordinators really found their disk full")
+    }
+
+    /// The disk faults of the default schedule really happen: log tails lost in crashes
+    /// (then refilled), and writes refused by full disks.
+    @Test func diskFaultsReallyHappenInTheSimulation() throws {
+        var (lost, refills, refused) = (0, 0, 0)
+        for seed: UInt64 in 1...20 {
+            let simulation = try Simulation(seed: seed)
+            try simulation.run()
+            lost += simulation.writesLostFromTails
+            refills += simulation.refills
+            refused += simulation.writesRefusedByFullDisks
+        }
+        #expect(lost > 0)
+        #expect(refills > 0)
+        #expect(refused > 0)
+    }
+
     /// Runs `seeds` across the cores (each run is independent and deterministic); returns
     /// the failures, each naming its seed.
     static func failures(of seeds: [UInt64], membershipChanges: Bool = false, antiEntropyOnly: Bool = false) async

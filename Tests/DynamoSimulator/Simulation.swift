@@ -5,8 +5,8 @@ import DynamoStorage
 /// through an in-memory network driven by one seeded random generator.
 ///
 /// The network drops, delays, duplicates and reorders messages, partitions and heals the
-/// cluster; nodes crash (losing everything in flight) and restart from their durable
-/// stores. Clients write and read throughout. Invariants are checked after every storage
+/// cluster; nodes crash (losing everything in flight, and sometimes the tail of their
+/// write-ahead log) and restart from their durable stores; disks fill up and free again. Clients write and read throughout. Invariants are checked after every storage
 /// step and at the end; a failure names the seed, and the same seed replays the same run.
 public final class Simulation {
     /// How hostile the run is.
@@ -18,6 +18,11 @@ public final class Simulation {
         public var partitionsPerSecond = 0.15
         /// Chance per second that a running node crashes (at most one down at a time).
         public var crashesPerSecond = 0.1
+        /// Chance that a crash also loses the last writes of the node's log (up to 64): the
+        /// node notices (as the product does by its seal) and refills from its replicas.
+        public var tailLossPerCrash = 0.5
+        /// Chance per second that a node's disk fills up (for 0.2 to 1.5 s): its writes fail.
+        public var diskFullsPerSecond = 0.1
 
         public init() {}
 
@@ -27,6 +32,8 @@ public final class Simulation {
             f.duplicateRate = 0
             f.partitionsPerSecond = 0
             f.crashesPerSecond = 0
+            f.tailLossPerCrash = 0
+            f.diskFullsPerSecond = 0
             return f
         }()
     }
@@ -45,7 +52,11 @@ public final class Simulation {
     struct Node {
         var settings: NodeSettings
         var machine: NodeMachine?
-        let store: ReplicaStore
+        let disk: SimulatedDisk
+        /// Rebuilt from the disk at each restart, as the product opens its store.
+        var store: ReplicaStore
+        /// The last crash lost writes: the restart refills from the replicas.
+        var lostData = false
         /// Bumped at each crash so messages and storage results of an old life are dropped.
         var incarnation: UInt64 = 0
         /// Started at all (a joining node starts mid-run).
@@ -63,6 +74,7 @@ public final class Simulation {
         case client(ClientOp)
         case crash(NodeName)
         case restart(NodeName)
+        case disk(NodeName, full: Bool)
         case partition([[NodeName]])
         case heal
         case join(NodeName)
@@ -96,6 +108,12 @@ public final class Simulation {
     public private(set) var writesAttempted = 0
     public var tombstonesReaped: Int { names.compactMap { nodes[$0]!.machine?.tombstonesReaped }.reduce(0, +) }
     public private(set) var readsAnswered = 0
+    /// Disk faults that happened: writes lost from log tails, restarts that refilled, and
+    /// storage writes a full disk refused (coordinated writes among them).
+    public private(set) var writesLostFromTails = 0
+    public private(set) var refills = 0
+    public private(set) var writesRefusedByFullDisks = 0
+    public private(set) var coordinationsRefusedByFullDisks = 0
     /// Tombstones reaped, per key: the versions they superseded must never return.
     public private(set) var reaped: [[UInt8]: [VersionedObject]] = [:]
     var rng: SeededRandom
@@ -148,7 +166,8 @@ public final class Simulation {
                 freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
                 readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly,
                 clusterKey: Self.clusterKey)
-            nodes[name] = Node(settings: settings, machine: nil, store: try ReplicaStore(engine: MemoryEngine()))
+            let disk = SimulatedDisk()
+            nodes[name] = Node(settings: settings, machine: nil, disk: disk, store: try ReplicaStore(engine: disk))
             if i < count { start(name) }
         }
     }
@@ -219,14 +238,19 @@ public final class Simulation {
                 in: delay)
         case .ignore(let handle):
             inbound[handle] = nil
-        case .joined:
+        case .joined(let floor):
             // Persisted in the product: a restart after this does not join again.
             nodes[name]!.settings.freshIdentity = false
+            nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, floor)
             if tracing { log.append("\(now) JOINED \(name)") }
         case .storage(let token, let op):
             // The operation takes effect now (durably); its result arrives a little later,
             // and is lost if the node crashes meanwhile, as with a real thread pool.
             let result = nodes[name]!.store.execute(op, policy: policy)
+            if case .failed = result, nodes[name]!.disk.isFull {
+                writesRefusedByFullDisks += 1
+                if case .coordinateWrite = op { coordinationsRefusedByFullDisks += 1 }
+            }
             // A forgotten all-tombstone object is a reaped grave; a forgotten live object was
             // handed off and must still be found at its home nodes.
             if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
@@ -242,7 +266,7 @@ public final class Simulation {
                     log.append(
                         "\(now) FORGET \(String(decoding: key, as: UTF8.self)) on \(name) \(object.versions.map(\.dot)) -> \(result)"
                     )
-                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _):
+                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _, _):
                     log.append(
                         "\(now) COORDINATE \(String(decoding: key, as: UTF8.self)) on \(name) hintFor \(hintFor ?? "-") ctx \(context?.description ?? "none") -> \(result)"
                     )
@@ -304,6 +328,11 @@ public final class Simulation {
                 schedule(.crash(victim), in: f)
                 f += UInt64.random(in: 200...1_500, using: &rng)
                 schedule(.restart(victim), in: f)
+            }
+            if Double.random(in: 0..<1, using: &rng) < faults.diskFullsPerSecond / 4 {
+                let victim = names.randomElement(using: &rng)!
+                schedule(.disk(victim, full: true), in: f)
+                schedule(.disk(victim, full: false), in: f + UInt64.random(in: 200...1_500, using: &rng))
             }
         }
         if membershipChanges {
@@ -382,7 +411,17 @@ public final class Simulation {
             guard nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil else { return }
             nodes[name]!.machine = nil
             nodes[name]!.incarnation += 1
-            if tracing { log.append("\(now) CRASH \(name)") }
+            var lost = 0
+            if Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash {
+                lost = nodes[name]!.disk.loseTail(Int.random(in: 1...SimulatedDisk.journalLimit, using: &rng))
+                if lost > 0 { nodes[name]!.lostData = true }
+                writesLostFromTails += lost
+            }
+            if tracing { log.append("\(now) CRASH \(name)\(lost > 0 ? " losing its last \(lost) writes" : "")") }
+            for key in keys { try checkDurability(of: key) }
+        case .disk(let name, let full):
+            nodes[name]!.disk.isFull = full && !calm
+            if tracing { log.append("\(now) DISK \(name) \(full ? "FULL" : "FREED")") }
         case .restart(let name):
             step(restart: name)
         case .partition(let groups):
@@ -394,6 +433,7 @@ public final class Simulation {
         case .calm:
             partition = nil
             calm = true
+            for name in names { nodes[name]!.disk.isFull = false }
             for name in names where nodes[name]!.machine == nil { step(restart: name) }
             if membershipChanges { try step(.join(names.last!)) }
             if tracing { log.append("\(now) CALM") }
@@ -403,8 +443,16 @@ public final class Simulation {
     private func step(restart name: NodeName) {
         guard nodes[name]!.machine == nil, nodes[name]!.started, !nodes[name]!.left else { return }
         nodes[name]!.settings.generation += 1
+        nodes[name]!.store = try! ReplicaStore(engine: nodes[name]!.disk)
+        if nodes[name]!.lostData {
+            // The product's seal shows the store went back: it refills as a new node does.
+            nodes[name]!.settings.freshIdentity = true
+            nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, timestamps.wallMs)
+            nodes[name]!.lostData = false
+            refills += 1
+        }
         start(name)
-        if tracing { log.append("\(now) RESTART \(name)") }
+        if tracing { log.append("\(now) RESTART \(name)\(nodes[name]!.settings.freshIdentity ? " to refill" : "")") }
     }
 
     // MARK: Clients
@@ -489,7 +537,7 @@ public final class Simulation {
 
     private func checkKey(of op: StorageOp) throws {
         switch op {
-        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _), .forget(let key, _):
+        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _, _), .forget(let key, _):
             try checkDurability(of: key)
         default: break
         }
@@ -499,6 +547,24 @@ public final class Simulation {
     /// that supersedes it is there; no version an acknowledged write covered is back.
     func checkDurability(of key: [UInt8]) throws {
         let all = everything(for: key)
+        // A dot names one version: two different versions with one dot mean a coordinator
+        // reused it (it lost the history that held it), and one of them can silently win.
+        var byDot: [Dot: Version] = [:]
+        var held: [Version] = []
+        for name in names {
+            let store = nodes[name]!.store
+            held += ((try? store.object(for: key)) ?? nil)?.versions ?? []
+            if case .hints(let hints, _) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
+                for hint in hints where hint.key == key { held += hint.object.versions }
+            }
+        }
+        for version in held {
+            if let other = byDot.updateValue(version, forKey: version.dot), other != version {
+                throw violation(
+                    "dot \(version.dot) of \(String(decoding: key, as: UTF8.self)) names two versions, on \(holders(of: version, key: key)) and \(holders(of: other, key: key))"
+                )
+            }
+        }
         let graves = reaped[key] ?? []
         // The reaped tombstones themselves may linger on replicas that have not reaped yet
         // (or be spread again by read repair); what they superseded must never return.

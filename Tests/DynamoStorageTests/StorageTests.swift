@@ -113,6 +113,19 @@ func temporaryDirectory() -> String {
         #expect(store.keyCount == 1)
     }
 
+    /// Found by the simulator's one-version-per-dot check: a fallback that later becomes a
+    /// home node of the key (a node is refilling) numbered its own write like the one it
+    /// still held as a hint.
+    @Test func aHomeWriteCountsPastTheDotsOfHintsHeldForTheKey() throws {
+        let store = try ReplicaStore(engine: MemoryEngine())
+        let key = Array("k".utf8)
+        let hinted = try store.coordinateHintedWrite(
+            key, target: "n3", value: [1], context: nil, actor: "n2", now: 1, policy: policy)
+        let own = try store.coordinateWrite(
+            key, value: [2], context: nil, actor: "n2", now: 2, policy: policy, sync: false)
+        #expect(own.dot.counter > hinted.dot.counter)
+    }
+
     @Test func corruptStoredBytesAreAStorageErrorNotACrash() throws {
         let engine = MemoryEngine()
         let store = try ReplicaStore(engine: engine)
