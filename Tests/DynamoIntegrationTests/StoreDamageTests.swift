@@ -73,6 +73,29 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(2))) func aTruncatedManifestStopsTheNodeUntilRepairStoreRefillsIt() async throws {
+        try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
+            cluster in
+            try await fill(cluster)
+            cluster.stop("n1", .kill)
+            let directory = cluster.spec("n1")!.dataDir + "/rocksdb"
+            let manifest = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasPrefix("MANIFEST-") })
+            let path = "\(directory)/\(manifest)"
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.truncate(atOffset: UInt64(size * 2 / 3))
+            try handle.close()
+            try cluster.launch("n1")
+            #expect(try await cluster.waitForExit("n1") == 1)
+            #expect(log(cluster).contains("--repair-store"), "the refusal names the way out")
+            try cluster.launch("n1", extraArguments: ["--repair-store"])
+            try await cluster.waitUntilReady("n1")
+            #expect(try await cluster.client("n1").status().storage?.lostAtStart?.contains("repaired") == true)
+            try await expectRefilled(cluster)
+        }
+    }
+
     @Test(.timeLimit(.minutes(2))) func aCorruptedTableFileStopsTheNodeUntilRepairStoreRefillsIt() async throws {
         try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
             cluster in
