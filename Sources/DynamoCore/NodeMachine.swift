@@ -26,6 +26,8 @@ public struct NodeSettings: Sendable, Hashable {
     /// The cluster secret: member rows are signed with it and only verified rows are taken
     /// from gossip. nil in a development cluster on loopback (nothing is checked).
     public var clusterKey: ClusterKey?
+    /// What one key may hold; writes past it are refused, keys near it reported.
+    public var objectLimits: ObjectLimits
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
@@ -33,8 +35,9 @@ public struct NodeSettings: Sendable, Hashable {
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
         syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
         antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
-        clusterKey: ClusterKey? = nil
+        clusterKey: ClusterKey? = nil, objectLimits: ObjectLimits = ObjectLimits()
     ) {
+        self.objectLimits = objectLimits
         self.clusterKey = clusterKey
         self.antiEntropyIntervalMs = antiEntropyIntervalMs
         self.readRepair = readRepair
@@ -111,6 +114,9 @@ public struct NodeMachine: Sendable {
         case joined
         /// Something a person watching would want to know (failures seen, hints delivered...).
         case event(String)
+        /// A key near or over the object limits was written or read, or a write to it was
+        /// refused: worth a (rate-limited) warning in the log.
+        case objectNearLimit(ObjectReport)
     }
 
     /// Times for one input: monotonic for deadlines, wall clock for version timestamps.
@@ -130,6 +136,8 @@ public struct NodeMachine: Sendable {
     public private(set) var hintsDelivered: [NodeName: Int] = [:]
     /// Tombstones this node forgot because every home replica had them.
     public private(set) var tombstonesReaped = 0
+    /// Keys recently seen near or over the object limits, and writes refused by them.
+    public private(set) var hotKeys = HotKeys()
     private var rng: SeededRandom
 
     private enum Outgoing {
@@ -259,7 +267,7 @@ public struct NodeMachine: Sendable {
     }
 
     /// A key as event text: printable UTF-8 up to 24 characters, else a hex prefix.
-    static func describe(_ key: [UInt8]) -> String {
+    public static func describe(_ key: [UInt8]) -> String {
         if let text = String(validating: key, as: UTF8.self),
             text.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7f })
         {
@@ -604,6 +612,9 @@ public struct NodeMachine: Sendable {
                 }
                 actions += replicaRequest(request, to: node, run: id, now: now)
             case .respond(let outcome):
+                if run.client != Self.internalClient, outcome.succeeded {
+                    actions += watch(run.coordinator.key, outcome.object.size, refused: false, now: now)
+                }
                 if outcome.object.versions.count > 1 {
                     actions.append(
                         .event(
@@ -642,6 +653,28 @@ public struct NodeMachine: Sendable {
         if gets[run] != nil { return runGet(run, now: now) { $0.receive(from: node, reply) } }
         if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) } }
         return []
+    }
+
+    // MARK: Object limits
+
+    /// Notes a key's size as seen by a write, a refused write or a read: a key at or past a
+    /// warning is listed (and told as an event when it was not), one below leaves the list.
+    private mutating func watch(_ key: [UInt8], _ size: ObjectSize, refused: Bool, now: Now) -> [Action] {
+        let limits = settings.objectLimits
+        guard refused || limits.isNear(size) else {
+            hotKeys.cleared(key)
+            return []
+        }
+        let report = ObjectReport(key: key, size: size, refused: refused, atMs: now.monotonicMs)
+        var actions: [Action] = [.objectNearLimit(report)]
+        if hotKeys.note(report) {
+            let what = refused ? "refuses a write to" : "sees"
+            actions.append(
+                .event(
+                    "\(name) \(what) \(Self.describe(key)) with \(size.siblings) siblings, \(size.bytes) bytes (limits \(limits.maxSiblings) siblings, \(limits.maxObjectBytes) bytes)"
+                ))
+        }
+        return actions
     }
 
     // MARK: Writes
@@ -685,7 +718,7 @@ public struct NodeMachine: Sendable {
         let hintFor = replicas.first { $0.node == name }?.hintFor
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
-            sync: settings.syncCoordinatorWrites)
+            sync: settings.syncCoordinatorWrites, limits: settings.objectLimits)
         return hintKept(put.key, for: hintFor)
             + storage(
                 op,
@@ -748,6 +781,7 @@ public struct NodeMachine: Sendable {
             case .object(let object) where !isPut: return [.respond(handle: handle, .replica(.object(object)))]
             case .stored where isPut, .removed where isPut: return [.respond(handle: handle, .replica(.stored))]
             case .failed(let reason): return [.respond(handle: handle, .replica(.failed(reason)))]
+            case .refused(let refusal): return [.respond(handle: handle, .replica(.failed(refusal.description)))]
             default: return [.respond(handle: handle, .replica(.failed("unexpected storage result")))]
             }
         case .localReplica(let run):
@@ -756,11 +790,25 @@ public struct NodeMachine: Sendable {
             case .object(let object): reply = .object(object)
             case .stored, .removed: reply = .stored
             case .failed(let reason): reply = .failed(reason)
+            case .refused(let refusal): reply = .failed(refusal.description)
             default: reply = .failed("unexpected storage result")
             }
             return replicaReplied(run: run, node: name, reply, now: now)
         case .coordinate(let requester, let key, let replicas, let w):
-            guard case .version(let version) = result else {
+            switch result {
+            case .version(let version, let size):
+                return watch(key, size, refused: false, now: now)
+                    + replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
+            case .refused(let refusal):
+                // Nothing was stored: the client learns why and how to resolve it.
+                return watch(key, refusal.current, refused: true, now: now)
+                    + answer(
+                        requester,
+                        .write(
+                            WriteResult(
+                                succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
+                                error: refusal.description, refusal: refusal)))
+            default:
                 let reason: String
                 if case .failed(let message) = result { reason = message } else { reason = "unexpected storage result" }
                 return answer(
@@ -770,7 +818,6 @@ public struct NodeMachine: Sendable {
                             succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
                             error: "local write failed: \(reason)")))
             }
-            return replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
         case .loadHints:
             guard case .hints(let hints, let total) = result else { return hintRoundFinished() }
             hintsHeld = total
@@ -1142,8 +1189,13 @@ public struct NodeMachine: Sendable {
             guard future.preferenceList(forKey: entry.key).home(settings.quorum.n).contains(requester.name) else {
                 continue
             }
+            let size = entry.key.count + entry.object.encodedByteCount
+            // An object up to the frame ceiling goes alone: the batch ends before it.
+            if !selected.isEmpty, bytes + size > Self.transferBytes {
+                return .transfer(entries: selected, next: entries[index - 1].key)
+            }
             selected.append(entry)
-            bytes += entry.object.versions.reduce(entry.key.count) { $0 + ($1.value?.count ?? 0) }
+            bytes += size
             if bytes > Self.transferBytes {
                 let more = index + 1 < entries.count || entries.count == Self.handoffBatch
                 return .transfer(entries: selected, next: more ? entry.key : nil)

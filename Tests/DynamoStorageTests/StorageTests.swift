@@ -97,18 +97,22 @@ func temporaryDirectory() -> String {
         let store = try ReplicaStore(engine: MemoryEngine())
         let key = Array("k".utf8)
         let first = try store.coordinateHintedWrite(
-            key, target: "n4", value: [1], context: nil, actor: "n5", now: 1, policy: policy)
+            key, target: "n4", value: [1], context: nil, actor: "n5", now: 1, policy: policy
+        ).version
         let hint = try #require(try store.pendingHints(limit: 10) { _ in true }.first)
         #expect(try store.removeHint(hint))
         let second = try store.coordinateHintedWrite(
-            key, target: "n4", value: [2], context: nil, actor: "n5", now: 2, policy: policy)
+            key, target: "n4", value: [2], context: nil, actor: "n5", now: 2, policy: policy
+        ).version
         #expect(second.dot.counter > first.dot.counter)
         // The same for own data handed off (or a tombstone reaped), then written again.
         let own = try store.coordinateWrite(
-            key, value: [3], context: nil, actor: "n5", now: 3, policy: policy, sync: false)
+            key, value: [3], context: nil, actor: "n5", now: 3, policy: policy, sync: false
+        ).version
         #expect(try store.forget(key, ifStill: try #require(try store.object(for: key))))
         let again = try store.coordinateWrite(
-            key, value: [4], context: nil, actor: "n5", now: 4, policy: policy, sync: false)
+            key, value: [4], context: nil, actor: "n5", now: 4, policy: policy, sync: false
+        ).version
         #expect(again.dot.counter > own.dot.counter)
         #expect(store.keyCount == 1)
     }
