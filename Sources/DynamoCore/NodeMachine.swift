@@ -613,7 +613,7 @@ public struct NodeMachine: Sendable {
                 actions += replicaRequest(request, to: node, run: id, now: now)
             case .respond(let outcome):
                 if run.client != Self.internalClient, outcome.succeeded {
-                    actions += watch(run.coordinator.key, outcome.object.size, refused: false, now: now)
+                    actions += watch(run.coordinator.key, outcome.object.size, .read, now: now)
                 }
                 if outcome.object.versions.count > 1 {
                     actions.append(
@@ -659,16 +659,18 @@ public struct NodeMachine: Sendable {
 
     /// Notes a key's size as seen by a write, a refused write or a read: a key at or past a
     /// warning is listed (and told as an event when it was not), one below leaves the list.
-    private mutating func watch(_ key: [UInt8], _ size: ObjectSize, refused: Bool, now: Now) -> [Action] {
+    private mutating func watch(_ key: [UInt8], _ size: ObjectSize, _ sighting: HotKeys.Sighting, now: Now)
+        -> [Action]
+    {
         let limits = settings.objectLimits
-        guard refused || limits.isNear(size) else {
+        guard sighting == .refused || limits.isNear(size) else {
             hotKeys.cleared(key)
             return []
         }
-        let report = ObjectReport(key: key, size: size, refused: refused, atMs: now.monotonicMs)
+        let (report, isNew) = hotKeys.note(key, size, sighting, atMs: now.monotonicMs)
         var actions: [Action] = [.objectNearLimit(report)]
-        if hotKeys.note(report) {
-            let what = refused ? "refuses a write to" : "sees"
+        if isNew {
+            let what = sighting == .refused ? "refuses a write to" : "sees"
             actions.append(
                 .event(
                     "\(name) \(what) \(Self.describe(key)) with \(size.siblings) siblings, \(size.bytes) bytes (limits \(limits.maxSiblings) siblings, \(limits.maxObjectBytes) bytes)"
@@ -797,11 +799,11 @@ public struct NodeMachine: Sendable {
         case .coordinate(let requester, let key, let replicas, let w):
             switch result {
             case .version(let version, let size):
-                return watch(key, size, refused: false, now: now)
+                return watch(key, size, .written, now: now)
                     + replicate(requester, key: key, version: version, replicas: replicas, w: w, now: now)
             case .refused(let refusal):
                 // Nothing was stored: the client learns why and how to resolve it.
-                return watch(key, refusal.current, refused: true, now: now)
+                return watch(key, refusal.current, .refused, now: now)
                     + answer(
                         requester,
                         .write(

@@ -213,7 +213,7 @@ public struct ObjectLimitRefusal: Error, Hashable, Sendable, CustomStringConvert
 public struct ObjectReport: Hashable, Sendable {
     public var key: [UInt8]
     public var size: ObjectSize
-    /// True when a write to it was refused (the size is then what the key holds).
+    /// True when the last write to it was refused (reads since do not change that).
     public var refused: Bool
     /// Monotonic ms when it was seen.
     public var atMs: UInt64
@@ -235,16 +235,26 @@ public struct HotKeys: Hashable, Sendable {
 
     public init(capacity: Int = 10) { self.capacity = capacity }
 
-    /// Records a sighting; true when the key was not listed (worth telling once).
+    /// How the node came to see a key's size.
+    public enum Sighting: Hashable, Sendable {
+        case read, written, refused
+    }
+
+    /// Records a sighting: the key's report, and whether the key was not listed before
+    /// (worth telling once).
     @discardableResult
-    public mutating func note(_ report: ObjectReport) -> Bool {
-        if report.refused { refusedWrites += 1 }
-        let index = reports.firstIndex { $0.key == report.key }
-        let isNew = index == nil
+    public mutating func note(_ key: [UInt8], _ size: ObjectSize, _ sighting: Sighting, atMs: UInt64) -> (
+        report: ObjectReport, isNew: Bool
+    ) {
+        if sighting == .refused { refusedWrites += 1 }
+        let index = reports.firstIndex { $0.key == key }
+        let wasRefused = index.map { reports[$0].refused } ?? false
+        let report = ObjectReport(
+            key: key, size: size, refused: sighting == .refused || (sighting == .read && wasRefused), atMs: atMs)
         if let index { reports.remove(at: index) }
         reports.insert(report, at: 0)
         if reports.count > capacity { reports.removeLast(reports.count - capacity) }
-        return isNew
+        return (report, index == nil)
     }
 
     /// A key seen again below the warnings leaves the list.
