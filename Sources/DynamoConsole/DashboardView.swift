@@ -369,9 +369,10 @@ public enum DashboardView {
             }
         }
         guard !keys.isEmpty else { return nil }
-        let ordered = keys.values.sorted {
-            ($0.refused ? 0 : 1, -$0.bytes, -$0.siblings, $0.key) < ($1.refused ? 0 : 1, -$1.bytes, -$1.siblings, $1.key)
+        func rank(_ hot: StatusDocument.Objects.HotKey) -> (Int, Int, Int, String) {
+            (hot.refused ? 0 : 1, -hot.bytes, -hot.siblings, hot.key)
         }
+        let ordered = keys.values.sorted { rank($0) < rank($1) }
         let items = ordered.map { hot in
             var parts = [hot.key]
             if hot.siblings > 1 { parts.append("\(hot.siblings) siblings") }

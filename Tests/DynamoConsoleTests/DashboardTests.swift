@@ -81,7 +81,9 @@ import Testing
             .init(key: "cart", siblings: 30, bytes: 900, refused: false, msAgo: 10),
             .init(key: "img", siblings: 1, bytes: 6_400_000, refused: false, msAgo: 20),
         ])
-        model.nodes[1].status?.objects = objects([.init(key: "cart", siblings: 100, bytes: 3000, refused: true, msAgo: 5)])
+        model.nodes[1].status?.objects = objects([
+            .init(key: "cart", siblings: 100, bytes: 3000, refused: true, msAgo: 5)
+        ])
         #expect(DashboardView.hotKeysText(model) == "hot keys: cart 100 siblings 2 KiB refused · img 6.1 MiB")
         let canvas = DashboardView.render(model, output: [], width: 80, height: 24)
         #expect(canvas.lines.allSatisfy { $0.count <= 80 })

@@ -36,7 +36,9 @@ import Testing
     @Test func aWriteMayFillAKeyToTheLimitButNotPastIt() {
         let limits = ObjectLimits(warnSiblings: 3, maxSiblings: 5, warnObjectBytes: 100, maxObjectBytes: 1000)
         let key = Array("cart".utf8)
-        #expect(limits.refusal(forKey: key, current: .init(siblings: 4, bytes: 10), next: .init(siblings: 5, bytes: 12)) == nil)
+        #expect(
+            limits.refusal(forKey: key, current: .init(siblings: 4, bytes: 10), next: .init(siblings: 5, bytes: 12))
+                == nil)
         let refusal = limits.refusal(
             forKey: key, current: .init(siblings: 5, bytes: 12), next: .init(siblings: 6, bytes: 14))
         #expect(refusal?.bound == .maxSiblings)
@@ -46,7 +48,8 @@ import Testing
         #expect(text.contains("would make 6, over the limit of 5 (--max-siblings)"), "\(text)")
         #expect(text.contains("X-Dynamo-Context"), "\(text)")
         // Bytes likewise, named by their own flag.
-        let big = limits.refusal(forKey: key, current: .init(siblings: 1, bytes: 900), next: .init(siblings: 1, bytes: 1001))
+        let big = limits.refusal(
+            forKey: key, current: .init(siblings: 1, bytes: 900), next: .init(siblings: 1, bytes: 1001))
         #expect(big?.bound == .maxObjectBytes)
         #expect(big?.description.contains("over the limit of 1000 bytes (--max-object-bytes)") == true)
         #expect(big?.description.contains("write a smaller value") == true)
@@ -63,8 +66,10 @@ import Testing
         let over = ObjectSize(siblings: 9, bytes: 5000)
         #expect(limits.refusal(forKey: [1], current: over, next: .init(siblings: 1, bytes: 20)) == nil)
         #expect(limits.refusal(forKey: [1], current: over, next: .init(siblings: 9, bytes: 4000)) == nil)
-        #expect(limits.refusal(forKey: [1], current: over, next: .init(siblings: 10, bytes: 4000))?.bound == .maxSiblings)
-        #expect(limits.refusal(forKey: [1], current: over, next: .init(siblings: 8, bytes: 5001))?.bound == .maxObjectBytes)
+        #expect(
+            limits.refusal(forKey: [1], current: over, next: .init(siblings: 10, bytes: 4000))?.bound == .maxSiblings)
+        #expect(
+            limits.refusal(forKey: [1], current: over, next: .init(siblings: 8, bytes: 5001))?.bound == .maxObjectBytes)
     }
 
     @Test func flagValuesAreCheckedAgainstTheFrameAndTheValueLimit() {
@@ -97,9 +102,13 @@ import Testing
     @Test(.timeLimit(.minutes(1)))
     func mergingManyConcurrentVersionsIsNotQuadratic() throws {
         let ours = VersionedObject(
-            versions: (1...30_000).map { Version(dot: Dot(actor: "n1", counter: UInt64($0)), past: .empty, value: [1], timestamp: 1) })
+            versions: (1...30_000).map {
+                Version(dot: Dot(actor: "n1", counter: UInt64($0)), past: .empty, value: [1], timestamp: 1)
+            })
         let theirs = VersionedObject(
-            versions: (1...30_000).map { Version(dot: Dot(actor: "n2", counter: UInt64($0)), past: .empty, value: [2], timestamp: 1) })
+            versions: (1...30_000).map {
+                Version(dot: Dot(actor: "n2", counter: UInt64($0)), past: .empty, value: [2], timestamp: 1)
+            })
         let merged = ours.merged(with: theirs, policy: policy)
         #expect(merged.versions.count == 60_000)
         #expect(merged.merged(with: ours, policy: policy) == merged)
@@ -159,7 +168,8 @@ import Testing
         #expect(reply?.succeeded == false)
         #expect(reply?.refusal == refusal)
         #expect(reply?.error?.contains("--max-siblings") == true)
-        #expect(answer.contains(.objectNearLimit(ObjectReport(key: key, size: refusal.current, refused: true, atMs: 100))))
+        #expect(
+            answer.contains(.objectNearLimit(ObjectReport(key: key, size: refusal.current, refused: true, atMs: 100))))
         #expect(node.hotKeys.reports.map(\.key) == [key])
         #expect(node.hotKeys.refusedWrites == 1)
     }

@@ -15,7 +15,9 @@ import Testing
     /// Before: 10,001 blind writes all got 204, then every operation on the key 503. With
     /// `--max-siblings 5` the sixth is refused, on its coordinator and when forwarded to it.
     @Test func blindWritesPastTheSiblingLimitAreRefusedUntilTheKeyIsResolved() async throws {
-        try await withCluster(nodes: 4, configure: { $0.extraArguments = ["--max-siblings", "5", "--warn-siblings", "3"] }) {
+        try await withCluster(
+            nodes: 4, configure: { $0.extraArguments = ["--max-siblings", "5", "--warn-siblings", "3"] }
+        ) {
             cluster in
             let key = "cart".bytes
             let homes = try await cluster.client("n1").preferenceList(key).preferenceList
@@ -96,7 +98,8 @@ import Testing
             // Readable with the default quorum, from every node, while unrelated W=3 writes go on.
             async let reads = Self.read(key, times: 6, from: cluster)
             var failed = 0
-            for i in 0..<30 where !(try await cluster.client("n2").put("other\(i)".bytes, value: "v".bytes, w: 3).succeeded) {
+            for i in 0..<30
+            where !(try await cluster.client("n2").put("other\(i)".bytes, value: "v".bytes, w: 3).succeeded) {
                 failed += 1
             }
             for read in try await reads {
@@ -127,7 +130,10 @@ import Testing
             (["--max-siblings", "5", "--warn-siblings", "6"], "--warn-siblings"),
             (["--max-object-bytes", "\(16 << 20)"], "a peer frame carries"),
             (["--max-object-bytes", "65536"], "--max-value-bytes"),
-            (["--max-object-bytes", "65536", "--max-value-bytes", "16384", "--warn-object-bytes", "70000"], "--warn-object-bytes"),
+            (
+                ["--max-object-bytes", "65536", "--max-value-bytes", "16384", "--warn-object-bytes", "70000"],
+                "--warn-object-bytes"
+            ),
         ]
         for (flags, reason) in cases {
             let (status, message) = try runNodeToExit(binary, base + flags)

@@ -213,7 +213,8 @@ func temporaryDirectory() -> String {
         #expect(refusal.bound == .maxSiblings)
         // So is a replica's merge that would grow it; one that resolves it is taken.
         let extra = try VersionedObject().writing([3], context: nil, actor: "n2", now: 2, policy: policy).object
-        guard case .refused(let ceiling) = store.execute(.merge(key: key, object: extra, hintFor: nil, sync: false), policy: policy) else {
+        let merge = StorageOp.merge(key: key, object: extra, hintFor: nil, sync: false)
+        guard case .refused(let ceiling) = store.execute(merge, policy: policy) else {
             Issue.record("a replica must not grow it past what peers decode")
             return
         }
