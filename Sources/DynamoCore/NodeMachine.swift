@@ -1191,6 +1191,10 @@ public struct NodeMachine: Sendable {
             guard future.preferenceList(forKey: entry.key).home(settings.quorum.n).contains(requester.name) else {
                 continue
             }
+            // A key an earlier build left past what a peer decodes cannot travel (the whole
+            // batch would be refused, and the join would stall on it): it stays here until a
+            // client resolves it (see `VersionedObject.storedVersionLimit`).
+            guard entry.object.versions.count <= VersionedObject.decodeVersionLimit else { continue }
             let size = entry.key.count + entry.object.encodedByteCount
             // An object up to the frame ceiling goes alone: the batch ends before it.
             if !selected.isEmpty, bytes + size > Self.transferBytes {

@@ -174,6 +174,37 @@ import Testing
         #expect(node.hotKeys.refusedWrites == 1)
     }
 
+    /// A joining node's transfer batch ends before an object that would not fit with it
+    /// (it goes alone in the next), and skips a key stored past what a peer decodes: one
+    /// such key made the whole answer too large for a frame, and the join never finished.
+    @Test func transferBatchesFitInAFrame() {
+        var node = machine()
+        let now = NodeMachine.Now(monotonicMs: 100, wallMs: 100)
+        let joiner = Member(
+            name: "n2", peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002",
+            tokens: Token.defaultPositions(for: "n2", count: 8), status: .joining)
+        func version(_ counter: Int, size: Int) -> Version {
+            Version(
+                dot: Dot(actor: "n1", counter: UInt64(counter)), past: .empty,
+                value: [UInt8](repeating: 1, count: size), timestamp: 1)
+        }
+        let legacy = VersionedObject(
+            versions: (1...(VersionedObject.decodeVersionLimit + 1)).map { version($0, size: 0) })
+        let big = VersionedObject(versions: [version(1, size: 3 << 20)])
+        let bigger = VersionedObject(versions: [version(1, size: 2 << 20)])
+        let entries = [
+            KeyedObject(key: [1], object: legacy), KeyedObject(key: [2], object: big),
+            KeyedObject(key: [3], object: bigger),
+        ]
+        let asked = node.handle(.peerRequest(handle: 1, from: "n2", .pull(requester: joiner, after: nil)), now: now)
+        guard case .storage(let token, .scanOwn) = asked.last else {
+            Issue.record("expected a scan, got \(asked)")
+            return
+        }
+        let answer = node.handle(.storageResult(token: token, .entries(entries)), now: now)
+        #expect(answer == [.respond(handle: 1, .transfer(entries: [entries[1]], next: [2]))])
+    }
+
     @Test func keysPastAWarningAreListedOnceEachAndBounded() {
         var hot = HotKeys(capacity: 3)
         for i in 0..<5 {
