@@ -21,7 +21,8 @@ public struct ReadResult: Sendable {
 
 /// The result of a write or delete.
 public struct WriteResponse: Sendable {
-    /// 204 on success; 503, 413, 414, 400 otherwise.
+    /// 204 on success; 503, 413, 414, 400 otherwise, and 409 when the key would pass the
+    /// node's sibling or object size limit (`error` says how to resolve it).
     public var status: Int
     public var context: String?
     public var coordinator: String?

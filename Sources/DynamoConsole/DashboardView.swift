@@ -314,6 +314,8 @@ public enum DashboardView {
                     : "hints waiting: \(queues.joined(separator: ", ")) · \(delivered) delivered",
                 queues.isEmpty ? .plain : .warn
             ))
+        // Keys near the object limits: a compact line, right under the hints, when there are any.
+        if let hot = hotKeysText(model) { lines.append((hot, .warn)) }
         // Pairs that differ first, so a small panel still shows them.
         for pair in replicaPairs(model).sorted(by: { ($0.differing > 0 ? 0 : 1) < ($1.differing > 0 ? 0 : 1) }) {
             let ago = pair.lastMsAgo.map { duration($0) + " ago" } ?? "never"
@@ -352,6 +354,42 @@ public enum DashboardView {
                 more.padding(toLength: inside.width, withPad: " ", startingAt: 0), row: inside.row + inside.height - 1,
                 col: inside.col, style: .dim, limit: inside.width)
         }
+    }
+
+    /// "hot keys: cart 100 siblings refused · img 6.1 MiB": the keys the nodes saw near or
+    /// over the object limits (each key once, with the most any node saw), refused first.
+    static func hotKeysText(_ model: DashboardModel) -> String? {
+        var keys: [String: StatusDocument.Objects.HotKey] = [:]
+        for node in model.nodes where node.answering {
+            for hot in node.status?.objects?.nearLimits ?? [] {
+                if let seen = keys[hot.key],
+                    (seen.refused ? 1 : 0, seen.siblings, seen.bytes) >= (hot.refused ? 1 : 0, hot.siblings, hot.bytes)
+                {
+                    continue
+                }
+                keys[hot.key] = hot
+            }
+        }
+        guard !keys.isEmpty else { return nil }
+        func rank(_ hot: StatusDocument.Objects.HotKey) -> (Int, Int, Int, String) {
+            (hot.refused ? 0 : 1, -hot.bytes, -hot.siblings, hot.key)
+        }
+        let ordered = keys.values.sorted { rank($0) < rank($1) }
+        let items = ordered.map { hot in
+            var parts = [hot.key]
+            if hot.siblings > 1 { parts.append("\(hot.siblings) siblings") }
+            parts.append(byteText(hot.bytes))
+            if hot.refused { parts.append("refused") }
+            return parts.joined(separator: " ")
+        }
+        return "hot keys: " + items.joined(separator: " · ")
+    }
+
+    /// 512 B, 64 KiB, 6.1 MiB.
+    static func byteText(_ bytes: Int) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        if bytes < 1 << 20 { return "\(bytes >> 10) KiB" }
+        return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
     }
 
     struct PairSummary: Equatable {

@@ -127,6 +127,49 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     public var requests: Requests?
     /// Storage operations that failed (a full disk, say): how many, and the last one.
     public var storage: Storage?
+    /// The object limits, writes they refused, and keys recently seen near or over them.
+    public var objects: Objects?
+
+    public struct Objects: Codable, Hashable, Sendable {
+        public struct HotKey: Codable, Hashable, Sendable {
+            /// The key as text (printable keys up to 24 characters, else a hex prefix).
+            public var key: String
+            public var siblings: Int
+            public var bytes: Int
+            /// A write to it was refused (the sizes are then what it holds).
+            public var refused: Bool
+            public var msAgo: UInt64
+
+            public init(key: String, siblings: Int, bytes: Int, refused: Bool, msAgo: UInt64) {
+                self.key = key
+                self.siblings = siblings
+                self.bytes = bytes
+                self.refused = refused
+                self.msAgo = msAgo
+            }
+        }
+
+        public var warnSiblings: Int
+        public var maxSiblings: Int
+        public var warnObjectBytes: Int
+        public var maxObjectBytes: Int
+        /// Writes refused by the limits since the node started.
+        public var writesRefused: Int
+        /// Up to 10 keys, newest first: written or read at or past a warning, or refused.
+        public var nearLimits: [HotKey]
+
+        public init(
+            warnSiblings: Int, maxSiblings: Int, warnObjectBytes: Int, maxObjectBytes: Int, writesRefused: Int,
+            nearLimits: [HotKey]
+        ) {
+            self.warnSiblings = warnSiblings
+            self.maxSiblings = maxSiblings
+            self.warnObjectBytes = warnObjectBytes
+            self.maxObjectBytes = maxObjectBytes
+            self.writesRefused = writesRefused
+            self.nearLimits = nearLimits
+        }
+    }
 
     public struct Storage: Codable, Hashable, Sendable {
         public var failures: UInt64
@@ -208,8 +251,9 @@ public struct StatusDocument: Codable, Hashable, Sendable {
 
     public init(
         node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?,
-        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil, storage: Storage? = nil
+        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil, storage: Storage? = nil, objects: Objects? = nil
     ) {
+        self.objects = objects
         self.storage = storage
         self.antiEntropy = antiEntropy
         self.requests = requests
@@ -264,18 +308,50 @@ public struct PreflistDocument: Codable, Hashable, Sendable {
     }
 }
 
-/// Every error body: `{"error": ...}` plus, for quorum failures, what was missing.
+/// Every error body: `{"error": ...}` plus, for quorum failures, what was missing, and for
+/// a write refused by the object limits, which limit and what the key holds.
 public struct ErrorDocument: Codable, Hashable, Sendable {
     public var error: String
     public var acks: Int?
     public var required: Int?
     public var replies: Int?
+    /// The limit a refused write would cross: `max-siblings` or `max-object-bytes` (the
+    /// flag's name), or `sibling-ceiling` / `byte-ceiling` (what a peer can read).
+    public var limit: String?
+    /// That limit's value.
+    public var maximum: Int?
+    /// The key (as text, shortened) and what it holds now: versions and encoded bytes.
+    public var key: String?
+    public var siblings: Int?
+    public var bytes: Int?
 
-    public init(error: String, acks: Int? = nil, required: Int? = nil, replies: Int? = nil) {
+    public init(
+        error: String, acks: Int? = nil, required: Int? = nil, replies: Int? = nil, limit: String? = nil,
+        maximum: Int? = nil, key: String? = nil, siblings: Int? = nil, bytes: Int? = nil
+    ) {
         self.error = error
         self.acks = acks
         self.required = required
         self.replies = replies
+        self.limit = limit
+        self.maximum = maximum
+        self.key = key
+        self.siblings = siblings
+        self.bytes = bytes
+    }
+
+    /// The body of a write refused by the object limits (HTTP 409).
+    public init(refusal: ObjectLimitRefusal) {
+        let limit: String =
+            switch refusal.bound {
+            case .maxSiblings: "max-siblings"
+            case .maxObjectBytes: "max-object-bytes"
+            case .siblingCeiling: "sibling-ceiling"
+            case .byteCeiling: "byte-ceiling"
+            }
+        self.init(
+            error: refusal.description, limit: limit, maximum: refusal.limit, key: NodeMachine.describe(refusal.key),
+            siblings: refusal.current.siblings, bytes: refusal.current.bytes)
     }
 }
 

@@ -28,6 +28,14 @@ public struct ByteWriter: Sendable {
     public mutating func write(raw data: some Collection<UInt8>) { bytes.append(contentsOf: data) }
 
     public mutating func write(bool: Bool) { bytes.append(bool ? 1 : 0) }
+
+    /// How many bytes `write(varint:)` takes for `value`.
+    public static func varintSize(_ value: UInt64) -> Int {
+        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
+    }
+
+    /// How many bytes `write(bytes:)` takes for `count` bytes.
+    public static func lengthPrefixedSize(_ count: Int) -> Int { varintSize(UInt64(count)) + count }
 }
 
 /// What went wrong decoding bytes: always a clean error, never a crash.
@@ -110,6 +118,10 @@ extension Dot {
         writer.write(varint: counter)
     }
 
+    public var encodedByteCount: Int {
+        ByteWriter.lengthPrefixedSize(actor.utf8.count) + ByteWriter.varintSize(counter)
+    }
+
     /// Refuses counters outside 1...`Dot.maxCounter`.
     public static func decode(from reader: inout ByteReader) throws(DecodingError) -> Dot {
         let actor = try reader.readString(max: 255)
@@ -121,7 +133,14 @@ extension Dot {
 
 /// Binary form of stored objects.
 extension VersionedObject {
+    /// The most versions a peer's object may have: peers are not trusted with more (and no
+    /// node sends more, see `ObjectLimits`).
     public static let decodeVersionLimit = 10_000
+    /// The most versions an object read from the node's own store may have. Higher than
+    /// what peers may send: builds before the object limits stored keys past
+    /// `decodeVersionLimit` (10,001 blind writes did it), and such a key must stay
+    /// readable here so that a write with its context can resolve it.
+    public static let storedVersionLimit = 1_000_000
 
     public func encode(into writer: inout ByteWriter) {
         writer.write(varint: UInt64(versions.count))
@@ -144,10 +163,23 @@ extension VersionedObject {
         return writer.bytes
     }
 
-    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> VersionedObject {
-        let count = try reader.readInt(max: decodeVersionLimit)
+    /// The exact size of `encoded()`, computed without encoding (values are only counted).
+    public var encodedByteCount: Int {
+        var total = ByteWriter.varintSize(UInt64(versions.count))
+        for v in versions {
+            total += v.dot.encodedByteCount + v.past.encodedByteCount + ByteWriter.varintSize(v.timestamp) + 1
+            if let value = v.value { total += ByteWriter.lengthPrefixedSize(value.count) }
+        }
+        return total
+    }
+
+    public static func decode(from reader: inout ByteReader, maxVersions: Int = decodeVersionLimit)
+        throws(DecodingError) -> VersionedObject
+    {
+        let count = try reader.readInt(max: maxVersions)
         var versions: [Version] = []
-        versions.reserveCapacity(count)
+        // A version takes at least 5 bytes: a made-up count reserves no more than the input could hold.
+        versions.reserveCapacity(min(count, reader.remaining / 5))
         for _ in 0..<count {
             let dot = try Dot.decode(from: &reader)
             let past = try CausalHistory.decode(from: &reader)
@@ -160,9 +192,9 @@ extension VersionedObject {
         return VersionedObject(versions: versions)
     }
 
-    public init(decoding bytes: [UInt8]) throws(DecodingError) {
+    public init(decoding bytes: [UInt8], maxVersions: Int = decodeVersionLimit) throws(DecodingError) {
         var reader = ByteReader(bytes)
-        self = try Self.decode(from: &reader)
+        self = try Self.decode(from: &reader, maxVersions: maxVersions)
         try reader.expectEnd()
     }
 }

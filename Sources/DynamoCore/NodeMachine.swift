@@ -28,6 +28,8 @@ public struct NodeSettings: Sendable, Hashable {
     public var clusterKey: ClusterKey?
     /// Counters of dots this node makes start above this (see `NodeMachine.dotFloor`).
     public var dotFloor: UInt64
+    /// What one key may hold; writes past it are refused, keys near it reported.
+    public var objectLimits: ObjectLimits
 
     public init(
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
@@ -35,8 +37,9 @@ public struct NodeSettings: Sendable, Hashable {
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
         syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
         antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
-        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0
+        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0, objectLimits: ObjectLimits = ObjectLimits()
     ) {
+        self.objectLimits = objectLimits
         self.dotFloor = dotFloor
         self.clusterKey = clusterKey
         self.antiEntropyIntervalMs = antiEntropyIntervalMs
@@ -114,6 +117,9 @@ public struct NodeMachine: Sendable {
         case joined(dotFloor: UInt64)
         /// Something a person watching would want to know (failures seen, hints delivered...).
         case event(String)
+        /// A key near or over the object limits was written or read, or a write to it was
+        /// refused: worth a (rate-limited) warning in the log.
+        case objectNearLimit(ObjectReport)
     }
 
     /// Times for one input: monotonic for deadlines, wall clock for version timestamps.
@@ -133,6 +139,8 @@ public struct NodeMachine: Sendable {
     public private(set) var hintsDelivered: [NodeName: Int] = [:]
     /// Tombstones this node forgot because every home replica had them.
     public private(set) var tombstonesReaped = 0
+    /// Keys recently seen near or over the object limits, and writes refused by them.
+    public private(set) var hotKeys = HotKeys()
     private var rng: SeededRandom
 
     private enum Outgoing {
@@ -272,7 +280,7 @@ public struct NodeMachine: Sendable {
     }
 
     /// A key as event text: printable UTF-8 up to 24 characters, else a hex prefix.
-    static func describe(_ key: [UInt8]) -> String {
+    public static func describe(_ key: [UInt8]) -> String {
         if let text = String(validating: key, as: UTF8.self),
             text.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7f })
         {
@@ -622,6 +630,9 @@ public struct NodeMachine: Sendable {
                 }
                 actions += replicaRequest(request, to: node, run: id, now: now)
             case .respond(let outcome):
+                if run.client != Self.internalClient, outcome.succeeded {
+                    actions += watch(run.coordinator.key, outcome.object.size, .read, now: now)
+                }
                 if outcome.object.versions.count > 1 {
                     actions.append(
                         .event(
@@ -660,6 +671,30 @@ public struct NodeMachine: Sendable {
         if gets[run] != nil { return runGet(run, now: now) { $0.receive(from: node, reply) } }
         if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) } }
         return []
+    }
+
+    // MARK: Object limits
+
+    /// Notes a key's size as seen by a write, a refused write or a read: a key at or past a
+    /// warning is listed (and told as an event when it was not), one below leaves the list.
+    private mutating func watch(_ key: [UInt8], _ size: ObjectSize, _ sighting: HotKeys.Sighting, now: Now)
+        -> [Action]
+    {
+        let limits = settings.objectLimits
+        guard sighting == .refused || limits.isNear(size) else {
+            hotKeys.cleared(key)
+            return []
+        }
+        let (report, isNew) = hotKeys.note(key, size, sighting, atMs: now.monotonicMs)
+        var actions: [Action] = [.objectNearLimit(report)]
+        if isNew {
+            let what = sighting == .refused ? "refuses a write to" : "sees"
+            actions.append(
+                .event(
+                    "\(name) \(what) \(Self.describe(key)) with \(size.siblings) siblings, \(size.bytes) bytes (limits \(limits.maxSiblings) siblings, \(limits.maxObjectBytes) bytes)"
+                ))
+        }
+        return actions
     }
 
     // MARK: Writes
@@ -727,7 +762,7 @@ public struct NodeMachine: Sendable {
         let hintFor = replicas.first { $0.node == name }?.hintFor
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
-            sync: settings.syncCoordinatorWrites, counterFloor: dotFloor)
+            sync: settings.syncCoordinatorWrites, counterFloor: dotFloor, limits: settings.objectLimits)
         return hintKept(put.key, for: hintFor)
             + storage(
                 op,
@@ -790,6 +825,7 @@ public struct NodeMachine: Sendable {
             case .object(let object) where !isPut: return [.respond(handle: handle, .replica(.object(object)))]
             case .stored where isPut, .removed where isPut: return [.respond(handle: handle, .replica(.stored))]
             case .failed(let reason): return [.respond(handle: handle, .replica(.failed(reason)))]
+            case .refused(let refusal): return [.respond(handle: handle, .replica(.failed(refusal.description)))]
             default: return [.respond(handle: handle, .replica(.failed("unexpected storage result")))]
             }
         case .localReplica(let run):
@@ -798,11 +834,26 @@ public struct NodeMachine: Sendable {
             case .object(let object): reply = .object(object)
             case .stored, .removed: reply = .stored
             case .failed(let reason): reply = .failed(reason)
+            case .refused(let refusal): reply = .failed(refusal.description)
             default: reply = .failed("unexpected storage result")
             }
             return replicaReplied(run: run, node: name, reply, now: now)
         case .coordinate(let requester, let put, let replicas):
-            guard case .version(let version) = result else {
+            let w = put.w ?? settings.quorum.w
+            switch result {
+            case .version(let version, let size):
+                return watch(put.key, size, .written, now: now)
+                    + replicate(requester, key: put.key, version: version, replicas: replicas, w: w, now: now)
+            case .refused(let refusal):
+                // Nothing was stored: the client learns why and how to resolve it.
+                return watch(put.key, refusal.current, .refused, now: now)
+                    + answer(
+                        requester,
+                        .write(
+                            WriteResult(
+                                succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
+                                error: refusal.description, refusal: refusal)))
+            default:
                 let reason: String
                 if case .failed(let message) = result { reason = message } else { reason = "unexpected storage result" }
                 // This node cannot store the write (a full disk): another replica coordinates
@@ -820,7 +871,6 @@ public struct NodeMachine: Sendable {
                 }
                 return forward(requester, put, candidates: others, failedHere: reason, now: now)
             }
-            return replicate(requester, key: put.key, version: version, replicas: replicas, w: put.w ?? settings.quorum.w, now: now)
         case .loadHints:
             guard case .hints(let hints, let total) = result else { return hintRoundFinished() }
             hintsHeld = total
@@ -1192,8 +1242,17 @@ public struct NodeMachine: Sendable {
             guard future.preferenceList(forKey: entry.key).home(settings.quorum.n).contains(requester.name) else {
                 continue
             }
+            // A key an earlier build left past what a peer decodes cannot travel (the whole
+            // batch would be refused, and the join would stall on it): it stays here until a
+            // client resolves it (see `VersionedObject.storedVersionLimit`).
+            guard entry.object.versions.count <= VersionedObject.decodeVersionLimit else { continue }
+            let size = entry.key.count + entry.object.encodedByteCount
+            // An object up to the frame ceiling goes alone: the batch ends before it.
+            if !selected.isEmpty, bytes + size > Self.transferBytes {
+                return .transfer(entries: selected, next: entries[index - 1].key)
+            }
             selected.append(entry)
-            bytes += entry.object.versions.reduce(entry.key.count) { $0 + ($1.value?.count ?? 0) }
+            bytes += size
             if bytes > Self.transferBytes {
                 let more = index + 1 < entries.count || entries.count == Self.handoffBatch
                 return .transfer(entries: selected, next: more ? entry.key : nil)

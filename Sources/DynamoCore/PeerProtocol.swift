@@ -88,11 +88,15 @@ public struct WriteResult: Hashable, Sendable {
     /// Every replica the coordinator sent the write to, fallbacks with the home node they
     /// keep a hint for (for tracing).
     public var asked: [HintedReplica]
+    /// Set when the coordinator refused the write because the key would hold too much
+    /// (nothing was stored; `error` says the same in words).
+    public var refusal: ObjectLimitRefusal?
 
     public init(
         succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,
-        error: String? = nil, dot: Dot? = nil, asked: [HintedReplica] = []
+        error: String? = nil, dot: Dot? = nil, asked: [HintedReplica] = [], refusal: ObjectLimitRefusal? = nil
     ) {
+        self.refusal = refusal
         self.asked = asked
         self.succeeded = succeeded
         self.coordinator = coordinator

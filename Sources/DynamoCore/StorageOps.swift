@@ -6,11 +6,12 @@ public enum StorageOp: Hashable, Sendable {
     case read(key: [UInt8])
     /// Merge versions into the key's own data (`hintFor` nil) or into a hint for another node.
     case merge(key: [UInt8], object: VersionedObject, hintFor: NodeName?, sync: Bool)
-    /// Build and store a new version coordinated here (kept as a hint when `hintFor` is set);
-    /// its dot's counter is above `counterFloor` (see `NodeMachine.dotFloor`).
+    /// Build and store a new version coordinated here (kept as a hint when `hintFor` is set),
+    /// unless the key would then cross `limits` (the result is then `.refused`); its dot's
+    /// counter is above `counterFloor` (see `NodeMachine.dotFloor`).
     case coordinateWrite(
         key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, hintFor: NodeName?,
-        sync: Bool, counterFloor: UInt64 = 0)
+        sync: Bool, counterFloor: UInt64 = 0, limits: ObjectLimits)
     /// Up to `limit` hints held for any of `targets`.
     case loadHints(limit: Int, targets: Set<NodeName>)
     /// Delete a delivered hint unless it changed since it was loaded.
@@ -30,7 +31,11 @@ public enum StorageOp: Hashable, Sendable {
 public enum StorageResult: Hashable, Sendable {
     case object(VersionedObject?)
     case stored
-    case version(Version)
+    /// The version a coordinated write created, and the key's size with it.
+    case version(Version, size: ObjectSize)
+    /// Nothing stored: the key would have held too much (a coordinated write crossing the
+    /// limits, or a merge past what a peer could read back).
+    case refused(ObjectLimitRefusal)
     /// Hints loaded, and how many are held in all (for every target).
     case hints([Hint], total: Int)
     case removed(Bool)

@@ -169,6 +169,20 @@ extension CausalHistory {
         }
     }
 
+    /// The exact size of `encode(into:)`'s output.
+    public var encodedByteCount: Int {
+        var total = ByteWriter.varintSize(UInt64(entries.count))
+        for (actor, entry) in entries {
+            total += ByteWriter.lengthPrefixedSize(actor.utf8.count) + ByteWriter.varintSize(entry.timestamp)
+            total += ByteWriter.varintSize(UInt64(entry.ranges.count))
+            for range in entry.ranges {
+                total += ByteWriter.varintSize(range.lowerBound)
+                total += ByteWriter.varintSize(range.upperBound - range.lowerBound)
+            }
+        }
+        return total
+    }
+
     public static func decode(from reader: inout ByteReader) throws(DecodingError) -> CausalHistory {
         let count = try reader.readInt(max: decodeActorLimit)
         var entries: [Actor: Entry] = [:]

@@ -73,6 +73,14 @@ public struct VersionedObject: Hashable, Sendable {
         versions.reduce(CausalHistory.empty) { $0.merged(with: $1.clock) }
     }
 
+    /// The highest counter of `actor` in the key's history (what `context` would say,
+    /// without building it: one pass, no merging).
+    public func maxCounter(of actor: Actor) -> UInt64 {
+        versions.reduce(0) { highest, version in
+            max(highest, version.past.maxCounter(of: actor), version.dot.actor == actor ? version.dot.counter : 0)
+        }
+    }
+
     /// Versions that hold a value (not tombstones).
     public var liveVersions: [Version] { versions.filter { !$0.isTombstone } }
 
@@ -97,7 +105,7 @@ public struct VersionedObject: Hashable, Sendable {
         counterFloor: UInt64 = 0
     ) throws(ClockError) -> (object: VersionedObject, version: Version) {
         var past = context ?? .empty
-        let highest = max(self.context.maxCounter(of: actor), past.maxCounter(of: actor), counterFloor)
+        let highest = max(maxCounter(of: actor), past.maxCounter(of: actor), counterFloor)
         guard highest < Dot.maxCounter else { throw ClockError.counterExhausted(actor: actor, counter: highest) }
         let counter = highest + 1
         if policy.conflicts == .lww { past = past.merged(with: self.context) }
@@ -108,10 +116,31 @@ public struct VersionedObject: Hashable, Sendable {
 
     /// Merges what two replicas know (sync): a version survives unless some version of
     /// either side supersedes it. Commutative, associative and idempotent.
+    ///
+    /// Linear in the versions for the common shapes: duplicates are found by dot (equal dots
+    /// are compared whole only among themselves), and only versions written with a context
+    /// (a non-empty past) can supersede anything, so a pile of blind writes costs no
+    /// pairwise comparisons. (It was quadratic in both: 500 blind writes to one key took
+    /// 12 s once 1,500 siblings were there.)
     public func merged(with other: VersionedObject, policy: ClockPolicy) -> VersionedObject {
         var all: [Version] = []
-        for v in versions + other.versions where !all.contains(v) { all.append(v) }
-        var survivors = all.filter { candidate in !all.contains { $0.supersedes(candidate) } }
+        all.reserveCapacity(versions.count + other.versions.count)
+        var byDot: [Dot: [Int]] = [:]
+        for v in [versions, other.versions].joined() {
+            if let same = byDot[v.dot] {
+                if same.contains(where: { all[$0] == v }) { continue }
+                byDot[v.dot]!.append(all.count)
+            } else {
+                byDot[v.dot] = [all.count]
+            }
+            all.append(v)
+        }
+        let superseders = all.filter { !$0.past.isEmpty }
+        // A dot no past covers survives without looking for who supersedes it.
+        let covered = superseders.reduce(CausalHistory.empty) { $0.merged(with: $1.past) }
+        var survivors = all.filter { candidate in
+            !covered.covers(candidate.dot) || !superseders.contains { $0.supersedes(candidate) }
+        }
         if policy.conflicts == .lww, let newest = survivors.max(by: { $1.isNewer(than: $0) }) {
             survivors = [newest]
         }

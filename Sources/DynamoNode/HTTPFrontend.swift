@@ -217,7 +217,9 @@ extension NodeRuntime {
         }
         return clientWrite(key: key, value: value, context: context, w: w).map { result in
             var reply: HTTPReply
-            if let error = result.error {
+            if let refusal = result.refusal {
+                reply = .json(.conflict, ErrorDocument(refusal: refusal))
+            } else if let error = result.error {
                 reply = .json(
                     .serviceUnavailable,
                     ErrorDocument(error: error, acks: result.acks.count, required: result.required))
@@ -317,7 +319,22 @@ extension NodeRuntime {
             storage: .init(
                 failures: storageFailures.count, lastError: storageFailures.last,
                 lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs),
-                lostAtStart: storeLoss, degraded: storageDegraded))
+                lostAtStart: storeLoss, degraded: storageDegraded),
+            objects: objectsStatus(now: now))
+    }
+
+    private func objectsStatus(now: UInt64) -> StatusDocument.Objects {
+        let limits = config.objectLimits
+        let hot = machine.hotKeys
+        return .init(
+            warnSiblings: limits.warnSiblings, maxSiblings: limits.maxSiblings,
+            warnObjectBytes: limits.warnObjectBytes, maxObjectBytes: limits.maxObjectBytes,
+            writesRefused: hot.refusedWrites,
+            nearLimits: hot.reports.map { report in
+                .init(
+                    key: NodeMachine.describe(report.key), siblings: report.size.siblings, bytes: report.size.bytes,
+                    refused: report.refused, msAgo: now - min(now, report.atMs))
+            })
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {

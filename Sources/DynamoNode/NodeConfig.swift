@@ -17,6 +17,8 @@ public struct NodeConfig: Sendable {
     public var antiEntropyIntervalMs: UInt64
     public var maxKeyBytes: Int
     public var maxValueBytes: Int
+    /// What one key may hold (`--max-siblings`, `--max-object-bytes` and their warnings).
+    public var objectLimits: ObjectLimits
     public var durability: Durability
     /// Off: a strict quorum (home nodes only, no hinted handoff).
     public var sloppyQuorum: Bool
@@ -41,9 +43,10 @@ public struct NodeConfig: Sendable {
         antiEntropyIntervalMs: UInt64 = 10_000, maxKeyBytes: Int = 1024, maxValueBytes: Int = 1 << 20,
         durability: Durability = .coordinator, sloppyQuorum: Bool = true, listenHost: String? = nil,
         advertiseHost: String? = nil, clusterKey: ClusterKey? = nil, limits: ConnectionLimits = ConnectionLimits(),
-        tls: NodeTLS? = nil, repairStore: Bool = false
+        tls: NodeTLS? = nil, repairStore: Bool = false, objectLimits: ObjectLimits = ObjectLimits()
     ) {
         self.repairStore = repairStore
+        self.objectLimits = objectLimits
         self.tls = tls
         self.limits = limits
         self.listenHost = listenHost ?? host

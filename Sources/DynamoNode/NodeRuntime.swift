@@ -66,7 +66,8 @@ final class NodeRuntime: @unchecked Sendable {
             tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
             syncReplicaWrites: config.durability == .all,
             freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
-            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor)
+            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor,
+            objectLimits: config.objectLimits)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
     }
@@ -156,8 +157,23 @@ final class NodeRuntime: @unchecked Sendable {
             case .event(let text):
                 logger.info("\(text)")
                 events.append(text, wallMs: now.wallMs)
+            case .objectNearLimit(let report):
+                if let text = logLimiter.admit("object-limits", Self.warning(report, limits: config.objectLimits)) {
+                    logger.warning("\(text)")
+                }
             }
         }
+    }
+
+    /// The log line for a key near or over the object limits.
+    static func warning(_ report: ObjectReport, limits: ObjectLimits) -> String {
+        let key = NodeMachine.describe(report.key)
+        let size = "\(report.size.siblings) siblings, \(report.size.bytes) bytes"
+        let bounds =
+            "warn at \(limits.warnSiblings) siblings or \(limits.warnObjectBytes) bytes, refused beyond \(limits.maxSiblings) siblings or \(limits.maxObjectBytes) bytes"
+        return report.refused
+            ? "refused a write to key \"\(key)\": it holds \(size) (\(bounds)); its clients should resolve its siblings"
+            : "key \"\(key)\" holds \(size) (\(bounds)); its clients should resolve its siblings"
     }
 
     /// Keeps the store's seal and gets it writing again after a fault.

@@ -123,6 +123,11 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Atomically replaces the stored object with `transform(current)`; returns the new object.
+    ///
+    /// Refuses (a `StorageError` with a `refusal`) a change that would grow the object past
+    /// what a peer can decode or a frame can carry (`ObjectLimits.ceiling`): stored, it could
+    /// never be read back from this replica. The configured limits are the coordinator's
+    /// (see `coordinateWrite`).
     public func update(
         _ key: [UInt8], sync: Bool, _ transform: (VersionedObject?) -> VersionedObject
     ) throws(StorageError) -> VersionedObject {
@@ -130,14 +135,27 @@ public final class ReplicaStore: Sendable {
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
-        let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
+        let stored = try engine.get(storageKey)
+        let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = transform(current)
         if next != current {
-            try engine.put(storageKey, next.encoded(), sync: sync)
+            let encoded = next.encoded()
+            let size = ObjectSize(siblings: next.versions.count, bytes: encoded.count)
+            if let refusal = ObjectLimits.ceilingRefusal(
+                forKey: key, current: Self.size(of: current, bytes: stored), next: size)
+            {
+                throw StorageError(refusal: refusal)
+            }
+            try engine.put(storageKey, encoded, sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
         }
         return next
+    }
+
+    /// The size of an object as stored (`bytes` its encoding, nil with the object when absent).
+    private static func size(of object: VersionedObject?, bytes: [UInt8]?) -> ObjectSize {
+        ObjectSize(siblings: object?.versions.count ?? 0, bytes: bytes?.count ?? 0)
     }
 
     /// Merges versions another replica sent (a write, a repair, a handoff).
@@ -149,16 +167,20 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Coordinates a write here: generates the new version from what is stored and the
-    /// client's context, stores it, and returns it (to be replicated).
+    /// client's context, stores it, and returns it (to be replicated) with the key's new size.
+    ///
+    /// A write that would take the key past `limits` is refused before anything is stored
+    /// (a `StorageError` with a `refusal`), so it is never acknowledged.
     public func coordinateWrite(
         _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
-        sync: Bool, counterFloor: UInt64 = 0
-    ) throws(StorageError) -> Version {
+        sync: Bool, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
+    ) throws(StorageError) -> (version: Version, size: ObjectSize) {
         let storageKey = Self.storageKey(for: key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
-        let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
+        let stored = try engine.get(storageKey)
+        let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         // Dots this node made as a fallback live in its hints for the key: count past them
         // too (a fallback that becomes a home node must not number a new version like one
         // it holds for another node).
@@ -167,10 +189,25 @@ public final class ReplicaStore: Sendable {
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
-        try engine.put(storageKey, next.encoded(), sync: sync)
+        let encoded = next.encoded()
+        let size = ObjectSize(siblings: next.versions.count, bytes: encoded.count)
+        try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: limits)
+        try engine.put(storageKey, encoded, sync: sync)
         if current == nil { keyCounter.withLockedValue { $0 += 1 } }
         changed(key, to: next)
-        return version
+        return (version, size)
+    }
+
+    /// Refuses a coordinated write that would cross `limits` (or the ceiling, whatever the
+    /// limits say).
+    private static func check(_ key: [UInt8], from current: ObjectSize, to next: ObjectSize, limits: ObjectLimits)
+        throws(StorageError)
+    {
+        if let refusal = limits.refusal(forKey: key, current: current, next: next)
+            ?? ObjectLimits.ceilingRefusal(forKey: key, current: current, next: next)
+        {
+            throw StorageError(refusal: refusal)
+        }
     }
 
     // MARK: Departure marks
@@ -289,10 +326,19 @@ public final class ReplicaStore: Sendable {
         target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool
     ) throws(StorageError) {
         let storageKey = try Self.hintKey(for: key, target: target)
-        let current = try engine.get(storageKey).map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
+        let stored = try engine.get(storageKey)
+        let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
         guard next != current else { return }
-        try engine.put(storageKey, next.encoded(), sync: sync)
+        let encoded = next.encoded()
+        // A hint travels to its target in one frame.
+        if let refusal = ObjectLimits.ceilingRefusal(
+            forKey: key, current: Self.size(of: current, bytes: stored),
+            next: ObjectSize(siblings: next.versions.count, bytes: encoded.count))
+        {
+            throw StorageError(refusal: refusal)
+        }
+        try engine.put(storageKey, encoded, sync: sync)
         if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
     }
 
@@ -349,22 +395,24 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Coordinates a write on a fallback: the new version is built on everything held here
-    /// for the key, kept as a hint for `target`, and returned (to be replicated).
+    /// for the key, kept as a hint for `target`, and returned (to be replicated) with the
+    /// size of everything held here for the key. The limits are checked on that whole.
     public func coordinateHintedWrite(
         _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64,
-        policy: ClockPolicy, counterFloor: UInt64 = 0
-    ) throws(StorageError) -> Version {
+        policy: ClockPolicy, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
+    ) throws(StorageError) -> (version: Version, size: ObjectSize) {
         let lock = stripe(for: Self.storageKey(for: key))
         lock.lock()
         defer { lock.unlock() }
         let base = (try object(for: key) ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
         let floor = max(try departureMark(for: key)?.maxCounter(of: actor) ?? 0, counterFloor)
-        let version = try Self.write(
-            value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor
-        ).version
+        let (next, version) = try Self.write(
+            value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
+        let size = next.size
+        try Self.check(key, from: base.isEmpty ? .zero : base.size, to: size, limits: limits)
         try storeHintLocked(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
-        return version
+        return (version, size)
     }
 
     /// `VersionedObject.writing`, its refusal as a storage error (the write is not stored).
@@ -394,16 +442,17 @@ public final class ReplicaStore: Sendable {
             case .merge(let key, let object, nil, let sync):
                 try merge(key, object, policy: policy, sync: sync)
                 return .stored
-            case .coordinateWrite(let key, let value, let context, let actor, let now, let hintFor?, _, let floor):
-                return .version(
-                    try coordinateHintedWrite(
-                        key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy,
-                        counterFloor: floor))
-            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync, let floor):
-                return .version(
-                    try coordinateWrite(
-                        key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
-                        counterFloor: floor))
+            case .coordinateWrite(
+                let key, let value, let context, let actor, let now, let hintFor?, _, let floor, let limits):
+                let (version, size) = try coordinateHintedWrite(
+                    key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy,
+                    counterFloor: floor, limits: limits)
+                return .version(version, size: size)
+            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync, let floor, let limits):
+                let (version, size) = try coordinateWrite(
+                    key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
+                    counterFloor: floor, limits: limits)
+                return .version(version, size: size)
             case .loadHints(let limit, let targets):
                 return .hints(
                     try pendingHints(limit: limit) { targets.contains($0) }, total: hintCounts.values.reduce(0, +))
@@ -420,6 +469,7 @@ public final class ReplicaStore: Sendable {
                 return .keys(try tombstones(before: before, limit: limit))
             }
         } catch {
+            if let refusal = error.refusal { return .refused(refusal) }
             return .failed(error.message)
         }
     }
@@ -435,7 +485,8 @@ public final class ReplicaStore: Sendable {
 
     private static func decode(_ bytes: [UInt8], key: [UInt8]) throws(StorageError) -> VersionedObject {
         do {
-            return try VersionedObject(decoding: bytes)
+            // The store is trusted with more versions than a peer (see `storedVersionLimit`).
+            return try VersionedObject(decoding: bytes, maxVersions: VersionedObject.storedVersionLimit)
         } catch {
             throw StorageError("stored object for a key of \(key.count) bytes is corrupt: \(error.reason)")
         }

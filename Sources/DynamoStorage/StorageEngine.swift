@@ -1,3 +1,5 @@
+public import DynamoCore
+
 /// An ordered byte-string key-value engine: the one thing storage backends implement.
 ///
 /// Engines are dumb and synchronous (they block): callers run them off the event loops.
@@ -17,6 +19,16 @@ public protocol StorageEngine: Sendable {
 /// A storage failure, with what a person needs to fix it.
 public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
+    /// Set when nothing failed but the change was refused because the key would hold too
+    /// much (a client's answer, not a fault of the store).
+    public var refusal: ObjectLimitRefusal?
+
     public init(_ message: String) { self.message = message }
+
+    public init(refusal: ObjectLimitRefusal) {
+        self.message = refusal.description
+        self.refusal = refusal
+    }
+
     public var description: String { message }
 }

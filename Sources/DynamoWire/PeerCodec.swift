@@ -226,6 +226,8 @@ public enum PeerCodec {
                 w.write(string: replica.node)
                 writeOptional(replica.hintFor, into: &w)
             }
+            // Appended, and only when there is one: every other answer is encoded as before.
+            if let refusal = result.refusal { encode(refusal, into: &w) }
         case .error(let reason):
             w.write(Tag.replyError.rawValue)
             w.write(string: reason)
@@ -279,10 +281,11 @@ public enum PeerCodec {
                 let node = try r.readString(max: 255)
                 asked.append(HintedReplica(node: node, hintFor: try r.readBool() ? r.readString(max: 255) : nil))
             }
+            let refusal = r.isAtEnd ? nil : try decodeRefusal(&r)
             return .coordinated(
                 WriteResult(
                     succeeded: succeeded, coordinator: coordinator, acks: acks, required: required, context: context,
-                    error: error, dot: dot, asked: asked))
+                    error: error, dot: dot, asked: asked, refusal: refusal))
         case .replyError:
             return .error(try r.readString())
         case .replyTreeHashes:
@@ -382,6 +385,31 @@ public enum PeerCodec {
 }
 
 extension PeerCodec {
+    static func encode(_ refusal: ObjectLimitRefusal, into w: inout ByteWriter) {
+        w.write(refusal.bound.rawValue)
+        w.write(bytes: refusal.key)
+        w.write(varint: UInt64(refusal.limit))
+        for size in [refusal.current, refusal.attempted] {
+            w.write(varint: UInt64(size.siblings))
+            w.write(varint: UInt64(size.bytes))
+        }
+    }
+
+    static func decodeRefusal(_ r: inout ByteReader) throws(DecodingError) -> ObjectLimitRefusal {
+        guard let bound = ObjectLimitRefusal.Bound(rawValue: try r.readByte()) else {
+            throw DecodingError("unknown object limit")
+        }
+        let key = try r.readBytes(max: maxKey)
+        // Sizes are reported, never computed with: any value a peer could hold will do.
+        let limit = try r.readInt(max: Int(UInt32.max))
+        var sizes: [ObjectSize] = []
+        for _ in 0..<2 {
+            let siblings = try r.readInt(max: Int(UInt32.max))
+            sizes.append(ObjectSize(siblings: siblings, bytes: try r.readInt(max: Int(UInt32.max))))
+        }
+        return ObjectLimitRefusal(key: key, bound: bound, limit: limit, current: sizes[0], attempted: sizes[1])
+    }
+
     /// Room left in a frame for the length, the request id and a tag.
     static let frameBudget = PeerFrameDecoder.defaultMaxFrameSize - 64
 
@@ -389,9 +417,13 @@ extension PeerCodec {
     /// would make the receiver close the link every other request shares, so such a
     /// message is answered with an error instead of being sent. Values dominate the size,
     /// so only a message whose values come near the limit is encoded to be measured.
+    /// An object with more versions than a peer decodes (stored by a build before the
+    /// object limits) is refused the same way: the receiver would close the link on it.
     public static func tooLarge(_ message: PeerMessage) -> String? {
         var values = 0
+        var versions = 0
         func add(_ object: VersionedObject) {
+            versions = max(versions, object.versions.count)
             for version in object.versions { values += (version.value?.count ?? 0) + 64 }
         }
         switch message {
@@ -402,6 +434,10 @@ extension PeerCodec {
             for entry in entries { add(entry.object) }
         default:
             return nil
+        }
+        if versions > VersionedObject.decodeVersionLimit {
+            return
+                "the key holds \(versions) versions, more than a peer decodes (\(VersionedObject.decodeVersionLimit)); read it from a home node with r=1 and write back with its context to resolve them"
         }
         guard values > frameBudget / 2 else { return nil }
         let size = encode(message).count
@@ -427,8 +463,8 @@ public struct PeerFrameDecoder: ByteToMessageDecoder {
         self.state = state
     }
 
-    /// Room for a 1 MiB value with siblings and clocks.
-    public static let defaultMaxFrameSize = 16 * 1024 * 1024
+    /// Room for the largest object a node stores (`ObjectLimits.ceilingBytes`) with its key.
+    public static let defaultMaxFrameSize = ObjectLimits.peerFrameBytes
     /// Room for a hello or a proof, and nothing more.
     public static let handshakeMaxFrameSize = 1024
 

@@ -47,6 +47,22 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             "Repair a damaged store before opening it (RocksDB repair keeps what reads back), then refill the node's ranges from its replicas."
     ) var repairStore = false
     @Option(name: .customLong("max-value-bytes"), help: "Largest value accepted.") var maxValueBytes = 1 << 20
+    @Option(
+        name: .customLong("max-siblings"),
+        help: "Refuse (409) a write that would leave a key with more versions than this (at most 1000).")
+    var maxSiblings = ObjectLimits.defaultMaxSiblings
+    @Option(
+        name: .customLong("warn-siblings"),
+        help: "Report keys with this many versions (log, status, dashboard). Default: 25, or --max-siblings if lower.")
+    var warnSiblings: Int?
+    @Option(
+        name: .customLong("max-object-bytes"),
+        help: "Refuse (409) a write that would leave a key's object larger than this (at most 16646144: a peer frame).")
+    var maxObjectBytes = ObjectLimits.defaultMaxObjectBytes
+    @Option(
+        name: .customLong("warn-object-bytes"),
+        help: "Report keys whose object is this large. Default: 5 MiB, or --max-object-bytes if lower.")
+    var warnObjectBytes: Int?
     @Option(help: "Conflict policy for the cluster: siblings or lww.") var policy: String = "siblings"
     @Option(name: .customLong("clock-max-entries"), help: "Prune causal clocks beyond this many entries.")
     var clockMaxEntries = 10
@@ -101,6 +117,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         guard maxValueBytes >= 0, maxValueBytes <= 8 << 20 else {
             throw ValidationError("--max-value-bytes must be between 0 and 8388608 (peer frames carry 16 MiB)")
         }
+        if let problem = objectLimits.problem(maxValueBytes: maxValueBytes) { throw ValidationError(problem) }
         guard ConflictPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be siblings or lww") }
         guard Durability(rawValue: durableWrites) != nil else {
             throw ValidationError("--durable-writes must be all, coordinator or none")
@@ -164,6 +181,12 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         return limits
     }
 
+    var objectLimits: ObjectLimits {
+        .configured(
+            maxSiblings: maxSiblings, warnSiblings: warnSiblings, maxObjectBytes: maxObjectBytes,
+            warnObjectBytes: warnObjectBytes)
+    }
+
     /// `--host`, or loopback.
     var hostAddress: String { host ?? "127.0.0.1" }
 
@@ -212,7 +235,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
                     maxHTTPConnections: maxConnections, idleTimeoutMs: idleTimeoutMs,
                     requestReadTimeoutMs: requestReadTimeoutMs), logger: logger),
             tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) },
-            repairStore: repairStore)
+            repairStore: repairStore, objectLimits: objectLimits)
 
         let server: DynamoNodeServer
         do {

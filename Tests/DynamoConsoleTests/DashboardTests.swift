@@ -77,6 +77,29 @@ import Testing
         #expect(!canvas.lines.contains { $0.contains("│ n1 ") && $0.contains("FULL") })
     }
 
+    /// Keys near the object limits get one compact line under the hints, at 80x24 too.
+    @Test func keysNearTheObjectLimitsShowInOneLine() {
+        var model = Self.model()
+        #expect(DashboardView.hotKeysText(model) == nil)
+        func objects(_ keys: [StatusDocument.Objects.HotKey]) -> StatusDocument.Objects {
+            .init(
+                warnSiblings: 25, maxSiblings: 100, warnObjectBytes: 5 << 20, maxObjectBytes: 12 << 20,
+                writesRefused: keys.filter(\.refused).count, nearLimits: keys)
+        }
+        model.nodes[0].status?.objects = objects([
+            .init(key: "cart", siblings: 30, bytes: 900, refused: false, msAgo: 10),
+            .init(key: "img", siblings: 1, bytes: 6_400_000, refused: false, msAgo: 20),
+        ])
+        model.nodes[1].status?.objects = objects([
+            .init(key: "cart", siblings: 100, bytes: 3000, refused: true, msAgo: 5)
+        ])
+        #expect(DashboardView.hotKeysText(model) == "hot keys: cart 100 siblings 2 KiB refused · img 6.1 MiB")
+        let canvas = DashboardView.render(model, output: [], width: 80, height: 24)
+        #expect(canvas.lines.allSatisfy { $0.count <= 80 })
+        #expect(canvas.lines.contains { $0.contains("hot keys: cart 100 siblings") })
+        #expect(canvas.lines.joined().contains("n4→n3 3"), "the hints line stays")
+    }
+
     @Test func largeTerminalsShowLatencyHeartbeatAgesAndSparklines() {
         let canvas = DashboardView.render(Self.model(), output: [], width: 160, height: 50)
         let text = canvas.lines.joined(separator: "\n")

@@ -266,7 +266,7 @@ public final class Simulation {
                     log.append(
                         "\(now) FORGET \(String(decoding: key, as: UTF8.self)) on \(name) \(object.versions.map(\.dot)) -> \(result)"
                     )
-                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _, _):
+                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _, _, _):
                     log.append(
                         "\(now) COORDINATE \(String(decoding: key, as: UTF8.self)) on \(name) hintFor \(hintFor ?? "-") ctx \(context?.description ?? "none") -> \(result)"
                     )
@@ -291,6 +291,8 @@ public final class Simulation {
             try clientReplied(client, reply)
         case .event(let text):
             if tracing { log.append("\(now) \(text)") }
+        case .objectNearLimit:
+            break
         }
     }
 
@@ -537,7 +539,7 @@ public final class Simulation {
 
     private func checkKey(of op: StorageOp) throws {
         switch op {
-        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _, _), .forget(let key, _):
+        case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _, _, _), .forget(let key, _):
             try checkDurability(of: key)
         default: break
         }

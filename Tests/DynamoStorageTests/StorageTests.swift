@@ -97,18 +97,22 @@ func temporaryDirectory() -> String {
         let store = try ReplicaStore(engine: MemoryEngine())
         let key = Array("k".utf8)
         let first = try store.coordinateHintedWrite(
-            key, target: "n4", value: [1], context: nil, actor: "n5", now: 1, policy: policy)
+            key, target: "n4", value: [1], context: nil, actor: "n5", now: 1, policy: policy
+        ).version
         let hint = try #require(try store.pendingHints(limit: 10) { _ in true }.first)
         #expect(try store.removeHint(hint))
         let second = try store.coordinateHintedWrite(
-            key, target: "n4", value: [2], context: nil, actor: "n5", now: 2, policy: policy)
+            key, target: "n4", value: [2], context: nil, actor: "n5", now: 2, policy: policy
+        ).version
         #expect(second.dot.counter > first.dot.counter)
         // The same for own data handed off (or a tombstone reaped), then written again.
         let own = try store.coordinateWrite(
-            key, value: [3], context: nil, actor: "n5", now: 3, policy: policy, sync: false)
+            key, value: [3], context: nil, actor: "n5", now: 3, policy: policy, sync: false
+        ).version
         #expect(try store.forget(key, ifStill: try #require(try store.object(for: key))))
         let again = try store.coordinateWrite(
-            key, value: [4], context: nil, actor: "n5", now: 4, policy: policy, sync: false)
+            key, value: [4], context: nil, actor: "n5", now: 4, policy: policy, sync: false
+        ).version
         #expect(again.dot.counter > own.dot.counter)
         #expect(store.keyCount == 1)
     }
@@ -123,7 +127,7 @@ func temporaryDirectory() -> String {
             key, target: "n3", value: [1], context: nil, actor: "n2", now: 1, policy: policy)
         let own = try store.coordinateWrite(
             key, value: [2], context: nil, actor: "n2", now: 2, policy: policy, sync: false)
-        #expect(own.dot.counter > hinted.dot.counter)
+        #expect(own.version.dot.counter > hinted.version.dot.counter)
     }
 
     @Test func corruptStoredBytesAreAStorageErrorNotACrash() throws {
@@ -173,5 +177,108 @@ func temporaryDirectory() -> String {
             #expect(engine.latestSequence == 10)
         }
         #expect(try RocksDBEngine(path: dir).latestSequence == 10)
+    }
+}
+
+/// Issue 10, items 6 and 7, where the store enforces them.
+@Suite struct ObjectLimitStoreTests {
+    let policy = ClockPolicy()
+    let limits = ObjectLimits(warnSiblings: 3, maxSiblings: 5, warnObjectBytes: 2_000, maxObjectBytes: 4_000)
+    let key = Array("cart".utf8)
+
+    func write(_ store: ReplicaStore, _ value: [UInt8], context: CausalHistory? = nil, now: UInt64 = 1)
+        -> StorageResult
+    {
+        store.execute(
+            .coordinateWrite(
+                key: key, value: value, context: context, actor: "n1", now: now, hintFor: nil, sync: false,
+                limits: limits),
+            policy: policy)
+    }
+
+    @Test func blindWritesPastTheSiblingLimitAreRefusedAndNothingIsStored() throws {
+        let store = try ReplicaStore(engine: MemoryEngine())
+        for i in 1...5 {
+            guard case .version(_, let size) = write(store, [UInt8(i)]) else {
+                Issue.record("write \(i) refused")
+                return
+            }
+            #expect(size.siblings == i)
+            #expect(size.bytes == (try store.object(for: key))?.encoded().count)
+        }
+        let before = try #require(try store.object(for: key))
+        guard case .refused(let refusal) = write(store, [6]) else {
+            Issue.record("the sixth blind write must be refused")
+            return
+        }
+        #expect(refusal.bound == .maxSiblings)
+        #expect(refusal.current.siblings == 5 && refusal.attempted.siblings == 6)
+        #expect(try store.object(for: key) == before)
+        #expect(store.takeTreeUpdates().count == 5)
+        // A write with the context of a read resolves them, and blind writes work again.
+        guard case .version(_, let size) = write(store, [7], context: before.context) else {
+            Issue.record("a resolving write must pass")
+            return
+        }
+        #expect(size.siblings == 1)
+        guard case .version = write(store, [8]) else {
+            Issue.record("after resolving, a blind write passes")
+            return
+        }
+    }
+
+    @Test func aWritePastTheByteLimitIsRefused() throws {
+        let store = try ReplicaStore(engine: MemoryEngine())
+        let value = [UInt8](repeating: 1, count: 1_500)
+        guard case .version = write(store, value), case .version = write(store, value) else {
+            Issue.record("two values of 1,500 bytes fit in 4,000")
+            return
+        }
+        guard case .refused(let refusal) = write(store, value) else {
+            Issue.record("a third must be refused")
+            return
+        }
+        #expect(refusal.bound == .maxObjectBytes)
+        #expect(refusal.attempted.bytes > 4_000 && refusal.current.bytes <= 4_000)
+        #expect(try store.object(for: key)?.versions.count == 2)
+    }
+
+    /// What 10,001 blind writes left behind before the limits: every operation on the key
+    /// failed ("count 10001 exceeds 10000"), and so did every scan over it (Merkle trees,
+    /// handoff, the tombstone sweep). The store reads it now; a peer is still never sent it
+    /// (`PeerCodec.tooLarge`); and a write with its context resolves it.
+    @Test func aKeyStoredPastTheDecodeLimitStaysReadableAndResolvable() throws {
+        let engine = MemoryEngine()
+        let store = try ReplicaStore(engine: engine)
+        let count = VersionedObject.decodeVersionLimit + 1
+        let legacy = VersionedObject(
+            versions: (1...count).map {
+                Version(dot: Dot(actor: "n1", counter: UInt64($0)), past: .empty, value: [1], timestamp: 1)
+            })
+        try engine.put(ReplicaStore.storageKey(for: key), legacy.encoded(), sync: false)
+        let read = try #require(try store.object(for: key))
+        #expect(read.versions.count == count)
+        #expect(try store.scanOwn(after: nil, limit: 10).count == 1)
+        #expect(try store.rangeHashes(start: RingPosition(0), end: RingPosition(0)).0.count == 1)
+        // Another blind write is refused, even with limits above the ceiling.
+        guard case .refused(let refusal) = write(store, [2]) else {
+            Issue.record("a blind write must not grow it")
+            return
+        }
+        #expect(refusal.bound == .maxSiblings)
+        // So is a replica's merge that would grow it; one that resolves it is taken.
+        let extra = try VersionedObject().writing([3], context: nil, actor: "n2", now: 2, policy: policy).object
+        let merge = StorageOp.merge(key: key, object: extra, hintFor: nil, sync: false)
+        guard case .refused(let ceiling) = store.execute(merge, policy: policy) else {
+            Issue.record("a replica must not grow it past what peers decode")
+            return
+        }
+        #expect(ceiling.bound == .siblingCeiling)
+        guard case .version(_, let size) = write(store, [4], context: read.context) else {
+            Issue.record("a write with its context must resolve it")
+            return
+        }
+        #expect(size.siblings == 1)
+        #expect(try store.object(for: key)?.liveVersions.map(\.value) == [[4]])
     }
 }

@@ -65,8 +65,46 @@ import Testing
             id: 7,
             .coordinated(
                 WriteResult(succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "io"))),
+        .response(
+            id: 16,
+            .coordinated(
+                WriteResult(
+                    succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "refused",
+                    refusal: ObjectLimitRefusal(
+                        key: Array("cart".utf8), bound: .maxObjectBytes, limit: 12 << 20,
+                        current: .init(siblings: 12, bytes: 12 << 20), attempted: .init(siblings: 13, bytes: 13 << 20))
+                ))),
         .response(id: UInt64.max, .error("unknown")),
     ]
+
+    /// A write refused by the object limits travels back to the node that forwarded it,
+    /// refusal and all; an answer without one is encoded exactly as before it existed.
+    @Test func aForwardedWriteKeepsItsRefusal() throws {
+        let plain = WriteResult(succeeded: false, coordinator: "n2", acks: [], required: 2, context: .empty, error: "x")
+        var refused = plain
+        refused.refusal = ObjectLimitRefusal(
+            key: [1], bound: .maxSiblings, limit: 100, current: .init(siblings: 100, bytes: 9),
+            attempted: .init(siblings: 101, bytes: 10))
+        let without = PeerCodec.encode(.response(id: 1, .coordinated(plain)))
+        let with = PeerCodec.encode(.response(id: 1, .coordinated(refused)))
+        #expect(Array(with.prefix(without.count)) == without)
+        #expect(try PeerCodec.decode(with) == .response(id: 1, .coordinated(refused)))
+    }
+
+    /// An object stored before the limits with more versions than a peer decodes is never
+    /// sent: the receiver would close the link every other request shares.
+    @Test func anObjectPastTheDecodeLimitIsNotSent() {
+        let count = VersionedObject.decodeVersionLimit + 1
+        let object = VersionedObject(
+            versions: (1...count).map {
+                Version(dot: Dot(actor: "n1", counter: UInt64($0)), past: .empty, value: [], timestamp: 1)
+            })
+        let problem = PeerCodec.tooLarge(.response(id: 1, .replica(.object(object))))
+        #expect(problem?.contains("10001 versions") == true, "\(problem ?? "nil")")
+        #expect(PeerCodec.tooLarge(.response(id: 1, .replica(.object(Self.object)))) == nil)
+        let encoded = PeerCodec.encode(.response(id: 1, .replica(.object(object))))
+        #expect(throws: DecodingError.self) { try PeerCodec.decode(encoded) }
+    }
 
     @Test(arguments: 0..<messages.count) func everyMessageRoundTrips(index: Int) throws {
         let message = Self.messages[index]
