@@ -770,6 +770,19 @@ public struct NodeMachine: Sendable {
             )
     }
 
+    /// Who takes a hint its target cannot: a reachable node of the key's preference list
+    /// (not this one, not the target), home nodes first, and among those first one that made
+    /// none of its versions. A version's coordinator already holds it: handing the hint there
+    /// would leave one copy of a write that was acknowledged with two. (Found by the
+    /// simulator: such a copy was then lost with a log tail.)
+    private func standIn(for hint: Hint, now: Now) -> NodeName? {
+        let list = membership.routingRing.preferenceList(forKey: hint.key)
+        let candidates = list.nodes.filter { $0 != name && $0 != hint.target && isReachable($0, at: now.monotonicMs) }
+        let home = Set(list.home(settings.quorum.n))
+        let makers = Set(hint.object.versions.map(\.dot.actor))
+        return candidates.first { home.contains($0) && !makers.contains($0) } ?? candidates.first
+    }
+
     private mutating func replicate(
         _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int, now: Now
     ) -> [Action] {
@@ -883,11 +896,7 @@ public struct NodeMachine: Sendable {
                 let targetLeft =
                     membership.member(hint.target)?.status == .leaving
                     && !isReachable(hint.target, at: now.monotonicMs)
-                if targetLeft,
-                    let home = membership.routingRing.preferenceList(forKey: hint.key).nodes.first(where: {
-                        $0 != name && isReachable($0, at: now.monotonicMs)
-                    })
-                {
+                if targetLeft, let home = standIn(for: hint, now: now) {
                     // The intended node left the cluster: its ranges belong to others now.
                     actions += send(
                         .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: home,
@@ -896,9 +905,7 @@ public struct NodeMachine: Sendable {
                     actions += send(
                         .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
                         purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
-                } else if let holder = membership.routingRing.preferenceList(forKey: hint.key).nodes.first(where: {
-                    $0 != name && $0 != hint.target && isReachable($0, at: now.monotonicMs)
-                }) {
+                } else if let holder = standIn(for: hint, now: now) {
                     // Leaving with the target still away: another node keeps the hint for it.
                     actions += send(
                         .replica(.put(key: hint.key, object: hint.object, hintFor: hint.target)), to: holder,
