@@ -53,6 +53,19 @@ import Testing
         #expect(missing == 0, "\(missing) of \(Self.keys.count) keys missing on n1 once it said it was up")
     }
 
+    /// n1 refuses to start on its damaged store, naming `--repair-store`; started with it,
+    /// it says it was repaired and refills.
+    private func expectRefusedThenRepaired(_ cluster: LocalCluster) async throws {
+        try cluster.launch("n1")
+        #expect(try await cluster.waitForExit("n1") == 1)
+        #expect(log(cluster).contains("--repair-store"), "the refusal names the way out")
+        try cluster.launch("n1", extraArguments: ["--repair-store"])
+        try await cluster.waitUntilReady("n1")
+        let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
+        #expect(lost.contains("repaired"), "\(lost)")
+        try await expectRefilled(cluster)
+    }
+
     private func log(_ cluster: LocalCluster) -> String {
         let path = cluster.options.logDirectory! + "/n1.log"
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -86,13 +99,7 @@ import Testing
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.truncate(atOffset: UInt64(size * 2 / 3))
             try handle.close()
-            try cluster.launch("n1")
-            #expect(try await cluster.waitForExit("n1") == 1)
-            #expect(log(cluster).contains("--repair-store"), "the refusal names the way out")
-            try cluster.launch("n1", extraArguments: ["--repair-store"])
-            try await cluster.waitUntilReady("n1")
-            #expect(try await cluster.client("n1").status().storage?.lostAtStart?.contains("repaired") == true)
-            try await expectRefilled(cluster)
+            try await expectRefusedThenRepaired(cluster)
         }
     }
 
@@ -106,15 +113,7 @@ import Testing
             try await cluster.waitUntilReady("n1")
             cluster.stop("n1", .kill)
             _ = try corrupt(cluster, suffix: ".sst")
-            try cluster.launch("n1")
-            let status = try await cluster.waitForExit("n1")
-            #expect(status == 1)
-            #expect(log(cluster).contains("--repair-store"), "the refusal names the way out")
-            try cluster.launch("n1", extraArguments: ["--repair-store"])
-            try await cluster.waitUntilReady("n1")
-            let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
-            #expect(lost.contains("repaired"), "\(lost)")
-            try await expectRefilled(cluster)
+            try await expectRefusedThenRepaired(cluster)
         }
     }
 }
