@@ -356,7 +356,8 @@ public enum DashboardView {
         }
     }
 
-    /// "hot keys: cart 100 siblings refused · img 6.1 MiB": the keys the nodes saw near or
+    /// "hot keys: cart 100sib 2KiB refused · img 6.1MiB" (compact: it shares a line of the
+    /// hints panel at 80 columns): the keys the nodes saw near or
     /// over the object limits (each key once, with the most any node saw), refused first.
     static func hotKeysText(_ model: DashboardModel) -> String? {
         var keys: [String: StatusDocument.Objects.HotKey] = [:]
@@ -377,8 +378,8 @@ public enum DashboardView {
         let ordered = keys.values.sorted { rank($0) < rank($1) }
         let items = ordered.map { hot in
             var parts = [hot.key]
-            if hot.siblings > 1 { parts.append("\(hot.siblings) siblings") }
-            parts.append(byteText(hot.bytes))
+            if hot.siblings > 1 { parts.append("\(hot.siblings)sib") }
+            parts.append(byteText(hot.bytes).replacingOccurrences(of: " ", with: ""))
             if hot.refused { parts.append("refused") }
             return parts.joined(separator: " ")
         }

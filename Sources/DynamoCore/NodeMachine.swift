@@ -115,6 +115,9 @@ public struct NodeMachine: Sendable {
         /// A new node has all the data of its ranges: persist that, so a restart does not
         /// join again (until then, a restart resumes the join), and its dot floor.
         case joined(dotFloor: UInt64)
+        /// The node took a new generation and dot floor (the cluster remembered a later life
+        /// of it): persist them, so a restart starts above them.
+        case identityChanged(generation: UInt64, dotFloor: UInt64)
         /// Something a person watching would want to know (failures seen, hints delivered...).
         case event(String)
         /// A key near or over the object limits was written or read, or a write to it was
@@ -167,7 +170,7 @@ public struct NodeMachine: Sendable {
         case handoffScan(full: Bool)
         case handedOff
         case serveTransfer(handle: UInt64, requester: Member)
-        case pulled
+        case pulled(from: NodeName)
         case buildTree(range: KeyRange)
         case treeRepaired(range: KeyRange, peer: NodeName)
     }
@@ -554,10 +557,15 @@ public struct NodeMachine: Sendable {
         for case .refused(let member) in outcome where refusedMembers.insert(member).inserted {
             actions.append(.event("\(name) refuses gossip about \(member): its row is not signed with the cluster secret"))
         }
-        if outcome.contains(.outlivedEarlierSelf), dotFloor < now.wallMs {
-            dotFloor = now.wallMs
+        if outcome.contains(.outlivedEarlierSelf) {
+            // Its data dir is older than the cluster's memory of it (deleted, or restored
+            // from a backup): dots it made since may live on elsewhere.
+            dotFloor = max(dotFloor, now.wallMs)
+            actions.append(.identityChanged(generation: membership.local.generation, dotFloor: dotFloor))
             actions.append(
-                .event("\(name) lost its data: the cluster remembers a later life of it; it refills its ranges"))
+                .event(
+                    "\(name) finds the cluster remembers a later life of it (its data dir is older): it takes generation \(membership.local.generation) and numbers new versions from its clock"
+                ))
         }
         if outcome.contains(.ringChanged) {
             // Ownership may have moved: look for data to hand off right away, and do not
@@ -736,11 +744,11 @@ public struct NodeMachine: Sendable {
     /// Coordinates a write here: store the new version locally (as a hint if this node is a
     /// fallback), then replicate it.
     private mutating func coordinateHere(_ requester: Requester, _ put: ForwardedPut, now: Now) -> [Action] {
-        // A node starting without its data (new, or its disk lost) coordinates nothing until
-        // it has heard from the cluster: only then does it know whether it lived before, and
-        // so whether its dots must start above that life's (`dotFloor`).
-        if settings.freshIdentity, !membership.hasJoined {
-            let reason = "\(name) is starting without data and has not reached the cluster yet; try another node"
+        // A starting node coordinates nothing until it has heard from the cluster: only then
+        // does it know whether the cluster remembers a later life of it (a lost or restored
+        // data dir), whose dots its new ones must start above (`dotFloor`).
+        if !membership.hasJoined {
+            let reason = "\(name) is starting and has not reached the cluster yet; try another node"
             if case .peer(let handle) = requester { return [.respond(handle: handle, .error(reason))] }
             return answer(
                 requester,
@@ -919,7 +927,11 @@ public struct NodeMachine: Sendable {
             return handoffScanned(result, full: full, now: now)
         case .serveTransfer(let handle, let requester):
             return [.respond(handle: handle, transfer(result, for: requester))]
-        case .pulled:
+        case .pulled(let source):
+            pulledMergesInFlight -= 1
+            if case .failed(let reason) = result, pullFailed.insert(source).inserted {
+                return [.event("\(name) could not store keys pulled from \(source) (\(reason)): it pulls them again")]
+            }
             return []
         case .buildTree(let range):
             guard case .keyHashes(let hashes, let seq) = result, var entry = trees[range] else { return [] }
@@ -1182,6 +1194,10 @@ public struct NodeMachine: Sendable {
     private var pullCursors: [NodeName: [UInt8]?] = [:]
     private var pullStarted = false
     private var pullsInFlight: Set<NodeName> = []
+    /// Pulled keys not yet stored, and sources some of whose keys could not be stored (a
+    /// full disk): the join is complete only once every pulled key is stored.
+    private var pulledMergesInFlight = 0
+    private var pullFailed: Set<NodeName> = []
     private var nextPullAt: [NodeName: UInt64] = [:]
     /// Keys received while joining.
     public private(set) var keysPulled = 0
@@ -1207,7 +1223,15 @@ public struct NodeMachine: Sendable {
                 .pull(requester: membership.local, after: cursor), to: source, purpose: .pull(from: source),
                 timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
         }
-        if pullCursors.isEmpty {
+        if pullCursors.isEmpty, pulledMergesInFlight == 0, !pullFailed.isEmpty {
+            for source in pullFailed where membership.member(source)?.status == .up {
+                pullCursors[source] = .some(nil)
+                nextPullAt[source] = t + 5 * settings.gossipIntervalMs
+            }
+            pullFailed = []
+            return actions
+        }
+        if pullCursors.isEmpty, pulledMergesInFlight == 0 {
             membership.setLocalStatus(.up, now: t)
             actions.append(.joined(dotFloor: dotFloor))
             actions.append(
@@ -1230,7 +1254,9 @@ public struct NodeMachine: Sendable {
         var actions: [Action] = []
         for entry in entries {
             keysPulled += 1
-            actions += storage(.merge(key: entry.key, object: entry.object, hintFor: nil, sync: false), wait: .pulled)
+            pulledMergesInFlight += 1
+            actions += storage(
+                .merge(key: entry.key, object: entry.object, hintFor: nil, sync: false), wait: .pulled(from: source))
         }
         if let next { pullCursors[source] = .some(next) } else { pullCursors[source] = nil }
         return actions

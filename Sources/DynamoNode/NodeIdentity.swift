@@ -27,6 +27,16 @@ struct NodeIdentity: Equatable {
         try store.setMetadata(metadataKey, identity.encoded())
     }
 
+    /// Records a generation and dot floor the node took while running (see
+    /// `NodeMachine.Action.identityChanged`).
+    static func update(in store: ReplicaStore, generation: UInt64, dotFloor: UInt64) throws {
+        guard let bytes = try store.metadata(metadataKey) else { return }
+        var identity = try decode(bytes)
+        identity.generation = max(identity.generation, generation)
+        identity.dotFloor = max(identity.dotFloor, dotFloor)
+        try store.setMetadata(metadataKey, identity.encoded())
+    }
+
     /// Loads the identity from the store, or creates it on first start; bumps the generation.
     /// `refill`: the store lost data, so the node pulls its ranges again as a new one does,
     /// and numbers its new dots from `nowMs` on.

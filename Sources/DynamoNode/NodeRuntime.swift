@@ -70,6 +70,11 @@ final class NodeRuntime: @unchecked Sendable {
             objectLimits: config.objectLimits)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
+        if storeLoss != nil {
+            events.append(
+                "\(config.name) found its store had lost data: it refills its ranges from its replicas",
+                wallMs: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
     }
 
     /// Starts a graceful leave: every range and hint goes to other nodes, then the node exits.
@@ -129,6 +134,14 @@ final class NodeRuntime: @unchecked Sendable {
                 target.channel.writeAndFlush(message, promise: nil)
             case .ignore(let handle):
                 inbound[handle] = nil
+            case .identityChanged(let generation, let dotFloor):
+                let store = self.store
+                let logger = self.logger
+                pool.runIfActive(eventLoop: loop) {
+                    try NodeIdentity.update(in: store, generation: generation, dotFloor: dotFloor)
+                }.whenFailure { error in
+                    logger.error("cannot record the node's new generation: \(error)")
+                }
             case .joined(let dotFloor):
                 let store = self.store
                 let logger = self.logger
@@ -201,7 +214,15 @@ final class NodeRuntime: @unchecked Sendable {
     /// on, every two seconds, the store is checked until it takes writes again.
     private func storageFailed(_ reason: String) {
         storageFailures = (storageFailures.count + 1, reason, monotonicMs)
-        if storageDegraded == nil { logger.error("storage degraded (\(StoreKeeper.degradation(reason))): \(reason)") }
+        if storageDegraded == nil {
+            let what = StoreKeeper.degradation(reason)
+            let advice =
+                what == "disk full"
+                ? "free space on the disk of \(config.dataDir); meanwhile other replicas take this node's writes, and it checks every 2 s"
+                : "it checks every 2 s whether the store takes writes again"
+            logger.error("storage degraded (\(what)): \(reason); \(advice)")
+            events.append("\(name) storage degraded (\(what))", wallMs: now.wallMs)
+        }
         storageDegraded = StoreKeeper.degradation(reason)
         if let text = logLimiter.admit("storage", "storage operation failed: \(reason)") { logger.error("\(text)") }
         scheduleResume()
@@ -217,6 +238,7 @@ final class NodeRuntime: @unchecked Sendable {
                 switch result {
                 case .success(let reopened):
                     self.storageDegraded = nil
+                    self.events.append("\(self.name) storage recovered", wallMs: self.now.wallMs)
                     self.logger.notice(
                         "storage recovered: the store takes writes again\(reopened ? " (reopened after the fault)" : "")")
                 case .failure(let error):

@@ -29,29 +29,45 @@ struct OpenedStore {
         }
         let engine: RocksDBEngine
         let store: ReplicaStore
+        var logDamage: String?
         do {
             if config.repairStore, FileManager.default.fileExists(atPath: path) {
+                let room = RocksDBEngine.roomToRecover(path: path)
+                guard room.free >= room.needed else {
+                    throw NodeStartError(
+                        "not enough free space to repair the store in \(path): \(room.free) bytes free, \(room.needed) needed; free some space first"
+                    )
+                }
                 logger.warning("repairing the store in \(path) (--repair-store)")
                 try RocksDBEngine.repair(path: path)
             }
-            engine = try RocksDBEngine(path: path)
+            (engine, logDamage) = try openEngine(path: path)
             store = try ReplicaStore(engine: engine)
+        } catch let error as NodeStartError {
+            throw error
         } catch {
+            if "\(error)".contains("No space left") {
+                throw NodeStartError(
+                    "cannot open data dir \(config.dataDir): its disk is full (\(error)); free some space and start the node again")
+            }
             throw NodeStartError("cannot open data dir \(config.dataDir): \(error); \(repairHint)")
         }
         do {
             let sealPath = config.dataDir + "/" + StoreSeal.fileName
-            var loss: String?
+            var loss = logDamage
             var incarnation = try store.metadata(StoreSeal.metadataKey)
             if let bytes = try StoreSeal.read(at: sealPath) {
                 if let seal = StoreSeal(decoding: bytes) {
-                    loss = seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence ?? 0)
+                    loss = loss ?? seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence ?? 0)
                 } else {
-                    logger.warning("the store seal \(sealPath) is damaged: the store cannot be checked this time")
+                    // Whatever damaged the seal may have damaged the store: refill to be safe.
+                    loss = loss ?? "the store seal \(sealPath) is damaged, so what the store holds cannot be checked"
                 }
             }
             if config.repairStore {
-                loss = "the store was repaired (--repair-store): " + (loss ?? "what did not read back is gone")
+                // What repair could not read is set aside in rocksdb/lost (kept for the operator).
+                loss =
+                    "the store was repaired (--repair-store): what did not read back is gone (set aside in \(path)/lost)"
             }
             if incarnation == nil {
                 let created = StoreSeal.newIncarnation()
@@ -73,6 +89,21 @@ struct OpenedStore {
         } catch {
             throw NodeStartError("cannot check the store in \(path): \(error)")
         }
+    }
+}
+
+/// Opens the store, refusing a damaged log record however recent; then, if that was the
+/// trouble, recovers the log to its last consistent point and says what was lost.
+private func openEngine(path: String) throws(StorageError) -> (RocksDBEngine, String?) {
+    do {
+        return (try RocksDBEngine(path: path), nil)
+    } catch {
+        guard error.message.contains("Corruption") else { throw error }
+        let engine = try RocksDBEngine(path: path, strictLog: false)
+        return (
+            engine,
+            "its write-ahead log is damaged (\(error.message)); RocksDB recovered it to its last consistent point, and the writes after that are gone"
+        )
     }
 }
 
@@ -131,7 +162,9 @@ final class StoreKeeper: Sendable {
 
     /// A storage failure in a few words, for the status and the dashboard.
     static func degradation(_ reason: String) -> String {
-        if reason.contains("No space left") || reason.contains("ENOSPC") { return "disk full" }
+        if reason.contains("No space left") || reason.contains("ENOSPC") || reason.contains("waiting for disk space") {
+            return "disk full"
+        }
         if reason.contains("is closed") { return "store closed" }
         return "storage errors"
     }

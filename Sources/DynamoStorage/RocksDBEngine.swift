@@ -11,9 +11,10 @@ import NIOConcurrencyHelpers
 /// (the OS has the bytes); `sync: true` additionally fsyncs it (survives power loss).
 /// RocksDB's own LOCK file stops two processes from opening one data dir.
 ///
-/// A damaged write-ahead log is recovered to the last consistent point (RocksDB's
-/// point-in-time mode), never past a hole; what that dropped is noticed by `StoreSeal`,
-/// which compares the recovered sequence with the one the node last recorded.
+/// A damaged write-ahead log is refused by default (`strictLog`: any record that fails its
+/// checksum fails the open, however recent); the caller may then open it in RocksDB's
+/// point-in-time mode, recovered to the last consistent point, never past a hole, knowing
+/// it lost the rest. `StoreSeal` catches the losses a log cannot show (a truncated MANIFEST).
 public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     // RocksDB handles are thread-safe for concurrent get/put/iterate. The database handle
     // is swapped only by `reopen()`, under the write side of `lock`; every use holds the
@@ -34,14 +35,16 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     private let syncWriteOptions: OpaquePointer
     public let path: String
 
-    public init(path: String) throws(StorageError) {
+    /// - Parameter strictLog: fail the open on any damaged log record (else recover to the
+    ///   last consistent point).
+    public init(path: String, strictLog: Bool = true) throws(StorageError) {
         self.path = path
         options = rocksdb_options_create()
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_max_open_files(options, 256)
         rocksdb_options_set_paranoid_checks(options, 1)
-        rocksdb_options_set_wal_recovery_mode(options, 2)  // kPointInTimeRecovery
+        rocksdb_options_set_wal_recovery_mode(options, strictLog ? 1 : 2)  // kAbsoluteConsistency : kPointInTime
         // RocksDB's own LOG file gets only its header (the options, at open): Debian's
         // librocksdb is built with assertions, and its logger aborts the process on the
         // line after one that failed on a full disk. The node logs storage faults itself.
@@ -88,7 +91,10 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     /// Free bytes on the store's filesystem, and what a reopen needs: room to replay the
     /// write-ahead logs into a table file, plus a margin. Reopening on a full disk is
     /// worse than waiting: RocksDB's recovery then fails mid-write, and Debian's build aborts.
-    public func roomToReopen() -> (free: UInt64, needed: UInt64) {
+    public func roomToReopen() -> (free: UInt64, needed: UInt64) { Self.roomToRecover(path: path) }
+
+    /// Free bytes where the store at `path` lives, and what replaying its logs needs.
+    public static func roomToRecover(path: String) -> (free: UInt64, needed: UInt64) {
         var stats = statvfs()
         let free = statvfs(path, &stats) == 0 ? UInt64(stats.f_bavail) * UInt64(stats.f_frsize) : 0
         var logs: UInt64 = 0
@@ -114,6 +120,9 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         if let handle { rocksdb_close(handle) }
         handle = nil
         writeFault.withLockedValue { $0 = nil }
+        // A log append that failed mid-record (the full disk) leaves a torn tail that was
+        // never acknowledged: recover to the last whole record rather than refuse.
+        rocksdb_options_set_wal_recovery_mode(options, 2)
         var error: UnsafeMutablePointer<CChar>?
         let reopened = rocksdb_open(options, path, &error)
         if let message = Self.take(error) {
@@ -130,6 +139,7 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     public static func repair(path: String) throws(StorageError) {
         let options = rocksdb_options_create()
         defer { rocksdb_options_destroy(options) }
+        rocksdb_options_set_info_log_level(options, 5)  // as in init: no log lines to fail on a full disk
         var error: UnsafeMutablePointer<CChar>?
         rocksdb_repair_db(options, path, &error)
         if let message = take(error) { throw StorageError("RocksDB repair of \(path) failed: \(message)") }

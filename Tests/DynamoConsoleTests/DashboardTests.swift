@@ -93,10 +93,10 @@ import Testing
         model.nodes[1].status?.objects = objects([
             .init(key: "cart", siblings: 100, bytes: 3000, refused: true, msAgo: 5)
         ])
-        #expect(DashboardView.hotKeysText(model) == "hot keys: cart 100 siblings 2 KiB refused · img 6.1 MiB")
+        #expect(DashboardView.hotKeysText(model) == "hot keys: cart 100sib 2KiB refused · img 6.1MiB")
         let canvas = DashboardView.render(model, output: [], width: 80, height: 24)
         #expect(canvas.lines.allSatisfy { $0.count <= 80 })
-        #expect(canvas.lines.contains { $0.contains("hot keys: cart 100 siblings") })
+        #expect(canvas.lines.contains { $0.contains("hot keys: cart 100sib 2KiB refused · img 6.1MiB") }, "whole at 80 columns")
         #expect(canvas.lines.joined().contains("n4→n3 3"), "the hints line stays")
     }
 

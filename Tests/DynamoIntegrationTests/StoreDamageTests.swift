@@ -80,8 +80,23 @@ import Testing
             try cluster.launch("n1")
             try await cluster.waitUntilReady("n1")
             let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
-            #expect(lost.contains("writes are gone"), "\(lost)")
+            #expect(lost.contains("write-ahead log is damaged"), "\(lost)")
             #expect(log(cluster).contains("THIS NODE'S STORE LOST DATA"))
+            try await expectRefilled(cluster)
+        }
+    }
+
+    /// What no log shows: the store itself gone (emptied or replaced), its seal still there.
+    @Test(.timeLimit(.minutes(2))) func aStoreEmptiedBesideItsSealIsNoticedAndRefilled() async throws {
+        try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
+            cluster in
+            try await fill(cluster)
+            cluster.stop("n1", .kill)
+            try FileManager.default.removeItem(atPath: cluster.spec("n1")!.dataDir + "/rocksdb")
+            try cluster.launch("n1")
+            try await cluster.waitUntilReady("n1")
+            let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
+            #expect(lost.contains("no longer holds the record written when it was created"), "\(lost)")
             try await expectRefilled(cluster)
         }
     }

@@ -238,6 +238,9 @@ public final class Simulation {
                 in: delay)
         case .ignore(let handle):
             inbound[handle] = nil
+        case .identityChanged(let generation, let floor):
+            nodes[name]!.settings.generation = max(nodes[name]!.settings.generation, generation)
+            nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, floor)
         case .joined(let floor):
             // Persisted in the product: a restart after this does not join again.
             nodes[name]!.settings.freshIdentity = false
