@@ -31,3 +31,62 @@ import Testing
         #expect(Self.announcedStatus(freshIdentity: true) == .joining)
     }
 }
+
+/// A joining node is `up` only once every key it pulled is stored: found by an attacker,
+/// whose refill on a full disk said "joined and took 500 keys" with 107 of them missing.
+@Suite struct JoinRefillTests {
+    @Test func pulledKeysThatCannotBeStoredArePulledAgainBeforeTheNodeIsUp() {
+        let settings = NodeSettings(
+            name: "n3", peerAddress: "127.0.0.1:7003", httpAddress: "127.0.0.1:8003",
+            tokens: Token.defaultPositions(for: "n3", count: 8), generation: 1, seeds: ["127.0.0.1:7001"],
+            gossipIntervalMs: 100, freshIdentity: true)
+        var node = NodeMachine(settings: settings, seed: 1)
+        var clock: UInt64 = 0
+        func step(_ input: NodeMachine.Input) -> [NodeMachine.Action] {
+            clock += 10
+            return node.handle(input, now: .init(monotonicMs: clock, wallMs: 1_000_000 + clock))
+        }
+        /// Ticks until the node asks n1 for a pull; answers it with one key; returns the
+        /// storage token of that key's merge.
+        func pullOnce() -> UInt64? {
+            for _ in 0..<200 {
+                for action in step(.tick) {
+                    if case .send(let id, _, .pull) = action {
+                        let entry = KeyedObject(key: Array("k".utf8), object: VersionedObject(versions: [
+                            Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1], timestamp: 1)
+                        ]))
+                        for reply in step(.peerResponse(requestID: id, .transfer(entries: [entry], next: nil))) {
+                            if case .storage(let token, .merge) = reply { return token }
+                        }
+                    }
+                }
+            }
+            return nil
+        }
+        let n1 = Member(
+            name: "n1", peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
+            tokens: Token.defaultPositions(for: "n1", count: 8), status: .up, heartbeat: 5)
+        for action in step(.tick) {
+            if case .send(let id, _, .gossip) = action { _ = step(.peerResponse(requestID: id, .gossip([n1]))) }
+        }
+        guard let first = pullOnce() else {
+            Issue.record("no pull was sent")
+            return
+        }
+        let failed = step(.storageResult(token: first, .failed("IO error: No space left on device")))
+        #expect(failed.contains { if case .event(let text) = $0 { text.contains("pulls them again") } else { false } })
+        for _ in 0..<5 {
+            #expect(!step(.tick).contains { if case .joined = $0 { true } else { false } })
+        }
+        guard let second = pullOnce() else {
+            Issue.record("the key was not pulled again")
+            return
+        }
+        _ = step(.storageResult(token: second, .stored))
+        var joined = false
+        for _ in 0..<50 where !joined {
+            joined = step(.tick).contains { if case .joined = $0 { true } else { false } }
+        }
+        #expect(joined, "up once the key is stored")
+    }
+}
