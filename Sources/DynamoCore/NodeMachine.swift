@@ -28,6 +28,10 @@ public struct NodeSettings: Sendable, Hashable {
     public var clusterKey: ClusterKey?
     /// Counters of dots this node makes start above this (see `NodeMachine.dotFloor`).
     public var dotFloor: UInt64
+    /// The node lost its data and has no seeds to ask: rather than come up empty at once,
+    /// it stays `joining` until a member that knows it gets in touch (then pulls its ranges
+    /// from the cluster), or, if none does within 10 gossip intervals, it is alone.
+    public var awaitPeers: Bool
     /// What one key may hold; writes past it are refused, keys near it reported.
     public var objectLimits: ObjectLimits
 
@@ -37,8 +41,10 @@ public struct NodeSettings: Sendable, Hashable {
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
         syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
         antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
-        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0, objectLimits: ObjectLimits = ObjectLimits()
+        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0, objectLimits: ObjectLimits = ObjectLimits(),
+        awaitPeers: Bool = false
     ) {
+        self.awaitPeers = awaitPeers
         self.objectLimits = objectLimits
         self.dotFloor = dotFloor
         self.clusterKey = clusterKey
@@ -208,7 +214,8 @@ public struct NodeMachine: Sendable {
         self.settings = settings
         let me = Member(
             name: settings.name, peerAddress: settings.peerAddress, httpAddress: settings.httpAddress,
-            tokens: settings.tokens, status: settings.seeds.isEmpty ? .up : .joining, generation: settings.generation)
+            tokens: settings.tokens, status: settings.seeds.isEmpty && !settings.awaitPeers ? .up : .joining,
+            generation: settings.generation)
         // (A known node that restarts is `joining` only until its first gossip exchange.)
         self.membership = Membership(
             me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs, key: settings.clusterKey)
@@ -747,7 +754,8 @@ public struct NodeMachine: Sendable {
         // A starting node coordinates nothing until it has heard from the cluster: only then
         // does it know whether the cluster remembers a later life of it (a lost or restored
         // data dir), whose dots its new ones must start above (`dotFloor`).
-        if !membership.hasJoined {
+        let alone = settings.awaitPeers && membership.members.count == 1 && membership.local.status == .joining
+        if !membership.hasJoined || alone {
             let reason = "\(name) is starting and has not reached the cluster yet; try another node"
             if case .peer(let handle) = requester { return [.respond(handle: handle, .error(reason))] }
             return answer(
@@ -1193,6 +1201,7 @@ public struct NodeMachine: Sendable {
 
     private var pullCursors: [NodeName: [UInt8]?] = [:]
     private var pullStarted = false
+    private var awaitingPeersSince: UInt64?
     private var pullsInFlight: Set<NodeName> = []
     /// Pulled keys not yet stored, and sources some of whose keys could not be stored (a
     /// full disk): the join is complete only once every pulled key is stored.
@@ -1209,6 +1218,10 @@ public struct NodeMachine: Sendable {
     private mutating func advanceJoin(now: Now) -> [Action] {
         guard membership.local.status == .joining, settings.freshIdentity, membership.hasJoined else { return [] }
         let t = now.monotonicMs
+        if settings.awaitPeers, membership.members.count == 1 {
+            awaitingPeersSince = awaitingPeersSince ?? t
+            if t < awaitingPeersSince! + 10 * settings.gossipIntervalMs { return [] }
+        }
         if !pullStarted {
             guard t >= membership.lastChange + 3 * settings.gossipIntervalMs else { return [] }
             pullStarted = true

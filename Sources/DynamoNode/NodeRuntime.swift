@@ -67,7 +67,7 @@ final class NodeRuntime: @unchecked Sendable {
             syncReplicaWrites: config.durability == .all,
             freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
             hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor,
-            objectLimits: config.objectLimits)
+            objectLimits: config.objectLimits, awaitPeers: storeLoss != nil && identity.isFresh && config.seeds.isEmpty)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
         if storeLoss != nil {

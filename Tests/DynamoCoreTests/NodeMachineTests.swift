@@ -89,4 +89,43 @@ import Testing
         }
         #expect(joined, "up once the key is stored")
     }
+
+    /// A node without seeds that lost its data waits for a member that knows it before it
+    /// comes up, and pulls its ranges then (an attacker saw one serve 404s for acknowledged
+    /// keys); alone, it comes up after 10 gossip intervals.
+    @Test func aSeedlessNodeThatLostDataWaitsForThePeersThatKnowIt() {
+        func node() -> NodeMachine {
+            NodeMachine(
+                settings: NodeSettings(
+                    name: "n1", peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
+                    tokens: Token.defaultPositions(for: "n1", count: 8), generation: 3, gossipIntervalMs: 100,
+                    freshIdentity: true, awaitPeers: true),
+                seed: 1)
+        }
+        func isJoined(_ actions: [NodeMachine.Action]) -> Bool {
+            actions.contains { if case .joined = $0 { true } else { false } }
+        }
+        var alone = node()
+        #expect(alone.membership.local.status == .joining)
+        var upAt: UInt64?
+        for t in stride(from: UInt64(10), through: 3_000, by: 10) where upAt == nil {
+            if isJoined(alone.handle(.tick, now: .init(monotonicMs: t, wallMs: t))) { upAt = t }
+        }
+        #expect(upAt.map { $0 >= 1_000 } == true, "alone: up after 10 gossip intervals, not at once (\(upAt ?? 0))")
+
+        var known = node()
+        var pulled = false
+        for t in stride(from: UInt64(10), through: 3_000, by: 10) where !pulled {
+            if t == 200 {
+                let n2 = Member(
+                    name: "n2", peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002",
+                    tokens: Token.defaultPositions(for: "n2", count: 8), status: .up, heartbeat: 9)
+                _ = known.handle(.peerRequest(handle: 1, from: "n2", .gossip([n2])), now: .init(monotonicMs: t, wallMs: t))
+            }
+            let actions = known.handle(.tick, now: .init(monotonicMs: t, wallMs: t))
+            #expect(!isJoined(actions), "never up before it pulled")
+            pulled = actions.contains { if case .send(_, _, .pull) = $0 { true } else { false } }
+        }
+        #expect(pulled, "a peer got in touch: the node pulls its ranges from it")
+    }
 }

@@ -244,6 +244,7 @@ public final class Simulation {
         case .joined(let floor):
             // Persisted in the product: a restart after this does not join again.
             nodes[name]!.settings.freshIdentity = false
+            nodes[name]!.settings.awaitPeers = false
             nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, floor)
             if tracing { log.append("\(now) JOINED \(name)") }
         case .storage(let token, let op):
@@ -452,6 +453,7 @@ public final class Simulation {
         if nodes[name]!.lostData {
             // The product's seal shows the store went back: it refills as a new node does.
             nodes[name]!.settings.freshIdentity = true
+            nodes[name]!.settings.awaitPeers = nodes[name]!.settings.seeds.isEmpty
             nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, timestamps.wallMs)
             nodes[name]!.lostData = false
             refills += 1
