@@ -421,11 +421,20 @@ public struct NodeMachine: Sendable {
 
     // MARK: Serving peers
 
+    /// Why this node's own copy must not answer reads yet: it is new, or refilling after
+    /// losing data, and has not pulled its ranges (its copy would say "not found" for keys
+    /// the cluster holds). Writes it still takes: they are new data to keep.
+    private var refilling: String? {
+        guard settings.freshIdentity, membership.local.status == .joining else { return nil }
+        return "\(name) is still pulling its ranges (new, or refilling after losing data)"
+    }
+
     private mutating func serve(handle: UInt64, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
         // A cut-off peer's requests vanish, as if the network lost them.
         if dropped.contains(peer) { return [.ignore(handle: handle)] }
         switch request {
         case .replica(.get(let key)):
+            if let refilling { return [.respond(handle: handle, .replica(.failed(refilling)))] }
             return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))
         case .replica(.reap(let key, let object)):
             return storage(.forget(key: key, ifStill: object), wait: .serve(handle: handle, isPut: true))
@@ -672,6 +681,7 @@ public struct NodeMachine: Sendable {
         }
         switch request {
         case .get(let key):
+            if let refilling { return replicaReplied(run: run, node: name, .failed(refilling), now: now) }
             return storage(.read(key: key), wait: .localReplica(run: run))
         case .put(let key, let object, let hintFor):
             return storage(

@@ -128,4 +128,22 @@ import Testing
         }
         #expect(pulled, "a peer got in touch: the node pulls its ranges from it")
     }
+
+    /// A node still pulling its ranges does not answer reads from its partial copy (an
+    /// attacker saw `404` for acknowledged keys from a refill stuck on a full disk).
+    @Test func aNodeStillPullingItsRangesDoesNotAnswerReads() {
+        var node = NodeMachine(
+            settings: NodeSettings(
+                name: "n3", peerAddress: "127.0.0.1:7003", httpAddress: "127.0.0.1:8003",
+                tokens: Token.defaultPositions(for: "n3", count: 8), seeds: ["127.0.0.1:7001"], freshIdentity: true),
+            seed: 1)
+        let asked = node.handle(
+            .peerRequest(handle: 4, from: "n1", .replica(.get(key: Array("k".utf8)))),
+            now: .init(monotonicMs: 10, wallMs: 10))
+        #expect(
+            asked.contains {
+                if case .respond(4, .replica(.failed(let why))) = $0 { why.contains("pulling its ranges") } else { false }
+            }, "\(asked)")
+        #expect(!asked.contains { if case .storage = $0 { true } else { false } })
+    }
 }
