@@ -25,9 +25,9 @@ import Testing
         }
     }
 
-    /// Overwrites 4 KiB in the middle of the largest file of `suffix` in n1's store.
-    private func corrupt(_ cluster: LocalCluster, suffix: String) throws -> String {
-        let directory = cluster.spec("n1")!.dataDir + "/rocksdb"
+    /// Overwrites 4 KiB in the middle of the largest file of `suffix` in a node's store.
+    private func corrupt(_ dataDir: String, suffix: String) throws {
+        let directory = dataDir + "/rocksdb"
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(suffix) }
         let sized = try files.map { file in
             (file, try FileManager.default.attributesOfItem(atPath: "\(directory)/\(file)")[.size] as! Int)
@@ -38,7 +38,6 @@ import Testing
         try handle.seek(toOffset: UInt64(size / 2))
         try handle.write(contentsOf: Data((0..<4096).map { _ in UInt8.random(in: .min ... .max) }))
         try handle.close()
-        return file
     }
 
     /// Waits until n1 has refilled (it reports itself up) and checks it holds every key.
@@ -71,42 +70,46 @@ import Testing
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
-    @Test(.timeLimit(.minutes(2))) func aCorruptedWriteAheadLogIsNoticedAndRefilledFromReplicas() async throws {
+    /// Fills three nodes, kills n1, damages its data dir with `damage`, then `check`s.
+    /// Anti-entropy waits an hour, so only the refill can bring n1's keys back.
+    private func withDamagedNode(
+        _ damage: (String) throws -> Void, _ check: (LocalCluster) async throws -> Void
+    ) async throws {
         try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
             cluster in
             try await fill(cluster)
             cluster.stop("n1", .kill)
-            _ = try corrupt(cluster, suffix: ".log")
-            try cluster.launch("n1")
-            try await cluster.waitUntilReady("n1")
-            let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
-            #expect(lost.contains("write-ahead log is damaged"), "\(lost)")
-            #expect(log(cluster).contains("THIS NODE'S STORE LOST DATA"))
-            try await expectRefilled(cluster)
+            try damage(cluster.spec("n1")!.dataDir)
+            try await check(cluster)
+        }
+    }
+
+    /// n1 starts, says what its store lost (in the status and the log), and refills.
+    private func expectNoticedAndRefilled(_ cluster: LocalCluster, saying what: String) async throws {
+        try cluster.launch("n1")
+        try await cluster.waitUntilReady("n1")
+        let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
+        #expect(lost.contains(what), "\(lost)")
+        #expect(log(cluster).contains("THIS NODE'S STORE LOST DATA"))
+        try await expectRefilled(cluster)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aCorruptedWriteAheadLogIsNoticedAndRefilledFromReplicas() async throws {
+        try await withDamagedNode({ try corrupt($0, suffix: ".log") }) { cluster in
+            try await expectNoticedAndRefilled(cluster, saying: "write-ahead log is damaged")
         }
     }
 
     /// What no log shows: the store itself gone (emptied or replaced), its seal still there.
     @Test(.timeLimit(.minutes(2))) func aStoreEmptiedBesideItsSealIsNoticedAndRefilled() async throws {
-        try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
-            cluster in
-            try await fill(cluster)
-            cluster.stop("n1", .kill)
-            try FileManager.default.removeItem(atPath: cluster.spec("n1")!.dataDir + "/rocksdb")
-            try cluster.launch("n1")
-            try await cluster.waitUntilReady("n1")
-            let lost = try #require(try await cluster.client("n1").status().storage?.lostAtStart)
-            #expect(lost.contains("no longer holds the record written when it was created"), "\(lost)")
-            try await expectRefilled(cluster)
+        try await withDamagedNode({ try FileManager.default.removeItem(atPath: $0 + "/rocksdb") }) { cluster in
+            try await expectNoticedAndRefilled(cluster, saying: "no longer holds the record written when it was created")
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func aTruncatedManifestStopsTheNodeUntilRepairStoreRefillsIt() async throws {
-        try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
-            cluster in
-            try await fill(cluster)
-            cluster.stop("n1", .kill)
-            let directory = cluster.spec("n1")!.dataDir + "/rocksdb"
+        try await withDamagedNode({ dataDir in
+            let directory = dataDir + "/rocksdb"
             let manifest = try #require(
                 try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasPrefix("MANIFEST-") })
             let path = "\(directory)/\(manifest)"
@@ -114,20 +117,18 @@ import Testing
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.truncate(atOffset: UInt64(size * 2 / 3))
             try handle.close()
+        }) { cluster in
             try await expectRefusedThenRepaired(cluster)
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func aCorruptedTableFileStopsTheNodeUntilRepairStoreRefillsIt() async throws {
-        try await withCluster(nodes: 3, configure: { $0.extraArguments = ["--anti-entropy-interval-ms", "3600000"] }) {
-            cluster in
-            try await fill(cluster)
+        try await withDamagedNode({ _ in }) { cluster in
             // A restart flushes the recovered log into a table file.
-            cluster.stop("n1", .kill)
             try cluster.launch("n1")
             try await cluster.waitUntilReady("n1")
             cluster.stop("n1", .kill)
-            _ = try corrupt(cluster, suffix: ".sst")
+            try corrupt(cluster.spec("n1")!.dataDir, suffix: ".sst")
             try await expectRefusedThenRepaired(cluster)
         }
     }
