@@ -55,10 +55,10 @@ struct OpenedStore {
         do {
             let sealPath = config.dataDir + "/" + StoreSeal.fileName
             var loss = logDamage
-            var incarnation = try store.metadata(StoreSeal.metadataKey)
+            let stored = try store.metadata(StoreSeal.metadataKey)
             if let bytes = try StoreSeal.read(at: sealPath) {
                 if let seal = StoreSeal(decoding: bytes) {
-                    loss = loss ?? seal.loss(storeIncarnation: incarnation, storeSequence: engine.latestSequence ?? 0)
+                    loss = loss ?? seal.loss(storeIncarnation: stored, storeSequence: engine.latestSequence ?? 0)
                 } else {
                     // Whatever damaged the seal may have damaged the store: refill to be safe.
                     loss = loss ?? "the store seal \(sealPath) is damaged, so what the store holds cannot be checked"
@@ -69,11 +69,8 @@ struct OpenedStore {
                 loss =
                     "the store was repaired (--repair-store): what did not read back is gone (set aside in \(path)/lost)"
             }
-            if incarnation == nil {
-                let created = StoreSeal.newIncarnation()
-                try store.setMetadata(StoreSeal.metadataKey, created)
-                incarnation = created
-            }
+            let incarnation = stored ?? StoreSeal.newIncarnation()
+            if stored == nil { try store.setMetadata(StoreSeal.metadataKey, incarnation) }
             if let loss {
                 logger.error(
                     "THIS NODE'S STORE LOST DATA: \(loss). It refills its ranges from its replicas before serving them.")
@@ -81,7 +78,7 @@ struct OpenedStore {
             let identity = try NodeIdentity.loadOrCreate(
                 in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil,
                 nowMs: UInt64(Date().timeIntervalSince1970 * 1000))
-            let keeper = StoreKeeper(sealPath: sealPath, incarnation: incarnation!, engine: engine, store: store)
+            let keeper = StoreKeeper(sealPath: sealPath, incarnation: incarnation, engine: engine, store: store)
             try keeper.refreshSeal()
             return OpenedStore(store: store, identity: identity, keeper: keeper, loss: loss)
         } catch let error as NodeStartError {
