@@ -34,7 +34,10 @@ import Testing
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1, errno == EINTR {}
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        return ((status >> 8) & 0xff, output)
+        // Exited: its code. Killed by a signal: 128 + the signal, as a shell says it (never
+        // 0, which `(status >> 8) & 0xff` gave for a crash).
+        let signal = status & 0x7f
+        return (signal == 0 ? (status >> 8) & 0xff : 128 + signal, output)
     }
 
     @discardableResult
