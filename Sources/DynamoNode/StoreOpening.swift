@@ -48,7 +48,8 @@ struct OpenedStore {
         } catch {
             if "\(error)".contains("No space left") {
                 throw NodeStartError(
-                    "cannot open data dir \(config.dataDir): its disk is full (\(error)); free some space and start the node again")
+                    "cannot open data dir \(config.dataDir): its disk is full (\(error)); free some space and start the node again"
+                )
             }
             throw NodeStartError("cannot open data dir \(config.dataDir): \(error); \(repairHint)")
         }
@@ -73,7 +74,8 @@ struct OpenedStore {
             if stored == nil { try store.setMetadata(StoreSeal.metadataKey, incarnation) }
             if let loss {
                 logger.error(
-                    "THIS NODE'S STORE LOST DATA: \(loss). It refills its ranges from its replicas before serving them.")
+                    "THIS NODE'S STORE LOST DATA: \(loss). It refills its ranges from its replicas before serving them."
+                )
             }
             let identity = try NodeIdentity.loadOrCreate(
                 in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil,
@@ -146,7 +148,7 @@ final class StoreKeeper: Sendable {
             try store.setMetadata("probe", probe)
             return false
         } catch {
-            let room = engine.roomToReopen()
+            let room = RocksDBEngine.roomToRecover(path: engine.path)
             guard room.free >= room.needed else {
                 throw StorageError(
                     "waiting for disk space to reopen the store: \(room.free) bytes free, \(room.needed) needed")

@@ -139,13 +139,8 @@ public final class ReplicaStore: Sendable {
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = transform(current)
         if next != current {
-            let encoded = next.encoded()
-            let size = ObjectSize(siblings: next.versions.count, bytes: encoded.count)
-            if let refusal = ObjectLimits.ceilingRefusal(
-                forKey: key, current: Self.size(of: current, bytes: stored), next: size)
-            {
-                throw StorageError(refusal: refusal)
-            }
+            let (encoded, size) = Self.encoded(next)
+            try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
             try engine.put(storageKey, encoded, sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
@@ -156,6 +151,12 @@ public final class ReplicaStore: Sendable {
     /// The size of an object as stored (`bytes` its encoding, nil with the object when absent).
     private static func size(of object: VersionedObject?, bytes: [UInt8]?) -> ObjectSize {
         ObjectSize(siblings: object?.versions.count ?? 0, bytes: bytes?.count ?? 0)
+    }
+
+    /// An object's encoding and its size, from one encoding.
+    private static func encoded(_ object: VersionedObject) -> ([UInt8], ObjectSize) {
+        let bytes = object.encoded()
+        return (bytes, size(of: object, bytes: bytes))
     }
 
     /// Merges versions another replica sent (a write, a repair, a handoff).
@@ -189,8 +190,7 @@ public final class ReplicaStore: Sendable {
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
-        let encoded = next.encoded()
-        let size = ObjectSize(siblings: next.versions.count, bytes: encoded.count)
+        let (encoded, size) = Self.encoded(next)
         try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: limits)
         try engine.put(storageKey, encoded, sync: sync)
         if current == nil { keyCounter.withLockedValue { $0 += 1 } }
@@ -198,12 +198,12 @@ public final class ReplicaStore: Sendable {
         return (version, size)
     }
 
-    /// Refuses a coordinated write that would cross `limits` (or the ceiling, whatever the
-    /// limits say).
-    private static func check(_ key: [UInt8], from current: ObjectSize, to next: ObjectSize, limits: ObjectLimits)
+    /// Refuses a change that would cross `limits` (a coordinated write) or, whatever the
+    /// limits (nil for what replicas take), the ceiling of what a peer can decode.
+    private static func check(_ key: [UInt8], from current: ObjectSize, to next: ObjectSize, limits: ObjectLimits?)
         throws(StorageError)
     {
-        if let refusal = limits.refusal(forKey: key, current: current, next: next)
+        if let refusal = limits?.refusal(forKey: key, current: current, next: next)
             ?? ObjectLimits.ceilingRefusal(forKey: key, current: current, next: next)
         {
             throw StorageError(refusal: refusal)
@@ -330,14 +330,9 @@ public final class ReplicaStore: Sendable {
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
         guard next != current else { return }
-        let encoded = next.encoded()
         // A hint travels to its target in one frame.
-        if let refusal = ObjectLimits.ceilingRefusal(
-            forKey: key, current: Self.size(of: current, bytes: stored),
-            next: ObjectSize(siblings: next.versions.count, bytes: encoded.count))
-        {
-            throw StorageError(refusal: refusal)
-        }
+        let (encoded, size) = Self.encoded(next)
+        try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
         try engine.put(storageKey, encoded, sync: sync)
         if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
     }
@@ -448,7 +443,8 @@ public final class ReplicaStore: Sendable {
                     key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy,
                     counterFloor: floor, limits: limits)
                 return .version(version, size: size)
-            case .coordinateWrite(let key, let value, let context, let actor, let now, nil, let sync, let floor, let limits):
+            case .coordinateWrite(
+                let key, let value, let context, let actor, let now, nil, let sync, let floor, let limits):
                 let (version, size) = try coordinateWrite(
                     key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
                     counterFloor: floor, limits: limits)

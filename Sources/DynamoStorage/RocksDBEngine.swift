@@ -88,12 +88,10 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     /// nil while the store is closed.
     public var latestSequence: UInt64? { try? withDB { rocksdb_get_latest_sequence_number($0) } }
 
-    /// Free bytes on the store's filesystem, and what a reopen needs: room to replay the
-    /// write-ahead logs into a table file, plus a margin. Reopening on a full disk is
-    /// worse than waiting: RocksDB's recovery then fails mid-write, and Debian's build aborts.
-    public func roomToReopen() -> (free: UInt64, needed: UInt64) { Self.roomToRecover(path: path) }
-
-    /// Free bytes where the store at `path` lives, and what replaying its logs needs.
+    /// Free bytes where the store at `path` lives, and what reopening or repairing it needs:
+    /// room to replay the write-ahead logs into a table file, plus a margin. Doing either on
+    /// a full disk is worse than waiting: RocksDB then fails mid-write, and Debian's build
+    /// aborts.
     public static func roomToRecover(path: String) -> (free: UInt64, needed: UInt64) {
         var stats = statvfs()
         let free = statvfs(path, &stats) == 0 ? UInt64(stats.f_bavail) * UInt64(stats.f_frsize) : 0
@@ -101,7 +99,9 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         if let directory = opendir(path) {
             defer { closedir(directory) }
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 guard name.hasSuffix(".log") else { continue }
                 var info = stat()
                 if stat(path + "/" + name, &info) == 0 { logs += UInt64(max(0, info.st_size)) }
@@ -157,7 +157,7 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
             var error: UnsafeMutablePointer<CChar>?
             var length = 0
             let value = key.withUnsafeBufferPointer { k in
-            k.withMemoryRebound(to: CChar.self) {
+                k.withMemoryRebound(to: CChar.self) {
                     rocksdb_get(db, readOptions, $0.baseAddress, k.count, &length, &error)
                 }
             }
@@ -179,7 +179,8 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
             let failure = writeFault.withLockedValue { fault -> StorageError? in
                 if let fault {
                     return StorageError(
-                        "RocksDB \(what) refused: writes stopped after an I/O error (\(fault)) until the store is reopened")
+                        "RocksDB \(what) refused: writes stopped after an I/O error (\(fault)) until the store is reopened"
+                    )
                 }
                 var error: UnsafeMutablePointer<CChar>?
                 body(db, &error)
