@@ -73,7 +73,7 @@ final class NodeRuntime: @unchecked Sendable {
         if storeLoss != nil {
             events.append(
                 "\(config.name) found its store had lost data: it refills its ranges from its replicas",
-                wallMs: UInt64(Date().timeIntervalSince1970 * 1000))
+                wallMs: now.wallMs)
         }
     }
 
@@ -135,19 +135,11 @@ final class NodeRuntime: @unchecked Sendable {
             case .ignore(let handle):
                 inbound[handle] = nil
             case .identityChanged(let generation, let dotFloor):
-                let store = self.store
-                let logger = self.logger
-                pool.runIfActive(eventLoop: loop) {
-                    try NodeIdentity.update(in: store, generation: generation, dotFloor: dotFloor)
-                }.whenFailure { error in
-                    logger.error("cannot record the node's new generation: \(error)")
+                persistIdentity("the node's new generation") {
+                    try NodeIdentity.update(in: $0, generation: generation, dotFloor: dotFloor)
                 }
             case .joined(let dotFloor):
-                let store = self.store
-                let logger = self.logger
-                pool.runIfActive(eventLoop: loop) { try NodeIdentity.markJoined(in: store, dotFloor: dotFloor) }.whenFailure { error in
-                    logger.error("cannot record the completed join: \(error)")
-                }
+                persistIdentity("the completed join") { try NodeIdentity.markJoined(in: $0, dotFloor: dotFloor) }
             case .storage(let token, let op):
                 let store = self.store
                 let policy = config.clocks
@@ -175,6 +167,15 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("\(text)")
                 }
             }
+        }
+    }
+
+    /// Changes the persisted identity off the loop; a failure is logged as `what` not recorded.
+    private func persistIdentity(_ what: String, _ change: @escaping @Sendable (ReplicaStore) throws -> Void) {
+        let store = self.store
+        let logger = self.logger
+        pool.runIfActive(eventLoop: loop) { try change(store) }.whenFailure { error in
+            logger.error("cannot record \(what): \(error)")
         }
     }
 
@@ -214,16 +215,17 @@ final class NodeRuntime: @unchecked Sendable {
     /// on, every two seconds, the store is checked until it takes writes again.
     private func storageFailed(_ reason: String) {
         storageFailures = (storageFailures.count + 1, reason, monotonicMs)
+        let what = StoreKeeper.degradation(reason)
         if storageDegraded == nil {
-            let what = StoreKeeper.degradation(reason)
+            let every = "every \(Self.resumeIntervalMs / 1000) s"
             let advice =
                 what == "disk full"
-                ? "free space on the disk of \(config.dataDir); meanwhile other replicas take this node's writes, and it checks every 2 s"
-                : "it checks every 2 s whether the store takes writes again"
+                ? "free space on the disk of \(config.dataDir); meanwhile other replicas take this node's writes, and it checks \(every)"
+                : "it checks \(every) whether the store takes writes again"
             logger.error("storage degraded (\(what)): \(reason); \(advice)")
             events.append("\(name) storage degraded (\(what))", wallMs: now.wallMs)
         }
-        storageDegraded = StoreKeeper.degradation(reason)
+        storageDegraded = what
         if let text = logLimiter.admit("storage", "storage operation failed: \(reason)") { logger.error("\(text)") }
         scheduleResume()
     }
@@ -240,7 +242,8 @@ final class NodeRuntime: @unchecked Sendable {
                     self.storageDegraded = nil
                     self.events.append("\(self.name) storage recovered", wallMs: self.now.wallMs)
                     self.logger.notice(
-                        "storage recovered: the store takes writes again\(reopened ? " (reopened after the fault)" : "")")
+                        "storage recovered: the store takes writes again\(reopened ? " (reopened after the fault)" : "")"
+                    )
                 case .failure(let error):
                     self.storageFailed("the store does not take writes yet: \(error)")
                 }
