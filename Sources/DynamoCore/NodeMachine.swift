@@ -411,6 +411,18 @@ public struct NodeMachine: Sendable {
         return [.storage(token: token, op)]
     }
 
+    /// Answers a write that was not coordinated (nothing stored, no acks) with why.
+    private func writeFailed(
+        _ requester: Requester, _ put: ForwardedPut, _ error: String, refusal: ObjectLimitRefusal? = nil
+    ) -> [Action] {
+        answer(
+            requester,
+            .write(
+                WriteResult(
+                    succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
+                    context: .empty, error: error, refusal: refusal)))
+    }
+
     private func answer(_ requester: Requester, _ reply: ClientReply) -> [Action] {
         switch (requester, reply) {
         case (.client(let id), _): [.reply(client: id, reply)]
@@ -464,7 +476,9 @@ public struct NodeMachine: Sendable {
         case .pull(let requester, let after):
             // Only a node asks for its own ranges, with a row a holder of the secret made.
             guard requester.name == peer, settings.clusterKey?.admits(requester) ?? true else {
-                return [.respond(handle: handle, .error("a pull names its sender, in a row signed with the cluster secret"))]
+                return [
+                    .respond(handle: handle, .error("a pull names its sender, in a row signed with the cluster secret"))
+                ]
             }
             return storage(
                 .scanOwn(after: after, limit: Self.handoffBatch),
@@ -571,7 +585,8 @@ public struct NodeMachine: Sendable {
         var actions: [Action] = []
         let outcome = membership.receive(members, now: now.monotonicMs)
         for case .refused(let member) in outcome where refusedMembers.insert(member).inserted {
-            actions.append(.event("\(name) refuses gossip about \(member): its row is not signed with the cluster secret"))
+            actions.append(
+                .event("\(name) refuses gossip about \(member): its row is not signed with the cluster secret"))
         }
         if outcome.contains(.outlivedEarlierSelf) {
             // Its data dir is older than the cluster's memory of it (deleted, or restored
@@ -739,13 +754,9 @@ public struct NodeMachine: Sendable {
     ) -> [Action] {
         guard let target = candidates.first else {
             if let failedHere {
-                return answer(
-                    requester,
-                    .write(
-                        WriteResult(
-                            succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
-                            context: .empty,
-                            error: "local write failed (\(failedHere)) and no other replica could coordinate it")))
+                return writeFailed(
+                    requester, put,
+                    "local write failed (\(failedHere)) and no other replica could coordinate it")
             }
             // Nobody we forwarded to answered: coordinate here rather than refuse the write.
             return coordinateHere(requester, put, now: now)
@@ -768,12 +779,7 @@ public struct NodeMachine: Sendable {
         if !membership.hasJoined || alone {
             let reason = "\(name) is starting and has not reached the cluster yet; try another node"
             if case .peer(let handle) = requester { return [.respond(handle: handle, .error(reason))] }
-            return answer(
-                requester,
-                .write(
-                    WriteResult(
-                        succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
-                        context: .empty, error: reason)))
+            return writeFailed(requester, put, reason)
         }
         let preference = membership.routingRing.preferenceList(forKey: put.key)
         var replicas = replicas(for: put.key, now: now)
@@ -796,15 +802,22 @@ public struct NodeMachine: Sendable {
             )
     }
 
+    /// The key's extended preference list, in order, without this node, the `excluded`
+    /// ones and those it cannot reach: where a write or hint can go instead.
+    private func reachablePreference(forKey key: [UInt8], excluding excluded: Set<NodeName>, now: Now) -> [NodeName] {
+        membership.routingRing.preferenceList(forKey: key).nodes.filter { node in
+            node != name && !excluded.contains(node) && isReachable(node, at: now.monotonicMs)
+        }
+    }
+
     /// Who takes a hint its target cannot: a reachable node of the key's preference list
     /// (not this one, not the target), home nodes first, and among those first one that made
     /// none of its versions. A version's coordinator already holds it: handing the hint there
     /// would leave one copy of a write that was acknowledged with two. (Found by the
     /// simulator: such a copy was then lost with a log tail.)
     private func standIn(for hint: Hint, now: Now) -> NodeName? {
-        let list = membership.routingRing.preferenceList(forKey: hint.key)
-        let candidates = list.nodes.filter { $0 != name && $0 != hint.target && isReachable($0, at: now.monotonicMs) }
-        let home = Set(list.home(settings.quorum.n))
+        let candidates = reachablePreference(forKey: hint.key, excluding: [hint.target], now: now)
+        let home = Set(membership.routingRing.preferenceList(forKey: hint.key).home(settings.quorum.n))
         let makers = Set(hint.object.versions.map(\.dot.actor))
         return candidates.first { home.contains($0) && !makers.contains($0) } ?? candidates.first
     }
@@ -816,9 +829,7 @@ public struct NodeMachine: Sendable {
         // the preference list within this request (with a hint for it).
         let fallbacks =
             settings.hintedHandoff
-            ? membership.routingRing.preferenceList(forKey: key).nodes.filter { node in
-                node != name && isReachable(node, at: now.monotonicMs) && !replicas.contains { $0.node == node }
-            } : []
+            ? reachablePreference(forKey: key, excluding: Set(replicas.map(\.node)), now: now) : []
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
             localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
@@ -886,12 +897,7 @@ public struct NodeMachine: Sendable {
             case .refused(let refusal):
                 // Nothing was stored: the client learns why and how to resolve it.
                 return watch(put.key, refusal.current, .refused, now: now)
-                    + answer(
-                        requester,
-                        .write(
-                            WriteResult(
-                                succeeded: false, coordinator: name, acks: [], required: w, context: .empty,
-                                error: refusal.description, refusal: refusal)))
+                    + writeFailed(requester, put, refusal.description, refusal: refusal)
             default:
                 let reason: String
                 if case .failed(let message) = result { reason = message } else { reason = "unexpected storage result" }
@@ -904,9 +910,7 @@ public struct NodeMachine: Sendable {
                 // list: with several disks full, a healthy fallback can still take it.
                 var others = replicas.map(\.node).filter { $0 != name }
                 if settings.hintedHandoff {
-                    others += membership.routingRing.preferenceList(forKey: put.key).nodes.filter { node in
-                        node != name && !others.contains(node) && isReachable(node, at: now.monotonicMs)
-                    }
+                    others += reachablePreference(forKey: put.key, excluding: Set(others), now: now)
                 }
                 return forward(requester, put, candidates: others, failedHere: reason, now: now)
             }
@@ -1229,8 +1233,9 @@ public struct NodeMachine: Sendable {
         guard membership.local.status == .joining, settings.freshIdentity, membership.hasJoined else { return [] }
         let t = now.monotonicMs
         if settings.awaitPeers, membership.members.count == 1 {
-            awaitingPeersSince = awaitingPeersSince ?? t
-            if t < awaitingPeersSince! + 10 * settings.gossipIntervalMs { return [] }
+            let since = awaitingPeersSince ?? t
+            awaitingPeersSince = since
+            if t < since + 10 * settings.gossipIntervalMs { return [] }
         }
         if !pullStarted {
             guard t >= membership.lastChange + 3 * settings.gossipIntervalMs else { return [] }
