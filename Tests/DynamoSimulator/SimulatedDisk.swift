@@ -9,8 +9,9 @@ import NIOConcurrencyHelpers
 /// The node in the product notices such a loss by its seal (the sequence it recorded went
 /// back) and refills from its replicas; the simulator restarts the node the same way.
 final class SimulatedDisk: StorageEngine, Sendable {
+    /// The data itself; `state` says what the disk may do to it.
+    private let memory = MemoryEngine()
     private struct State {
-        var entries: [[UInt8]: [UInt8]] = [:]
         var full = false
         /// The most recent writes, newest last: the key and what it held before.
         var journal: [(key: [UInt8], before: [UInt8]?)] = []
@@ -33,14 +34,14 @@ final class SimulatedDisk: StorageEngine, Sendable {
             let lost = min(count, state.journal.count)
             for _ in 0..<lost {
                 let (key, before) = state.journal.removeLast()
-                state.entries[key] = before
+                if let before { try? memory.put(key, before, sync: false) } else { try? memory.delete(key, sync: false) }
                 state.sequence -= 1
             }
             return lost
         }
     }
 
-    func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { state.withLockedValue { $0.entries[key] } }
+    func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { try memory.get(key) }
 
     func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) { try write(key, value) }
 
@@ -49,9 +50,9 @@ final class SimulatedDisk: StorageEngine, Sendable {
     private func write(_ key: [UInt8], _ value: [UInt8]?) throws(StorageError) {
         let refused = state.withLockedValue { state -> Bool in
             guard !state.full else { return true }
-            state.journal.append((key, state.entries[key]))
+            state.journal.append((key, try? memory.get(key)))
             if state.journal.count > Self.journalLimit { state.journal.removeFirst() }
-            state.entries[key] = value
+            if let value { try? memory.put(key, value, sync: false) } else { try? memory.delete(key, sync: false) }
             state.sequence += 1
             return false
         }
@@ -61,14 +62,6 @@ final class SimulatedDisk: StorageEngine, Sendable {
     func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {
-        state.withLockedValue { state in
-            state.entries.filter { entry in
-                !entry.key.lexicographicallyPrecedes(start)
-                    && (end.map { entry.key.lexicographicallyPrecedes($0) } ?? true)
-            }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
-            .prefix(limit)
-            .map { ($0.key, $0.value) }
-        }
+        try memory.scan(from: start, to: end, limit: limit)
     }
 }
