@@ -125,7 +125,9 @@ let package = Package(
         .target(
             name: "DynamoSimulator",
             dependencies: [
-                "DynamoCore", "DynamoStorage", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "DynamoCore", "DynamoStorage", "DynamoWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/DynamoSimulator",
             swiftSettings: optimizedSettings

@@ -141,6 +141,7 @@ public final class ReplicaStore: Sendable {
         if next != current {
             let (encoded, size) = Self.encoded(next)
             try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
+            try recordForgottenCounters(of: key, from: current, to: next)
             try engine.put(storageKey, encoded, sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
@@ -235,8 +236,26 @@ public final class ReplicaStore: Sendable {
 
     /// Records that `object` left this node. Call with the key's stripe lock held.
     private func recordDeparture(of key: [UInt8], _ object: VersionedObject) throws(StorageError) {
+        try recordDeparture(of: key, counters: object.context.summary)
+    }
+
+    /// A merge whose result no longer shows counters the key's history had: a version
+    /// pruned by another coordinator (`ClockPolicy.maxEntries`) dropped an actor's entry,
+    /// so the versions it superseded took that actor's counters with them. Without a mark
+    /// this node, as that actor, would number its next write of the key like an old one
+    /// (found by the simulator with clocks pruned to 2 entries). Only pruning does this,
+    /// so the extra write is rare. Call with the key's stripe lock held.
+    private func recordForgottenCounters(of key: [UInt8], from current: VersionedObject?, to next: VersionedObject)
+        throws(StorageError)
+    {
+        guard let current, !current.isEmpty else { return }
+        let forgotten = current.context.summary.filter { next.maxCounter(of: $0.key) < $0.value }
+        if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten) }
+    }
+
+    private func recordDeparture(of key: [UInt8], counters: [Actor: UInt64]) throws(StorageError) {
         var mark = try departureMark(for: key) ?? .empty
-        for (actor, counter) in object.context.summary where counter > mark.maxCounter(of: actor) {
+        for (actor, counter) in counters where counter > mark.maxCounter(of: actor) {
             mark.insert(Dot(actor: actor, counter: counter), timestamp: 0)
         }
         // Only the maximum matters: keep one point per actor.
@@ -333,6 +352,7 @@ public final class ReplicaStore: Sendable {
         // A hint travels to its target in one frame.
         let (encoded, size) = Self.encoded(next)
         try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
+        try recordForgottenCounters(of: key, from: current, to: next)
         try engine.put(storageKey, encoded, sync: sync)
         if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
     }

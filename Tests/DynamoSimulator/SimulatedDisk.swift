@@ -1,67 +1,110 @@
-import DynamoStorage
+public import DynamoStorage
 import NIOConcurrencyHelpers
 
-/// A node's disk in the simulator: an in-memory engine that can fill up (writes fail, as
-/// on a full disk) and can lose the tail of its write-ahead log in a crash (the last writes
-/// are undone, and its write sequence goes back, as RocksDB's recovery to the last
-/// consistent point does).
+/// A node's disk in the simulator, with the durability RocksDB gives the product.
 ///
-/// The node in the product notices such a loss by its seal (the sequence it recorded went
-/// back) and refills from its replicas; the simulator restarts the node the same way.
-final class SimulatedDisk: StorageEngine, Sendable {
-    /// The data itself; `state` says what the disk may do to it.
-    private let memory = MemoryEngine()
+/// - Every write reaches the write-ahead log before it returns, so killing the process
+///   (`kill -9`) loses nothing the engine took.
+/// - A write with `sync` forces the log to disk, and with it every write before it (the log
+///   is sequential). A power loss undoes every write after the last synced one.
+/// - A damaged log loses its last records however they were written (RocksDB recovers to
+///   the last consistent point).
+/// - The disk can fill up: writes then fail.
+///
+/// The product notices lost writes by its seal, which records the write sequence about once
+/// a second (`StoreSeal`): if the store comes back behind it, the node refills from its
+/// replicas. `seal()` and `wentBehindSeal` model that, with the same blind spot: writes made
+/// since the last seal and lost in a power loss go unnoticed (the README says so).
+public final class SimulatedDisk: StorageEngine, Sendable {
+    public init() {}
+
     private struct State {
+        var entries: [[UInt8]: [UInt8]] = [:]
         var full = false
         /// The most recent writes, newest last: the key and what it held before.
         var journal: [(key: [UInt8], before: [UInt8]?)] = []
+        /// Writes since the last synced one, newest last, that a power loss undoes.
+        var unsynced = 0
         var sequence: UInt64 = 0
+        var sealed: UInt64 = 0
     }
     private let state = NIOLockedValueBox(State())
-    /// How many recent writes a crash can lose at most.
-    static let journalLimit = 64
+    /// How many recent writes a damaged log can lose at most (and how many unsynced writes
+    /// a power loss can undo: a node syncs at least every this many writes).
+    public static let journalLimit = 64
 
-    var isFull: Bool {
+    public var isFull: Bool {
         get { state.withLockedValue { $0.full } }
         set { state.withLockedValue { $0.full = newValue } }
     }
 
-    var sequence: UInt64 { state.withLockedValue { $0.sequence } }
+    /// Records the current write sequence, as the product's seal refresh does.
+    public func seal() { state.withLockedValue { $0.sealed = $0.sequence } }
 
-    /// Undoes the last `count` writes (at most those journaled); returns how many were lost.
-    func loseTail(_ count: Int) -> Int {
+    /// Whether the store is behind its seal: the product then knows it lost writes.
+    public var wentBehindSeal: Bool { state.withLockedValue { $0.sequence < $0.sealed } }
+
+    /// A damaged log: undoes the last `count` writes (at most those journaled), synced or
+    /// not; returns how many were lost.
+    public func loseTail(_ count: Int) -> Int {
         state.withLockedValue { state in
             let lost = min(count, state.journal.count)
-            for _ in 0..<lost {
-                let (key, before) = state.journal.removeLast()
-                if let before { try? memory.put(key, before, sync: false) } else { try? memory.delete(key, sync: false) }
-                state.sequence -= 1
-            }
+            Self.undo(lost, in: &state)
             return lost
         }
     }
 
-    func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { try memory.get(key) }
+    /// A power loss: undoes every write after the last synced one; returns how many.
+    public func losePower() -> Int {
+        state.withLockedValue { state in
+            let lost = min(state.unsynced, state.journal.count)
+            Self.undo(lost, in: &state)
+            return lost
+        }
+    }
 
-    func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) { try write(key, value) }
+    private static func undo(_ count: Int, in state: inout State) {
+        for _ in 0..<count {
+            let (key, before) = state.journal.removeLast()
+            state.entries[key] = before
+            state.sequence -= 1
+        }
+        state.unsynced = max(0, state.unsynced - count)
+    }
 
-    func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try write(key, nil) }
+    public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { state.withLockedValue { $0.entries[key] } }
 
-    private func write(_ key: [UInt8], _ value: [UInt8]?) throws(StorageError) {
+    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) { try write(key, value, sync: sync) }
+
+    public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try write(key, nil, sync: sync) }
+
+    private func write(_ key: [UInt8], _ value: [UInt8]?, sync: Bool) throws(StorageError) {
         let refused = state.withLockedValue { state -> Bool in
             guard !state.full else { return true }
-            state.journal.append((key, try? memory.get(key)))
-            if state.journal.count > Self.journalLimit { state.journal.removeFirst() }
-            if let value { try? memory.put(key, value, sync: false) } else { try? memory.delete(key, sync: false) }
+            state.journal.append((key, state.entries[key]))
+            if state.journal.count > Self.journalLimit {
+                // The oldest journaled write leaves the window: it is synced by now.
+                state.journal.removeFirst()
+            }
+            state.entries[key] = value
             state.sequence += 1
+            state.unsynced = sync ? 0 : min(state.unsynced + 1, state.journal.count)
             return false
         }
         if refused { throw StorageError("IO error: No space left on device (simulated full disk)") }
     }
 
-    func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
+    public func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {
-        try memory.scan(from: start, to: end, limit: limit)
+        state.withLockedValue { state in
+            state.entries.filter { entry in
+                !entry.key.lexicographicallyPrecedes(start)
+                    && (end.map { entry.key.lexicographicallyPrecedes($0) } ?? true)
+            }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .prefix(limit)
+            .map { ($0.key, $0.value) }
+        }
     }
 }

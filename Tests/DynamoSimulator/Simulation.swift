@@ -1,23 +1,48 @@
 public import DynamoCore
 import DynamoStorage
+import DynamoWire
 
 /// A deterministic simulation of a cluster: the real `NodeMachine`s of several nodes wired
 /// through an in-memory network driven by one seeded random generator.
 ///
-/// The network drops, delays, duplicates and reorders messages, partitions and heals the
-/// cluster; nodes crash (losing everything in flight, and sometimes the tail of their
-/// write-ahead log) and restart from their durable stores; disks fill up and free again. Clients write and read throughout. Invariants are checked after every storage
-/// step and at the end; a failure names the seed, and the same seed replays the same run.
+/// The network drops, delays (sometimes past the deadline), duplicates and reorders
+/// messages, and cuts links both ways or one way. Nodes run slow, crash (two may be down at
+/// once, sometimes for longer than the tombstone grace) and lose power, and their clocks
+/// disagree. Storage runs as in the product: each node's operations queue for a pool of two
+/// workers and complete later, possibly out of order; a crash loses what had not reached the
+/// engine, a power loss also what was not synced (`SimulatedDisk`), and every restart
+/// rebuilds the store from the disk's bytes. Disks fill up and free again. Clients write,
+/// delete and read throughout, and an independent `ClientModel` of what they were told is
+/// checked against the cluster by value after every storage step and at the end, where a
+/// read with R=N must show every acknowledged write. A failure names the seed, and the same
+/// seed replays the same run.
 public final class Simulation {
     /// How hostile the run is.
     public struct Faults: Sendable {
         public var dropRate = 0.02
+        /// Requests and responses alike are sometimes delivered twice.
         public var duplicateRate = 0.02
         public var maxDelayMs: UInt64 = 15
+        /// Chance that a message is held up for 200-700 ms, past the 300 ms deadline.
+        public var lateRate = 0.01
+        /// Chance per second that a node runs slow for 0.5-2 s: its storage operations take
+        /// 40-350 ms and its messages 100-500 ms longer.
+        public var slowNodesPerSecond = 0.15
+        /// Share of partitions that cut one way only: some nodes are heard but not answered.
+        public var oneWayPartitionShare = 0.3
         /// Chance per second that a partition starts (when none is active).
         public var partitionsPerSecond = 0.15
-        /// Chance per second that a running node crashes (at most one down at a time).
-        public var crashesPerSecond = 0.1
+        /// Chance per second that a running node crashes (at most `maxDown` down at a time).
+        public var crashesPerSecond = 0.3
+        public var maxDown = 2
+        /// Share of crashes that take two nodes down together (a rack losing power).
+        public var pairCrashShare = 0.2
+        /// Share of crashes that last longer than the tombstone grace period.
+        public var longOutageShare = 0.25
+        /// Share of crashes that are power losses: writes not synced are gone too.
+        public var powerLossPerCrash = 0.4
+        /// Nodes' wall clocks differ by up to this much (each node keeps its offset).
+        public var maxClockSkewMs: UInt64 = 800
         /// Chance that a crash also loses the last writes of the node's log (up to 64): the
         /// node notices (as the product does by its seal) and refills from its replicas.
         public var tailLossPerCrash = 0.5
@@ -30,6 +55,10 @@ public final class Simulation {
             var f = Faults()
             f.dropRate = 0
             f.duplicateRate = 0
+            f.lateRate = 0
+            f.slowNodesPerSecond = 0
+            f.maxClockSkewMs = 0
+            f.powerLossPerCrash = 0
             f.partitionsPerSecond = 0
             f.crashesPerSecond = 0
             f.tailLossPerCrash = 0
@@ -64,18 +93,38 @@ public final class Simulation {
         /// Left the cluster for good.
         var left = false
         var leaveRequested: UInt64?
+        /// Storage operations waiting for one of the node's two pool workers, and how many
+        /// workers are busy (as `NIOThreadPool(numberOfThreads: 2)` in the product).
+        var storageQueue: [(token: UInt64, op: StorageOp)] = []
+        var busyWorkers = 0
+        /// Running slow until then (monotonic ms).
+        var slowUntil: UInt64 = 0
+        /// This node's wall clock is off by this much.
+        var clockSkewMs: Int64 = 0
+        var lastSeal: UInt64 = 0
+        var crashedAt: UInt64 = 0
+    }
+
+    /// A one-way link, cut by a partition.
+    struct Link: Hashable {
+        var from: NodeName
+        var to: NodeName
     }
 
     enum Event {
         case tick(NodeName, incarnation: UInt64)
         case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: UInt64, PeerRequest)
         case response(to: NodeName, incarnation: UInt64, requestID: UInt64, PeerResponse?)
+        /// A pool worker finishes an operation: its effect happens now.
+        case execute(NodeName, incarnation: UInt64, token: UInt64, StorageOp)
+        /// The operation's result reaches the node's event loop.
         case storage(NodeName, incarnation: UInt64, token: UInt64, StorageResult, updates: [TreeUpdate])
         case client(ClientOp)
-        case crash(NodeName)
+        case crash(NodeName, powerLoss: Bool)
         case restart(NodeName)
+        case slow(NodeName, forMs: UInt64)
         case disk(NodeName, full: Bool)
-        case partition([[NodeName]])
+        case partition(Set<Link>)
         case heal
         case join(NodeName)
         case leave(NodeName)
@@ -84,18 +133,8 @@ public final class Simulation {
     }
 
     enum ClientOp {
-        case write(key: [UInt8], value: [UInt8]?, readFirst: Bool)
+        case write(key: [UInt8], deleting: Bool, readFirst: Bool)
         case read(key: [UInt8])
-    }
-
-    /// An acknowledged write: its version must survive (or be superseded by a later write
-    /// whose context covered it).
-    public struct AckedWrite: Hashable, Sendable {
-        public var key: [UInt8]
-        public var dot: Dot
-        public var deleted: Bool
-        /// The context the client sent: versions it covers must never come back.
-        public var covered: CausalHistory?
     }
 
     public let seed: UInt64
@@ -103,14 +142,23 @@ public final class Simulation {
     public let faults: Faults
     public private(set) var now: UInt64 = 0
     public private(set) var steps = 0
-    public private(set) var acked: [AckedWrite] = []
+    /// What clients did and were told, checked against the cluster by value.
+    public private(set) var model = ClientModel()
+    public var acknowledged: Int { model.writes.count { $0.acked } }
+    public var writesAttempted: Int { model.writes.count }
     public private(set) var log: [String] = []
-    public private(set) var writesAttempted = 0
     public var tombstonesReaped: Int { names.compactMap { nodes[$0]!.machine?.tombstonesReaped }.reduce(0, +) }
     public private(set) var readsAnswered = 0
     /// Disk faults that happened: writes lost from log tails, restarts that refilled, and
     /// storage writes a full disk refused (coordinated writes among them).
     public private(set) var writesLostFromTails = 0
+    public private(set) var writesLostToPowerLoss = 0
+    public private(set) var powerLossesNoticed = 0
+    /// Messages that arrived after the 300 ms deadline of the request they belong to.
+    public private(set) var messagesPastDeadline = 0
+    public private(set) var maxDownAtOnce = 0
+    /// The longest time a node was down (ms).
+    public private(set) var longestOutage: UInt64 = 0
     public private(set) var refills = 0
     public private(set) var writesRefusedByFullDisks = 0
     public private(set) var coordinationsRefusedByFullDisks = 0
@@ -122,12 +170,16 @@ public final class Simulation {
     private var seq: UInt64 = 0
     private var nextClientID: UInt64 = 1
     private var clientOps: [UInt64: (node: NodeName, op: ClientOp)] = [:]
+    /// Client write ids (machine's) -> the model's write id.
+    private var modelWrites: [UInt64: Int] = [:]
     /// Handles of peer requests being served -> who asked.
     private var inbound: [UInt64: (from: NodeName, incarnation: UInt64, requestID: UInt64)] = [:]
     private var nextHandle: UInt64 = 1
-    private var partition: [[NodeName]]?
+    private var cut: Set<Link> = []
     private var calm = false
-    let policy = ClockPolicy()
+    let policy: ClockPolicy
+    /// Every peer message goes through the real wire codec (encoded and decoded).
+    public let wireCodec: Bool
     public let keys: [[UInt8]]
     public var tracing = false
 
@@ -140,9 +192,12 @@ public final class Simulation {
 
     public init(
         seed: UInt64, nodes count: Int = 5, keys keyCount: Int = 6, faults: Faults = Faults(),
-        membershipChanges: Bool = false, antiEntropyOnly: Bool = false
+        membershipChanges: Bool = false, antiEntropyOnly: Bool = false, syncReplicaWrites: Bool = false,
+        clockMaxEntries: Int = 10, wireCodec: Bool = false
     ) throws {
         self.seed = seed
+        self.policy = ClockPolicy(maxEntries: clockMaxEntries)
+        self.wireCodec = wireCodec
         var faults = faults
         if antiEntropyOnly {
             faults.partitionsPerSecond = 0
@@ -163,11 +218,14 @@ public final class Simulation {
                 quorum: QuorumConfig(
                     n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
                 gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500,
-                freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
+                syncReplicaWrites: syncReplicaWrites, freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
                 readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly,
                 clusterKey: Self.clusterKey)
             let disk = SimulatedDisk()
             nodes[name] = Node(settings: settings, machine: nil, disk: disk, store: try ReplicaStore(engine: disk))
+            let skew = Int64(faults.maxClockSkewMs)
+            nodes[name]!.clockSkewMs = Int64.random(in: -skew...skew, using: &rng)
+            nodes[name]!.settings.clocks = policy
             if i < count { start(name) }
         }
     }
@@ -191,11 +249,17 @@ public final class Simulation {
         schedule(.tick(name, incarnation: node.incarnation), in: UInt64.random(in: 0..<20, using: &rng))
     }
 
-    private var timestamps: NodeMachine.Now { NodeMachine.Now(monotonicMs: now, wallMs: 1_700_000_000_000 + now) }
+    /// The wall clock every node would read without skew.
+    private var wallMs: UInt64 { 1_700_000_000_000 + now }
+
+    private func timestamps(of name: NodeName) -> NodeMachine.Now {
+        let skew = nodes[name]?.clockSkewMs ?? 0
+        return NodeMachine.Now(monotonicMs: now, wallMs: UInt64(Int64(wallMs) + skew))
+    }
 
     private func feed(_ name: NodeName, _ input: NodeMachine.Input) throws {
         guard var node = nodes[name], var machine = node.machine else { return }
-        let actions = machine.handle(input, now: timestamps)
+        let actions = machine.handle(input, now: timestamps(of: name))
         node.machine = machine
         nodes[name] = node
         for action in actions { try execute(action, at: name) }
@@ -205,12 +269,35 @@ public final class Simulation {
         names.first { nodes[$0]!.settings.peerAddress == address }
     }
 
-    private func canTalk(_ a: NodeName, _ b: NodeName) -> Bool {
-        guard let partition else { return true }
-        return partition.contains { $0.contains(a) && $0.contains(b) }
+    private func canTalk(_ from: NodeName, _ to: NodeName) -> Bool { !cut.contains(Link(from: from, to: to)) }
+
+    private func isSlow(_ name: NodeName) -> Bool { !calm && now < nodes[name]!.slowUntil }
+
+    /// How long a message from `from` to `to` takes: usually a few ms; past the deadline
+    /// when the network holds it up or either end runs slow.
+    private func delay(from: NodeName, to: NodeName) -> UInt64 {
+        var delay = UInt64.random(in: 1...max(1, faults.maxDelayMs), using: &rng)
+        if !calm, Double.random(in: 0..<1, using: &rng) < faults.lateRate {
+            delay += UInt64.random(in: 200...700, using: &rng)
+        }
+        if isSlow(from) || isSlow(to) { delay += UInt64.random(in: 100...500, using: &rng) }
+        if delay > 300 { messagesPastDeadline += 1 }
+        return delay
     }
 
-    private var delay: UInt64 { UInt64.random(in: 1...max(1, faults.maxDelayMs), using: &rng) }
+    /// Whether the network loses this message.
+    private var lost: Bool { !calm && Double.random(in: 0..<1, using: &rng) < faults.dropRate }
+    private var duplicated: Bool { !calm && Double.random(in: 0..<1, using: &rng) < faults.duplicateRate }
+
+    /// A message as the peer receives it: through the real codec when `wireCodec` is set.
+    private func overTheWire(_ message: PeerMessage) throws -> PeerMessage {
+        guard wireCodec else { return message }
+        do {
+            return try PeerCodec.decode(PeerCodec.encode(message))
+        } catch {
+            throw violation("the wire codec cannot decode what it encoded: \(error) for \(message)")
+        }
+    }
 
     private func execute(_ action: NodeMachine.Action, at name: NodeName) throws {
         let incarnation = nodes[name]!.incarnation
@@ -221,21 +308,24 @@ public final class Simulation {
                 schedule(.response(to: name, incarnation: incarnation, requestID: requestID, nil), in: 1)
                 return
             }
-            guard canTalk(name, target), calm || Double.random(in: 0..<1, using: &rng) >= faults.dropRate else {
-                return  // lost: the sender's deadline turns it into a failure
+            guard canTalk(name, target), !lost else { return }  // the sender's deadline turns it into a failure
+            guard case .request(_, let delivered) = try overTheWire(.request(id: requestID, request)) else {
+                throw violation("the wire codec turned a request into something else")
             }
             let event = Event.request(
-                from: name, fromIncarnation: incarnation, to: target, requestID: requestID, request)
-            schedule(event, in: delay)
-            if !calm, Double.random(in: 0..<1, using: &rng) < faults.duplicateRate { schedule(event, in: delay) }
+                from: name, fromIncarnation: incarnation, to: target, requestID: requestID, delivered)
+            schedule(event, in: delay(from: name, to: target))
+            if duplicated { schedule(event, in: delay(from: name, to: target)) }
         case .respond(let handle, let response):
             guard let asker = inbound.removeValue(forKey: handle) else { return }
-            guard canTalk(name, asker.from), calm || Double.random(in: 0..<1, using: &rng) >= faults.dropRate else {
-                return
+            guard canTalk(name, asker.from), !lost else { return }
+            guard case .response(_, let delivered) = try overTheWire(.response(id: asker.requestID, response)) else {
+                throw violation("the wire codec turned a response into something else")
             }
-            schedule(
-                .response(to: asker.from, incarnation: asker.incarnation, requestID: asker.requestID, response),
-                in: delay)
+            let event = Event.response(
+                to: asker.from, incarnation: asker.incarnation, requestID: asker.requestID, delivered)
+            schedule(event, in: delay(from: name, to: asker.from))
+            if duplicated { schedule(event, in: delay(from: name, to: asker.from)) }
         case .ignore(let handle):
             inbound[handle] = nil
         case .identityChanged(let generation, let floor):
@@ -248,49 +338,9 @@ public final class Simulation {
             nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, floor)
             if tracing { log.append("\(now) JOINED \(name)") }
         case .storage(let token, let op):
-            // The operation takes effect now (durably); its result arrives a little later,
-            // and is lost if the node crashes meanwhile, as with a real thread pool.
-            let result = nodes[name]!.store.execute(op, policy: policy)
-            if case .failed = result, nodes[name]!.disk.isFull {
-                writesRefusedByFullDisks += 1
-                if case .coordinateWrite = op { coordinationsRefusedByFullDisks += 1 }
-            }
-            // A forgotten all-tombstone object is a reaped grave; a forgotten live object was
-            // handed off and must still be found at its home nodes.
-            if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
-                reaped[key, default: []].append(object)
-                if tracing {
-                    log.append(
-                        "\(now) REAPED \(String(decoding: key, as: UTF8.self)) on \(name) clock \(object.context)")
-                }
-            }
-            if tracing {
-                switch op {
-                case .forget(let key, let object):
-                    log.append(
-                        "\(now) FORGET \(String(decoding: key, as: UTF8.self)) on \(name) \(object.versions.map(\.dot)) -> \(result)"
-                    )
-                case .coordinateWrite(let key, _, let context, _, _, let hintFor, _, _, _):
-                    log.append(
-                        "\(now) COORDINATE \(String(decoding: key, as: UTF8.self)) on \(name) hintFor \(hintFor ?? "-") ctx \(context?.description ?? "none") -> \(result)"
-                    )
-                case .removeHint(let hint):
-                    log.append(
-                        "\(now) REMOVEHINT \(String(decoding: hint.key, as: UTF8.self)) on \(name) for \(hint.target) \(hint.object.versions.map(\.dot)) -> \(result)"
-                    )
-                default: break
-                }
-            }
-            if tracing, case .merge(let key, let object, let hintFor, _) = op {
-                log.append(
-                    "\(now) MERGE \(String(decoding: key, as: UTF8.self)) on \(name)\(hintFor.map { " (hint for \($0))" } ?? "") versions \(object.versions.map { "\($0.dot)\($0.isTombstone ? "†" : "") past \($0.past)" })"
-                )
-            }
-            try checkKey(of: op)
-            let updates = nodes[name]!.store.takeTreeUpdates()
-            schedule(
-                .storage(name, incarnation: incarnation, token: token, result, updates: updates),
-                in: UInt64.random(in: 0...3, using: &rng))
+            // Queued for the node's pool; it takes effect when a worker finishes it.
+            nodes[name]!.storageQueue.append((token, op))
+            startWorkers(name)
         case .reply(let client, let reply):
             try clientReplied(client, reply)
         case .event(let text):
@@ -298,6 +348,64 @@ public final class Simulation {
         case .objectNearLimit:
             break
         }
+    }
+
+    /// Hands queued storage operations to idle workers (two per node, first come first
+    /// served); each takes a few ms, or much longer while the node runs slow.
+    private func startWorkers(_ name: NodeName) {
+        while nodes[name]!.busyWorkers < 2, !nodes[name]!.storageQueue.isEmpty {
+            let (token, op) = nodes[name]!.storageQueue.removeFirst()
+            nodes[name]!.busyWorkers += 1
+            let duration =
+                isSlow(name) ? UInt64.random(in: 40...350, using: &rng) : UInt64.random(in: 0...4, using: &rng)
+            schedule(.execute(name, incarnation: nodes[name]!.incarnation, token: token, op), in: duration)
+        }
+    }
+
+    /// A worker runs `op` against the store; its result reaches the node a moment later
+    /// (and is lost if the node dies meanwhile, though the effect stays).
+    private func run(_ op: StorageOp, token: UInt64, at name: NodeName) throws {
+        let incarnation = nodes[name]!.incarnation
+        let result = nodes[name]!.store.execute(op, policy: policy)
+        nodes[name]!.busyWorkers -= 1
+        if case .failed = result, nodes[name]!.disk.isFull {
+            writesRefusedByFullDisks += 1
+            if case .coordinateWrite = op { coordinationsRefusedByFullDisks += 1 }
+        }
+        // A forgotten all-tombstone object is a reaped grave; a forgotten live object was
+        // handed off and must still be found at its home nodes.
+        if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
+            reaped[key, default: []].append(object)
+        }
+        if case .coordinateWrite(let key, nil, let context, _, _, _, _, _, _) = op, case .version(let version, _) = result {
+            model.tombstoneStored(key: key, context: context, dot: version.dot)
+        }
+        if tracing { trace(op, result, at: name) }
+        try checkKey(of: op)
+        let updates = nodes[name]!.store.takeTreeUpdates()
+        schedule(
+            .storage(name, incarnation: incarnation, token: token, result, updates: updates),
+            in: UInt64.random(in: 0...2, using: &rng))
+        startWorkers(name)
+    }
+
+    private func trace(_ op: StorageOp, _ result: StorageResult, at name: NodeName) {
+        let text: String
+        switch op {
+        case .forget(let key, let object):
+            text = "FORGET \(String(decoding: key, as: UTF8.self)) on \(name) \(object.versions.map(\.dot)) -> \(result)"
+        case .coordinateWrite(let key, _, let context, _, _, let hintFor, _, _, _):
+            text =
+                "COORDINATE \(String(decoding: key, as: UTF8.self)) on \(name) hintFor \(hintFor ?? "-") ctx \(context?.description ?? "none") -> \(result)"
+        case .removeHint(let hint):
+            text =
+                "REMOVEHINT \(String(decoding: hint.key, as: UTF8.self)) on \(name) for \(hint.target) \(hint.object.versions.map(\.dot)) -> \(result)"
+        case .merge(let key, let object, let hintFor, let sync):
+            text =
+                "MERGE \(String(decoding: key, as: UTF8.self)) on \(name)\(hintFor.map { " (hint for \($0))" } ?? "")\(sync ? " synced" : "") versions \(object.versions.map { "\($0.dot)\($0.isTombstone ? "†" : "") past \($0.past)" }) -> \(result)"
+        default: return
+        }
+        log.append("\(now) \(text)")
     }
 
     // MARK: Running
@@ -313,27 +421,48 @@ public final class Simulation {
             let op: ClientOp
             switch Int.random(in: 0..<10, using: &rng) {
             case 0...1: op = .read(key: key)
-            case 2: op = .write(key: key, value: nil, readFirst: true)
-            case 3...5: op = .write(key: key, value: Array("v\(t)".utf8), readFirst: false)
-            default: op = .write(key: key, value: Array("v\(t)".utf8), readFirst: true)
+            case 2: op = .write(key: key, deleting: true, readFirst: true)
+            case 3...5: op = .write(key: key, deleting: false, readFirst: false)
+            default: op = .write(key: key, deleting: false, readFirst: true)
             }
             schedule(.client(op), in: t)
         }
         var f: UInt64 = 1_000
         while f < duration {
             f += 250
+            if Double.random(in: 0..<1, using: &rng) < faults.slowNodesPerSecond / 4 {
+                schedule(
+                    .slow(names.randomElement(using: &rng)!, forMs: UInt64.random(in: 500...2_000, using: &rng)),
+                    in: f)
+            }
             if Double.random(in: 0..<1, using: &rng) < faults.partitionsPerSecond / 4 {
                 let shuffled = names.shuffled(using: &rng)
-                let cut = Int.random(in: 1..<names.count, using: &rng)
-                schedule(.partition([Array(shuffled[..<cut]), Array(shuffled[cut...])]), in: f)
+                let split = Int.random(in: 1..<names.count, using: &rng)
+                let (side, other) = (shuffled[..<split], shuffled[split...])
+                // One way: `side` is heard by the others but cannot hear them.
+                let oneWay = Double.random(in: 0..<1, using: &rng) < faults.oneWayPartitionShare
+                var links: Set<Link> = []
+                for a in side {
+                    for b in other {
+                        links.insert(Link(from: b, to: a))
+                        if !oneWay { links.insert(Link(from: a, to: b)) }
+                    }
+                }
+                schedule(.partition(links), in: f)
                 f += UInt64.random(in: 300...1_500, using: &rng)
                 schedule(.heal, in: f)
             }
             if Double.random(in: 0..<1, using: &rng) < faults.crashesPerSecond / 4 {
-                let victim = names.randomElement(using: &rng)!
-                schedule(.crash(victim), in: f)
-                f += UInt64.random(in: 200...1_500, using: &rng)
-                schedule(.restart(victim), in: f)
+                // Outages overlap (up to `maxDown` at once); some outlast the tombstone grace.
+                let pair = Double.random(in: 0..<1, using: &rng) < faults.pairCrashShare
+                for victim in names.shuffled(using: &rng).prefix(pair ? 2 : 1) {
+                    let powerLoss = Double.random(in: 0..<1, using: &rng) < faults.powerLossPerCrash
+                    let long = Double.random(in: 0..<1, using: &rng) < faults.longOutageShare
+                    schedule(.crash(victim, powerLoss: powerLoss), in: f)
+                    let outage =
+                        long ? UInt64.random(in: 2_500...4_500, using: &rng) : UInt64.random(in: 200...1_500, using: &rng)
+                    schedule(.restart(victim), in: f + outage)
+                }
             }
             if Double.random(in: 0..<1, using: &rng) < faults.diskFullsPerSecond / 4 {
                 let victim = names.randomElement(using: &rng)!
@@ -362,11 +491,18 @@ public final class Simulation {
         now = end
     }
 
+    private var downCount: Int { names.count { nodes[$0]!.started && !nodes[$0]!.left && nodes[$0]!.machine == nil } }
+
     private func step(_ event: Event) throws {
         switch event {
         case .tick(let name, let incarnation):
             guard nodes[name]?.incarnation == incarnation, nodes[name]?.machine != nil else { return }
             try feed(name, .tick)
+            // The product refreshes its store's seal about once a second.
+            if now >= nodes[name]!.lastSeal + 1_000 {
+                nodes[name]!.disk.seal()
+                nodes[name]!.lastSeal = now
+            }
             // A leaving node that holds nothing any more exits, as the product's shell does.
             if let since = nodes[name]!.leaveRequested, now >= since + 300, nodes[name]!.store.keyCount == 0,
                 nodes[name]!.store.hintCounts.isEmpty
@@ -377,7 +513,7 @@ public final class Simulation {
                 if tracing { log.append("\(now) LEFT \(name)") }
                 return
             }
-            schedule(.tick(name, incarnation: incarnation), in: 20)
+            schedule(.tick(name, incarnation: incarnation), in: isSlow(name) ? UInt64.random(in: 50...300, using: &rng) : 20)
         case .join(let name):
             guard !nodes[name]!.started else { return }
             start(name)
@@ -404,6 +540,10 @@ public final class Simulation {
         case .response(let to, let incarnation, let requestID, let response):
             guard nodes[to]?.incarnation == incarnation else { return }
             try feed(to, .peerResponse(requestID: requestID, response))
+        case .execute(let name, let incarnation, let token, let op):
+            // A crash lost what had not reached the engine.
+            guard nodes[name]?.incarnation == incarnation else { return }
+            try run(op, token: token, at: name)
         case .storage(let name, let incarnation, let token, let result, let updates):
             guard nodes[name]?.incarnation == incarnation else { return }
             if !updates.isEmpty { try feed(name, .treeUpdates(updates)) }
@@ -412,32 +552,55 @@ public final class Simulation {
             let alive = names.filter { nodes[$0]!.machine != nil && nodes[$0]!.leaveRequested == nil }
             guard let node = alive.randomElement(using: &rng) else { return }
             try issue(op, at: node)
-        case .crash(let name):
+        case .crash(let name, let powerLoss):
             // A leaving node is left alone, so the leave itself is what is tested.
-            guard nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil else { return }
+            guard nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil, downCount < faults.maxDown else {
+                return
+            }
             nodes[name]!.machine = nil
             nodes[name]!.incarnation += 1
-            var lost = 0
+            nodes[name]!.storageQueue = []
+            nodes[name]!.busyWorkers = 0
+            nodes[name]!.crashedAt = now
+            maxDownAtOnce = max(maxDownAtOnce, downCount)
+            var what: [String] = []
+            if powerLoss {
+                let lost = nodes[name]!.disk.losePower()
+                writesLostToPowerLoss += lost
+                // Noticed only if the store went behind its seal (as in the product).
+                if nodes[name]!.disk.wentBehindSeal {
+                    nodes[name]!.lostData = true
+                    powerLossesNoticed += 1
+                }
+                what.append("power lost: \(lost) unsynced writes undone")
+            }
             if Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash {
-                lost = nodes[name]!.disk.loseTail(Int.random(in: 1...SimulatedDisk.journalLimit, using: &rng))
+                // A damaged log: the product refuses it at open and refills.
+                let lost = nodes[name]!.disk.loseTail(Int.random(in: 1...SimulatedDisk.journalLimit, using: &rng))
                 if lost > 0 { nodes[name]!.lostData = true }
                 writesLostFromTails += lost
+                what.append("log tail lost: \(lost) writes")
             }
-            if tracing { log.append("\(now) CRASH \(name)\(lost > 0 ? " losing its last \(lost) writes" : "")") }
+            if tracing { log.append("\(now) CRASH \(name) \(what.joined(separator: ", "))") }
             for key in keys { try checkDurability(of: key) }
+        case .slow(let name, let forMs):
+            nodes[name]!.slowUntil = max(nodes[name]!.slowUntil, now + forMs)
+            if tracing { log.append("\(now) SLOW \(name) for \(forMs) ms") }
         case .disk(let name, let full):
             nodes[name]!.disk.isFull = full && !calm
             if tracing { log.append("\(now) DISK \(name) \(full ? "FULL" : "FREED")") }
         case .restart(let name):
             step(restart: name)
-        case .partition(let groups):
-            partition = groups
-            if tracing { log.append("\(now) PARTITION \(groups)") }
+        case .partition(let links):
+            cut = links
+            if tracing {
+                log.append("\(now) PARTITION \(links.map { "\($0.from)->\($0.to)" }.sorted().joined(separator: " "))")
+            }
         case .heal:
-            partition = nil
+            cut = []
             if tracing { log.append("\(now) HEAL") }
         case .calm:
-            partition = nil
+            cut = []
             calm = true
             for name in names { nodes[name]!.disk.isFull = false }
             for name in names where nodes[name]!.machine == nil { step(restart: name) }
@@ -449,15 +612,20 @@ public final class Simulation {
     private func step(restart name: NodeName) {
         guard nodes[name]!.machine == nil, nodes[name]!.started, !nodes[name]!.left else { return }
         nodes[name]!.settings.generation += 1
+        longestOutage = max(longestOutage, now - nodes[name]!.crashedAt)
+        // The store is opened anew from the disk's bytes: counts and trees are rebuilt.
         nodes[name]!.store = try! ReplicaStore(engine: nodes[name]!.disk)
         if nodes[name]!.lostData {
             // The product's seal shows the store went back: it refills as a new node does.
             nodes[name]!.settings.freshIdentity = true
             nodes[name]!.settings.awaitPeers = nodes[name]!.settings.seeds.isEmpty
-            nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, timestamps.wallMs)
+            nodes[name]!.settings.dotFloor = max(nodes[name]!.settings.dotFloor, timestamps(of: name).wallMs)
             nodes[name]!.lostData = false
             refills += 1
         }
+        // The seal, refreshed at start, covers what the store holds now.
+        nodes[name]!.disk.seal()
+        nodes[name]!.lastSeal = now
         start(name)
         if tracing { log.append("\(now) RESTART \(name)\(nodes[name]!.settings.freshIdentity ? " to refill" : "")") }
     }
@@ -471,41 +639,66 @@ public final class Simulation {
         switch op {
         case .read(let key), .write(let key, _, readFirst: true):
             try feed(node, .clientGet(id: id, key: key, r: nil))
-        case .write(let key, let value, readFirst: false):
-            writesAttempted += 1
-            try feed(node, .clientWrite(id: id, key: key, value: value, context: nil, w: nil))
+        case .write(let key, let deleting, readFirst: false):
+            try write(id: id, key: key, deleting: deleting, after: nil, at: node)
         }
     }
 
-    private var contexts: [UInt64: CausalHistory?] = [:]
+    /// Sends a write the model has recorded (with the versions the client's read showed).
+    private func write(id: UInt64, key: [UInt8], deleting: Bool, after read: VersionedObject?, at node: NodeName)
+        throws
+    {
+        let (modelID, value) = model.attempt(key: key, deleting: deleting, after: read)
+        modelWrites[id] = modelID
+        clientOps[id] = (node, .write(key: key, deleting: deleting, readFirst: false))
+        let context = read.flatMap { $0.isEmpty ? nil : $0.context }
+        if tracing {
+            log.append(
+                "\(now) WRITE#\(modelID) \(value.map { String(decoding: $0, as: UTF8.self) } ?? "delete") \(String(decoding: key, as: UTF8.self)) ctx \(context?.description ?? "none") via \(node)"
+            )
+        }
+        try feed(node, .clientWrite(id: id, key: key, value: value, context: context, w: nil))
+    }
 
     private func clientReplied(_ id: UInt64, _ reply: ClientReply) throws {
         guard let (node, op) = clientOps.removeValue(forKey: id) else { return }
         switch (op, reply) {
-        case (.read, .read(let outcome)):
-            if outcome.succeeded { readsAnswered += 1 }
-            readProbe?(outcome)
-        case (.write(let key, let value, true), .read(let outcome)):
-            // Read-modify-write: write with the context of what was read (if the read worked).
-            guard outcome.succeeded, nodes[node]?.machine != nil else { return }
-            let context = outcome.object.isEmpty ? nil : outcome.object.context
-            let writeID = nextClientID
-            nextClientID += 1
-            clientOps[writeID] = (node, .write(key: key, value: value, readFirst: false))
-            contexts[writeID] = context
-            writesAttempted += 1
-            try feed(node, .clientWrite(id: writeID, key: key, value: value, context: context, w: nil))
-        case (.write(let key, let value, false), .write(let result)):
+        case (.read(let key), .read(let outcome)):
             if tracing {
                 log.append(
-                    "\(now) \(result.succeeded ? "ACK" : "FAIL") \(value == nil ? "delete" : "put") \(String(decoding: key, as: UTF8.self)) dot \(result.dot.map(\.description) ?? "-") ctx \((contexts[id] ?? nil)?.description ?? "none") via \(node)"
+                    "\(now) READ \(String(decoding: key, as: UTF8.self)) via \(node) \(outcome.succeeded ? "ok" : "failed") replies \(outcome.replies) versions \(outcome.object.versions.map { "\($0.dot) past \($0.past)" })"
                 )
             }
-            if result.succeeded, let dot = result.dot {
-                let covered = contexts.removeValue(forKey: id) ?? nil
-                acked.append(AckedWrite(key: key, dot: dot, deleted: value == nil, covered: covered))
+            if outcome.succeeded {
+                readsAnswered += 1
+                // What a client is shown holds only values clients wrote, each under the dot
+                // its acknowledgement named. (A sloppy read answered by fallbacks may be stale,
+                // as Dynamo allows: what replaced a version is checked on the whole cluster.)
+                let problems = model.problems(
+                    key: key, present: outcome.object.versions, visible: [], checkLoss: false,
+                    checkResurrection: false)
+                if let problem = problems.first {
+                    throw violation("a read of \(String(decoding: key, as: UTF8.self)) via \(node): \(problem)")
+                }
             }
-            contexts[id] = nil
+            readProbe?(outcome)
+        case (.write(let key, let deleting, true), .read(let outcome)):
+            // Read-modify-write: write with the context of what was read (if the read worked).
+            guard outcome.succeeded, nodes[node]?.machine != nil else { return }
+            let writeID = nextClientID
+            nextClientID += 1
+            try write(id: writeID, key: key, deleting: deleting, after: outcome.object, at: node)
+        case (.write, .write(let result)):
+            guard let modelID = modelWrites.removeValue(forKey: id) else { return }
+            if tracing {
+                log.append(
+                    "\(now) \(result.succeeded ? "ACK" : "FAIL") WRITE#\(modelID) dot \(result.dot.map(\.description) ?? "-") via \(node)"
+                )
+            }
+            if result.succeeded {
+                guard let dot = result.dot else { throw violation("write \(modelID) was acknowledged without a dot") }
+                model.acknowledged(modelID, dot: dot)
+            }
         default:
             throw violation("client \(id) got a mismatched reply \(reply)")
         }
@@ -517,6 +710,10 @@ public final class Simulation {
         Violation(seed: seed, message: "at \(now) ms after \(steps) steps: \(message)")
     }
 
+    /// Pruned clocks can make a replaced version look concurrent again (a false sibling,
+    /// as the paper accepts); with pruning possible only loss is checked.
+    var checksResurrection: Bool { policy.maxEntries >= names.count }
+
     /// Everything the cluster holds for `key`: own data and hints on every node, merged.
     public func everything(for key: [UInt8]) -> VersionedObject {
         names.reduce(VersionedObject()) { merged, name in
@@ -524,6 +721,18 @@ public final class Simulation {
                 return merged
             }
             return merged.merged(with: object, policy: policy)
+        }
+    }
+
+    /// Every copy of every version of `key` held anywhere (own data and hints).
+    func held(_ key: [UInt8]) -> [Version] {
+        names.flatMap { name -> [Version] in
+            let store = nodes[name]!.store
+            var held = ((try? store.object(for: key)) ?? nil)?.versions ?? []
+            if case .hints(let hints, _) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
+                for hint in hints where hint.key == key { held += hint.object.versions }
+            }
+            return held
         }
     }
 
@@ -550,21 +759,20 @@ public final class Simulation {
         }
     }
 
-    /// No acknowledged version of `key` is gone from the whole cluster unless a version
-    /// that supersedes it is there; no version an acknowledged write covered is back.
+    /// Deletes of `key` whose tombstones were reaped (a tombstone has no value to find it by
+    /// once it is gone).
+    private func reapedDeletes(of key: [UInt8]) -> Set<Dot> {
+        Set((reaped[key] ?? []).flatMap { $0.versions.map(\.dot) })
+    }
+
+    /// Checked against the client model by value: no acknowledged write is gone from the
+    /// whole cluster unless a later acknowledged write replaced it, and nothing a client's
+    /// write replaced is back. A dot names one version only.
     func checkDurability(of key: [UInt8]) throws {
-        let all = everything(for: key)
+        let held = held(key)
         // A dot names one version: two different versions with one dot mean a coordinator
         // reused it (it lost the history that held it), and one of them can silently win.
         var byDot: [Dot: Version] = [:]
-        var held: [Version] = []
-        for name in names {
-            let store = nodes[name]!.store
-            held += ((try? store.object(for: key)) ?? nil)?.versions ?? []
-            if case .hints(let hints, _) = store.execute(.loadHints(limit: 1000, targets: Set(names)), policy: policy) {
-                for hint in hints where hint.key == key { held += hint.object.versions }
-            }
-        }
         for version in held {
             if let other = byDot.updateValue(version, forKey: version.dot), other != version {
                 throw violation(
@@ -572,35 +780,20 @@ public final class Simulation {
                 )
             }
         }
-        let graves = reaped[key] ?? []
-        // The reaped tombstones themselves may linger on replicas that have not reaped yet
-        // (or be spread again by read repair); what they superseded must never return.
-        for version in all.versions
-        where graves.contains(where: { $0.context.covers(version.dot) && !$0.versions.contains(version) }) {
-            throw violation(
-                "version \(version.dot) of \(String(decoding: key, as: UTF8.self)) came back after its tombstone was reaped, on \(holders(of: version, key: key))"
-            )
-        }
-        for write in acked where write.key == key {
-            let present =
-                Self.holds(write, in: all)
-                || graves.contains { $0.context.covers(write.dot) }
-            if !present {
-                throw violation("acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self)) is lost")
-            }
-            if let covered = write.covered,
-                let ghost = all.versions.first(where: { covered.covers($0.dot) && $0.dot != write.dot })
-            {
-                throw violation("version \(ghost.dot) came back after \(write.dot) replaced it")
-            }
+        let problems = model.problems(
+            key: key, present: held, visible: everything(for: key).versions, reapedDeletes: reapedDeletes(of: key),
+            checkResurrection: checksResurrection)
+        if let problem = problems.first {
+            throw violation("\(String(decoding: key, as: UTF8.self)): \(problem)")
         }
     }
 
-    /// After the faults stop: membership converged, every hint delivered and deleted, and
-    /// a quorum read through any node returns every acknowledged write (or what replaced it).
     /// Nodes that are part of the cluster at the end.
     var active: [NodeName] { names.filter { nodes[$0]!.started && !nodes[$0]!.left } }
 
+    /// After the faults stop: membership converged, every hint delivered and deleted,
+    /// nothing left where it does not belong, old tombstones reaped, and a read with R=N
+    /// through any node shows every acknowledged write that no later write replaced.
     func checkFinal() throws {
         if antiEntropyOnly { return try checkConverged() }
         if let leaver = names.first(where: { nodes[$0]!.leaveRequested != nil }), !nodes[leaver]!.left {
@@ -610,8 +803,7 @@ public final class Simulation {
             try checkDurability(of: key)
             // Tombstones do not pile up: well past the grace period, every all-tombstone key is gone.
             let all = everything(for: key)
-            let wallNow = timestamps.wallMs
-            if all.isDeleted, all.versions.allSatisfy({ $0.timestamp + 4_000 < wallNow }) {
+            if all.isDeleted, all.versions.allSatisfy({ $0.timestamp + 4_000 + faults.maxClockSkewMs < wallMs }) {
                 throw violation("tombstone of \(String(decoding: key, as: UTF8.self)) was never reaped")
             }
         }
@@ -639,21 +831,17 @@ public final class Simulation {
             var answer: GetCoordinator.Outcome?
             clientOps[id] = (node, .read(key: key))
             readProbe = { answer = $0 }
-            try feed(node, .clientGet(id: id, key: key, r: 2))
+            try feed(node, .clientGet(id: id, key: key, r: 3))
             try runUntil(now + 1_000)
             readProbe = nil
             guard let outcome = answer, outcome.succeeded else {
-                throw violation("final read of \(String(decoding: key, as: UTF8.self)) via \(node) failed")
+                throw violation("final read of \(String(decoding: key, as: UTF8.self)) with R=3 via \(node) failed")
             }
-            for write in acked where write.key == key {
-                let visible =
-                    Self.holds(write, in: outcome.object)
-                    || (reaped[key] ?? []).contains { $0.context.covers(write.dot) }
-                if !visible {
-                    throw violation(
-                        "final read via \(node) misses acknowledged write \(write.dot) of \(String(decoding: key, as: UTF8.self))"
-                    )
-                }
+            let problems = model.problems(
+                key: key, present: outcome.object.versions, visible: outcome.object.versions,
+                reapedDeletes: reapedDeletes(of: key), checkResurrection: checksResurrection)
+            if let problem = problems.first {
+                throw violation("final read of \(String(decoding: key, as: UTF8.self)) via \(node): \(problem)")
             }
         }
     }
@@ -661,7 +849,7 @@ public final class Simulation {
     private var readProbe: ((GetCoordinator.Outcome) -> Void)?
 
     /// Anti-entropy alone: every home replica of every key holds the same versions, which
-    /// include every acknowledged write (or what superseded it).
+    /// show every acknowledged write that no later write replaced.
     func checkConverged() throws {
         for key in keys {
             try checkDurability(of: key)
@@ -673,18 +861,14 @@ public final class Simulation {
                     "replicas of \(String(decoding: key, as: UTF8.self)) on \(home) did not converge: \(copies.map { $0?.versions.map(\.dot) ?? [] })"
                 )
             }
-            let merged = copies.compactMap { $0 }.first ?? VersionedObject()
-            for write in acked where write.key == key {
-                if !Self.holds(write, in: merged) {
-                    throw violation("converged replicas of \(String(decoding: key, as: UTF8.self)) miss \(write.dot)")
-                }
+            let merged = (copies.compactMap { $0 }.first ?? VersionedObject()).versions
+            let problems = model.problems(
+                key: key, present: merged, visible: merged, reapedDeletes: reapedDeletes(of: key),
+                checkResurrection: checksResurrection)
+            if let problem = problems.first {
+                throw violation("converged replicas of \(String(decoding: key, as: UTF8.self)): \(problem)")
             }
         }
-    }
-
-    /// Whether `object` holds the version of `write`, or a version that superseded it.
-    static func holds(_ write: AckedWrite, in object: VersionedObject) -> Bool {
-        object.versions.contains { $0.dot == write.dot || $0.past.covers(write.dot) }
     }
 
     /// How many keys anti-entropy repaired across the cluster.
