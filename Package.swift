@@ -133,7 +133,8 @@ let package = Package(
             swiftSettings: optimizedSettings
         ),
         .testTarget(name: "DynamoCoreTests", dependencies: ["DynamoCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "DynamoConsoleTests", dependencies: ["DynamoConsole"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DynamoConsoleTests", dependencies: ["DynamoConsole", "DynamoClient"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DynamoSimulationTests",
             dependencies: ["DynamoSimulator", "DynamoCore"],

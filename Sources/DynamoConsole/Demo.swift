@@ -8,7 +8,8 @@ import Foundation
 /// `title TEXT`; `cluster NODES [dynamo-node flags]` (start a fresh local cluster; a demo
 /// may start several); `> TEXT` narration (`>` alone: a blank line); `pause` (wait for
 /// Enter, skipped with `--no-pause`); `expect TEXT` (the previous command's output must
-/// contain TEXT, so every demo checks itself); `wait CONDITION` (poll until it holds, at
+/// contain TEXT, so every demo checks itself); `expect-not TEXT` (it must not: `get` then
+/// `expect-not siblings` checks there is one value); `wait CONDITION` (poll until it holds, at
 /// most 30 s): `NODE down`, `NODE up`, `no-hints`, `repaired N` (keys repaired by
 /// anti-entropy, all nodes), `keys NODE N` (NODE stores at least N keys); `# comment`.
 public struct Demo: Sendable, Equatable {
@@ -17,6 +18,7 @@ public struct Demo: Sendable, Equatable {
         case say(String)
         case pause
         case expect(String)
+        case expectNot(String)
         case wait(Condition)
         case command(String)
     }
@@ -52,6 +54,7 @@ public struct Demo: Sendable, Equatable {
             case "title": demo.title = rest
             case "pause": demo.steps.append(.pause)
             case "expect": demo.steps.append(.expect(rest))
+            case "expect-not": demo.steps.append(.expectNot(rest))
             case "cluster":
                 guard words.count >= 2, let nodes = Int(words[1]), (1...9).contains(nodes) else {
                     throw fail("usage: cluster NODES [dynamo-node flags]")
@@ -152,6 +155,10 @@ public struct DemoRunner: Sendable {
                 guard last.contains(where: { $0.contains(text) }) else {
                     throw CommandError("\(demo.name): expected '\(text)' in the output of the last command")
                 }
+            case .expectNot(let text):
+                if let line = last.first(where: { $0.contains(text) }) {
+                    throw CommandError("\(demo.name): did not expect '\(text)' in the output of the last command: \(line)")
+                }
             case .wait(let condition):
                 guard let session else { throw CommandError("\(demo.name): wait before any `cluster` line") }
                 await host.show(["(waiting until \(Self.describe(condition)))"], narration: true)
@@ -178,8 +185,13 @@ public struct DemoRunner: Sendable {
 
     private func holds(_ condition: Demo.Condition, cluster: any ClusterControl) async -> Bool {
         var statuses: [String: StatusDocument] = [:]
+        var unanswered = 0
         for name in cluster.nodeNames where cluster.processRunning(name) != false {
-            if let status = try? await cluster.client(name).status(timeout: .seconds(1)) { statuses[name] = status }
+            if let status = try? await cluster.client(name).status(timeout: .seconds(1)) {
+                statuses[name] = status
+            } else {
+                unanswered += 1
+            }
         }
         switch condition {
         case .status(let node, let up):
@@ -191,7 +203,9 @@ public struct DemoRunner: Sendable {
                     return up ? seen == "up" : seen != "up"
                 }
         case .noHints:
-            return statuses.values.allSatisfy { $0.hints.pending == 0 }
+            // Every running node answered and holds none (a node that does not answer may
+            // hold hints: silence is not "delivered").
+            return unanswered == 0 && !statuses.isEmpty && statuses.values.allSatisfy { $0.hints.pending == 0 }
         case .repaired(let n):
             return statuses.values.reduce(0) { $0 + ($1.antiEntropy?.keysRepaired ?? 0) } >= n
         case .keys(let node, let n):

@@ -452,8 +452,13 @@ public struct NodeMachine: Sendable {
             return storage(.forget(key: key, ifStill: object), wait: .serve(handle: handle, isPut: true))
         case .replica(.put(let key, let object, let hintFor)):
             let target = hintFor == name ? nil : hintFor
-            // Hints are always synced: the holder is the only copy for the node it stands in for.
-            let sync = target != nil || settings.syncReplicaWrites
+            // Hints are always synced: the holder is the only copy for the node it stands in
+            // for. So is a copy handed over to this node as its home (`hintFor` this node: a
+            // delivered hint, an ownership handoff): the sender deletes its own once this
+            // answers, so an unsynced copy here would turn a durable write into one a power
+            // loss can take (found by the simulator: a delivered hint lost with the target's
+            // unsynced log tail).
+            let sync = hintFor != nil || settings.syncReplicaWrites
             return hintKept(key, for: target)
                 + storage(
                     .merge(key: key, object: object, hintFor: target, sync: sync),
@@ -928,12 +933,14 @@ public struct NodeMachine: Sendable {
                     && !isReachable(hint.target, at: now.monotonicMs)
                 if targetLeft, let home = standIn(for: hint, now: now) {
                     // The intended node left the cluster: its ranges belong to others now.
+                    // Handed over (`hintFor` the receiver itself): stored synced, as the
+                    // hint it replaces was, since the hint is deleted once it is taken.
                     actions += send(
-                        .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: home,
+                        .replica(.put(key: hint.key, object: hint.object, hintFor: home)), to: home,
                         purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
                 } else if isReachable(hint.target, at: now.monotonicMs) {
                     actions += send(
-                        .replica(.put(key: hint.key, object: hint.object, hintFor: nil)), to: hint.target,
+                        .replica(.put(key: hint.key, object: hint.object, hintFor: hint.target)), to: hint.target,
                         purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
                 } else if let holder = standIn(for: hint, now: now) {
                     // Leaving with the target still away: another node keeps the hint for it.
@@ -1067,7 +1074,7 @@ public struct NodeMachine: Sendable {
         }
         var actions: [Action] = []
         var next: [KeyRange: RangeTree] = [:]
-        for (range, peers) in wanted {
+        for (range, peers) in wanted.sorted(by: { $0.key < $1.key }) {
             if var existing = trees[range] {
                 existing.peers = peers
                 next[range] = existing
@@ -1359,7 +1366,7 @@ public struct NodeMachine: Sendable {
             handoffs[entry.key] = (entry.object, Set(home), false)
             for node in home {
                 actions += send(
-                    .replica(.put(key: entry.key, object: entry.object, hintFor: nil)), to: node,
+                    .replica(.put(key: entry.key, object: entry.object, hintFor: node)), to: node,
                     purpose: .handoff(key: entry.key, node: node), timeoutMs: settings.quorum.requestTimeoutMs,
                     now: now)
             }

@@ -141,10 +141,15 @@ public final class ReplicaStore: Sendable {
         if next != current {
             let (encoded, size) = Self.encoded(next)
             try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
-            try recordForgottenCounters(of: key, from: current, to: next)
+            try recordForgottenCounters(of: key, from: current, to: next, sync: sync)
             try engine.put(storageKey, encoded, sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
+        } else if sync, let stored {
+            // Nothing changed, but the caller needs what is stored to be durable (a handed-over
+            // copy the sender will delete): it may still sit unsynced in the log, and a synced
+            // write makes every earlier one durable.
+            try engine.put(storageKey, stored, sync: true)
         }
         return next
     }
@@ -183,11 +188,7 @@ public final class ReplicaStore: Sendable {
         defer { lock.unlock() }
         let stored = try engine.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
-        // Dots this node made as a fallback live in its hints for the key: count past them
-        // too (a fallback that becomes a home node must not number a new version like one
-        // it holds for another node).
-        let hinted = try hintedObject(for: key, policy: policy)?.context.maxCounter(of: actor) ?? 0
-        let floor = max(try departureMark(for: key)?.maxCounter(of: actor) ?? 0, hinted, counterFloor)
+        let floor = max(try highestCounter(of: actor, for: key, own: current), counterFloor)
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
@@ -244,16 +245,19 @@ public final class ReplicaStore: Sendable {
     /// so the versions it superseded took that actor's counters with them. Without a mark
     /// this node, as that actor, would number its next write of the key like an old one
     /// (found by the simulator with clocks pruned to 2 entries). Only pruning does this,
-    /// so the extra write is rare. Call with the key's stripe lock held.
-    private func recordForgottenCounters(of key: [UInt8], from current: VersionedObject?, to next: VersionedObject)
-        throws(StorageError)
-    {
+    /// so the extra write is rare. It is written just before the merge, synced alike: the
+    /// log is sequential, so the merge never outlives its mark. Call with the key's stripe
+    /// lock held.
+    private func recordForgottenCounters(
+        of key: [UInt8], from current: VersionedObject?, to next: VersionedObject, sync: Bool
+    ) throws(StorageError) {
         guard let current, !current.isEmpty else { return }
         let forgotten = current.context.summary.filter { next.maxCounter(of: $0.key) < $0.value }
-        if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten) }
+        if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten, sync: sync) }
     }
 
-    private func recordDeparture(of key: [UInt8], counters: [Actor: UInt64]) throws(StorageError) {
+    private func recordDeparture(of key: [UInt8], counters: [Actor: UInt64], sync: Bool = true) throws(StorageError)
+    {
         var mark = try departureMark(for: key) ?? .empty
         for (actor, counter) in counters where counter > mark.maxCounter(of: actor) {
             mark.insert(Dot(actor: actor, counter: counter), timestamp: 0)
@@ -262,7 +266,7 @@ public final class ReplicaStore: Sendable {
         let compact = CausalHistory(dots: mark.summary.map { Dot(actor: $0.key, counter: $0.value) })
         var writer = ByteWriter()
         compact.encode(into: &writer)
-        try engine.put(Self.departureKey(for: key), writer.bytes, sync: true)
+        try engine.put(Self.departureKey(for: key), writer.bytes, sync: sync)
     }
 
     /// This node's own keys in ring order, starting after `after` (or at the beginning).
@@ -352,9 +356,26 @@ public final class ReplicaStore: Sendable {
         // A hint travels to its target in one frame.
         let (encoded, size) = Self.encoded(next)
         try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
-        try recordForgottenCounters(of: key, from: current, to: next)
+        try recordForgottenCounters(of: key, from: current, to: next, sync: sync)
         try engine.put(storageKey, encoded, sync: sync)
         if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
+    }
+
+    /// The highest counter `actor` has used for `key` as far as this node can tell: in its
+    /// own data (`own`), in each hint it holds for the key (dots it made as a fallback), and
+    /// in the departure mark. Each is read on its own: merging them first could let a
+    /// version with a pruned clock supersede the one that showed a counter. Call with the
+    /// key's stripe lock held.
+    private func highestCounter(of actor: Actor, for key: [UInt8], own: VersionedObject?) throws(StorageError)
+        -> UInt64
+    {
+        var highest = max(own?.maxCounter(of: actor) ?? 0, try departureMark(for: key)?.maxCounter(of: actor) ?? 0)
+        let prefix = try Self.hintKeyPrefix(for: key)
+        for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
+            guard let parsed = Self.parseHintKey(entry.key), parsed.key == key else { continue }
+            highest = max(highest, try Self.decode(entry.value, key: key).maxCounter(of: actor))
+        }
+        return highest
     }
 
     /// The versions of `key` held here as hints for any node, merged (nil when none).
@@ -419,9 +440,10 @@ public final class ReplicaStore: Sendable {
         let lock = stripe(for: Self.storageKey(for: key))
         lock.lock()
         defer { lock.unlock() }
-        let base = (try object(for: key) ?? VersionedObject()).merged(
+        let own = try object(for: key)
+        let base = (own ?? VersionedObject()).merged(
             with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
-        let floor = max(try departureMark(for: key)?.maxCounter(of: actor) ?? 0, counterFloor)
+        let floor = max(try highestCounter(of: actor, for: key, own: own), counterFloor)
         let (next, version) = try Self.write(
             value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
         let size = next.size

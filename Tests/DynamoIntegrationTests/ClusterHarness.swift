@@ -35,6 +35,19 @@ func withCluster(
     try? FileManager.default.removeItem(atPath: root)
 }
 
+/// A key named `prefix:N` whose home nodes (the first `n` of its preference list) include
+/// `node`, so a test that takes `node` down really writes around it.
+func key(_ prefix: String, homedOn node: String, n: Int = 3, in cluster: LocalCluster, asking: String = "n1")
+    async throws -> String
+{
+    let client = try cluster.client(asking)
+    for i in 0..<200 {
+        let key = "\(prefix):\(i)"
+        if try await client.preferenceList(Array(key.utf8)).preferenceList.prefix(n).contains(node) { return key }
+    }
+    throw LauncherError("no key \(prefix):0-199 has \(node) among its \(n) home nodes")
+}
+
 private func printLogTails(_ directory: String) {
     guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
     for file in files.sorted() {

@@ -1,3 +1,4 @@
+import DynamoCore
 import DynamoLauncher
 import Foundation
 import Testing
@@ -47,8 +48,23 @@ import Testing
         return result.output
     }
 
-    static func nodesRunning(under directory: String) -> Bool {
-        (try? run(["pgrep", "-f", directory]))?.status == 0
+    /// Whether any process's command line names `directory`. A pgrep that cannot run or
+    /// fails (status 2 or more) throws, rather than passing for "none running".
+    static func nodesRunning(under directory: String) throws -> Bool {
+        let result = try run(["pgrep", "-f", directory])
+        guard result.status <= 1 else { throw LauncherError("pgrep failed with status \(result.status)") }
+        return result.status == 0
+    }
+
+    /// A key whose home nodes, on the ring a local cluster of `nodes` nodes builds (tokens
+    /// placed by name), include `node`.
+    static func key(_ prefix: String, homedOn node: String, nodes: Int = 5) throws -> String {
+        let ring = Ring(
+            nodes: Dictionary(uniqueKeysWithValues: (1...nodes).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 8)) }))
+        let key = (0..<200).map { "\(prefix):\($0)" }.first {
+            ring.preferenceList(forKey: Array($0.utf8)).home(3).contains(node)
+        }
+        return try #require(key)
     }
 
     /// A console in a tmux session of the given size, with its own data and history.
@@ -155,9 +171,12 @@ import Testing
             [1, 2, 4, 5].allSatisfy { i in (Screen.gossipRow("n\(i)", in: text) ?? "").contains("D") }
                 && Screen.nodeRow("n3", in: text)?.contains("DOWN") == true
         }
-        try screen.enter("put after:kill yes")
+        // A key n3 is a home node of: the put succeeds only by going around it.
+        let aroundN3 = try Self.key("after:kill", homedOn: "n3")
+        try screen.enter("put \(aroundN3) yes")
         try await screen.wait("a put after the kill") {
-            $0.contains("dynamo> put after:kill yes") && $0.contains("ok: written via")
+            $0.contains("dynamo> put \(aroundN3) yes") && $0.contains("ok: written via")
+                && !($0.split(separator: "\n").last { $0.contains("ok: written via") } ?? "").contains("n3")
         }
         try screen.enter("restart n3")
         try await screen.wait("n3 back up", timeout: .seconds(20)) {
@@ -192,7 +211,7 @@ import Testing
         // Quitting stops every node it started, and the history is kept for the next run.
         try screen.enter("quit")
         try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
-            !Self.nodesRunning(under: screen.directory)
+            !(try Self.nodesRunning(under: screen.directory))
         }
         let history = try String(contentsOfFile: "\(screen.directory)/history", encoding: .utf8)
         #expect(history.contains("put cart:ann book"))
@@ -228,7 +247,7 @@ import Testing
         // Ctrl-C also stops every node.
         try screen.press("C-c")
         try await LocalCluster.waitFor("every node to stop after Ctrl-C", timeout: .seconds(30)) {
-            !Self.nodesRunning(under: screen.directory)
+            !(try Self.nodesRunning(under: screen.directory))
         }
     }
 }

@@ -150,7 +150,11 @@ import Testing
     }
 
     @Test func aReadRepairsAReplicaThatMissedAWrite() async throws {
-        try await withCluster { cluster in
+        // Hints held back for an hour and no anti-entropy exchange within the test: only a
+        // read can repair the replica.
+        try await withCluster(configure: {
+            $0.extraArguments += ["--hint-interval-ms", "3600000", "--anti-entropy-interval-ms", "3600000"]
+        }) { cluster in
             let key = "repair-me".bytes
             let home = try await cluster.client("n1").preferenceList(key).preferenceList
             let victim = home[2]
@@ -162,6 +166,9 @@ import Testing
             try cluster.launch(victim)
             try await cluster.waitUntilReady(victim)
             #expect(try await cluster.client(victim).local(key) == nil, "the restarted replica missed the write")
+            // Without a read nothing repairs it (the hint is held back, no exchange runs).
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await cluster.client(victim).local(key) == nil, "nothing but a read repairs it")
             // A quorum read answers with the value and repairs the replica that had nothing.
             let read = try await cluster.client(other).get(key, r: 2)
             #expect(read.values == ["fresh".bytes])
@@ -269,6 +276,54 @@ import Testing
             }
             let keys = try await cluster.names.asyncMap { try await cluster.client($0).status().keys }
             #expect(keys.reduce(0, +) == 150 * 3, "every key on exactly N=3 nodes after restart: \(keys)")
+        }
+    }
+}
+
+extension StorageNodeTests {
+    /// Writes still streaming in when every node is killed at once: each write that was
+    /// acknowledged before the kill is there after the restart (the coordinator's copy was
+    /// synced before it answered, and a replica's reached its log). Unlike the test above,
+    /// nothing waits for replicas to catch up first.
+    @Test(.timeLimit(.minutes(2)))
+    func writesAcknowledgedJustBeforeEveryNodeIsKilledSurvive() async throws {
+        try await withCluster { cluster in
+            actor Acks {
+                var values: [[UInt8]: [UInt8]] = [:]
+                func add(_ key: [UInt8], _ value: [UInt8]) { values[key] = value }
+            }
+            let acks = Acks()
+            let names = cluster.names
+            let writers = (0..<4).map { writer in
+                Task {
+                    var i = 0
+                    while !Task.isCancelled {
+                        i += 1
+                        let key = "last-\(writer)-\(i)".bytes
+                        let value = "v\(writer)-\(i)".bytes
+                        guard let result = try? await cluster.client(names[(writer + i) % names.count]).put(key, value: value)
+                        else { continue }
+                        if result.succeeded { await acks.add(key, value) }
+                    }
+                }
+            }
+            try await LocalCluster.waitFor("writes flowing", timeout: .seconds(20)) { await acks.values.count >= 100 }
+            // Every node at once, mid-stream. An acknowledgement that arrives after the kill
+            // was sent before it: every acknowledged write counts.
+            let pids = names.compactMap { cluster.processID($0) }
+            for pid in pids { kill(pid, SIGKILL) }
+            for writer in writers { writer.cancel() }
+            for writer in writers { await writer.value }
+            let acknowledged = await acks.values
+            for name in names { cluster.stop(name, .kill) }
+            for name in names { try cluster.launch(name) }
+            try await cluster.waitUntilConverged()
+            var missing: [String] = []
+            for (i, (key, value)) in acknowledged.enumerated() {
+                let read = try await cluster.client(names[i % names.count]).get(key)
+                if !read.values.contains(value) { missing.append(String(decoding: key, as: UTF8.self)) }
+            }
+            #expect(missing.isEmpty, "\(missing.count) of \(acknowledged.count) acknowledged writes lost: \(missing.prefix(10))")
         }
     }
 }

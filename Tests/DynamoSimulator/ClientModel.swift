@@ -22,7 +22,7 @@ public import DynamoCore
 ///
 /// A write that failed may still have been applied (at least once, sometimes twice), so
 /// failed writes count as present when they are found, and as a reason for a loss only
-/// through what their clients had seen.
+/// through what their clients had seen, once a coordinator stored them or they are found.
 public struct ClientModel: Sendable {
     public struct Write: Sendable {
         public var key: [UInt8]
@@ -30,8 +30,11 @@ public struct ClientModel: Sendable {
         public var value: [UInt8]?
         /// What the client's read showed before this write: each version's dot, and the
         /// write it came from where the model can tell.
-        public var saw: [Dot: Int]
-        public var sawDots: Set<Dot>
+        /// The versions the client's read showed: each one's dot and value (nil: a
+        /// tombstone). Which write each came from is looked up when checked, since a
+        /// tombstone's write may be learnt only later (from its acknowledgement).
+        public var saw: [Dot: [UInt8]?]
+        public var sawDots: Set<Dot> { Set(saw.keys) }
         /// The context the client sent (nil: a blind write).
         public var context: CausalHistory?
         public var acked = false
@@ -45,6 +48,10 @@ public struct ClientModel: Sendable {
     private var deleteByDot: [[UInt8]: [Dot: Int]] = [:]
     private var ackedByDot: [[UInt8]: [Dot: Int]] = [:]
     private var idsByKey: [[UInt8]: [Int]] = [:]
+    /// The dot each delete's tombstone is known or guessed by.
+    private var dotOfDelete: [Int: Dot] = [:]
+    /// Writes a coordinator stored (whether or not they were acknowledged).
+    private var applied: Set<Int> = []
 
     public init() {}
 
@@ -54,14 +61,10 @@ public struct ClientModel: Sendable {
     ) {
         let id = writes.count
         let value: [UInt8]? = deleting ? nil : Array("w\(id)".utf8)
-        var saw: [Dot: Int] = [:]
-        var dots: Set<Dot> = []
-        for version in read?.versions ?? [] {
-            dots.insert(version.dot)
-            if let source = identify(version, of: key) { saw[version.dot] = source }
-        }
+        var saw: [Dot: [UInt8]?] = [:]
+        for version in read?.versions ?? [] { saw[version.dot] = version.value }
         let context = read.flatMap { $0.isEmpty ? nil : $0.context }
-        writes.append(Write(key: key, value: value, saw: saw, sawDots: dots, context: context))
+        writes.append(Write(key: key, value: value, saw: saw, context: context))
         if let value { byValue[value] = id }
         idsByKey[key, default: []].append(id)
         return (id, value)
@@ -72,16 +75,43 @@ public struct ClientModel: Sendable {
         writes[id].dot = dot
         guard let dot else { return }
         ackedByDot[writes[id].key, default: [:]][dot] = id
-        if writes[id].value == nil { deleteByDot[writes[id].key, default: [:]][dot] = id }
+        if writes[id].value == nil { name(dot, of: writes[id].key, as: id) }
     }
 
-    /// A coordinator stored a tombstone for `key` built on `context`: it is one of the
-    /// deletes sent with that context.
-    public mutating func tombstoneStored(key: [UInt8], context: CausalHistory?, dot: Dot) {
-        guard deleteByDot[key]?[dot] == nil,
-            let id = idsByKey[key]?.last(where: { writes[$0].value == nil && writes[$0].context == context })
-        else { return }
+    /// A coordinator stored a new version of `key` (`value` nil: a tombstone built on
+    /// `context`, which is one of the deletes sent with that context). The write was
+    /// applied, acknowledged or not: what its client had seen may be replaced by it even
+    /// after its own version is gone (a reaped tombstone).
+    public mutating func stored(key: [UInt8], value: [UInt8]?, context: CausalHistory?, dot: Dot) {
+        let id: Int?
+        if let value {
+            id = byValue[value]
+        } else if let known = deleteByDot[key]?[dot] {
+            id = known
+        } else {
+            // The earliest such delete not yet named by a dot; if every one is (a delete
+            // applied twice), any of them: they saw the same versions.
+            let candidates = (idsByKey[key] ?? []).filter { writes[$0].value == nil && writes[$0].context == context }
+            id = candidates.first { dotOfDelete[$0] == nil } ?? candidates.last
+            if let id { name(dot, of: key, as: id) }
+        }
+        if let id, writes[id].key == key { applied.insert(id) }
+    }
+
+    /// Names a tombstone's dot as delete `id`'s. An acknowledgement is authoritative: if
+    /// its dot had been guessed for another delete with the same context, that one takes
+    /// the dot guessed for `id`.
+    private mutating func name(_ dot: Dot, of key: [UInt8], as id: Int) {
+        if let other = deleteByDot[key]?[dot], other != id {
+            if let mine = dotOfDelete[id] {
+                deleteByDot[key]?[mine] = other
+                dotOfDelete[other] = mine
+            } else {
+                dotOfDelete[other] = nil
+            }
+        }
         deleteByDot[key, default: [:]][dot] = id
+        dotOfDelete[id] = dot
     }
 
     /// The write a version came from: by its value, or for a tombstone by the dot an
@@ -99,7 +129,10 @@ public struct ClientModel: Sendable {
         var frontier = Array(roots)
         while let next = frontier.popLast() {
             dots.formUnion(writes[next].sawDots)
-            for source in writes[next].saw.values where reached.insert(source).inserted { frontier.append(source) }
+            for (dot, value) in writes[next].saw {
+                let source: Int? = if let value { byValue[value] } else { deleteByDot[writes[next].key]?[dot] }
+                if let source, reached.insert(source).inserted { frontier.append(source) }
+            }
         }
         return (reached, dots)
     }
@@ -130,7 +163,7 @@ public struct ClientModel: Sendable {
             }
         }
         let mine = idsByKey[key] ?? []
-        let justified = mine.filter { writes[$0].acked || found.contains($0) }
+        let justified = mine.filter { writes[$0].acked || found.contains($0) || applied.contains($0) }
         let replaced = seenFrom(justified).writes
         for id in mine where checkLoss && writes[id].acked && !found.contains(id) && !replaced.contains(id) {
             if writes[id].value == nil, let dot = writes[id].dot, reapedDeletes.contains(dot) { continue }

@@ -46,6 +46,11 @@ public final class Simulation {
         /// Chance that a crash also loses the last writes of the node's log (up to 64): the
         /// node notices (as the product does by its seal) and refills from its replicas.
         public var tailLossPerCrash = 0.5
+        /// Faults that destroy stored data (a damaged log, a power loss) strike one node at a
+        /// time: none while another node's loss is unrepaired (it is down or still refilling)
+        /// and none within this long of the last. A write acknowledged by W=2 replicas is
+        /// promised to survive one such loss, not two at once (which can take both copies).
+        public var repairWindowMs: UInt64 = 3_000
         /// Chance per second that a node's disk fills up (for 0.2 to 1.5 s): its writes fail.
         public var diskFullsPerSecond = 0.1
 
@@ -157,6 +162,8 @@ public final class Simulation {
     /// Messages that arrived after the 300 ms deadline of the request they belong to.
     public private(set) var messagesPastDeadline = 0
     public private(set) var maxDownAtOnce = 0
+    /// When a fault last destroyed stored data (see `Faults.repairWindowMs`).
+    private var lastDestruction: UInt64?
     /// The longest time a node was down (ms).
     public private(set) var longestOutage: UInt64 = 0
     public private(set) var refills = 0
@@ -377,8 +384,10 @@ public final class Simulation {
         if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
             reaped[key, default: []].append(object)
         }
-        if case .coordinateWrite(let key, nil, let context, _, _, _, _, _, _) = op, case .version(let version, _) = result {
-            model.tombstoneStored(key: key, context: context, dot: version.dot)
+        if case .coordinateWrite(let key, let value, let context, _, _, _, _, _, _) = op,
+            case .version(let version, _) = result
+        {
+            model.stored(key: key, value: value, context: context, dot: version.dot)
         }
         if tracing { trace(op, result, at: name) }
         try checkKey(of: op)
@@ -554,7 +563,8 @@ public final class Simulation {
             try issue(op, at: node)
         case .crash(let name, let powerLoss):
             // A leaving node is left alone, so the leave itself is what is tested.
-            guard nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil, downCount < faults.maxDown else {
+            guard !calm, nodes[name]!.machine != nil, nodes[name]!.leaveRequested == nil, downCount < faults.maxDown
+            else {
                 return
             }
             nodes[name]!.machine = nil
@@ -564,7 +574,13 @@ public final class Simulation {
             nodes[name]!.crashedAt = now
             maxDownAtOnce = max(maxDownAtOnce, downCount)
             var what: [String] = []
-            if powerLoss {
+            let unrepaired = names.contains {
+                nodes[$0]!.lostData || (nodes[$0]!.machine != nil && nodes[$0]!.settings.freshIdentity)
+            }
+            let destructive = !unrepaired && lastDestruction.map { now >= $0 + faults.repairWindowMs } ?? true
+            let damagedLog = Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash
+            if destructive && (powerLoss || damagedLog) { lastDestruction = now }
+            if powerLoss && destructive {
                 let lost = nodes[name]!.disk.losePower()
                 writesLostToPowerLoss += lost
                 // Noticed only if the store went behind its seal (as in the product).
@@ -574,7 +590,7 @@ public final class Simulation {
                 }
                 what.append("power lost: \(lost) unsynced writes undone")
             }
-            if Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash {
+            if damagedLog && destructive {
                 // A damaged log: the product refuses it at open and refills.
                 let lost = nodes[name]!.disk.loseTail(Int.random(in: 1...SimulatedDisk.journalLimit, using: &rng))
                 if lost > 0 { nodes[name]!.lostData = true }
@@ -592,6 +608,7 @@ public final class Simulation {
         case .restart(let name):
             step(restart: name)
         case .partition(let links):
+            guard !calm else { return }
             cut = links
             if tracing {
                 log.append("\(now) PARTITION \(links.map { "\($0.from)->\($0.to)" }.sorted().joined(separator: " "))")

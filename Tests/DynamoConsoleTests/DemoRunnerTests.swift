@@ -1,0 +1,46 @@
+import DynamoClient
+import DynamoConsole
+import Foundation
+import Testing
+
+/// A demo's checks can fail: a false `expect` or `expect-not`, and a `wait` that silence
+/// from the nodes must not satisfy.
+@Suite struct DemoRunnerTests {
+    /// Nodes that never answer: every client points at a closed loopback port.
+    final class SilentCluster: ClusterControl, @unchecked Sendable {
+        let nodeNames = ["n1", "n2"]
+        func client(_ name: String) -> DynamoClient { DynamoClient(address: "127.0.0.1:1", bearer: nil) }
+        func kill(_ name: String) throws {}
+        func stop(_ name: String) throws {}
+        func restart(_ name: String) throws {}
+        func addNode(_ name: String?) throws -> String { "n3" }
+        func processRunning(_ name: String) -> Bool? { true }
+        func wipe(_ name: String) throws {}
+    }
+
+    final class Host: DemoHost, @unchecked Sendable {
+        let cluster = SilentCluster()
+        func show(_ lines: [String], narration: Bool) async {}
+        func pause() async {}
+        func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession {
+            ReplSession(cluster: cluster)
+        }
+    }
+
+    func run(_ text: String) async throws {
+        var runner = DemoRunner(pausing: false)
+        runner.waitTimeout = .seconds(1)
+        try await runner.run(try Demo.parse(name: "check", text: text), host: Host())
+    }
+
+    @Test func aFalseExpectationFailsTheDemo() async throws {
+        // `status` prints a line per node whether or not it answers: "n1  not answering".
+        try await run("cluster 2\nstatus\nexpect n1")
+        await #expect(throws: CommandError.self) { try await run("cluster 2\nstatus\nexpect n1  12 keys") }
+        await #expect(throws: CommandError.self) { try await run("cluster 2\nstatus\nexpect-not not answering") }
+    }
+
+    @Test func noHintsIsNotSatisfiedByNodesThatDoNotAnswer() async throws {
+        await #expect(throws: (any Error).self) { try await run("cluster 2\nwait no-hints") }
+    }
+}

@@ -1,0 +1,115 @@
+import DynamoLauncher
+import Foundation
+import Testing
+
+/// The `dynamo` tool as a script or a person at a shell uses it: `cluster start`, `status`
+/// and `stop`; `get`, `put` (with `--replace`), `delete` and `preflist` against a node;
+/// `repl` running a script on its own cluster and on one it attaches to.
+@Suite(.serialized) struct CommandLineTests {
+    static func dynamo(_ arguments: [String], environment: [String] = []) throws -> (status: Int32, output: String) {
+        let binary = try #require(LocalCluster.siblingBinary(named: "dynamo"), "dynamo is not built")
+        return try ConsoleScreenTests.run(["env"] + environment + [binary] + arguments, stderr: true)
+    }
+
+    static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-cli-\(UUID().uuidString)").path
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aClusterStartedFromTheShellAnswersTheCommandsAndStops() throws {
+        let directory = Self.temporaryDirectory()
+        defer {
+            _ = try? Self.dynamo(["cluster", "stop", "--dir", directory])
+            _ = try? ConsoleScreenTests.run(["pkill", "-9", "-f", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let started = try Self.dynamo([
+            "cluster", "start", "--nodes", "3", "--dir", directory, "--gossip-interval-ms", "100",
+        ])
+        #expect(started.status == 0, "\(started.output)")
+        #expect(started.output.contains("ring converged"), "\(started.output)")
+        let n1 = try #require(
+            started.output.split(separator: "\n").first { $0.hasPrefix("n1 ") }?.split(separator: " ").drop { $0 != "http" }
+                .dropFirst().first.map(String.init), "n1's address in: \(started.output)")
+        let secret = try String(contentsOfFile: directory + "/data/cluster-secret", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            try Self.dynamo(arguments + ["--node", n1], environment: ["DYNAMO_CLUSTER_SECRET=\(secret)"])
+        }
+
+        let status = try Self.dynamo(["cluster", "status", "--dir", directory])
+        #expect(status.status == 0)
+        for name in ["n1", "n2", "n3"] {
+            #expect(status.output.contains("\(name)  0 keys  sees n1:up n2:up n3:up"), "\(status.output)")
+        }
+
+        let put = try run(["put", "cart:ann", "book"])
+        #expect(put.status == 0 && put.output.hasPrefix("ok: written via n1"), "\(put.output)")
+        let read = try run(["get", "cart:ann"])
+        #expect(read.status == 0 && read.output.hasPrefix("book\n"), "\(read.output)")
+        // A blind second write is a sibling; --replace reads first and replaces both.
+        #expect(try run(["put", "cart:ann", "pen"]).status == 0)
+        let siblings = try run(["get", "cart:ann"])
+        #expect(siblings.output.hasPrefix("2 siblings"), "\(siblings.output)")
+        #expect(siblings.output.contains("[1] book") && siblings.output.contains("[2] pen"), "\(siblings.output)")
+        #expect(try run(["put", "cart:ann", "book+pen", "--replace"]).status == 0)
+        let merged = try run(["get", "cart:ann", "--json"])
+        let document = try JSONSerialization.jsonObject(with: Data(merged.output.utf8)) as? [String: Any]
+        let values = (document?["siblings"] as? [[String: Any]])?.compactMap { $0["value"] as? String }
+        #expect(values == [Data("book+pen".utf8).base64EncodedString()], "\(merged.output)")
+        // Written from standard input with '-' is covered by the README; delete reads first.
+        let deleted = try run(["delete", "cart:ann"])
+        #expect(deleted.status == 0 && deleted.output.hasPrefix("ok: written"), "\(deleted.output)")
+        #expect(try run(["get", "cart:ann"]).output.hasPrefix("deleted"))
+        #expect(try run(["get", "never:written"]).output.hasPrefix("not found"))
+        let preflist = try run(["preflist", "cart:ann"])
+        #expect(preflist.output.contains("preference list"), "\(preflist.output)")
+        #expect(preflist.output.split(separator: "\n").last?.split(separator: " ").count == 5, "3 home nodes: \(preflist.output)")
+        // A node that is not there: a clear error and a failing exit status.
+        let refused = try Self.dynamo(["get", "cart:ann", "--node", "127.0.0.1:1"])
+        #expect(refused.status != 0 && refused.output.contains("cannot connect to 127.0.0.1:1"), "\(refused.output)")
+
+        let stopped = try Self.dynamo(["cluster", "stop", "--dir", directory])
+        #expect(stopped.status == 0 && stopped.output.contains("stopping n3"), "\(stopped.output)")
+        #expect(!(try ConsoleScreenTests.nodesRunning(under: directory)), "cluster stop left nodes running")
+        let gone = try Self.dynamo(["cluster", "status", "--dir", directory])
+        #expect(gone.status != 0 && gone.output.contains("no cluster state"), "\(gone.output)")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aReplScriptRunsOnItsOwnClusterAndOnOneItAttachesTo() async throws {
+        let directory = Self.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer {
+            _ = try? ConsoleScreenTests.run(["pkill", "-9", "-f", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let script = directory + "/script"
+        try "put cart:ann book\nget cart:ann\nstatus\nfrobnicate\npreflist cart:ann\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
+
+        // Its own cluster of three, stopped when the script ends.
+        let own = try Self.dynamo([
+            "repl", script, "--nodes", "3", "--dir", directory + "/own", "--gossip-interval-ms", "100",
+        ])
+        #expect(own.status == 0, "\(own.output)")
+        #expect(own.output.contains("dynamo> put cart:ann book\nok: written via"), "\(own.output)")
+        #expect(own.output.contains("dynamo> get cart:ann\nbook\n"), "\(own.output)")
+        #expect(own.output.contains("n3  1 keys  0 hints  sees n1:up n2:up n3:up"), "\(own.output)")
+        #expect(own.output.contains("error: unknown command 'frobnicate'"), "\(own.output)")
+        #expect(own.output.contains("preference list"), "the script goes on past an error: \(own.output)")
+        #expect(!(try ConsoleScreenTests.nodesRunning(under: directory + "/own")), "repl left its nodes running")
+
+        // Attached to a running cluster: the same commands, and the nodes stay up.
+        try await withCluster(nodes: 3) { cluster in
+            let address = try #require(cluster.spec("n2")).httpAddress
+            let attached = try Self.dynamo(
+                ["repl", script, "--attach", address], environment: ["DYNAMO_CLUSTER_SECRET=\(try cluster.secret())"])
+            #expect(attached.status == 0, "\(attached.output)")
+            #expect(attached.output.contains("dynamo> get cart:ann\nbook\n"), "\(attached.output)")
+            #expect(attached.output.contains("n1  1 keys"), "\(attached.output)")
+            #expect(try await cluster.client("n1").get("cart:ann".bytes).values == ["book".bytes])
+            #expect(cluster.names.allSatisfy { cluster.isRunning($0) }, "an attached repl leaves the nodes running")
+        }
+    }
+}
