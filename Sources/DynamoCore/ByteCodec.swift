@@ -64,14 +64,21 @@ public struct ByteReader: Sendable {
         return bytes[offset]
     }
 
+    /// A LEB128 varint in its one shortest form: bits past 64 (which a shift would drop
+    /// silently, turning 2^70 into another number) and padding groups (`80 00` for 0) are
+    /// refused, so every value has exactly one encoding.
     public mutating func readVarint() throws(DecodingError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
             let byte = try readByte()
             guard shift < 64 else { throw DecodingError("varint too long") }
+            if shift == 63, byte > 1 { throw DecodingError("varint exceeds 64 bits") }
             result |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { return result }
+            if byte & 0x80 == 0 {
+                if byte == 0, shift > 0 { throw DecodingError("varint not in its shortest form") }
+                return result
+            }
             shift += 7
         }
     }

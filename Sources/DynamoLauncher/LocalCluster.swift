@@ -193,11 +193,15 @@ public final class LocalCluster: @unchecked Sendable {
         case kill
     }
 
-    /// Stops the node and waits for its process to exit; returns its exit status.
+    /// Stops the node and waits for its process to exit; returns its exit status. A node
+    /// that ignores SIGTERM for `gracePeriod` is killed (so a stop never hangs).
     @discardableResult
-    public func stop(_ name: String, _ mode: StopMode = .graceful) -> Int32? {
+    public func stop(_ name: String, _ mode: StopMode = .graceful, gracePeriod: Duration = .seconds(15)) -> Int32? {
         guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return nil }
         if process.isRunning { kill(process.processIdentifier, mode == .kill ? SIGKILL : SIGTERM) }
+        let deadline = ContinuousClock.now + gracePeriod
+        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
     }

@@ -147,3 +147,36 @@ import Testing
         #expect(!asked.contains { if case .storage = $0 { true } else { false } })
     }
 }
+
+/// A copy handed to a node as its home (a delivered hint, an ownership handoff) is stored
+/// synced even when replica writes are not: its sender deletes its own synced copy once
+/// this node answers (found by the simulator: a delivered hint lost to the target's power).
+@Suite struct HandoverDurabilityTests {
+    static func merge(of request: PeerRequest) -> StorageOp? {
+        let settings = NodeSettings(
+            name: "n3", peerAddress: "127.0.0.1:7003", httpAddress: "127.0.0.1:8003",
+            tokens: Token.defaultPositions(for: "n3", count: 8), generation: 1, seeds: [], syncReplicaWrites: false)
+        var node = NodeMachine(settings: settings, seed: 1)
+        for action in node.handle(.peerRequest(handle: 1, from: "n1", request), now: .init(monotonicMs: 5, wallMs: 5)) {
+            if case .storage(_, let op) = action { return op }
+        }
+        return nil
+    }
+
+    static let object = VersionedObject(versions: [
+        Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1], timestamp: 1)
+    ])
+
+    @Test func aHandedOverCopyIsSyncedAndAPlainReplicaWriteIsNot() {
+        let key = Array("k".utf8)
+        #expect(
+            Self.merge(of: .replica(.put(key: key, object: Self.object, hintFor: "n3")))
+                == .merge(key: key, object: Self.object, hintFor: nil, sync: true))
+        #expect(
+            Self.merge(of: .replica(.put(key: key, object: Self.object, hintFor: nil)))
+                == .merge(key: key, object: Self.object, hintFor: nil, sync: false))
+        #expect(
+            Self.merge(of: .replica(.put(key: key, object: Self.object, hintFor: "n4")))
+                == .merge(key: key, object: Self.object, hintFor: "n4", sync: true))
+    }
+}

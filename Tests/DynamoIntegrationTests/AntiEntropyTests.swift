@@ -11,7 +11,7 @@ import Testing
         options.extraArguments = ["--hint-interval-ms", "3600000", "--anti-entropy-interval-ms", "1000"]
     }
 
-    @Test func aNodeThatWasDownDuring200WritesGetsThemAllBackWithNoClientReads() async throws {
+    @Test(.timeLimit(.minutes(3))) func aNodeThatWasDownDuring200WritesGetsThemAllBackWithNoClientReads() async throws {
         try await withCluster(configure: Self.antiEntropyOnly) { cluster in
             cluster.stop("n3", .kill)
             try await cluster.waitUntilAllSee("n3", as: "down")

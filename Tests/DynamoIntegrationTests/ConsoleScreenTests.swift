@@ -12,8 +12,11 @@ import Testing
     /// Runs a command with posix_spawn and waitpid, output to a temporary file. (Foundation's
     /// Process never noticed the exit of a tmux client whose server daemonized, and a pipe
     /// would be held open by that server.)
+    /// A command still running after `timeout` is killed (-9) and reported as an error.
     @discardableResult
-    static func run(_ arguments: [String], stderr: Bool = false) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], stderr: Bool = false, timeout: Duration = .seconds(150)) throws -> (
+        status: Int32, output: String
+    ) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -33,7 +36,20 @@ import Testing
             throw LauncherError("cannot run \(arguments[0]) (is it installed? `make deps` installs tmux)")
         }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+        let deadline = ContinuousClock.now + timeout
+        var reaped: pid_t = 0
+        while reaped == 0 || (reaped == -1 && errno == EINTR) {
+            reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == 0 {
+                if ContinuousClock.now >= deadline {
+                    kill(pid, SIGKILL)
+                    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+                    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+                    throw LauncherError("\(arguments.joined(separator: " ")) still ran after \(timeout): killed\n\(output)")
+                }
+                usleep(10_000)
+            }
+        }
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         // Exited: its code. Killed by a signal: 128 + the signal, as a shell says it (never
         // 0, which `(status >> 8) & 0xff` gave for a crash).
@@ -133,7 +149,7 @@ import Testing
         }
     }
 
-    @Test func theDashboardFollowsTheClusterWhileThePromptWorks() async throws {
+    @Test(.timeLimit(.minutes(3))) func theDashboardFollowsTheClusterWhileThePromptWorks() async throws {
         let screen = try Screen.start(width: 120, height: 42)
         defer { screen.close() }
 
@@ -217,7 +233,7 @@ import Testing
         #expect(history.contains("put cart:ann book"))
     }
 
-    @Test func eightyByTwentyFourShowsEveryPanelHelpAndHonoursNoColor() async throws {
+    @Test(.timeLimit(.minutes(3))) func eightyByTwentyFourShowsEveryPanelHelpAndHonoursNoColor() async throws {
         let screen = try Screen.start(width: 80, height: 24, nodes: 3, environment: ["NO_COLOR=1"])
         defer { screen.close() }
         try await screen.wait("three nodes up") { text in
@@ -244,6 +260,15 @@ import Testing
         try await screen.wait("the help to close") { !$0.contains("help COMMAND explains one") }
         try screen.enter("frobnicate")
         try await screen.waitFor("unknown command 'frobnicate'")
+        // Resized, the dashboard redraws at the new size: too small says so, bigger fills it.
+        try Self.tmux(["resize-window", "-t", screen.session, "-x", "50", "-y", "12"])
+        try await screen.waitFor("terminal too small (50x12)")
+        try Self.tmux(["resize-window", "-t", screen.session, "-x", "140", "-y", "44"])
+        try await screen.wait("the dashboard at 140x44") { text in
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            return !text.contains("too small") && text.contains("gossip") && lines.count >= 44
+                && lines.contains { $0.count > 120 && $0.contains("│") }
+        }
         // Ctrl-C also stops every node.
         try screen.press("C-c")
         try await LocalCluster.waitFor("every node to stop after Ctrl-C", timeout: .seconds(30)) {

@@ -4,7 +4,7 @@ import Testing
 
 /// Every classroom demo runs to the end on real clusters, its own `expect` lines passing.
 @Suite(.serialized) struct DemoTests {
-    @Test(arguments: [
+    @Test(.timeLimit(.minutes(3)), arguments: [
         "vector-clocks", "hinted-handoff", "merkle-repair", "node-join", "shopping-cart", "sloppy-vs-strict",
     ])
     func demoRunsToCompletion(name: String) throws {
@@ -27,7 +27,7 @@ import Testing
     }
 
     /// A demo whose expectation is false exits non-zero and says which one, and stops its nodes.
-    @Test(arguments: [
+    @Test(.timeLimit(.minutes(3)), arguments: [
         ("status\nexpect n1  999999 keys", "expected 'n1  999999 keys'"),
         ("status\nexpect-not keys", "did not expect 'keys'"),
     ])

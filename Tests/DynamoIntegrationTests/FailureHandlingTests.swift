@@ -25,7 +25,7 @@ import Testing
 
     /// Issue 10, item 1: right after a home replica is killed, a W=3 write to the key
     /// succeeds at once: the refused replica's copy goes to a fallback, with a hint.
-    @Test func aWriteRightAfterACrashIsTakenByAFallbackInTheSameRequest() async throws {
+    @Test(.timeLimit(.minutes(3))) func aWriteRightAfterACrashIsTakenByAFallbackInTheSameRequest() async throws {
         try await withCluster { cluster in
             var key: [UInt8] = []
             var home: [String] = []
@@ -43,7 +43,7 @@ import Testing
         }
     }
 
-    @Test func aKilledNodeIsSeenDownByEveryNodeAndUpAgainAfterRestart() async throws {
+    @Test(.timeLimit(.minutes(3))) func aKilledNodeIsSeenDownByEveryNodeAndUpAgainAfterRestart() async throws {
         try await withCluster { cluster in
             cluster.stop("n3", .kill)
             try await cluster.waitUntilAllSee("n3", as: "down", timeout: .seconds(15))
@@ -53,7 +53,7 @@ import Testing
         }
     }
 
-    @Test func aW3PutSucceedsWithAHomeNodeDownAndItsHintIsDeliveredThenDeleted() async throws {
+    @Test(.timeLimit(.minutes(3))) func aW3PutSucceedsWithAHomeNodeDownAndItsHintIsDeliveredThenDeleted() async throws {
         try await withCluster(configure: Self.fastHints) { cluster in
             let key = try await Self.key(homedOn: "n2", avoiding: ["n1"], in: cluster)
             let home = try await cluster.client("n1").preferenceList(key).preferenceList
@@ -63,6 +63,10 @@ import Testing
             #expect(put.status == 204, "\(put.error ?? "")")
             let fallback = try #require(
                 put.replicas.first { !home.contains($0) }, "a fallback took n2's replica: \(put.replicas)")
+            // X-Dynamo-Asked: who the coordinator asked, a fallback as `node>home`.
+            #expect(put.asked.contains("\(fallback)>n2"), "\(put.asked)")
+            #expect(!put.asked.contains("n2"), "n2 was not asked: \(put.asked)")
+            #expect(put.asked.filter { !$0.contains(">") }.allSatisfy { home.prefix(3).contains($0) }, "\(put.asked)")
             let held = try await cluster.client(fallback).status().hints
             #expect(held.byTarget["n2"] == 1)
             #expect(held.pending >= 1)
@@ -79,7 +83,7 @@ import Testing
         }
     }
 
-    @Test func hintsSurviveAKillNineOfTheNodeHoldingThem() async throws {
+    @Test(.timeLimit(.minutes(3))) func hintsSurviveAKillNineOfTheNodeHoldingThem() async throws {
         try await withCluster(configure: Self.fastHints) { cluster in
             let key = try await Self.key(homedOn: "n4", avoiding: ["n1"], in: cluster)
             let home = try await cluster.client("n1").preferenceList(key).preferenceList
@@ -104,7 +108,7 @@ import Testing
     /// The paper's example: both sides of a partition update the same version; after the
     /// partition heals a read returns both as siblings, and a write with their merged
     /// context reconciles them.
-    @Test func writesOnBothSidesOfAPartitionBecomeSiblingsAndAMergedContextResolvesThem() async throws {
+    @Test(.timeLimit(.minutes(3))) func writesOnBothSidesOfAPartitionBecomeSiblingsAndAMergedContextResolvesThem() async throws {
         try await withCluster(configure: Self.fastHints) { cluster in
             let key = "cart:paper".bytes
             #expect(try await cluster.client("n1").put(key, value: "v0".bytes, w: 3).succeeded)
@@ -139,7 +143,7 @@ import Testing
 
     /// A home node misses a delete behind a partition; after healing the tombstone reaches
     /// it, every replica then reaps the tombstone, and the value never comes back.
-    @Test func aDeletedKeyStaysDeletedAndItsTombstoneIsReaped() async throws {
+    @Test(.timeLimit(.minutes(3))) func aDeletedKeyStaysDeletedAndItsTombstoneIsReaped() async throws {
         try await withCluster(configure: {
             $0.extraArguments = [
                 "--hint-interval-ms", "200", "--tombstone-grace-ms", "300", "--anti-entropy-interval-ms", "300",
@@ -166,7 +170,47 @@ import Testing
         }
     }
 
-    @Test func faultsAreValidatedAndReportedBack() async throws {
+    /// A partition that lasts ten times the tombstone grace: the replicas that took the
+    /// delete keep the tombstone the whole time (reaping it while n3 still holds the value
+    /// would bring the value back), and only after healing is it reaped everywhere.
+    @Test(.timeLimit(.minutes(2)))
+    func aTombstoneOutlivesAPartitionLongerThanItsGrace() async throws {
+        try await withCluster(configure: {
+            $0.extraArguments = [
+                "--hint-interval-ms", "200", "--tombstone-grace-ms", "300", "--anti-entropy-interval-ms", "300",
+            ]
+        }) { cluster in
+            let key = try await Self.key(homedOn: "n3", avoiding: ["n1"], in: cluster)
+            let home = try await cluster.client("n1").preferenceList(key).preferenceList.prefix(3)
+            #expect(try await cluster.client("n1").put(key, value: "doomed".bytes, w: 3).succeeded)
+            let context = try await cluster.client("n1").get(key).context
+            try await cluster.partition([cluster.names.filter { $0 != "n3" }, ["n3"]])
+            #expect(try await cluster.client("n1").delete(key, context: context).status == 204)
+            let deadline = ContinuousClock.now + .seconds(3)
+            var checks = 0
+            while ContinuousClock.now < deadline {
+                for name in home where name != "n3" {
+                    let held = try await cluster.client(name).local(key)
+                    #expect(held?.siblings.allSatisfy(\.deleted) == true, "\(name) reaped the tombstone during the partition")
+                }
+                #expect(try await cluster.client("n3").local(key)?.siblings.first?.bytes == "doomed".bytes)
+                checks += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(checks >= 5)
+            try await cluster.heal()
+            try await LocalCluster.waitFor("the tombstone to be reaped on every node", timeout: .seconds(30)) {
+                for name in cluster.names where try await cluster.client(name).local(key) != nil { return false }
+                return true
+            }
+            for name in cluster.names {
+                let result = try await cluster.client(name).raw(.GET, "/kv/\(PercentEncoding.encode(key))")
+                #expect(result.status == 404, "the value never came back, via \(name)")
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3))) func faultsAreValidatedAndReportedBack() async throws {
         try await withCluster(nodes: 3) { cluster in
             let client = cluster.client("n1")
             #expect(try await client.raw(.POST, "/admin/faults", body: "nonsense".bytes).status == 400)

@@ -19,7 +19,7 @@ import Testing
         return result
     }
 
-    @Test func aNodeJoinsALoadedClusterAndTakesExactlyItsKeysThenANodeLeaves() async throws {
+    @Test(.timeLimit(.minutes(3))) func aNodeJoinsALoadedClusterAndTakesExactlyItsKeysThenANodeLeaves() async throws {
         try await withCluster(nodes: 4, configure: { $0.extraArguments = ["--hint-interval-ms", "200"] }) { cluster in
             let keys = (0..<120).map { "cart:\($0)".bytes }
             for (i, key) in keys.enumerated() {
@@ -65,7 +65,7 @@ import Testing
         }
     }
 
-    @Test func aNodeThatLostItsDiskComesBackAsItselfAndRefillsItsRanges() async throws {
+    @Test(.timeLimit(.minutes(3))) func aNodeThatLostItsDiskComesBackAsItselfAndRefillsItsRanges() async throws {
         try await withCluster { cluster in
             let keys = (0..<60).map { "item:\($0)".bytes }
             for key in keys { #expect(try await cluster.client("n1").put(key, value: key, w: 3).succeeded) }

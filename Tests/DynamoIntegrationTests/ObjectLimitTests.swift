@@ -14,7 +14,7 @@ import Testing
 
     /// Before: 10,001 blind writes all got 204, then every operation on the key 503. With
     /// `--max-siblings 5` the sixth is refused, on its coordinator and when forwarded to it.
-    @Test func blindWritesPastTheSiblingLimitAreRefusedUntilTheKeyIsResolved() async throws {
+    @Test(.timeLimit(.minutes(3))) func blindWritesPastTheSiblingLimitAreRefusedUntilTheKeyIsResolved() async throws {
         try await withCluster(
             nodes: 4, configure: { $0.extraArguments = ["--max-siblings", "5", "--warn-siblings", "3"] }
         ) {
@@ -71,7 +71,7 @@ import Testing
     /// unrelated W=3 writes failed). With the default 12 MiB limit the twelfth is refused,
     /// the key is read whole, and unrelated writes never notice. (A 5 s request timeout, as
     /// in `SecurityTests`: moving 11 MiB can stall a debug build's loop on 2 busy cores.)
-    @Test func anObjectPastTheSizeLimitIsRefusedAndStaysReadable() async throws {
+    @Test(.timeLimit(.minutes(3))) func anObjectPastTheSizeLimitIsRefusedAndStaysReadable() async throws {
         try await withCluster(nodes: 3, configure: { $0.requestTimeoutMs = 5_000 }) { cluster in
             let key = "big".bytes
             let client = cluster.client("n1")
@@ -123,7 +123,7 @@ import Testing
         return results
     }
 
-    @Test func badLimitFlagsAreRefusedWithTheReason() throws {
+    @Test(.timeLimit(.minutes(3))) func badLimitFlagsAreRefusedWithTheReason() throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         let base = ["--name", "x", "--peer-port", "1", "--http-port", "2", "--data-dir", "/nonexistent"]
         let cases: [([String], String)] = [

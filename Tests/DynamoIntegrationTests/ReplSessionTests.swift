@@ -7,7 +7,7 @@ import Testing
 /// The console's commands against real nodes.
 @Suite(.serialized) struct ReplSessionTests {
     /// Found by the newcomer review: partitions claimed success while every node refused.
-    @Test func aPartitionTheNodesRefuseIsReportedNotClaimed() async throws {
+    @Test(.timeLimit(.minutes(3))) func aPartitionTheNodesRefuseIsReportedNotClaimed() async throws {
         try await withCluster(nodes: 3) { cluster in
             let address = cluster.spec("n1")!.httpAddress
             let stranger = ReplSession(cluster: try await AttachedCluster(address: address, bearer: nil))
@@ -22,7 +22,45 @@ import Testing
         }
     }
 
-    @Test func siblingsFromBothSidesOfAPartitionAreResolvedAtThePrompt() async throws {
+    /// `isolate` cuts one node off both ways (in every node's faults), `stop` ends a node
+    /// with SIGTERM (it says goodbye, the others see it down), `remove` makes a node hand off
+    /// its keys and exit, after which its keys are all still readable.
+    @Test(.timeLimit(.minutes(2)))
+    func isolateStopAndRemoveDoWhatTheySay() async throws {
+        try await withCluster(nodes: 5) { cluster in
+            let session = ReplSession(cluster: cluster)
+            func run(_ line: String) async -> String { await session.run(line).output.joined(separator: "\n") }
+            #expect(await run("fill item 40").contains("wrote 40 of 40"))
+
+            #expect(await run("isolate n2").contains("partitioned: n2 | n1,n3,n4,n5"))
+            #expect(try await cluster.client("n2").raw(.GET, "/admin/faults").bodyText == #"{"drop":["n1","n3","n4","n5"]}"#)
+            #expect(try await cluster.client("n4").raw(.GET, "/admin/faults").bodyText == #"{"drop":["n2"]}"#)
+            try await LocalCluster.waitFor("the others to see n2 down", timeout: .seconds(15)) {
+                await run("status").split(separator: "\n").filter { $0.hasPrefix("n2") == false }
+                    .allSatisfy { $0.contains("n2:down") }
+            }
+            #expect(await run("heal").contains("healed"))
+            #expect(try await cluster.client("n2").raw(.GET, "/admin/faults").bodyText == #"{"drop":[]}"#)
+
+            #expect(await run("stop n3").contains("n3 stopped"))
+            #expect(!cluster.isRunning("n3"), "SIGTERM ended the process")
+            try await LocalCluster.waitFor("n3 down for the others", timeout: .seconds(15)) {
+                try await cluster.client("n1").status().members.first { $0.name == "n3" }?.status == "down"
+            }
+            #expect(await run("restart n3").contains("restarting"))
+            try await cluster.waitUntilConverged()
+
+            #expect(await run("remove n5").contains("n5 is leaving"))
+            try await LocalCluster.waitFor("n5 to hand off and exit", timeout: .seconds(60)) { !cluster.isRunning("n5") }
+            for i in 1...40 {
+                let read = try await cluster.client("n1").get("item\(i)".bytes)
+                #expect(read.values == ["v\(i)".bytes], "item\(i) after n5 left: \(read.status)")
+            }
+            #expect(await run("remove n9").contains("no node named n9"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3))) func siblingsFromBothSidesOfAPartitionAreResolvedAtThePrompt() async throws {
         try await withCluster(nodes: 5) { cluster in
             let session = ReplSession(cluster: cluster)
             func run(_ line: String) async -> String { await session.run(line).output.joined(separator: "\n") }

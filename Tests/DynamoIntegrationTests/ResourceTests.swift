@@ -31,7 +31,7 @@ import Testing
         try PeerSocket(port: cluster.spec("n1")!.httpPort, timeoutMs: 4000, receiveBuffer: receiveBuffer)
     }
 
-    @Test func aClientThatNeverReadsCannotGrowTheNode() async throws {
+    @Test(.timeLimit(.minutes(3))) func aClientThatNeverReadsCannotGrowTheNode() async throws {
         try await withCluster(nodes: 1, configure: Self.tight) { cluster in
             let value = [UInt8](repeating: 0x61, count: 1 << 20)
             #expect(try await cluster.client("n1").put("big".bytes, value: value).succeeded)
@@ -54,7 +54,7 @@ import Testing
         }
     }
 
-    @Test func slowAndIncompleteRequestsAreCutOff() async throws {
+    @Test(.timeLimit(.minutes(3))) func slowAndIncompleteRequestsAreCutOff() async throws {
         try await withCluster(nodes: 1, configure: Self.tight) { cluster in
             // Slowloris: a header byte every 300 ms never completes a request.
             let slow = try Self.connection(cluster)
@@ -79,7 +79,7 @@ import Testing
         }
     }
 
-    @Test func connectionsOverTheCapGetAClearRefusal() async throws {
+    @Test(.timeLimit(.minutes(3))) func connectionsOverTheCapGetAClearRefusal() async throws {
         try await withCluster(nodes: 1, configure: Self.tight) { cluster in
             do {
                 let held = try (0..<20).map { _ in try Self.connection(cluster) }
@@ -97,7 +97,7 @@ import Testing
         }
     }
 
-    @Test func headAndPipelinesAreAnsweredInOrder() async throws {
+    @Test(.timeLimit(.minutes(3))) func headAndPipelinesAreAnsweredInOrder() async throws {
         try await withCluster(nodes: 1, configure: Self.tight) { cluster in
             #expect(try await cluster.client("n1").put("h".bytes, value: "hello".bytes).succeeded)
             let head = try Self.connection(cluster)
@@ -155,7 +155,7 @@ func waitFor(_ what: String, timeout: Duration, _ condition: () async throws -> 
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    @Test func aFloodAtTheFileLimitIsRefusedWithoutSpinning() async throws {
+    @Test(.timeLimit(.minutes(3))) func aFloodAtTheFileLimitIsRefusedWithoutSpinning() async throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-fd-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -23,7 +23,7 @@ import Testing
         options.w = 1
     }
 
-    @Test func theContextProbesGetA400AndTheNodeServesOn() async throws {
+    @Test(.timeLimit(.minutes(3))) func theContextProbesGetA400AndTheNodeServesOn() async throws {
         try await withCluster(nodes: 3) { cluster in
             let client = cluster.client("n1")
             for context in [
@@ -38,7 +38,7 @@ import Testing
         }
     }
 
-    @Test func thePeerProbesCloseTheConnectionAndTheNodesServeOn() async throws {
+    @Test(.timeLimit(.minutes(3))) func thePeerProbesCloseTheConnectionAndTheNodesServeOn() async throws {
         try await withCluster(nodes: 3) { cluster in
             let key = try ClusterKey(text: try cluster.secret())
             let port = cluster.spec("n1")!.peerPort
@@ -63,7 +63,7 @@ import Testing
         }
     }
 
-    @Test func aPeerWithTheSecretIsServedAndOneWithoutItIsRefused() async throws {
+    @Test(.timeLimit(.minutes(3))) func aPeerWithTheSecretIsServedAndOneWithoutItIsRefused() async throws {
         try await withCluster(nodes: 3) { cluster in
             let key = try ClusterKey(text: try cluster.secret())
             let port = cluster.spec("n1")!.peerPort
@@ -100,7 +100,7 @@ import Testing
     /// Found by the attack review: with n3 down, a process on n3's port relayed a node's
     /// dial to another node and then spoke as the dialer. A dialer now accepts only the
     /// member known at the address it dialed, and every later frame carries a tag.
-    @Test func aRelayAtADeadNodesAddressGetsNoSession() async throws {
+    @Test(.timeLimit(.minutes(3))) func aRelayAtADeadNodesAddressGetsNoSession() async throws {
         try await withCluster(nodes: 3) { cluster in
             let port = cluster.spec("n3")!.peerPort
             _ = cluster.stop("n3", .kill)
@@ -127,7 +127,7 @@ import Testing
         }
     }
 
-    @Test func gossipCannotAddAMemberThatNoHolderOfTheSecretSigned() async throws {
+    @Test(.timeLimit(.minutes(3))) func gossipCannotAddAMemberThatNoHolderOfTheSecretSigned() async throws {
         try await withCluster(nodes: 3) { cluster in
             let key = try ClusterKey(text: try cluster.secret())
             let peer = try PeerSocket(port: cluster.spec("n1")!.peerPort)
@@ -151,7 +151,7 @@ import Testing
         }
     }
 
-    @Test func onlySmallFramesBeforeTheHandshakeAndSilentConnectionsAreClosed() async throws {
+    @Test(.timeLimit(.minutes(3))) func onlySmallFramesBeforeTheHandshakeAndSilentConnectionsAreClosed() async throws {
         try await withCluster(nodes: 1, configure: Self.singleNode) { cluster in
             let port = cluster.spec("n1")!.peerPort
             // A 15 MiB frame announced before any hello: closed at once, nothing buffered.
@@ -167,7 +167,7 @@ import Testing
         }
     }
 
-    @Test func adminChangesNeedTheSecretAsABearerToken() async throws {
+    @Test(.timeLimit(.minutes(3))) func adminChangesNeedTheSecretAsABearerToken() async throws {
         try await withCluster(nodes: 2) { cluster in
             let address = cluster.spec("n1")!.httpAddress
             let anonymous = DynamoClient(address: address, http: cluster.http, bearer: nil)
@@ -186,7 +186,7 @@ import Testing
     }
 
     /// The contract: exactly the spec's flags on loopback, no secret: it runs and peers talk.
-    @Test func aClusterWithoutASecretStillWorksOnLoopback() async throws {
+    @Test(.timeLimit(.minutes(3))) func aClusterWithoutASecretStillWorksOnLoopback() async throws {
         try await withCluster(nodes: 3, configure: { $0.clusterSecret = false }) { cluster in
             try await Self.expectServing(cluster, "n2")
             let anonymous = DynamoClient(address: cluster.spec("n1")!.httpAddress, http: cluster.http, bearer: nil)
@@ -194,7 +194,7 @@ import Testing
         }
     }
 
-    @Test func aNodeWithoutASecretRefusesToListenOffLoopback() throws {
+    @Test(.timeLimit(.minutes(3))) func aNodeWithoutASecretRefusesToListenOffLoopback() throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-sec-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -211,7 +211,7 @@ import Testing
     }
 
     /// Found by the newcomer review: `--listen 0.0.0.0` alone advertised 127.0.0.1.
-    @Test func listeningOnEveryAddressNeedsAnAdvertisedOne() throws {
+    @Test(.timeLimit(.minutes(3))) func listeningOnEveryAddressNeedsAnAdvertisedOne() throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         var environment = ProcessInfo.processInfo.environment
         environment["DYNAMO_CLUSTER_SECRET"] = "a secret long enough for the node"
@@ -224,7 +224,7 @@ import Testing
 
     /// Found by the attack review: 300 idle sockets on the peer port kept real peers out
     /// (and logged a line each). Unproven connections now make room for newer ones.
-    @Test func aFloodOfIdleSocketsCannotLockPeersOutOrFloodTheLog() async throws {
+    @Test(.timeLimit(.minutes(3))) func aFloodOfIdleSocketsCannotLockPeersOutOrFloodTheLog() async throws {
         try await withCluster(nodes: 3) { cluster in
             let key = try ClusterKey(text: try cluster.secret())
             let port = cluster.spec("n1")!.peerPort
@@ -249,7 +249,7 @@ import Testing
     /// travels in one frame without disturbing the links. (Moving 16 MB can hold a debug
     /// build's event loop on 2 busy cores past the default 1 s request timeout, hence 5 s: a
     /// broken link fails the requests on it at once, whatever the timeout.)
-    @Test func aKeyTooLargeForOneFrameDoesNotBreakTheLinks() async throws {
+    @Test(.timeLimit(.minutes(3))) func aKeyTooLargeForOneFrameDoesNotBreakTheLinks() async throws {
         try await withCluster(
             nodes: 3,
             configure: {
@@ -279,7 +279,7 @@ import Testing
         }
     }
 
-    @Test func leaveOnAOneNodeClusterIsRefusedWithTheReason() async throws {
+    @Test(.timeLimit(.minutes(3))) func leaveOnAOneNodeClusterIsRefusedWithTheReason() async throws {
         try await withCluster(nodes: 1) { cluster in
             let result = try await cluster.client("n1").raw(.POST, "/admin/leave")
             #expect(result.status == 409)
@@ -288,7 +288,7 @@ import Testing
         }
     }
 
-    @Test func anUnknownNodeListIsNotEchoedBackWhole() async throws {
+    @Test(.timeLimit(.minutes(3))) func anUnknownNodeListIsNotEchoedBackWhole() async throws {
         try await withCluster(nodes: 1) { cluster in
             let names = (0..<5_000).map { "\"node-\($0)-\(String(repeating: "x", count: 10))\"" }
             let body = "{\"drop\":[\(names.joined(separator: ","))]}".bytes

@@ -6,7 +6,7 @@ import Testing
 
 /// The storage node's contract, checked against 5 real `dynamo-node` processes over TCP.
 @Suite(.serialized) struct StorageNodeTests {
-    @Test func aBinaryValueAndKeyRoundTripThroughEveryNode() async throws {
+    @Test(.timeLimit(.minutes(3))) func aBinaryValueAndKeyRoundTripThroughEveryNode() async throws {
         try await withCluster { cluster in
             let everyByte = (0...255).map(UInt8.init)
             let put = try await cluster.client("n1").put(everyByte, value: everyByte)
@@ -22,7 +22,7 @@ import Testing
         }
     }
 
-    @Test func nodesAgreeOnThePreferenceListAndExactlyItsNodesHoldTheKey() async throws {
+    @Test(.timeLimit(.minutes(3))) func nodesAgreeOnThePreferenceListAndExactlyItsNodesHoldTheKey() async throws {
         try await withCluster { cluster in
             for i in 0..<5 {
                 let key = "cart:\(i)".bytes
@@ -44,7 +44,7 @@ import Testing
         }
     }
 
-    @Test func contextsSupersedeAndBlindWritesBecomeSiblings() async throws {
+    @Test(.timeLimit(.minutes(3))) func contextsSupersedeAndBlindWritesBecomeSiblings() async throws {
         try await withCluster { cluster in
             let n1 = cluster.client("n1")
             let n2 = cluster.client("n2")
@@ -74,7 +74,7 @@ import Testing
         }
     }
 
-    @Test func aStaleContextCreatesASiblingInsteadOfOverwriting() async throws {
+    @Test(.timeLimit(.minutes(3))) func aStaleContextCreatesASiblingInsteadOfOverwriting() async throws {
         try await withCluster { cluster in
             let client = cluster.client("n3")
             #expect(try await client.put("k".bytes, value: "v1".bytes).succeeded)
@@ -88,7 +88,7 @@ import Testing
         }
     }
 
-    @Test func deleteThenGetIsNotFoundWithATombstoneContext() async throws {
+    @Test(.timeLimit(.minutes(3))) func deleteThenGetIsNotFoundWithATombstoneContext() async throws {
         try await withCluster { cluster in
             let client = cluster.client("n2")
             #expect(try await client.put("gone".bytes, value: "x".bytes).succeeded)
@@ -105,7 +105,7 @@ import Testing
         }
     }
 
-    @Test func badRequestsGetClearErrorsAndNothingIsStored() async throws {
+    @Test(.timeLimit(.minutes(3))) func badRequestsGetClearErrorsAndNothingIsStored() async throws {
         try await withCluster(nodes: 3) { cluster in
             let client = cluster.client("n1")
             let big = [UInt8](repeating: 7, count: (1 << 20) + 1)
@@ -131,7 +131,7 @@ import Testing
         }
     }
 
-    @Test func garbageOnThePeerAndHTTPPortsLeavesTheNodeServing() async throws {
+    @Test(.timeLimit(.minutes(3))) func garbageOnThePeerAndHTTPPortsLeavesTheNodeServing() async throws {
         try await withCluster(nodes: 3) { cluster in
             let node = cluster.spec("n1")!
             // Random bytes, a bad handshake, an oversize frame, a truncated frame.
@@ -149,7 +149,7 @@ import Testing
         }
     }
 
-    @Test func aReadRepairsAReplicaThatMissedAWrite() async throws {
+    @Test(.timeLimit(.minutes(3))) func aReadRepairsAReplicaThatMissedAWrite() async throws {
         // Hints held back for an hour and no anti-entropy exchange within the test: only a
         // read can repair the replica.
         try await withCluster(configure: {
@@ -180,7 +180,27 @@ import Testing
         }
     }
 
-    @Test func tooFewReplicasIsA503ThatSaysWhatWasMissing() async throws {
+    /// The event log's `since` is an event number: anything else is a 400 that says so.
+    @Test(.timeLimit(.minutes(1)))
+    func eventsSinceSomethingThatIsNotANumberIsA400() async throws {
+        try await withCluster(nodes: 1) { cluster in
+            let client = cluster.client("n1")
+            for bad in ["abc", "-1", "1.5", "18446744073709551616", ""] {
+                let result = try await client.raw(.GET, "/admin/events?since=\(bad)")
+                #expect(result.status == 400, "since=\(bad): \(result.status)")
+                let error = try JSONDecoder().decode(ErrorDocument.self, from: Data(result.body))
+                #expect(error.error.contains("since must be an event number"), "\(error.error)")
+            }
+            let all = try await client.raw(.GET, "/admin/events?since=0")
+            #expect(all.status == 200)
+            let events = try await client.events(since: 0).events
+            #expect(!events.isEmpty, "a node logs its start")
+            let last = try #require(events.last).seq
+            #expect(try await client.events(since: last).events.isEmpty, "nothing after the newest")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3))) func tooFewReplicasIsA503ThatSaysWhatWasMissing() async throws {
         try await withCluster(nodes: 3) { cluster in
             cluster.stop("n2", .kill)
             cluster.stop("n3", .kill)
@@ -189,6 +209,14 @@ import Testing
             let error = try JSONDecoder().decode(ErrorDocument.self, from: Data(put.body))
             #expect(error.acks == 1)
             #expect(error.required == 2)
+            #expect(!error.error.isEmpty, "the 503 says why")
+            // Who was asked: comma-separated names (with 3 nodes and N=3 there is no
+            // fallback, so no `node>home` entry), n1 among them.
+            let asked = try #require(put.header("X-Dynamo-Asked"), "a 503 still says who was asked")
+            let names = asked.split(separator: ",").map(String.init)
+            #expect(names.contains("n1") && Set(names).isSubset(of: ["n1", "n2", "n3"]), "\(asked)")
+            let fields = try #require(try JSONSerialization.jsonObject(with: Data(put.body)) as? [String: Any])
+            #expect(Set(fields.keys).isSuperset(of: ["error", "acks", "required"]), "\(fields.keys)")
             #expect(put.header("X-Dynamo-Replicas") == "n1")
             // W=1 is still accepted, and R=2 reads fail the same way while R=1 succeeds.
             #expect(try await cluster.client("n1").put("lonely".bytes, value: "v".bytes, w: 1).status == 204)
@@ -212,7 +240,7 @@ import Testing
         }
     }
 
-    @Test func theNodeRefusesBadStartsWithAOneLineReason() async throws {
+    @Test(.timeLimit(.minutes(3))) func theNodeRefusesBadStartsWithAOneLineReason() async throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         try await withCluster(nodes: 1) { cluster in
             let taken = cluster.spec("n1")!
@@ -252,7 +280,7 @@ import Testing
         }
     }
 
-    @Test func acknowledgedWritesSurviveKillNineOfEveryNode() async throws {
+    @Test(.timeLimit(.minutes(3))) func acknowledgedWritesSurviveKillNineOfEveryNode() async throws {
         try await withCluster { cluster in
             var written: [(key: [UInt8], value: [UInt8])] = []
             for i in 0..<150 {

@@ -32,7 +32,7 @@ import Testing
             .deletingLastPathComponent().path
     }
 
-    @Test func twoNodesOnTwoAddressesWithTLSAndASecretFormACluster() async throws {
+    @Test(.timeLimit(.minutes(3))) func twoNodesOnTwoAddressesWithTLSAndASecretFormACluster() async throws {
         guard let binary = LocalCluster.siblingBinary() else { throw LauncherError("dynamo-node not built") }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("dynamo-tls-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: root) }

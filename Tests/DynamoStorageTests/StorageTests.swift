@@ -130,6 +130,79 @@ func temporaryDirectory() -> String {
         #expect(own.version.dot.counter > hinted.version.dot.counter)
     }
 
+    /// Found by the simulator with clocks pruned to 2 entries: another coordinator's write
+    /// dropped this node's entry from the key's history, so its next write reused a dot
+    /// (and a version that covered the old one silently superseded the new).
+    @Test func aMergedPrunedClockDoesNotMakeANodeReuseItsDots() throws {
+        let pruning = ClockPolicy(maxEntries: 2)
+        let store = try ReplicaStore(engine: MemoryEngine())
+        let key = Array("k".utf8)
+        let mine = try store.coordinateWrite(
+            key, value: [1], context: nil, actor: "n5", now: 1, policy: pruning, sync: false
+        ).version
+        // n1 and n3 wrote over it; n1's clock keeps only two entries and drops n5.
+        let over = Version(
+            dot: Dot(actor: "n1", counter: 2),
+            past: CausalHistory(dots: [mine.dot, Dot(actor: "n1", counter: 1), Dot(actor: "n3", counter: 1)]), value: [2],
+            timestamp: 2)
+        try store.merge(key, VersionedObject(versions: [over]), policy: pruning, sync: false)
+        let pruned = Version(
+            dot: Dot(actor: "n1", counter: 3),
+            past: CausalHistory(dots: [Dot(actor: "n1", counter: 2), Dot(actor: "n3", counter: 1)]), value: [3],
+            timestamp: 3)
+        try store.merge(key, VersionedObject(versions: [pruned]), policy: pruning, sync: false)
+        #expect(try store.object(for: key)?.maxCounter(of: "n5") == 0, "the history no longer shows n5")
+        let next = try store.coordinateWrite(
+            key, value: [4], context: nil, actor: "n5", now: 4, policy: pruning, sync: false
+        ).version
+        #expect(next.dot.counter > mine.dot.counter)
+        // The same when the counter lives only in the past of a hint's version, which a
+        // pruned version of the node's own data supersedes.
+        let other = try ReplicaStore(engine: MemoryEngine())
+        let hint = Version(
+            dot: Dot(actor: "n3", counter: 2), past: CausalHistory(dots: [Dot(actor: "n3", counter: 1), Dot(actor: "n5", counter: 3)]),
+            value: nil, timestamp: 5)
+        try other.storeHint(target: "n1", key: key, VersionedObject(versions: [hint]), policy: pruning, sync: true)
+        let own = Version(
+            dot: Dot(actor: "n3", counter: 3), past: CausalHistory(dots: [Dot(actor: "n3", counter: 1), Dot(actor: "n3", counter: 2)]),
+            value: [6], timestamp: 6)
+        try other.merge(key, VersionedObject(versions: [own]), policy: pruning, sync: false)
+        let again = try other.coordinateHintedWrite(
+            key, target: "n2", value: [7], context: nil, actor: "n5", now: 7, policy: pruning
+        ).version
+        #expect(again.dot.counter > 3)
+    }
+
+    /// A copy handed over to its home is made durable even when the store already held it
+    /// (unsynced, from an earlier replica write): the sender deletes its own next.
+    @Test func aSyncedMergeOfWhatIsAlreadyStoredStillSyncs() throws {
+        final class SyncCounter: StorageEngine, @unchecked Sendable {
+            let inner = MemoryEngine()
+            var synced = 0
+            func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { try inner.get(key) }
+            func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) {
+                if sync { synced += 1 }
+                try inner.put(key, value, sync: sync)
+            }
+            func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try inner.delete(key, sync: sync) }
+            func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
+                key: [UInt8], value: [UInt8]
+            )] { try inner.scan(from: start, to: end, limit: limit) }
+        }
+        let engine = SyncCounter()
+        let store = try ReplicaStore(engine: engine)
+        let key = Array("k".utf8)
+        let object = VersionedObject(versions: [
+            Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1], timestamp: 1)
+        ])
+        try store.merge(key, object, policy: policy, sync: false)
+        let before = engine.synced
+        try store.merge(key, object, policy: policy, sync: false)
+        #expect(engine.synced == before, "an unchanged unsynced merge writes nothing")
+        try store.merge(key, object, policy: policy, sync: true)
+        #expect(engine.synced == before + 1)
+    }
+
     @Test func corruptStoredBytesAreAStorageErrorNotACrash() throws {
         let engine = MemoryEngine()
         let store = try ReplicaStore(engine: engine)

@@ -183,15 +183,43 @@ import Testing
         #expect(throws: PeerProtocolError.self) { try channel.finish() }
     }
 
+    /// Random and corrupted bytes never crash the decoder, and whatever it accepts is a
+    /// message in its own right: it encodes back to as many bytes as it came from (the same
+    /// fields, siblings perhaps in their canonical order) and decodes again to itself, so a
+    /// decoder that dropped bits (it once kept only the low bit of a varint's tenth byte)
+    /// or invented fields fails here; and most random bytes are refused.
     @Test func randomBytesNeverCrashTheDecoder() {
         var rng = SeededRandom(seed: 3)
+        var refused = 0
         for _ in 0..<5000 {
             let bytes = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            _ = try? PeerCodec.decode(bytes)
+            if let message = try? PeerCodec.decode(bytes) {
+                Self.expectCanonical(message, from: bytes)
+            } else {
+                refused += 1
+            }
             // Valid message with one corrupted byte.
             var valid = PeerCodec.encode(Self.messages[Int.random(in: 0..<Self.messages.count, using: &rng)])
             valid[Int.random(in: 0..<valid.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-            _ = try? PeerCodec.decode(valid)
+            if let message = try? PeerCodec.decode(valid) { Self.expectCanonical(message, from: valid) }
         }
+        #expect(refused > 4_000, "random bytes are mostly not a message: \(refused) of 5000 refused")
+    }
+
+    static func expectCanonical(_ message: PeerMessage, from bytes: [UInt8]) {
+        let again = PeerCodec.encode(message)
+        #expect(again.count == bytes.count, "\(bytes) decoded to \(message), which encodes to \(again)")
+        #expect((try? PeerCodec.decode(again)) == message, "\(message) does not survive a round trip")
+    }
+
+    @Test func varintsHaveOneEncoding() throws {
+        var overlong = ByteReader([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
+        #expect(throws: DecodingError.self) { try overlong.readVarint() }
+        var padded = ByteReader([0x80, 0x00])
+        #expect(throws: DecodingError.self) { try padded.readVarint() }
+        var largest = ByteReader([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
+        #expect(try largest.readVarint() == UInt64.max)
+        var zero = ByteReader([0x00])
+        #expect(try zero.readVarint() == 0)
     }
 }
