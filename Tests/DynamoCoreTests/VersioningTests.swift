@@ -284,3 +284,42 @@ struct History {
         #expect(PercentEncoding.decode("%4") == nil)
     }
 }
+
+/// Last write wins as a policy: ties, tombstones and a clock running ahead.
+@Suite struct LastWriteWinsTests {
+    let lww = ClockPolicy(conflicts: .lww)
+
+    func version(_ actor: String, _ counter: UInt64, at timestamp: UInt64, _ value: [UInt8]?) -> VersionedObject {
+        VersionedObject(versions: [
+            Version(dot: Dot(actor: actor, counter: counter), past: .empty, value: value, timestamp: timestamp)
+        ])
+    }
+
+    /// Equal timestamps: every replica picks the same winner whatever order it merges in
+    /// (the dot breaks the tie), so replicas never disagree for good.
+    @Test func aTieIsBrokenTheSameWayEverywhere() {
+        let a = version("n1", 1, at: 100, [1])
+        let b = version("n2", 1, at: 100, [2])
+        let c = version("n2", 2, at: 100, [3])
+        let orders = [[a, b, c], [c, b, a], [b, a, c], [c, a, b]]
+        let winners = orders.map { $0.reduce(VersionedObject()) { $0.merged(with: $1, policy: lww) } }
+        #expect(Set(winners).count == 1)
+        #expect(winners[0].versions.map(\.value) == [[3]], "the larger dot wins a tie")
+    }
+
+    @Test func tombstonesTakePartByTheirTimestamp() {
+        let write = version("n1", 1, at: 100, [1])
+        let newerDelete = version("n2", 1, at: 200, nil)
+        #expect(write.merged(with: newerDelete, policy: lww).isDeleted)
+        let olderDelete = version("n2", 1, at: 50, nil)
+        #expect(write.merged(with: olderDelete, policy: lww).versions.map(\.value) == [[1]])
+    }
+
+    /// The policy's known cost: a node whose clock runs ahead wins over a write made later
+    /// in real time elsewhere (why `siblings` is the default; the README says so).
+    @Test func aClockRunningAheadWinsOverALaterWrite() {
+        let aheadByAMinute = version("n1", 1, at: 1_000 + 60_000, [1])
+        let laterButBehind = version("n2", 1, at: 2_000, [2])
+        #expect(aheadByAMinute.merged(with: laterButBehind, policy: lww).versions.map(\.value) == [[1]])
+    }
+}

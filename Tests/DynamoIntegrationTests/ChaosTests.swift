@@ -30,13 +30,21 @@ import Testing
             if !acked { failures += 1 }
         }
 
-        /// What is wrong with `key` given the values a full read shows.
-        func problems(of key: [UInt8], shown: Set<[UInt8]>) -> [String] {
+        /// What is wrong with `key` given the values a full read shows, and whether it shows
+        /// a tombstone (a 404 with a context): then a delete was applied, acknowledged or not.
+        func problems(of key: [UInt8], shown: Set<[UInt8]>, tombstone: Bool) -> [String] {
             let mine = writes.filter { $0.key == key }
             let written = Set(mine.compactMap(\.value))
             var problems = shown.subtracting(written).map { "shows \(String(decoding: $0, as: UTF8.self)), which no writer wrote" }
-            let justified = mine.filter { $0.acked || ($0.value.map(shown.contains) ?? false) }
-            let replaced = justified.reduce(into: Set<[UInt8]>()) { $0.formUnion($1.saw) }
+            // Replaced: what a justified write's client saw, and what the writes it saw had
+            // seen (their context carried that history on, acknowledged or not).
+            let byValue = Dictionary(mine.compactMap { w in w.value.map { ($0, w) } }, uniquingKeysWith: { a, _ in a })
+            var replaced: Set<[UInt8]> = []
+            var frontier = mine.filter { $0.acked || ($0.value.map(shown.contains) ?? tombstone) }.flatMap(\.saw)
+            while let value = frontier.popLast() {
+                guard replaced.insert(value).inserted else { continue }
+                frontier += byValue[value]?.saw ?? []
+            }
             for write in mine where write.acked {
                 if let value = write.value, !shown.contains(value), !replaced.contains(value) {
                     problems.append("acknowledged put of \(String(decoding: value, as: UTF8.self)) is lost")
@@ -142,7 +150,8 @@ import Testing
                 let read = try await cluster.client(names[i % names.count]).get(key, r: 3)
                 #expect(read.status == 200 || read.status == 404 || read.status == 300, "\(read.status) \(read.error ?? "")")
                 if read.status == 404 { deletes += 1 }
-                for problem in await ledger.problems(of: key, shown: Set(read.values)) {
+                let tombstone = read.status == 404 && read.context != nil
+                for problem in await ledger.problems(of: key, shown: Set(read.values), tombstone: tombstone) {
                     Issue.record("\(String(decoding: key, as: UTF8.self)): \(problem) (seed \(seed))")
                 }
             }

@@ -28,7 +28,7 @@ import Testing
 
     /// A demo whose expectation is false exits non-zero and says which one, and stops its nodes.
     @Test(.timeLimit(.minutes(3)), arguments: [
-        ("status\nexpect n1  999999 keys", "expected 'n1  999999 keys'"),
+        ("status\nexpect 999999 keys", "expected '999999 keys'"),
         ("status\nexpect-not keys", "did not expect 'keys'"),
     ])
     func aDemoWithAFalseExpectationFails(steps: String, message: String) throws {

@@ -105,6 +105,8 @@ import Testing
                 }
                 return false
             }
+            // Every node must know n3 is down, or a coordinator would still try it first.
+            try await cluster.waitUntilAllSee("n3", as: "down")
             #expect(await run("trace on").contains("on"))
             let traced = await run("put \(aroundN3) yes")
             #expect(traced.hasPrefix("ok"), "\(traced)")

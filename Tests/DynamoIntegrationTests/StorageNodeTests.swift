@@ -191,12 +191,9 @@ import Testing
                 let error = try JSONDecoder().decode(ErrorDocument.self, from: Data(result.body))
                 #expect(error.error.contains("since must be an event number"), "\(error.error)")
             }
-            let all = try await client.raw(.GET, "/admin/events?since=0")
-            #expect(all.status == 200)
-            let events = try await client.events(since: 0).events
-            #expect(!events.isEmpty, "a node logs its start")
-            let last = try #require(events.last).seq
-            #expect(try await client.events(since: last).events.isEmpty, "nothing after the newest")
+            #expect(try await client.raw(.GET, "/admin/events?since=0").status == 200)
+            #expect(try await client.raw(.GET, "/admin/events").status == 200, "since defaults to 0")
+            #expect(try await client.events(since: UInt64.max).events.isEmpty, "nothing after the newest")
         }
     }
 

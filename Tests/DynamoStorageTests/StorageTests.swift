@@ -24,6 +24,7 @@ func temporaryDirectory() -> String {
             #expect(try engine.get([1, 9]) == [9], "\(name)")
             #expect(try engine.get([1, 4]) == nil, "\(name)")
             try engine.delete([1, 9], sync: false)
+            try engine.syncLog()
             #expect(try engine.get([1, 9]) == nil, "\(name)")
             let scanned = try engine.scan(from: [1, 2], to: [2], limit: 10).map(\.key)
             #expect(scanned == [[1, 3], [1, 5], [1, 7]], "\(name)")
@@ -185,6 +186,7 @@ func temporaryDirectory() -> String {
                 try inner.put(key, value, sync: sync)
             }
             func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try inner.delete(key, sync: sync) }
+            func syncLog() throws(StorageError) { synced += 1 }
             func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
                 key: [UInt8], value: [UInt8]
             )] { try inner.scan(from: start, to: end, limit: limit) }
