@@ -338,7 +338,7 @@ extension NodeRuntime {
     }
 
     private func antiEntropyStatus() -> StatusDocument.AntiEntropy {
-        let wall = UInt64(Date().timeIntervalSince1970 * 1000)
+        let wall = config.wallMs
         let ranges = machine.exchanges.values.sorted { ($0.range, $0.peer) < ($1.range, $1.peer) }.map { record in
             StatusDocument.AntiEntropy.Exchange(
                 range: record.range.description, peer: record.peer,

@@ -1,4 +1,5 @@
 public import DynamoCore
+import Foundation
 
 /// Everything a node is started with (the `dynamo-node` flags, spec section 5).
 public struct NodeConfig: Sendable {
@@ -35,6 +36,17 @@ public struct NodeConfig: Sendable {
     /// Run RocksDB's repair on the store before opening it, then refill from the replicas
     /// (`--repair-store`: the way out when a damaged file keeps the node from starting).
     public var repairStore: Bool
+    /// Shifts this node's wall clock (`--clock-offset-ms`): version timestamps, tombstone
+    /// ages and everything else the node dates. For showing what clock skew does to
+    /// `--policy lww` on one machine, in a demo or a test.
+    public var clockOffsetMs: Int64 = 0
+
+    /// This node's wall clock in ms since 1970, with its offset (never below 0).
+    public var wallMs: UInt64 {
+        let real = Int64(Date().timeIntervalSince1970 * 1000)
+        let (shifted, overflow) = real.addingReportingOverflow(clockOffsetMs)
+        return overflow ? (clockOffsetMs > 0 ? UInt64(Int64.max) : 0) : UInt64(max(0, shifted))
+    }
 
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,

@@ -101,7 +101,7 @@ final class NodeRuntime: @unchecked Sendable {
     var monotonicMs: UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
     var now: NodeMachine.Now {
-        NodeMachine.Now(monotonicMs: monotonicMs, wallMs: UInt64(Date().timeIntervalSince1970 * 1000))
+        NodeMachine.Now(monotonicMs: monotonicMs, wallMs: config.wallMs)
     }
 
     // MARK: Driving the machine

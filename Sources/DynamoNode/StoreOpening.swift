@@ -79,7 +79,7 @@ struct OpenedStore {
             }
             let identity = try NodeIdentity.loadOrCreate(
                 in: store, name: config.name, tokenCount: config.tokens, refill: loss != nil,
-                nowMs: UInt64(Date().timeIntervalSince1970 * 1000))
+                nowMs: config.wallMs)
             let keeper = StoreKeeper(sealPath: sealPath, incarnation: incarnation, engine: engine, store: store)
             try keeper.refreshSeal()
             return OpenedStore(store: store, identity: identity, keeper: keeper, loss: loss)

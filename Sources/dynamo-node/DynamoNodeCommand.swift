@@ -40,6 +40,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         name: .customLong("tombstone-grace-ms"),
         help: "Reap a tombstone only once it is this old and every home replica has it.")
     var tombstoneGraceMs: UInt64 = 600_000
+    @Option(
+        name: .customLong("clock-offset-ms"),
+        help: "Shift this node's wall clock by this many ms (negative: behind), to show what skew does to --policy lww.")
+    var clockOffsetMs: Int64 = 0
     @Option(name: .customLong("max-key-bytes"), help: "Largest key accepted.") var maxKeyBytes = 1024
     @Flag(
         name: .customLong("repair-store"),
@@ -218,7 +222,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
             Foundation.exit(1)
         }
-        let config = NodeConfig(
+        var config = NodeConfig(
             name: name, host: hostAddress, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
             tokens: tokens,
             quorum: QuorumConfig(
@@ -236,6 +240,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
                     requestReadTimeoutMs: requestReadTimeoutMs), logger: logger),
             tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) },
             repairStore: repairStore, objectLimits: objectLimits)
+        config.clockOffsetMs = clockOffsetMs
 
         let server: DynamoNodeServer
         do {

@@ -35,6 +35,17 @@ func withCluster(
     try? FileManager.default.removeItem(atPath: root)
 }
 
+/// Waits for `process` to exit, at most `timeout`: one still running then is killed (-9)
+/// and reported, so no test waits for a process without a deadline.
+func waitForExit(_ process: Process, timeout: Duration = .seconds(60)) throws {
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    throw LauncherError("\(process.executableURL?.lastPathComponent ?? "a process") still ran after \(timeout): killed")
+}
+
 /// A key named `prefix:N` whose home nodes (the first `n` of its preference list) include
 /// `node`, so a test that takes `node` down really writes around it.
 func key(_ prefix: String, homedOn node: String, n: Int = 3, in cluster: LocalCluster, asking: String = "n1")
@@ -102,6 +113,6 @@ func runNodeToExit(
     process.standardError = stderr
     process.standardOutput = FileHandle.nullDevice
     try process.run()
-    process.waitUntilExit()
+    try waitForExit(process)
     return (process.terminationStatus, String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }

@@ -6,7 +6,9 @@ import Testing
 
 /// `--policy lww` on real nodes: writes on both sides of a partition leave one value, the
 /// newest, on every replica (never siblings); a newer delete beats an older write and a
-/// newer write beats an older delete.
+/// newer write beats an older delete; a node whose clock runs ahead wins. (Equal
+/// timestamps cannot be arranged between real processes: ties are a unit test,
+/// `LastWriteWinsTests`.)
 @Suite(.serialized) struct ConflictPolicyTests {
     static func lww(_ options: inout LocalCluster.Options) {
         options.extraArguments += ["--policy", "lww", "--hint-interval-ms", "200"]
@@ -45,6 +47,38 @@ import Testing
                 }
             }
         }
+    }
+
+    /// The policy's known cost, on real processes: n4 runs a minute ahead
+    /// (`--clock-offset-ms 60000`), so its write wins over one made later in real time on
+    /// the other side of a partition.
+    @Test(.timeLimit(.minutes(2)))
+    func aNodeWhoseClockRunsAheadWinsOverALaterWrite() async throws {
+        try await withCluster(configure: Self.lww) { cluster in
+            cluster.stop("n4", .graceful)
+            try cluster.launch("n4", extraArguments: ["--clock-offset-ms", "60000"])
+            try await cluster.waitUntilConverged()
+            let key = try await Self.key(homedOnBoth: "n4", "n1", in: cluster)
+            try await cluster.partition([["n1", "n2"], ["n3", "n4", "n5"]])
+            let ahead = try await cluster.client("n4").put(key.bytes, value: "from the future".bytes)
+            #expect(ahead.succeeded && ahead.coordinator == "n4", "\(ahead.coordinator ?? "-") \(ahead.error ?? "")")
+            try await Task.sleep(for: .milliseconds(50))
+            let later = try await cluster.client("n1").put(key.bytes, value: "later, in real time".bytes)
+            #expect(later.succeeded && later.coordinator == "n1", "\(later.coordinator ?? "-") \(later.error ?? "")")
+            try await cluster.heal()
+            let read = try await Self.settled(key.bytes, in: cluster)
+            #expect(read.status == 200 && read.values == ["from the future".bytes], "\(read.status) \(read.values)")
+        }
+    }
+
+    /// A key both nodes are home to, so each coordinates the write it receives.
+    static func key(homedOnBoth a: String, _ b: String, in cluster: LocalCluster) async throws -> String {
+        for i in 0..<500 {
+            let key = "skew:\(i)"
+            let home = try await cluster.client("n1").preferenceList(key.bytes).preferenceList.prefix(3)
+            if home.contains(a) && home.contains(b) { return key }
+        }
+        throw LauncherError("no key skew:0-499 is homed on both \(a) and \(b)")
     }
 
     @Test(.timeLimit(.minutes(2)))

@@ -174,7 +174,7 @@ func waitFor(_ what: String, timeout: Duration, _ condition: () async throws -> 
         try process.run()
         defer {
             process.terminate()
-            process.waitUntilExit()
+            try? waitForExit(process, timeout: .seconds(20))
         }
         let client = DynamoClient(address: "127.0.0.1:\(ports[1])", http: HTTPClient(), bearer: nil)
         try await waitFor("the node to start", timeout: .seconds(20)) { (try? await client.status()) != nil }

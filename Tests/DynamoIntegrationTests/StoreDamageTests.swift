@@ -209,7 +209,7 @@ func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, ou
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
+    try waitForExit(process)
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }

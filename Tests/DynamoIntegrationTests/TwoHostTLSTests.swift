@@ -23,7 +23,7 @@ import Testing
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        process.waitUntilExit()
+        try waitForExit(process)
         guard process.terminationStatus == 0 else { throw LauncherError("\(executable) failed") }
     }
 
@@ -50,7 +50,7 @@ import Testing
         var processes: [Process] = []
         defer {
             for process in processes where process.isRunning { process.terminate() }
-            for process in processes { process.waitUntilExit() }
+            for process in processes { try? waitForExit(process, timeout: .seconds(20)) }
         }
         for host in hosts {
             let process = Process()

@@ -92,29 +92,31 @@ import Testing
         }
     }
 
-    @Test func underFaultsNoAcknowledgedWriteIsLostAndEveryHintIsDelivered() async throws {
-        let failures = await Self.failures(of: Self.seeds)
+    /// Runs one seed in `divisor` (every seed replayed with `DYNAMO_SIM_SEED`) and expects
+    /// none to fail, listing every failure with its seed.
+    static func expectNoFailures(
+        oneIn divisor: Int = 1, membershipChanges: Bool = false, antiEntropyOnly: Bool = false,
+        clockMaxEntries: Int = 10, wireCodec: Bool = false
+    ) async {
+        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / divisor)))
+        let failures = await Self.failures(
+            of: seeds, membershipChanges: membershipChanges, antiEntropyOnly: antiEntropyOnly,
+            clockMaxEntries: clockMaxEntries, wireCodec: wireCodec)
         #expect(
             failures.isEmpty,
-            "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+    }
+
+    @Test func underFaultsNoAcknowledgedWriteIsLostAndEveryHintIsDelivered() async throws {
+        await Self.expectNoFailures()
     }
 
     @Test func aNodeJoinsAndAnotherLeavesUnderFaultsWithoutLosingAWrite() async throws {
-        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / 2)))
-        let failures = await Self.failures(of: seeds, membershipChanges: true)
-        #expect(
-            failures.isEmpty,
-            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+        await Self.expectNoFailures(oneIn: 2, membershipChanges: true)
     }
 
     @Test func replicasThatDivergedConvergeByAntiEntropyAlone() async throws {
-        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / 2)))
-        let failures = await Self.failures(
-            of: ProcessInfo.processInfo.environment["DYNAMO_SIM_SEED"] != nil ? Self.seeds : seeds,
-            antiEntropyOnly: true)
-        #expect(
-            failures.isEmpty,
-            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+        await Self.expectNoFailures(oneIn: 2, antiEntropyOnly: true)
         let sample = try Simulation(seed: 1, antiEntropyOnly: true)
         try sample.run()
         #expect(sample.keysRepairedByExchange > 0, "the replicas really diverged and were repaired by exchanges")
@@ -123,20 +125,12 @@ import Testing
     /// Clocks pruned to 2 entries in a cluster of 5 coordinators: pruning runs on almost
     /// every write, and must never lose one (false siblings are allowed, as in the paper).
     @Test func clockPruningNeverLosesAnAcknowledgedWrite() async throws {
-        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / 4)))
-        let failures = await Self.failures(of: seeds, clockMaxEntries: 2)
-        #expect(
-            failures.isEmpty,
-            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+        await Self.expectNoFailures(oneIn: 4, clockMaxEntries: 2)
     }
 
     /// Every peer message encoded and decoded by the real wire codec on its way.
     @Test func messagesThroughTheRealWireCodecLoseNothing() async throws {
-        let seeds = Array(Self.seeds.prefix(max(1, Self.seeds.count / 4)))
-        let failures = await Self.failures(of: seeds, wireCodec: true)
-        #expect(
-            failures.isEmpty,
-            "\(failures.count) of \(seeds.count) seeds failed:\n\(failures.joined(separator: "\n"))")
+        await Self.expectNoFailures(oneIn: 4, wireCodec: true)
     }
 
     /// The timing and durability faults of the default schedule really happen: two nodes

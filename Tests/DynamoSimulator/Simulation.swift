@@ -46,10 +46,12 @@ public final class Simulation {
         /// Chance that a crash also loses the last writes of the node's log (up to 64): the
         /// node notices (as the product does by its seal) and refills from its replicas.
         public var tailLossPerCrash = 0.5
-        /// Faults that destroy stored data (a damaged log, a power loss) strike one node at a
-        /// time: none while another node's loss is unrepaired (it is down or still refilling)
-        /// and none within this long of the last. A write acknowledged by W=2 replicas is
-        /// promised to survive one such loss, not two at once (which can take both copies).
+        /// Faults that destroy stored data are budgeted as the durability promise is: a
+        /// damaged log (it takes synced writes too) strikes while no other node's loss is
+        /// unrepaired (down or still refilling) and not within this long of any other loss,
+        /// since two at once can take both copies of a W=2 write. Power losses take only
+        /// unsynced writes, which the coordinator's fsync covers: several may strike
+        /// together, just not near a damaged log nor while a noticed loss is refilled.
         public var repairWindowMs: UInt64 = 3_000
         /// Chance per second that a node's disk fills up (for 0.2 to 1.5 s): its writes fail.
         public var diskFullsPerSecond = 0.1
@@ -167,6 +169,7 @@ public final class Simulation {
     public private(set) var maxDownAtOnce = 0
     /// When a fault last destroyed stored data (see `Faults.repairWindowMs`).
     private var lastDestruction: UInt64?
+    private var lastDamagedLog: UInt64?
     /// The longest time a node was down (ms).
     public private(set) var longestOutage: UInt64 = 0
     public private(set) var refills = 0
@@ -585,13 +588,21 @@ public final class Simulation {
             nodes[name]!.crashedAt = now
             maxDownAtOnce = max(maxDownAtOnce, downCount)
             var what: [String] = []
+            // A damaged log destroys synced writes: at most one node's at a time, and none
+            // near any other loss. Power losses only take unsynced writes, which the
+            // durability mode promises to cover: they may strike together (a rack), just not
+            // near a damaged log nor while a noticed loss is being refilled.
             let unrepaired = names.contains {
                 nodes[$0]!.lostData || (nodes[$0]!.machine != nil && nodes[$0]!.settings.freshIdentity)
             }
-            let destructive = !unrepaired && lastDestruction.map { now >= $0 + faults.repairWindowMs } ?? true
-            let damagedLog = Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash
-            if destructive && (powerLoss || damagedLog) { lastDestruction = now }
-            if powerLoss && destructive {
+            let clear = { (last: UInt64?) in last.map { self.now >= $0 + self.faults.repairWindowMs } ?? true }
+            let damagedLog =
+                Double.random(in: 0..<1, using: &rng) < faults.tailLossPerCrash && !unrepaired
+                && clear(lastDestruction)
+            let powerLoss = powerLoss && !unrepaired && clear(lastDamagedLog)
+            if powerLoss || damagedLog { lastDestruction = now }
+            if damagedLog { lastDamagedLog = now }
+            if powerLoss {
                 let lost = nodes[name]!.disk.losePower()
                 writesLostToPowerLoss += lost
                 // Noticed only if the store went behind its seal (as in the product).
@@ -601,7 +612,7 @@ public final class Simulation {
                 }
                 what.append("power lost: \(lost) unsynced writes undone")
             }
-            if damagedLog && destructive {
+            if damagedLog {
                 // A damaged log: the product refuses it at open and refills.
                 let lost = nodes[name]!.disk.loseTail(Int.random(in: 1...SimulatedDisk.journalLimit, using: &rng))
                 if lost > 0 { nodes[name]!.lostData = true }
