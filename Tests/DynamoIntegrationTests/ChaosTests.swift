@@ -39,17 +39,21 @@ import Testing
             // Replaced: what a justified write's client saw, and what the writes it saw had
             // seen (their context carried that history on, acknowledged or not).
             let byValue = Dictionary(mine.compactMap { w in w.value.map { ($0, w) } }, uniquingKeysWith: { a, _ in a })
-            var replaced: Set<[UInt8]> = []
-            var frontier = mine.filter { $0.acked || ($0.value.map(shown.contains) ?? tombstone) }.flatMap(\.saw)
-            while let value = frontier.popLast() {
-                guard replaced.insert(value).inserted else { continue }
-                frontier += byValue[value]?.saw ?? []
+            func seen(from writes: [Write]) -> Set<[UInt8]> {
+                var reached: Set<[UInt8]> = []
+                var frontier = writes.flatMap(\.saw)
+                while let value = frontier.popLast() {
+                    guard reached.insert(value).inserted else { continue }
+                    frontier += byValue[value]?.saw ?? []
+                }
+                return reached
             }
+            let replaced = seen(from: mine.filter { $0.acked || ($0.value.map(shown.contains) ?? tombstone) })
             for write in mine where write.acked {
                 if let value = write.value, !shown.contains(value), !replaced.contains(value) {
                     problems.append("acknowledged put of \(String(decoding: value, as: UTF8.self)) is lost")
                 }
-                for back in write.saw.intersection(shown) {
+                for back in seen(from: [write]).intersection(shown) {
                     problems.append(
                         "shows \(String(decoding: back, as: UTF8.self)), which an acknowledged \(write.value == nil ? "delete" : "write") replaced")
                 }
@@ -58,6 +62,7 @@ import Testing
         }
 
         var keys: [[UInt8]] { Array(Set(writes.map(\.key))).sorted { $0.lexicographicallyPrecedes($1) } }
+        func hasAcknowledgedDelete(of key: [UInt8]) -> Bool { writes.contains { $0.key == key && $0.value == nil && $0.acked } }
         var acknowledged: Int { writes.count { $0.acked } }
     }
 
@@ -149,7 +154,7 @@ import Testing
                 // R=N: every home replica answers, so the answer is everything the cluster holds.
                 let read = try await cluster.client(names[i % names.count]).get(key, r: 3)
                 #expect(read.status == 200 || read.status == 404 || read.status == 300, "\(read.status) \(read.error ?? "")")
-                if read.status == 404 { deletes += 1 }
+                if read.status == 404, await ledger.hasAcknowledgedDelete(of: key) { deletes += 1 }
                 let tombstone = read.status == 404 && read.context != nil
                 for problem in await ledger.problems(of: key, shown: Set(read.values), tombstone: tombstone) {
                     Issue.record("\(String(decoding: key, as: UTF8.self)): \(problem) (seed \(seed))")

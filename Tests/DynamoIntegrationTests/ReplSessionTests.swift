@@ -23,8 +23,8 @@ import Testing
     }
 
     /// `isolate` cuts one node off both ways (in every node's faults), `stop` ends a node
-    /// with SIGTERM (it says goodbye, the others see it down), `remove` makes a node hand off
-    /// its keys and exit, after which its keys are all still readable.
+    /// with SIGTERM (its process exits, the others see it down), `remove` makes a node hand
+    /// off its keys and exit: the four left then hold every key three times, all readable.
     @Test(.timeLimit(.minutes(2)))
     func isolateStopAndRemoveDoWhatTheySay() async throws {
         try await withCluster(nodes: 5) { cluster in
@@ -52,6 +52,10 @@ import Testing
 
             #expect(await run("remove n5").contains("n5 is leaving"))
             try await LocalCluster.waitFor("n5 to hand off and exit", timeout: .seconds(60)) { !cluster.isRunning("n5") }
+            let left = cluster.names.filter { $0 != "n5" }
+            try await LocalCluster.waitFor("the four left to hold 40 keys three times", timeout: .seconds(30)) {
+                try await left.asyncMap { try await cluster.client($0).status().keys }.reduce(0, +) == 120
+            }
             for i in 1...40 {
                 let read = try await cluster.client("n1").get("item\(i)".bytes)
                 #expect(read.values == ["v\(i)".bytes], "item\(i) after n5 left: \(read.status)")

@@ -307,9 +307,10 @@ import Testing
 
 extension StorageNodeTests {
     /// Writes still streaming in when every node is killed at once: each write that was
-    /// acknowledged before the kill is there after the restart (the coordinator's copy was
-    /// synced before it answered, and a replica's reached its log). Unlike the test above,
-    /// nothing waits for replicas to catch up first.
+    /// acknowledged is there after the restart, since it reached the logs of W replicas
+    /// before the answer (`kill -9` keeps what reached the log; what fsync adds against a
+    /// power loss is the simulator's to show). Unlike the test above, nothing waits for
+    /// replicas to catch up first.
     @Test(.timeLimit(.minutes(2)))
     func writesAcknowledgedJustBeforeEveryNodeIsKilledSurvive() async throws {
         try await withCluster { cluster in

@@ -22,7 +22,8 @@ public import DynamoCore
 ///
 /// A write that failed may still have been applied (at least once, sometimes twice), so
 /// failed writes count as present when they are found, and as a reason for a loss only
-/// through what their clients had seen, once a coordinator stored them or they are found.
+/// through what their clients had seen while they are found (or, for a delete a
+/// coordinator stored, once its tombstone was reaped).
 public struct ClientModel: Sendable {
     public struct Write: Sendable {
         public var key: [UInt8]
@@ -163,7 +164,14 @@ public struct ClientModel: Sendable {
             }
         }
         let mine = idsByKey[key] ?? []
-        let justified = mine.filter { writes[$0].acked || found.contains($0) || applied.contains($0) }
+        // A write justifies replacing what its client saw if it was acknowledged, or is
+        // found, or (a delete a coordinator stored) its tombstone was reaped: a stored write
+        // whose own version is gone again (a damaged log) excuses nothing.
+        let justified = mine.filter { id in
+            writes[id].acked || found.contains(id)
+                || (applied.contains(id) && writes[id].value == nil
+                    && dotOfDelete[id].map(reapedDeletes.contains) == true)
+        }
         let replaced = seenFrom(justified).writes
         for id in mine where checkLoss && writes[id].acked && !found.contains(id) && !replaced.contains(id) {
             if writes[id].value == nil, let dot = writes[id].dot, reapedDeletes.contains(dot) { continue }

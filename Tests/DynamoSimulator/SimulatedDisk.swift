@@ -23,14 +23,14 @@ public final class SimulatedDisk: StorageEngine, Sendable {
         var full = false
         /// The most recent writes, newest last: the key and what it held before.
         var journal: [(key: [UInt8], before: [UInt8]?)] = []
-        /// Writes since the last synced one, newest last, that a power loss undoes.
-        var unsynced = 0
+        /// Writes since the last synced one, newest last: the key and what it held before.
+        /// A power loss undoes them all, however many (nothing syncs on its own).
+        var unsynced: [(key: [UInt8], before: [UInt8]?)] = []
         var sequence: UInt64 = 0
         var sealed: UInt64 = 0
     }
     private let state = NIOLockedValueBox(State())
-    /// How many recent writes a damaged log can lose at most (and how many unsynced writes
-    /// a power loss can undo: a node syncs at least every this many writes).
+    /// How many recent writes a damaged log can lose at most.
     public static let journalLimit = 64
 
     public var isFull: Bool {
@@ -57,8 +57,12 @@ public final class SimulatedDisk: StorageEngine, Sendable {
     /// A power loss: undoes every write after the last synced one; returns how many.
     public func losePower() -> Int {
         state.withLockedValue { state in
-            let lost = min(state.unsynced, state.journal.count)
-            Self.undo(lost, in: &state)
+            let lost = state.unsynced.count
+            for (key, before) in state.unsynced.reversed() { state.entries[key] = before }
+            state.sequence -= UInt64(lost)
+            // The journal's newest entries were those writes.
+            state.journal.removeLast(min(lost, state.journal.count))
+            state.unsynced = []
             return lost
         }
     }
@@ -69,7 +73,8 @@ public final class SimulatedDisk: StorageEngine, Sendable {
             state.entries[key] = before
             state.sequence -= 1
         }
-        state.unsynced = max(0, state.unsynced - count)
+        // The undone writes were the newest: those of them not yet synced are gone.
+        state.unsynced.removeLast(min(count, state.unsynced.count))
     }
 
     public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { state.withLockedValue { $0.entries[key] } }
@@ -82,7 +87,7 @@ public final class SimulatedDisk: StorageEngine, Sendable {
     public func syncLog() throws(StorageError) {
         let refused = state.withLockedValue { state -> Bool in
             guard !state.full else { return true }
-            state.unsynced = 0
+            state.unsynced = []
             return false
         }
         if refused { throw StorageError("IO error: No space left on device (simulated full disk)") }
@@ -93,12 +98,16 @@ public final class SimulatedDisk: StorageEngine, Sendable {
             guard !state.full else { return true }
             state.journal.append((key, state.entries[key]))
             if state.journal.count > Self.journalLimit {
-                // The oldest journaled write leaves the window: it is synced by now.
+                // A damaged log loses at most the newest `journalLimit` writes.
                 state.journal.removeFirst()
+            }
+            if sync {
+                state.unsynced = []
+            } else {
+                state.unsynced.append((key, state.entries[key]))
             }
             state.entries[key] = value
             state.sequence += 1
-            state.unsynced = sync ? 0 : min(state.unsynced + 1, state.journal.count)
             return false
         }
         if refused { throw StorageError("IO error: No space left on device (simulated full disk)") }

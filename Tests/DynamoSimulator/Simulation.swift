@@ -393,9 +393,11 @@ public final class Simulation {
             writesRefusedByFullDisks += 1
             if case .coordinateWrite = op { coordinationsRefusedByFullDisks += 1 }
         }
-        // A forgotten all-tombstone object is a reaped grave; a forgotten live object was
-        // handed off and must still be found at its home nodes.
-        if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted {
+        // An all-tombstone object forgotten by one of its home nodes is a reaped grave;
+        // anything forgotten elsewhere was handed off and must still be found at its home.
+        if case .forget(let key, let object) = op, case .removed(true) = result, object.isDeleted,
+            nodes[name]!.machine?.membership.routingRing.preferenceList(forKey: key).home(3).contains(name) == true
+        {
             reaped[key, default: []].append(object)
         }
         if case .coordinateWrite(let key, let value, let context, _, _, _, _, _, _) = op,
@@ -810,6 +812,8 @@ public final class Simulation {
         switch op {
         case .merge(let key, _, _, _), .coordinateWrite(let key, _, _, _, _, _, _, _, _), .forget(let key, _):
             if checkedKeys.contains(key) { try checkDurability(of: key) }
+        case .removeHint(let hint):
+            if checkedKeys.contains(hint.key) { try checkDurability(of: hint.key) }
         default: break
         }
     }
