@@ -14,9 +14,6 @@ public final class MemoryEngine: StorageEngine, Sendable {
         state.withLockedValue { $0[key] = value }
     }
 
-    /// Memory has no log to sync.
-    public func syncLog() throws(StorageError) {}
-
     public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) {
         state.withLockedValue { _ = $0.removeValue(forKey: key) }
     }

@@ -145,10 +145,6 @@ public final class ReplicaStore: Sendable {
             try engine.put(storageKey, encoded, sync: sync)
             if current == nil { keyCounter.withLockedValue { $0 += 1 } }
             changed(key, to: next)
-        } else if sync, stored != nil {
-            // Nothing changed, but the caller needs what is stored to be durable (a handed-over
-            // copy the sender will delete): it may still sit unsynced in the log.
-            try engine.syncLog()
         }
         return next
     }

@@ -208,10 +208,6 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         }
     }
 
-    public func syncLog() throws(StorageError) {
-        try write("sync the log") { db, error in rocksdb_flush_wal(db, 1, &error) }
-    }
-
     public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) {
         try write("delete") { db, error in
             key.withUnsafeBufferPointer { k in

@@ -10,8 +10,6 @@ public protocol StorageEngine: Sendable {
     /// not just a process crash).
     func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError)
     func delete(_ key: [UInt8], sync: Bool) throws(StorageError)
-    /// Forces every write made so far to disk, as a synced write would (without one).
-    func syncLog() throws(StorageError)
     /// Up to `limit` entries with `start <= key < end` (no end: to the last key), in key order.
     func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]

@@ -20,42 +20,56 @@ import Testing
             var key: [UInt8]
             var value: [UInt8]?
             var saw: Set<[UInt8]>
+            /// The dots of the versions that read showed (what the write's context covers).
+            var sawDots: Set<String>
             var acked: Bool
         }
         var writes: [Write] = []
         var failures = 0
 
-        func record(_ key: [UInt8], _ value: [UInt8]?, saw: Set<[UInt8]>, acked: Bool) {
-            writes.append(Write(key: key, value: value, saw: saw, acked: acked))
+        func record(_ key: [UInt8], _ value: [UInt8]?, after read: ReadResult?, acked: Bool) {
+            let siblings = read?.document?.siblings ?? []
+            writes.append(
+                Write(
+                    key: key, value: value, saw: Set(siblings.compactMap(\.bytes)),
+                    sawDots: Set(siblings.compactMap(\.dot)), acked: acked))
             if !acked { failures += 1 }
         }
 
-        /// What is wrong with `key` given the values a full read shows, and whether it shows
-        /// a tombstone (a 404 with a context): then a delete was applied, acknowledged or not.
-        func problems(of key: [UInt8], shown: Set<[UInt8]>, tombstone: Bool) -> [String] {
+        /// What is wrong with `key` given what a full read shows: its live values and their
+        /// dots, and whether it shows a tombstone (a 404 with a context: a delete was applied,
+        /// acknowledged or not). A value comes back only if a version an acknowledged write's
+        /// context covered (by its dot) is shown again: a write that landed twice (a forward
+        /// retried after its answer was lost) has a second version its delete never saw.
+        func problems(of key: [UInt8], shown: Set<[UInt8]>, shownDots: Set<String>, tombstone: Bool) -> [String] {
             let mine = writes.filter { $0.key == key }
             let written = Set(mine.compactMap(\.value))
             var problems = shown.subtracting(written).map { "shows \(String(decoding: $0, as: UTF8.self)), which no writer wrote" }
             // Replaced: what a justified write's client saw, and what the writes it saw had
             // seen (their context carried that history on, acknowledged or not).
             let byValue = Dictionary(mine.compactMap { w in w.value.map { ($0, w) } }, uniquingKeysWith: { a, _ in a })
-            func seen(from writes: [Write]) -> Set<[UInt8]> {
+            /// Values and dots the clients of `writes` had seen, directly or through the writes
+            /// they saw (a context carries that history on).
+            func seen(from writes: [Write]) -> (values: Set<[UInt8]>, dots: Set<String>) {
                 var reached: Set<[UInt8]> = []
-                var frontier = writes.flatMap(\.saw)
-                while let value = frontier.popLast() {
-                    guard reached.insert(value).inserted else { continue }
-                    frontier += byValue[value]?.saw ?? []
+                var dots: Set<String> = []
+                var frontier = writes
+                while let write = frontier.popLast() {
+                    dots.formUnion(write.sawDots)
+                    for value in write.saw where reached.insert(value).inserted {
+                        if let source = byValue[value] { frontier.append(source) }
+                    }
                 }
-                return reached
+                return (reached, dots)
             }
-            let replaced = seen(from: mine.filter { $0.acked || ($0.value.map(shown.contains) ?? tombstone) })
+            let replaced = seen(from: mine.filter { $0.acked || ($0.value.map(shown.contains) ?? tombstone) }).values
             for write in mine where write.acked {
                 if let value = write.value, !shown.contains(value), !replaced.contains(value) {
                     problems.append("acknowledged put of \(String(decoding: value, as: UTF8.self)) is lost")
                 }
-                for back in seen(from: [write]).intersection(shown) {
+                for back in seen(from: [write]).dots.intersection(shownDots) {
                     problems.append(
-                        "shows \(String(decoding: back, as: UTF8.self)), which an acknowledged \(write.value == nil ? "delete" : "write") replaced")
+                        "shows version \(back) again, which an acknowledged \(write.value == nil ? "delete" : "write") replaced")
                 }
             }
             return problems
@@ -95,18 +109,17 @@ import Testing
                                 let key = "shared-\(Int.random(in: 0..<3, using: &rng))".bytes
                                 let read = try? await client.get(key)
                                 let result = try? await client.put(key, value: value, context: read?.context)
-                                await ledger.record(
-                                    key, value, saw: Set(read?.values ?? []), acked: result?.succeeded == true)
+                                await ledger.record(key, value, after: read, acked: result?.succeeded == true)
                             case 3 where !own.isEmpty:
                                 // Delete one of this writer's keys, with the context of a read.
                                 let key = own.remove(at: Int.random(in: 0..<own.count, using: &rng))
                                 guard let read = try? await client.get(key), read.status == 200 else { continue }
                                 let result = try? await client.delete(key, context: read.context)
-                                await ledger.record(key, nil, saw: Set(read.values), acked: result?.succeeded == true)
+                                await ledger.record(key, nil, after: read, acked: result?.succeeded == true)
                             default:
                                 let key = "w\(writer)-\(i)".bytes
                                 let result = try? await client.put(key, value: value)
-                                await ledger.record(key, value, saw: [], acked: result?.succeeded == true)
+                                await ledger.record(key, value, after: nil, acked: result?.succeeded == true)
                                 own.append(key)
                             }
                         }
@@ -156,7 +169,10 @@ import Testing
                 #expect(read.status == 200 || read.status == 404 || read.status == 300, "\(read.status) \(read.error ?? "")")
                 if read.status == 404, await ledger.hasAcknowledgedDelete(of: key) { deletes += 1 }
                 let tombstone = read.status == 404 && read.context != nil
-                for problem in await ledger.problems(of: key, shown: Set(read.values), tombstone: tombstone) {
+                let dots = Set((read.document?.siblings ?? []).filter { !$0.deleted }.compactMap(\.dot))
+                for problem in await ledger.problems(
+                    of: key, shown: Set(read.values), shownDots: dots, tombstone: tombstone)
+                {
                     Issue.record("\(String(decoding: key, as: UTF8.self)): \(problem) (seed \(seed))")
                 }
             }

@@ -83,15 +83,6 @@ public final class SimulatedDisk: StorageEngine, Sendable {
 
     public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try write(key, nil, sync: sync) }
 
-    /// Syncs the log: every write so far survives a power loss.
-    public func syncLog() throws(StorageError) {
-        let refused = state.withLockedValue { state -> Bool in
-            guard !state.full else { return true }
-            state.unsynced = []
-            return false
-        }
-        if refused { throw StorageError("IO error: No space left on device (simulated full disk)") }
-    }
 
     private func write(_ key: [UInt8], _ value: [UInt8]?, sync: Bool) throws(StorageError) {
         let refused = state.withLockedValue { state -> Bool in

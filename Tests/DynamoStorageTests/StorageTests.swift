@@ -24,7 +24,6 @@ func temporaryDirectory() -> String {
             #expect(try engine.get([1, 9]) == [9], "\(name)")
             #expect(try engine.get([1, 4]) == nil, "\(name)")
             try engine.delete([1, 9], sync: false)
-            try engine.syncLog()
             #expect(try engine.get([1, 9]) == nil, "\(name)")
             let scanned = try engine.scan(from: [1, 2], to: [2], limit: 10).map(\.key)
             #expect(scanned == [[1, 3], [1, 5], [1, 7]], "\(name)")
@@ -172,37 +171,6 @@ func temporaryDirectory() -> String {
             key, target: "n2", value: [7], context: nil, actor: "n5", now: 7, policy: pruning
         ).version
         #expect(again.dot.counter > 3)
-    }
-
-    /// A copy handed over to its home is made durable even when the store already held it
-    /// (unsynced, from an earlier replica write): the sender deletes its own next.
-    @Test func aSyncedMergeOfWhatIsAlreadyStoredStillSyncs() throws {
-        final class SyncCounter: StorageEngine, @unchecked Sendable {
-            let inner = MemoryEngine()
-            var synced = 0
-            func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { try inner.get(key) }
-            func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) {
-                if sync { synced += 1 }
-                try inner.put(key, value, sync: sync)
-            }
-            func delete(_ key: [UInt8], sync: Bool) throws(StorageError) { try inner.delete(key, sync: sync) }
-            func syncLog() throws(StorageError) { synced += 1 }
-            func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
-                key: [UInt8], value: [UInt8]
-            )] { try inner.scan(from: start, to: end, limit: limit) }
-        }
-        let engine = SyncCounter()
-        let store = try ReplicaStore(engine: engine)
-        let key = Array("k".utf8)
-        let object = VersionedObject(versions: [
-            Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1], timestamp: 1)
-        ])
-        try store.merge(key, object, policy: policy, sync: false)
-        let before = engine.synced
-        try store.merge(key, object, policy: policy, sync: false)
-        #expect(engine.synced == before, "an unchanged unsynced merge writes nothing")
-        try store.merge(key, object, policy: policy, sync: true)
-        #expect(engine.synced == before + 1)
     }
 
     @Test func corruptStoredBytesAreAStorageErrorNotACrash() throws {
