@@ -29,11 +29,13 @@ release: deps
 console: build
 	.build/$(CONFIG)/dynamo console --nodes $(NODES)
 
-# Unit and simulation tests first (CPU-heavy, parallel), then the real-process tests
-# alone and one at a time, so node processes never starve behind simulations.
+# Unit tests first, then the simulation sweeps (CPU-heavy, parallel: a timed unit test
+# starved behind them), then the real-process tests alone and one at a time, so node
+# processes never starve behind simulations.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip DynamoIntegrationTests
+	$(SWIFT) test --skip-build --skip DynamoIntegrationTests --skip DynamoSimulationTests
+	$(SWIFT) test --skip-build --filter DynamoSimulationTests
 	$(SWIFT) test --skip-build --no-parallel --filter DynamoIntegrationTests
 	$(MAKE) fuzz-libfuzzer FUZZ_SECONDS=15
 
