@@ -183,7 +183,8 @@ public final class ReplicaStore: Sendable {
         defer { lock.unlock() }
         let stored = try engine.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
-        let floor = max(try highestCounter(of: actor, for: key, own: current), counterFloor)
+        let floor = max(
+            try highestCounter(of: actor, for: key, own: current, hints: try hints(for: key)), counterFloor)
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
@@ -361,29 +362,32 @@ public final class ReplicaStore: Sendable {
     /// in the departure mark. Each is read on its own: merging them first could let a
     /// version with a pruned clock supersede the one that showed a counter. Call with the
     /// key's stripe lock held.
-    private func highestCounter(of actor: Actor, for key: [UInt8], own: VersionedObject?) throws(StorageError)
-        -> UInt64
-    {
-        var highest = max(own?.maxCounter(of: actor) ?? 0, try departureMark(for: key)?.maxCounter(of: actor) ?? 0)
+    private func highestCounter(
+        of actor: Actor, for key: [UInt8], own: VersionedObject?, hints: [VersionedObject]
+    ) throws(StorageError) -> UInt64 {
+        let fromHints = hints.map { $0.maxCounter(of: actor) }.max() ?? 0
+        return max(own?.maxCounter(of: actor) ?? 0, try departureMark(for: key)?.maxCounter(of: actor) ?? 0, fromHints)
+    }
+
+    /// Each hint held here for `key`, one per target, decoded.
+    private func hints(for key: [UInt8]) throws(StorageError) -> [VersionedObject] {
         let prefix = try Self.hintKeyPrefix(for: key)
+        var result: [VersionedObject] = []
+        // Targets are UTF-8 names, which never contain the byte 0xff.
         for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
             guard let parsed = Self.parseHintKey(entry.key), parsed.key == key else { continue }
-            highest = max(highest, try Self.decode(entry.value, key: key).maxCounter(of: actor))
+            result.append(try Self.decode(entry.value, key: key))
         }
-        return highest
+        return result
     }
 
     /// The versions of `key` held here as hints for any node, merged (nil when none).
     public func hintedObject(for key: [UInt8], policy: ClockPolicy) throws(StorageError) -> VersionedObject? {
-        let prefix = try Self.hintKeyPrefix(for: key)
-        var merged: VersionedObject?
-        // Targets are UTF-8 names, which never contain the byte 0xff.
-        for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
-            guard let parsed = Self.parseHintKey(entry.key), parsed.key == key else { continue }
-            let object = try Self.decode(entry.value, key: key)
-            merged = (merged ?? VersionedObject()).merged(with: object, policy: policy)
-        }
-        return merged
+        Self.merged(try hints(for: key), policy: policy)
+    }
+
+    private static func merged(_ objects: [VersionedObject], policy: ClockPolicy) -> VersionedObject? {
+        objects.reduce(nil) { merged, object in (merged ?? VersionedObject()).merged(with: object, policy: policy) }
     }
 
     /// Up to `limit` hints for targets `include` accepts, in storage order.
@@ -436,9 +440,10 @@ public final class ReplicaStore: Sendable {
         lock.lock()
         defer { lock.unlock() }
         let own = try object(for: key)
+        let held = try hints(for: key)
         let base = (own ?? VersionedObject()).merged(
-            with: try hintedObject(for: key, policy: policy) ?? VersionedObject(), policy: policy)
-        let floor = max(try highestCounter(of: actor, for: key, own: own), counterFloor)
+            with: Self.merged(held, policy: policy) ?? VersionedObject(), policy: policy)
+        let floor = max(try highestCounter(of: actor, for: key, own: own, hints: held), counterFloor)
         let (next, version) = try Self.write(
             value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
         let size = next.size

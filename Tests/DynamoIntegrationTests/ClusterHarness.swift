@@ -51,7 +51,7 @@ func waitForExit(_ process: Process, timeout: Duration = .seconds(60)) throws {
 func key(_ prefix: String, homedOn node: String, n: Int = 3, in cluster: LocalCluster, asking: String = "n1")
     async throws -> String
 {
-    let client = try cluster.client(asking)
+    let client = cluster.client(asking)
     for i in 0..<200 {
         let key = "\(prefix):\(i)"
         if try await client.preferenceList(Array(key.utf8)).preferenceList.prefix(n).contains(node) { return key }
