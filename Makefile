@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5
 
-.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer bench format clean
+.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer fuzz-build fuzz-run bench format clean
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
@@ -29,15 +29,9 @@ release: deps
 console: build
 	.build/$(CONFIG)/dynamo console --nodes $(NODES)
 
-# Unit tests first, then the simulation sweeps (CPU-heavy, parallel: a timed unit test
-# starved behind them), then the real-process tests alone and one at a time, so node
-# processes never starve behind simulations.
+# Every test in phases that do not starve one another (see scripts/test.sh).
 test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip DynamoIntegrationTests --skip DynamoSimulationTests
-	$(SWIFT) test --skip-build --filter DynamoSimulationTests
-	$(SWIFT) test --skip-build --no-parallel --filter DynamoIntegrationTests
-	$(MAKE) fuzz-libfuzzer FUZZ_SECONDS=15
+	SWIFT=$(SWIFT) scripts/test.sh
 
 # The decoder fuzzers for longer than make test runs them (FUZZ_ITERATIONS inputs each).
 FUZZ_ITERATIONS ?= 200000
@@ -50,9 +44,14 @@ fuzz: deps
 # .build-fuzz/crash-*: replay it with `.build/debug/dynamo-fuzz FILE`.
 FUZZ_SECONDS ?= 300
 LIBFUZZER_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DLIBFUZZER -Xswiftc -parse-as-library
-fuzz-libfuzzer: deps
+fuzz-libfuzzer: fuzz-build
+	$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build: deps
 	$(SWIFT) build --scratch-path .build-fuzz -c release --product dynamo-fuzz $(LIBFUZZER_FLAGS) 2>&1 \
 	  | grep -v 'ld.gold: warning: Cannot export local symbol'; test $${PIPESTATUS[0]} -eq 0
+
+fuzz-run:
 	mkdir -p .build-fuzz/corpus
 	.build-fuzz/release/dynamo-fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	  -artifact_prefix=.build-fuzz/ -print_final_stats=1 .build-fuzz/corpus 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss|==|SUMMARY|Done)' ; \

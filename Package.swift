@@ -44,7 +44,10 @@ let package = Package(
         .target(
             name: "DynamoWire",
             dependencies: ["DynamoCore", .product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            // Optimised in debug too: tests run debug nodes, whose loops encode and decode
+            // every frame (an unoptimised codec moving an 11 MiB object stalled a loop for
+            // seconds, and W=3 writes sharing it timed out).
+            swiftSettings: optimizedSettings
         ),
         // Storage engines behind one protocol: RocksDB (durable) and in-memory (tests).
         .target(
