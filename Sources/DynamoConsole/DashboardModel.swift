@@ -29,26 +29,59 @@ public struct DashboardModel: Sendable {
     /// One line of the event log.
     public struct Event: Sendable, Equatable {
         public enum Kind: Sendable { case failure, recovery, hint, repair, conflict, console, info }
+        /// Lines that fold into one: a burst of hints one node keeps for one target, and a
+        /// status change several nodes see.
+        enum Fold: Sendable, Equatable {
+            case hintsKept(holder: String, target: String, keys: Int)
+            case marked(observers: [String], peer: String, status: String)
+
+            var text: String {
+                switch self {
+                case .hintsKept(let holder, let target, let keys):
+                    keys == 1 ? "\(holder) keeps a hint for \(target)" : "\(holder) keeps hints of \(keys) keys for \(target)"
+                case .marked(let observers, let peer, let status):
+                    "\(observers.joined(separator: ",")) \(observers.count == 1 ? "marks" : "mark") \(peer) \(status)"
+                }
+            }
+        }
+
         public var timeMs: UInt64
         public var text: String
         public var kind: Kind
+        var fold: Fold?
 
-        public init(timeMs: UInt64, text: String, kind: Kind? = nil) {
+        /// A line of the console's own (a partition it injected, a node it killed).
+        public init(timeMs: UInt64, text: String, kind: Kind = .console) {
             self.timeMs = timeMs
             self.text = text
-            self.kind = kind ?? Self.kind(of: text)
+            self.kind = kind
         }
 
-        /// Colours the log by what happened, from the node's wording.
-        static func kind(of text: String) -> Kind {
-            if text.contains(" down") || text.contains("cannot reach") || text.contains("drops all") { return .failure }
-            if text.contains(" up") || text.contains("reaches") || text.contains("heals") || text.contains("joined") {
-                return .recovery
+        /// A node's event, coloured and folded by its fields (never by its wording).
+        public init(_ event: EventsDocument.Event) {
+            self.init(timeMs: event.timeMs, text: event.text, kind: Self.kind(of: event))
+            switch (event.kind, event.node, event.peer, event.status) {
+            case ("hint-kept", let holder?, let target?, _): fold = .hintsKept(holder: holder, target: target, keys: 1)
+            case ("marked", let observer?, let peer?, let status?):
+                fold = .marked(observers: [observer], peer: peer, status: status)
+            default: break
             }
-            if text.contains("hint") { return .hint }
-            if text.contains("repair") || text.contains("anti-entropy") { return .repair }
-            if text.contains("siblings") { return .conflict }
-            return .info
+        }
+
+        /// Colours the log by what happened.
+        static func kind(of event: EventsDocument.Event) -> Kind {
+            switch event.kind {
+            case "marked", "reachability":
+                return event.status == "down" ? .failure : event.status == "up" ? .recovery : .info
+            case "faults": return event.count == 0 ? .recovery : .failure
+            case "joined", "rejoined": return .recovery
+            case "hint-kept", "hint-delivered": return .hint
+            case "read-repair", "anti-entropy": return .repair
+            case "siblings-read": return .conflict
+            case "store-lost": return .failure
+            case "storage": return event.detail == nil ? .recovery : .failure
+            default: return .info
+            }
         }
     }
 
@@ -98,50 +131,35 @@ public struct DashboardModel: Sendable {
     }
 
     /// Adds an event; "A marks C down" right after "B marks C down" becomes "A,B mark C down",
-    /// so a failure seen by every node is one line, not one per observer.
+    /// so a failure seen by every node is one line, not one per observer, and a burst of
+    /// hints kept by one node for one target is one line with a count.
     public mutating func record(_ event: Event) {
-        if let (holder, target, count) = Self.hintsKept(event.text) {
-            // A burst of hints kept by one node for one target is one line with a count.
+        if let fold = event.fold {
             for index in events.indices.suffix(8).reversed() {
-                guard event.timeMs <= events[index].timeMs + 2_000,
-                    let (h, t, n) = Self.hintsKept(events[index].text), h == holder, t == target
+                guard let earlier = events[index].fold, let merged = Self.merge(earlier, fold),
+                    event.timeMs <= events[index].timeMs + (merged.isHints ? 2_000 : 3_000)
                 else { continue }
-                events[index].text = "\(holder) keeps hints of \(n + count) keys for \(target)"
-                events[index].timeMs = event.timeMs
-                return
-            }
-        }
-        if let (observer, rest) = Self.marking(event.text) {
-            for index in events.indices.suffix(8).reversed() {
-                let earlier = events[index]
-                guard event.timeMs <= earlier.timeMs + 3_000, let (observers, earlierRest) = Self.marking(earlier.text),
-                    earlierRest == rest
-                else { continue }
-                let names = observers.split(separator: ",").map(String.init)
-                if !names.contains(observer) {
-                    events[index].text = (names + [observer]).joined(separator: ",") + " mark " + rest
-                }
+                events[index].fold = merged.fold
+                events[index].text = merged.fold.text
+                if merged.isHints { events[index].timeMs = event.timeMs }
                 return
             }
         }
         events.append(event)
     }
 
-    /// (holder, target, keys) from "n1 keeps a hint of KEY for n3" or "n1 keeps hints of 5 keys for n3".
-    static func hintsKept(_ text: String) -> (String, String, Int)? {
-        let words = text.split(separator: " ").map(String.init)
-        guard words.count >= 7, words[1] == "keeps", words[words.count - 2] == "for" else { return nil }
-        if words[2] == "a", words[3] == "hint" { return (words[0], words[words.count - 1], 1) }
-        if words[2] == "hints", words.count == 8, let n = Int(words[4]) { return (words[0], words[7], n) }
-        return nil
-    }
-
-    /// ("n4", "n3 down") from "n4 marks n3 down (…)" or "n1,n4 mark n3 down".
-    static func marking(_ text: String) -> (String, String)? {
-        let words = text.split(separator: " ", maxSplits: 2).map(String.init)
-        guard words.count == 3, words[1] == "marks" || words[1] == "mark" else { return nil }
-        let rest = words[2].split(separator: " ").prefix(2).joined(separator: " ")
-        return (words[0], rest)
+    /// `later` folded into `earlier`, when they are about the same thing.
+    private static func merge(_ earlier: Event.Fold, _ later: Event.Fold) -> (fold: Event.Fold, isHints: Bool)? {
+        switch (earlier, later) {
+        case (.hintsKept(let holder, let target, let keys), .hintsKept(let h, let t, let more))
+        where h == holder && t == target:
+            return (.hintsKept(holder: holder, target: target, keys: keys + more), true)
+        case (.marked(let observers, let peer, let status), .marked(let more, let p, let st))
+        where p == peer && st == status:
+            return (.marked(observers: observers + more.filter { !observers.contains($0) }, peer: peer, status: status), false)
+        default:
+            return nil
+        }
     }
 
     /// Sets the focus to `key` and its first N nodes on the current ring.
@@ -269,7 +287,7 @@ public final class ClusterWatcher: Sendable {
                         state.lastSeq[name] = 0
                     }
                     for event in events.events where event.seq > state.lastSeq[name] ?? 0 {
-                        fresh.append(DashboardModel.Event(timeMs: event.timeMs, text: event.text))
+                        fresh.append(DashboardModel.Event(event))
                         state.lastSeq[name] = event.seq
                     }
                 }

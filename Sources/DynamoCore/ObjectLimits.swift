@@ -191,7 +191,7 @@ public struct ObjectLimitRefusal: Error, Hashable, Sendable, CustomStringConvert
     }
 
     public var description: String {
-        let name = "key \"\(NodeMachine.describe(key))\""
+        let name = "key \"\(KeyText.short(key))\""
         let over: String
         if bound.countsSiblings {
             over =

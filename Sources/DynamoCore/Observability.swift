@@ -15,8 +15,8 @@ public struct EventLog: Sendable {
     /// The last `capacity` events, oldest first.
     public var entries: ArraySlice<EventsDocument.Event> { stored.suffix(capacity) }
 
-    public mutating func append(_ text: String, wallMs: UInt64) {
-        stored.append(.init(seq: nextSeq, timeMs: wallMs, text: text))
+    public mutating func append(_ event: NodeEvent, on node: NodeName, wallMs: UInt64) {
+        stored.append(.init(seq: nextSeq, timeMs: wallMs, node: node, event))
         nextSeq += 1
         if stored.count >= 2 * capacity { stored.removeFirst(stored.count - capacity) }
     }

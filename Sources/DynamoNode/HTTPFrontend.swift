@@ -332,7 +332,7 @@ extension NodeRuntime {
             writesRefused: hot.refusedWrites,
             nearLimits: hot.reports.map { report in
                 .init(
-                    key: NodeMachine.describe(report.key), siblings: report.size.siblings, bytes: report.size.bytes,
+                    key: KeyText.short(report.key), siblings: report.size.siblings, bytes: report.size.bytes,
                     refused: report.refused, msAgo: now - min(now, report.atMs))
             })
     }

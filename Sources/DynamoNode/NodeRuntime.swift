@@ -71,9 +71,7 @@ final class NodeRuntime: @unchecked Sendable {
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
         if storeLoss != nil {
-            events.append(
-                "\(config.name) found its store had lost data: it refills its ranges from its replicas",
-                wallMs: now.wallMs)
+            events.append(.storeLost, on: config.name, wallMs: now.wallMs)
         }
     }
 
@@ -159,9 +157,9 @@ final class NodeRuntime: @unchecked Sendable {
                 }
             case .reply(let client, let reply):
                 clients.removeValue(forKey: client)?.succeed(reply)
-            case .event(let text):
-                logger.info("\(text)")
-                events.append(text, wallMs: now.wallMs)
+            case .event(let event):
+                logger.info("\(event.text(node: name))")
+                events.append(event, on: name, wallMs: now.wallMs)
             case .objectNearLimit(let report):
                 if let text = logLimiter.admit("object-limits", Self.warning(report, limits: config.objectLimits)) {
                     logger.warning("\(text)")
@@ -181,7 +179,7 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// The log line for a key near or over the object limits.
     static func warning(_ report: ObjectReport, limits: ObjectLimits) -> String {
-        let key = NodeMachine.describe(report.key)
+        let key = KeyText.short(report.key)
         let size = "\(report.size.siblings) siblings, \(report.size.bytes) bytes"
         let bounds =
             "warn at \(limits.warnSiblings) siblings or \(limits.warnObjectBytes) bytes, refused beyond \(limits.maxSiblings) siblings or \(limits.maxObjectBytes) bytes"
@@ -223,7 +221,7 @@ final class NodeRuntime: @unchecked Sendable {
                 ? "free space on the disk of \(config.dataDir); meanwhile other replicas take this node's writes, and it checks \(every)"
                 : "it checks \(every) whether the store takes writes again"
             logger.error("storage degraded (\(what)): \(reason); \(advice)")
-            events.append("\(name) storage degraded (\(what))", wallMs: now.wallMs)
+            events.append(.storage(degraded: what), on: name, wallMs: now.wallMs)
         }
         storageDegraded = what
         if let text = logLimiter.admit("storage", "storage operation failed: \(reason)") { logger.error("\(text)") }
@@ -240,7 +238,7 @@ final class NodeRuntime: @unchecked Sendable {
                 switch result {
                 case .success(let reopened):
                     self.storageDegraded = nil
-                    self.events.append("\(self.name) storage recovered", wallMs: self.now.wallMs)
+                    self.events.append(.storage(degraded: nil), on: self.name, wallMs: self.now.wallMs)
                     self.logger.notice(
                         "storage recovered: the store takes writes again\(reopened ? " (reopened after the fault)" : "")"
                     )

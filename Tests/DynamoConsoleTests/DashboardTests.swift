@@ -36,11 +36,14 @@ import Testing
             nodes.append(node)
         }
         var model = DashboardModel(nodes: nodes)
-        model.record(.init(timeMs: 1_000, text: "n1 marks n3 down (phi 9.1)"))
-        model.record(.init(timeMs: 1_100, text: "n2 marks n3 down (phi 8.4)"))
-        model.record(.init(timeMs: 1_200, text: "n4 keeps a hint of cart:ann for n3"))
-        model.record(.init(timeMs: 1_300, text: "n4 keeps a hint of cart:bob for n3"))
-        model.record(.init(timeMs: 1_400, text: "n4 keeps a hint of cart:eve for n3"))
+        func happened(_ timeMs: UInt64, on node: String, _ event: NodeEvent) {
+            model.record(.init(EventsDocument.Event(seq: 1, timeMs: timeMs, node: node, event)))
+        }
+        happened(1_000, on: "n1", .marked(peer: "n3", status: .down, why: .phi(9.1)))
+        happened(1_100, on: "n2", .marked(peer: "n3", status: .down, why: .phi(8.4)))
+        for (index, key) in ["cart:ann", "cart:bob", "cart:eve"].enumerated() {
+            happened(1_200 + UInt64(index) * 100, on: "n4", .hintKept(key: Array(key.utf8), target: "n3"))
+        }
         model.focus(on: "cart:ann")
         return model
     }
@@ -66,6 +69,37 @@ import Testing
         #expect(text.contains("book"))
         // The gossip row of n1 shows n3 down.
         #expect(canvas.lines.contains { $0.contains(" n1 ·  U  D  U  U") })
+    }
+
+    /// The log folds and colours events by their fields: a node that words them otherwise
+    /// (another language, a later release) folds the same.
+    @Test func eventsFoldAndColourByTheirFieldsNotTheirWording() {
+        var model = DashboardModel(nodes: [])
+        func record(_ timeMs: UInt64, _ kind: String, node: String, peer: String, status: String? = nil) {
+            model.record(
+                .init(
+                    EventsDocument.Event(
+                        seq: 1, timeMs: timeMs, text: "\(node) ~ \(peer)", kind: kind, node: node, peer: peer,
+                        status: status)))
+        }
+        record(1_000, "marked", node: "n1", peer: "n3", status: "down")
+        record(1_500, "marked", node: "n2", peer: "n3", status: "down")
+        record(1_600, "marked", node: "n2", peer: "n3", status: "up")
+        record(2_000, "hint-kept", node: "n4", peer: "n3")
+        record(2_100, "hint-kept", node: "n4", peer: "n3")
+        record(2_200, "hint-kept", node: "n4", peer: "n5")
+        record(9_000, "marked", node: "n5", peer: "n3", status: "down")
+        #expect(
+            model.events.map(\.text) == [
+                "n1,n2 mark n3 down", "n2 ~ n3", "n4 keeps hints of 2 keys for n3", "n4 ~ n5", "n5 ~ n3",
+            ])
+        #expect(model.events.map(\.kind) == [.failure, .recovery, .hint, .hint, .failure])
+        let heal = EventsDocument.Event(seq: 2, timeMs: 1, node: "n1", .faults(dropped: []))
+        let cut = EventsDocument.Event(seq: 3, timeMs: 1, node: "n1", .faults(dropped: ["n2"]))
+        #expect(DashboardModel.Event(heal).kind == .recovery && DashboardModel.Event(cut).kind == .failure)
+        let full = EventsDocument.Event(seq: 4, timeMs: 1, node: "n1", .storage(degraded: "disk full"))
+        #expect(DashboardModel.Event(full).kind == .failure)
+        #expect(DashboardModel.Event(.init(seq: 5, timeMs: 1, node: "n1", .storage(degraded: nil))).kind == .recovery)
     }
 
     @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
@@ -177,13 +211,13 @@ import Testing
 @Suite struct ObservabilityTests {
     @Test func eventLogKeepsTheNewestAndAnswersSince() {
         var log = EventLog(capacity: 3)
-        for i in 1...5 { log.append("e\(i)", wallMs: UInt64(i)) }
-        #expect(log.entries.map(\.text) == ["e3", "e4", "e5"])
+        for i in 1...5 { log.append(.joined(keys: i), on: "n1", wallMs: UInt64(i)) }
+        #expect(log.entries.map(\.count) == [3, 4, 5])
         #expect(log.since(4).map(\.seq) == [5])
         #expect(log.since(0).count == 3)
         // Past twice the capacity the old ones are dropped; still only the newest show.
-        for i in 6...20 { log.append("e\(i)", wallMs: UInt64(i)) }
-        #expect(log.entries.map(\.text) == ["e18", "e19", "e20"])
+        for i in 6...20 { log.append(.joined(keys: i), on: "n1", wallMs: UInt64(i)) }
+        #expect(log.entries.map(\.count) == [18, 19, 20])
         #expect(log.since(0).map(\.seq) == [18, 19, 20])
     }
 

@@ -74,7 +74,7 @@ import Testing
             return
         }
         let failed = step(.storageResult(token: first, .failed("IO error: No space left on device")))
-        #expect(failed.contains { if case .event(let text) = $0 { text.contains("pulls them again") } else { false } })
+        #expect(failed.contains { if case .event(.pullFailed) = $0 { true } else { false } })
         for _ in 0..<5 {
             #expect(!step(.tick).contains { if case .joined = $0 { true } else { false } })
         }

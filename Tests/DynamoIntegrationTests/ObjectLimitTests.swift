@@ -98,15 +98,15 @@ import Testing
             #expect(document.siblings == 11)
             // Readable with the default quorum, from every node, while unrelated W=3 writes go on.
             async let reads = Self.read(key, times: 6, from: cluster)
-            var failed = 0
-            for i in 0..<30
-            where !(try await cluster.client("n2").put("other\(i)".bytes, value: "v".bytes, w: 3).succeeded) {
-                failed += 1
+            var failed: [String] = []
+            for i in 0..<30 {
+                let write = try await cluster.client("n2").put("other\(i)".bytes, value: "v".bytes, w: 3)
+                if !write.succeeded { failed.append("\(write.status) \(write.error ?? "") (acks \(write.replicas))") }
             }
             for read in try await reads {
                 #expect(read.status == 300 && read.values.count == 11, "\(read.status) \(read.error ?? "")")
             }
-            #expect(failed == 0, "\(failed) of 30 unrelated writes failed while the big key was read")
+            #expect(failed.isEmpty, "\(failed.count) of 30 unrelated writes failed while the big key was read: \(failed)")
             let listed = try await client.status().objects?.nearLimits.first { $0.key == "big" }
             #expect(listed?.refused == true && (listed?.bytes ?? 0) > 5 << 20, "\(String(describing: listed))")
             // Resolved with a read's context, it takes large values again.

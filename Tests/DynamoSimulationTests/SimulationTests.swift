@@ -213,6 +213,35 @@ import Testing
         #expect(reaped > 0, "the sweep reaps old tombstones")
     }
 
+    /// A refactoring aid, not a check: `DYNAMO_SIM_FINGERPRINTS=FILE` writes one line per
+    /// seed (steps, acknowledged writes, and an FNV-1a hash of the whole trace: every message,
+    /// storage step, fault and event) for 100 seeds (`DYNAMO_SIM_SEEDS`) of the default and
+    /// the join/leave schedules. Two builds that write the same file behaved identically.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DYNAMO_SIM_FINGERPRINTS"] != nil))
+    func fingerprints() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let count = environment["DYNAMO_SIM_SEEDS"].flatMap(UInt64.init) ?? 100
+        var lines: [String] = []
+        for membershipChanges in [false, true] {
+            for seed in UInt64(1)...count {
+                let simulation = try Simulation(seed: seed, membershipChanges: membershipChanges)
+                simulation.tracing = true
+                try simulation.run()
+                var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+                for byte in simulation.log.joined(separator: "\n").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+                // `DYNAMO_SIM_TRACES=DIR` keeps each trace, to diff two builds' first difference.
+                if let directory = environment["DYNAMO_SIM_TRACES"] {
+                    let file = "\(directory)/\(membershipChanges ? "join" : "default")-\(seed).txt"
+                    try simulation.log.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+                }
+                lines.append(
+                    "\(membershipChanges ? "join/leave" : "default") \(seed) \(simulation.steps) \(simulation.acknowledged) \(String(hash, radix: 16))")
+            }
+        }
+        let path = environment["DYNAMO_SIM_FINGERPRINTS"]!
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
     @Test func aSeedReplaysExactly() throws {
         func run() throws -> (Int, Int, [String]) {
             let simulation = try Simulation(seed: 7)

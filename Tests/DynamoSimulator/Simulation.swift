@@ -364,8 +364,8 @@ public final class Simulation {
             startWorkers(name)
         case .reply(let client, let reply):
             try clientReplied(client, reply)
-        case .event(let text):
-            if tracing { log.append("\(now) \(text)") }
+        case .event(let event):
+            if tracing { log.append("\(now) \(event.text(node: name))") }
         case .objectNearLimit:
             break
         }

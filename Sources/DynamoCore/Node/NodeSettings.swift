@@ -1,0 +1,72 @@
+/// Settings the node protocol needs (a subset of the `dynamo-node` flags).
+public struct NodeSettings: Sendable, Hashable {
+    public var name: NodeName
+    public var peerAddress: String
+    public var httpAddress: String
+    public var tokens: [RingPosition]
+    public var generation: UInt64
+    public var seeds: [String]
+    public var quorum: QuorumConfig
+    public var clocks: ClockPolicy
+    public var gossipIntervalMs: UInt64
+    public var hintIntervalMs: UInt64
+    /// How often a node looks for old tombstones it holds, to reap them.
+    public var tombstoneSweepIntervalMs: UInt64
+    /// Each range's Merkle tree is compared with a replica about once per this interval.
+    public var antiEntropyIntervalMs: UInt64
+    /// Read repair and hinted handoff can be switched off (to show anti-entropy alone).
+    public var readRepair: Bool
+    public var hintedHandoff: Bool
+    /// The data dir had no identity: this node is new (or lost its disk) and must pull the
+    /// data of the ranges it will own before it takes requests (`joining` until then).
+    public var freshIdentity: Bool
+    /// fsync the coordinator's own replica write / every replica write.
+    public var syncCoordinatorWrites: Bool
+    public var syncReplicaWrites: Bool
+    /// The cluster secret: member rows are signed with it and only verified rows are taken
+    /// from gossip. nil in a development cluster on loopback (nothing is checked).
+    public var clusterKey: ClusterKey?
+    /// Counters of dots this node makes start above this (see `NodeMachine.dotFloor`).
+    public var dotFloor: UInt64
+    /// The node lost its data and has no seeds to ask: rather than come up empty at once,
+    /// it stays `joining` until a member that knows it gets in touch (then pulls its ranges
+    /// from the cluster), or, if none does within 10 gossip intervals, it is alone.
+    public var awaitPeers: Bool
+    /// What one key may hold; writes past it are refused, keys near it reported.
+    public var objectLimits: ObjectLimits
+
+    public init(
+        name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
+        seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
+        gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
+        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
+        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
+        clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0, objectLimits: ObjectLimits = ObjectLimits(),
+        awaitPeers: Bool = false
+    ) {
+        self.awaitPeers = awaitPeers
+        self.objectLimits = objectLimits
+        self.dotFloor = dotFloor
+        self.clusterKey = clusterKey
+        self.antiEntropyIntervalMs = antiEntropyIntervalMs
+        self.readRepair = readRepair
+        self.hintedHandoff = hintedHandoff
+        self.freshIdentity = freshIdentity
+        self.tombstoneSweepIntervalMs = tombstoneSweepIntervalMs
+        self.name = name
+        self.peerAddress = peerAddress
+        self.httpAddress = httpAddress
+        self.tokens = tokens
+        self.generation = generation
+        self.seeds = seeds
+        self.quorum = quorum
+        self.clocks = clocks
+        self.gossipIntervalMs = gossipIntervalMs
+        self.hintIntervalMs = hintIntervalMs
+        self.syncCoordinatorWrites = syncCoordinatorWrites
+        self.syncReplicaWrites = syncReplicaWrites
+    }
+}
+
+/// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a
+/// request (identified by a handle the shell chose, so it can find the connection).
