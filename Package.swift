@@ -188,7 +188,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DynamoIntegrationTests",
-            dependencies: ["DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoStorage", "DynamoWire"],
+            dependencies: [
+                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoStorage", "DynamoWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -76,10 +76,12 @@ public struct DynamoClient: Sendable {
 
     private static func query(_ name: String, _ value: Int?) -> String { value.map { "?\(name)=\($0)" } ?? "" }
 
-    /// Reads a key, always as the JSON sibling document.
-    public func get(_ key: [UInt8], r: Int? = nil) async throws -> ReadResult {
+    /// Reads a key, always as the JSON sibling document. (`timeout`: how long to wait for
+    /// the node's answer; it answers within its own request timeout.)
+    public func get(_ key: [UInt8], r: Int? = nil, timeout: TimeAmount = .seconds(10)) async throws -> ReadResult {
         let result = try await raw(
-            .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))", headers: [("Accept", "application/json")])
+            .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))", headers: [("Accept", "application/json")],
+            timeout: timeout)
         let document =
             (result.status == 200 || result.status == 300)
             ? try? JSONDecoder().decode(SiblingDocument.self, from: Data(result.body)) : nil
@@ -91,9 +93,10 @@ public struct DynamoClient: Sendable {
     }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
-    public func put(_ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse
-    {
-        try await write(.PUT, key, body: value, context: context, w: w)
+    public func put(
+        _ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil, timeout: TimeAmount = .seconds(10)
+    ) async throws -> WriteResponse {
+        try await write(.PUT, key, body: value, context: context, w: w, timeout: timeout)
     }
 
     /// Deletes (writes a tombstone) what `context` covers.
@@ -101,13 +104,15 @@ public struct DynamoClient: Sendable {
         try await write(.DELETE, key, body: nil, context: context, w: w)
     }
 
-    private func write(_ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?) async throws
-        -> WriteResponse
-    {
+    private func write(
+        _ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?,
+        timeout: TimeAmount = .seconds(10)
+    ) async throws -> WriteResponse {
         var headers: [(String, String)] = []
         if let context { headers.append(("X-Dynamo-Context", context)) }
         let result = try await raw(
-            method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [])
+            method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [],
+            timeout: timeout)
         return WriteResponse(
             status: result.status, context: result.header("X-Dynamo-Context"),
             coordinator: result.header("X-Dynamo-Coordinator"),
