@@ -23,7 +23,7 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         #expect(delivery.tick(now: 2_000) { ["n3"] }.isEmpty, "one round at a time")
         let a = hint("a", for: "n3")
         let b = hint("b", for: "n3")
-        let offers = delivery.loaded([a, b], total: 2) { .init(node: $0.target, hintFor: $0.target) }
+        let offers = delivery.loaded([a, b].map { ($0, .init(node: $0.target, hintFor: $0.target)) }, total: 2)
         #expect(offers == [.offer(a, to: "n3", hintFor: "n3"), .offer(b, to: "n3", hintFor: "n3")])
         #expect(delivery.held == 2)
         #expect(delivery.offered(a, accepted: true) == [.remove(a)])
@@ -40,7 +40,7 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         var delivery = HintDelivery(intervalMs: 1_000)
         _ = delivery.tick(now: 1_000) { ["n2"] }
         let batch = (0..<HintDelivery.batch).map { hint("k\($0)", for: "n2") }
-        _ = delivery.loaded(batch, total: 500) { .init(node: $0.target, hintFor: $0.target) }
+        _ = delivery.loaded(batch.map { ($0, .init(node: $0.target, hintFor: $0.target)) }, total: 500)
         for h in batch {
             #expect(delivery.offered(h, accepted: true) == [.remove(h)])
             #expect(delivery.removed(h, false).isEmpty)
@@ -55,10 +55,10 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
     @Test func undeliverableHintsAndFailedLoadsEndTheRound() {
         var delivery = HintDelivery(intervalMs: 1_000)
         _ = delivery.tick(now: 1_000) { [] }
-        #expect(delivery.loaded([hint("a", for: "n4")], total: 1) { _ in nil }.isEmpty)
+        #expect(delivery.loaded([(hint("a", for: "n4"), nil)], total: 1).isEmpty)
         #expect(delivery.state == .idle && delivery.held == 1)
         _ = delivery.tick(now: 2_000) { [] }
-        #expect(delivery.loaded(nil, total: 0) { _ in nil }.isEmpty)
+        delivery.loadFailed()
         #expect(delivery.state == .idle && delivery.held == 1, "a failed load says nothing of what is held")
     }
 }

@@ -67,24 +67,22 @@ public struct HintDelivery: Sendable {
     /// The next round starts at the next tick (the node is leaving).
     public mutating func hurry() { nextRoundAt = 0 }
 
-    /// The store answered a load (nil: it failed); `destination` says where each hint goes
-    /// (nil: nowhere reachable this round).
-    public mutating func loaded(_ hints: [Hint]?, total: Int, destination: (Hint) -> Destination?) -> [Step] {
+    /// The store loaded a batch, each hint with where it goes this round (nil: nowhere
+    /// reachable), and counted every hint held.
+    public mutating func loaded(_ hints: [(hint: Hint, destination: Destination?)], total: Int) -> [Step] {
         guard state == .loading else { return [] }
-        guard let hints else {
-            state = .idle
-            return []
-        }
         held = total
         var steps: [Step] = []
-        var outstanding = 0
-        for hint in hints {
-            guard let destination = destination(hint) else { continue }
-            outstanding += 1
+        for case (let hint, let destination?) in hints {
             steps.append(.offer(hint, to: destination.node, hintFor: destination.hintFor))
         }
-        state = .delivering(outstanding: outstanding, batchFull: hints.count == Self.batch)
+        state = .delivering(outstanding: steps.count, batchFull: hints.count == Self.batch)
         return steps + finishIfDone()
+    }
+
+    /// The store could not load: the round ends (what is held stays as last counted).
+    public mutating func loadFailed() {
+        if state == .loading { state = .idle }
     }
 
     /// A destination answered an offer (or did not: `accepted` false).

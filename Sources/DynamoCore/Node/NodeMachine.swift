@@ -396,8 +396,9 @@ public struct NodeMachine: Sendable {
             actions.append(.send(requestID: id, toAddress: round.address, .gossip(round.members)))
         }
         actions += events.map(Action.event)
+        // The view the components decide on this tick (none of them changes membership).
+        let view = gossip
         if settings.hintedHandoff {
-            let view = gossip
             let me = name
             let steps = hints.tick(now: t) {
                 // A leaving node must get rid of every hint, reachable target or not; hints
@@ -410,24 +411,23 @@ public struct NodeMachine: Sendable {
             }
             actions += run(steps, now: now)
         }
-        let view = gossip
         let exchange = antiEntropy.tick(now: now, isUp: membership.local.status == .up) { view.isReachable($0, at: t) }
         actions += run(exchange, now: now)
         if membership.local.status == .joining, settings.freshIdentity, membership.hasJoined {
-            let view = JoinTransfer.View(
+            let joinView = JoinTransfer.View(
                 now: t, upSources: membership.members.values.filter { $0.name != name && $0.status == .up }.map(\.name),
                 memberCount: membership.members.count, lastChange: membership.lastChange,
                 isUp: { [membership] in membership.member($0)?.status == .up })
-            actions += run(join.advance(view), now: now)
+            actions += run(join.advance(joinView), now: now)
         }
-        if antiEntropy.ring != membership.routingRing { actions += refreshTrees() }
+        if antiEntropy.ring != membership.routingRing { actions += refreshTrees(now: now) }
         if membership.local.status != .joining { actions += run(handoff.tick(now: t), now: now) }
         actions += run(reaper.tick(now: now), now: now)
         return actions
     }
 
-    private mutating func refreshTrees() -> [Action] {
-        run(antiEntropy.refresh(ring: membership.routingRing, me: name, n: settings.quorum.n), now: nil)
+    private mutating func refreshTrees(now: Now) -> [Action] {
+        run(antiEntropy.refresh(ring: membership.routingRing, me: name, n: settings.quorum.n), now: now)
     }
 
     private mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
@@ -445,7 +445,7 @@ public struct NodeMachine: Sendable {
             // claim to be settled until a pass under the new ring says so.
             let wasClean = handoff.lastPassClean == true
             handoff.ringChanged()
-            actions += refreshTrees()
+            actions += refreshTrees(now: now)
             if wasClean { updateSettled() }
             if !learned.isEmpty { actions.append(.event(.learned(members: learned))) }
         }
@@ -482,10 +482,10 @@ public struct NodeMachine: Sendable {
             return coordinated(requester, put, replicas: replicas, result, now: now)
         case .loadHints:
             guard case .hints(let loaded, let total) = result else {
-                return run(hints.loaded(nil, total: 0) { _ in nil }, now: now)
+                hints.loadFailed()
+                return []
             }
-            let machine = self
-            let steps = hints.loaded(loaded, total: total) { machine.destination(of: $0, now: now) }
+            let steps = hints.loaded(loaded.map { ($0, destination(of: $0, now: now)) }, total: total)
             updateSettled()
             return run(steps, now: now)
         case .removeHint(let hint):
@@ -623,7 +623,7 @@ public struct NodeMachine: Sendable {
         return actions
     }
 
-    private mutating func run(_ steps: [AntiEntropy.Step], now: Now?) -> [Action] {
+    private mutating func run(_ steps: [AntiEntropy.Step], now: Now) -> [Action] {
         var actions: [Action] = []
         for step in steps {
             switch step {
@@ -632,11 +632,11 @@ public struct NodeMachine: Sendable {
             case .ask(let request, let peer, let range):
                 actions += send(
                     request, to: peer, purpose: .tree(range: range, peer: peer),
-                    timeoutMs: settings.quorum.requestTimeoutMs, now: now!)
+                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
             case .fetch(let key, let peer, let range):
                 actions += send(
                     .replica(.get(key: key)), to: peer, purpose: .treeFetch(range: range, peer: peer, key: key),
-                    timeoutMs: settings.quorum.requestTimeoutMs, now: now!)
+                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
             case .repair(let key, let object, let range, let peer):
                 actions += storage(
                     .merge(key: key, object: object, hintFor: nil, sync: settings.syncReplicaWrites),
