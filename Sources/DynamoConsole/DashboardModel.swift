@@ -35,12 +35,11 @@ public struct DashboardModel: Sendable {
             case hintsKept(holder: String, target: String, keys: Int)
             case marked(observers: [String], peer: String, status: String)
 
+            /// The folded line (of two or more events).
             var text: String {
                 switch self {
-                case .hintsKept(let holder, let target, let keys):
-                    keys == 1 ? "\(holder) keeps a hint for \(target)" : "\(holder) keeps hints of \(keys) keys for \(target)"
-                case .marked(let observers, let peer, let status):
-                    "\(observers.joined(separator: ",")) \(observers.count == 1 ? "marks" : "mark") \(peer) \(status)"
+                case .hintsKept(let holder, let target, let keys): "\(holder) keeps hints of \(keys) keys for \(target)"
+                case .marked(let observers, let peer, let status): "\(observers.joined(separator: ",")) mark \(peer) \(status)"
                 }
             }
         }
@@ -139,8 +138,11 @@ public struct DashboardModel: Sendable {
                 guard let earlier = events[index].fold, let merged = Self.merge(earlier, fold),
                     event.timeMs <= events[index].timeMs + (merged.isHints ? 2_000 : 3_000)
                 else { continue }
-                events[index].fold = merged.fold
-                events[index].text = merged.fold.text
+                // (An observer telling the same again leaves the line as it was.)
+                if merged.fold != earlier {
+                    events[index].fold = merged.fold
+                    events[index].text = merged.fold.text
+                }
                 if merged.isHints { events[index].timeMs = event.timeMs }
                 return
             }

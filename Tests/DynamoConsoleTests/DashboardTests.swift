@@ -84,6 +84,7 @@ import Testing
         }
         record(1_000, "marked", node: "n1", peer: "n3", status: "down")
         record(1_500, "marked", node: "n2", peer: "n3", status: "down")
+        record(1_550, "marked", node: "n1", peer: "n3", status: "down")
         record(1_600, "marked", node: "n2", peer: "n3", status: "up")
         record(2_000, "hint-kept", node: "n4", peer: "n3")
         record(2_100, "hint-kept", node: "n4", peer: "n3")
