@@ -87,6 +87,9 @@ public struct VersionedObject: Hashable, Sendable {
     /// True when every version is a tombstone (and there is at least one).
     public var isDeleted: Bool { !versions.isEmpty && versions.allSatisfy(\.isTombstone) }
 
+    /// The bytes of every sibling's value together.
+    public var valueBytes: Int { versions.reduce(0) { $0 + ($1.value?.count ?? 0) } }
+
     /// Coordinates a write (a value, or nil to delete) by `actor` with the client's `context`.
     ///
     /// Versions the context covers are replaced; the rest stay as siblings. Returns the

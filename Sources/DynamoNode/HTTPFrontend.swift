@@ -23,6 +23,12 @@ struct HTTPReply: Sendable {
         return copy
     }
 
+    func adding(_ extra: HTTPHeaders) -> HTTPReply {
+        var copy = self
+        copy.headers.add(contentsOf: extra)
+        return copy
+    }
+
     static func json(_ status: HTTPResponseStatus, _ document: some Encodable) -> HTTPReply {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -176,36 +182,43 @@ extension NodeRuntime {
         let r = try quorumParameter("r", query)
         let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
         let name = self.name
-        return clientRead(key: key, r: r).map { outcome in
-            var reply: HTTPReply
+        let (loop, pool) = (self.loop, self.pool)
+        return clientRead(key: key, r: r).flatMap { outcome in
+            var headers = HTTPHeaders()
+            headers.add(name: "X-Dynamo-Coordinator", value: name)
+            headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
+            headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(outcome.asked))
             let object = outcome.object
-            if !outcome.succeeded {
-                reply = .json(
-                    .serviceUnavailable,
-                    ErrorDocument(
-                        error: Self.readFailure(outcome), required: outcome.required, replies: outcome.replies.count))
-            } else if object.isEmpty {
-                reply = .json(.notFound, ErrorDocument(error: "not found"))
-            } else {
-                // Sealed once: the same context goes in the header and the sibling document.
-                let context = self.sealedContext(object.context, key: key)
-                if object.isDeleted {
-                    reply = .json(.notFound, ErrorDocument(error: "deleted"))
-                } else if wantsJSON || object.versions.count > 1 {
-                    reply = .json(
-                        object.versions.count > 1 ? .multipleChoices : .ok, SiblingDocument(object, context: context))
-                } else {
-                    reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
-                    reply.headers.add(name: "Content-Type", value: "application/octet-stream")
-                }
-                reply.headers.add(name: "X-Dynamo-Context", value: context)
+            guard outcome.succeeded else {
+                let failure = ErrorDocument(
+                    error: Self.readFailure(outcome), required: outcome.required, replies: outcome.replies.count)
+                return loop.makeSucceededFuture(HTTPReply.json(.serviceUnavailable, failure).adding(headers))
             }
-            reply.headers.add(name: "X-Dynamo-Coordinator", value: name)
-            reply.headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
-            reply.headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(outcome.asked))
-            return reply
+            guard !object.isEmpty, !object.isDeleted else {
+                let missing = ErrorDocument(error: object.isEmpty ? "not found" : "deleted")
+                var reply = HTTPReply.json(.notFound, missing)
+                if object.isDeleted { reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key)) }
+                return loop.makeSucceededFuture(reply.adding(headers))
+            }
+            // Sealed once: the same context goes in the header and the sibling document.
+            let context = self.sealedContext(object.context, key: key)
+            headers.add(name: "X-Dynamo-Context", value: context)
+            guard wantsJSON || object.versions.count > 1 else {
+                var reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
+                reply.headers.add(name: "Content-Type", value: "application/octet-stream")
+                return loop.makeSucceededFuture(reply.adding(headers))
+            }
+            let status: HTTPResponseStatus = object.versions.count > 1 ? .multipleChoices : .ok
+            let render = { HTTPReply.json(status, SiblingDocument(object, context: context)).adding(headers) }
+            // Base64 and JSON of a multi-megabyte document take long enough to hold up every
+            // peer request behind it: those are rendered on the thread pool.
+            guard object.valueBytes > Self.renderOnLoopBytes else { return loop.makeSucceededFuture(render()) }
+            return pool.runIfActive(eventLoop: loop, render)
         }
     }
+
+    /// The largest sibling document (by value bytes) encoded on the event loop itself.
+    static let renderOnLoopBytes = 64 << 10
 
     private func handleWrite(key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders)
         throws(APIError) -> EventLoopFuture<HTTPReply>

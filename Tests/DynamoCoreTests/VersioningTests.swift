@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import DynamoCore
@@ -275,6 +276,28 @@ struct History {
         #expect(Base64.encode([0xfb, 0xff]) == "+/8=")
         #expect(Base64.decode("+/8=") == [0xfb, 0xff])
         #expect(Base64URL.encode([0xfb, 0xff]) == "-_8")
+    }
+
+    /// Both forms agree with Foundation's encoder at every length's remainder, decode back,
+    /// and refuse what is not theirs (the other alphabet, a stray byte, an impossible length).
+    @Test func base64AgreesWithFoundationAndRefusesForeignText() {
+        var rng = SeededRandom(seed: 9)
+        for count in Array(0..<40) + [1 << 16, (1 << 16) + 1, (1 << 16) + 2] {
+            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let standard = Data(bytes).base64EncodedString()
+            #expect(Base64.encode(bytes) == standard)
+            #expect(Base64.decode(standard) == bytes)
+            var url = String(standard.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+            while url.hasSuffix("=") { url.removeLast() }
+            #expect(Base64URL.encode(bytes) == url)
+            #expect(Base64URL.decode(url) == bytes)
+        }
+        #expect(Base64.decode("-_8=") == nil)
+        #expect(Base64URL.decode("+/8") == nil)
+        #expect(Base64.decode("Zm9v\n") == nil)
+        #expect(Base64.decode("Zm9vY") == nil)
+        #expect(Base64.decode("Zm8===") == nil)
+        #expect(Base64.decode("") == [])
     }
 
     @Test func percentEncodingRoundTripsEveryByte() {
