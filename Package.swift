@@ -36,7 +36,10 @@ let package = Package(
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses", providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CReadline", path: "Sources/CReadline", providers: [.apt(["libreadline-dev"])]),
 
-        // The pure core: ring, clocks, objects and protocol state machines. No I/O.
+        // The HTTP API's documents, percent-encoding and base64: what a client needs to talk
+        // to a node, and nothing of the engine.
+        .target(name: "DynamoAPI", swiftSettings: optimizedSettings),
+        // The pure core: ring, clocks, objects and protocol state machines. No I/O, no HTTP.
         .target(
             name: "DynamoCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimizedSettings),
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "DynamoNode",
             dependencies: [
-                "DynamoCore", "DynamoWire", "DynamoStorage",
+                "DynamoAPI", "DynamoCore", "DynamoWire", "DynamoStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "DynamoClient",
             dependencies: [
-                "DynamoCore",
+                "DynamoAPI",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,14 +87,14 @@ let package = Package(
         // Starts and stops real node processes on loopback (CLI, benchmark, integration tests).
         .target(
             name: "DynamoLauncher",
-            dependencies: ["DynamoClient", "DynamoCore"],
+            dependencies: ["DynamoAPI", "DynamoClient", "DynamoCore"],
             swiftSettings: swiftSettings
         ),
         // The console: REPL commands and session, the dashboard's model and its pure drawing.
         .target(
             name: "DynamoConsole",
             dependencies: [
-                "DynamoClient", "DynamoCore", "DynamoLauncher",
+                "DynamoAPI", "DynamoClient", "DynamoCore", "DynamoLauncher",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -117,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "dynamo",
             dependencies: [
-                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoTerminal",
+                "DynamoAPI", "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -136,8 +139,14 @@ let package = Package(
             swiftSettings: optimizedSettings
         ),
         .testTarget(name: "DynamoCoreTests", dependencies: ["DynamoCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "DynamoAPITests", dependencies: ["DynamoAPI"], swiftSettings: swiftSettings),
+        // The node's pure pieces: the documents it builds from the core's values, its event log.
         .testTarget(
-            name: "DynamoConsoleTests", dependencies: ["DynamoConsole", "DynamoClient"], swiftSettings: swiftSettings),
+            name: "DynamoNodeTests", dependencies: ["DynamoNode", "DynamoAPI", "DynamoCore"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DynamoConsoleTests", dependencies: ["DynamoConsole", "DynamoClient", "DynamoNode", "DynamoAPI"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "DynamoSimulationTests",
             dependencies: ["DynamoSimulator", "DynamoCore"],
@@ -174,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "DynamoFuzzTests",
             dependencies: [
-                "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode", "DynamoFuzzing",
+                "DynamoAPI", "DynamoCore", "DynamoWire", "DynamoStorage", "DynamoNode", "DynamoFuzzing",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -189,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "DynamoIntegrationTests",
             dependencies: [
-                "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoStorage", "DynamoWire",
+                "DynamoAPI", "DynamoClient", "DynamoCore", "DynamoLauncher", "DynamoConsole", "DynamoStorage", "DynamoWire",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -1,4 +1,4 @@
-public import DynamoCore
+public import DynamoAPI
 import Foundation
 public import NIOCore
 public import NIOHTTP1

@@ -1,4 +1,4 @@
-import DynamoCore
+public import DynamoAPI
 import Foundation
 import NIOConcurrencyHelpers
 import NIOSSL

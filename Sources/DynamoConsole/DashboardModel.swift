@@ -1,3 +1,4 @@
+public import DynamoAPI
 import DynamoClient
 public import DynamoCore
 import Foundation

@@ -1,3 +1,4 @@
+public import DynamoAPI
 public import DynamoClient
 import DynamoCore
 import Foundation

@@ -1,3 +1,4 @@
+public import DynamoAPI
 import DynamoCore
 import DynamoStorage
 import DynamoWire

@@ -1,3 +1,4 @@
+import DynamoAPI
 import DynamoCore
 import Foundation
 import NIOCore
@@ -164,13 +165,19 @@ extension NodeRuntime {
     var contextSealer: ClusterKey { config.clusterKey ?? .development }
 
     private func sealedContext(_ clock: CausalHistory, key: [UInt8]) -> String {
-        CausalContext(clock).sealed(forKey: key, with: contextSealer)
+        ContextHeader.encode(CausalContext(clock).sealed(forKey: key, with: contextSealer))
     }
 
     private func parseContext(_ headers: HTTPHeaders, key: [UInt8]) throws(APIError) -> CausalHistory? {
         guard let text = headers.first(name: "X-Dynamo-Context"), !text.isEmpty else { return nil }
+        let sealed: [UInt8]
         do {
-            return try CausalContext(opening: text, forKey: key, with: contextSealer).clock
+            sealed = try ContextHeader.decode(text)
+        } catch {
+            throw .badRequest("bad X-Dynamo-Context: \(error.reason)")
+        }
+        do {
+            return try CausalContext(opening: sealed, forKey: key, with: contextSealer).clock
         } catch {
             throw .badRequest("bad X-Dynamo-Context: \(error.reason)")
         }

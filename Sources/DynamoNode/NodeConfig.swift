@@ -1,3 +1,4 @@
+public import DynamoAPI
 public import DynamoCore
 import Foundation
 
@@ -16,6 +17,9 @@ public struct NodeConfig: Sendable {
     public var gossipIntervalMs: UInt64
     public var hintIntervalMs: UInt64
     public var antiEntropyIntervalMs: UInt64
+    /// A node looks for old tombstones to reap once per anti-entropy interval (no flag of
+    /// its own: reaping needs the replicas in sync, which anti-entropy is checking anyway).
+    public var tombstoneSweepIntervalMs: UInt64 { antiEntropyIntervalMs }
     public var maxKeyBytes: Int
     public var maxValueBytes: Int
     /// What one key may hold (`--max-siblings`, `--max-object-bytes` and their warnings).
@@ -88,13 +92,4 @@ public struct NodeConfig: Sendable {
 
     /// Whether the node binds only loopback addresses (so only this machine can reach it).
     public var listensOnLoopbackOnly: Bool { HostAddress.isLoopback(listenHost) }
-}
-
-/// Which replica writes are fsynced before they are acknowledged.
-///
-/// Every write goes through RocksDB's write-ahead log, so all of them survive `kill -9`;
-/// this only decides which also survive a power loss. The default follows the paper's
-/// durable-write optimisation: the coordinator's own replica is synced, the others are not.
-public enum Durability: String, Sendable, CaseIterable {
-    case all, coordinator, none
 }

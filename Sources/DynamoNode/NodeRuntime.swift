@@ -27,10 +27,12 @@ final class NodeRuntime: @unchecked Sendable {
     private(set) var machine: NodeMachine
     var links: [String: PeerLink] = [:]
     /// Outgoing request id -> the link it was written on (to fail it if the link drops).
-    private var requestLinks: [UInt64: PeerLink] = [:]
-    /// Inbound request handle -> where to send the answer.
-    private var inbound: [UInt64: (channel: any Channel, requestID: UInt64)] = [:]
-    private var clients: [UInt64: EventLoopPromise<ClientReply>] = [:]
+    private var requestLinks: [PeerRequestID: PeerLink] = [:]
+    /// Inbound request handle -> where to send the answer (and the id the peer gave it).
+    private var inbound: [PeerHandle: (channel: any Channel, requestID: UInt64)] = [:]
+    /// Client requests waiting for the machine's answer.
+    private var reads: [ClientRequestID: EventLoopPromise<GetCoordinator.Outcome>] = [:]
+    private var writes: [ClientRequestID: EventLoopPromise<WriteResult>] = [:]
     private var nextHandle: UInt64 = 1
     /// Recent events and client request statistics, for `/admin/events` and the status.
     var events = EventLog()
@@ -63,10 +65,9 @@ final class NodeRuntime: @unchecked Sendable {
             name: config.name, peerAddress: config.peerAddress, httpAddress: config.httpAddress,
             tokens: identity.tokens, generation: identity.generation, seeds: config.seeds, quorum: config.quorum,
             clocks: config.clocks, gossipIntervalMs: config.gossipIntervalMs, hintIntervalMs: config.hintIntervalMs,
-            tombstoneSweepIntervalMs: config.antiEntropyIntervalMs, syncCoordinatorWrites: config.durability != .none,
-            syncReplicaWrites: config.durability == .all,
+            tombstoneSweepIntervalMs: config.tombstoneSweepIntervalMs, durability: config.durability,
             freshIdentity: identity.isFresh, antiEntropyIntervalMs: config.antiEntropyIntervalMs,
-            hintedHandoff: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor,
+            sloppyQuorum: config.sloppyQuorum, clusterKey: config.clusterKey, dotFloor: identity.dotFloor,
             objectLimits: config.objectLimits, awaitPeers: storeLoss != nil && identity.isFresh && config.seeds.isEmpty)
         self.machine = NodeMachine(settings: settings, seed: UInt64.random(in: .min ... .max))
         self.left = loop.makePromise(of: Void.self)
@@ -113,7 +114,7 @@ final class NodeRuntime: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let requestID, let address, let request):
-                if let problem = PeerCodec.tooLarge(.request(id: requestID, request)) {
+                if let problem = PeerCodec.tooLarge(.request(id: requestID.value, request)) {
                     logger.warning("not sending a request to \(address): \(problem)")
                     loop.execute { self.handle(.peerResponse(requestID: requestID, .error(problem))) }
                     continue
@@ -121,7 +122,7 @@ final class NodeRuntime: @unchecked Sendable {
                 let link = links[address] ?? openLink(to: address)
                 link.inflight.insert(requestID)
                 requestLinks[requestID] = link
-                link.send(.request(id: requestID, request))
+                link.send(.request(id: requestID.value, request))
             case .respond(let handle, let response):
                 guard let target = inbound.removeValue(forKey: handle) else { continue }
                 var message = PeerMessage.response(id: target.requestID, response)
@@ -141,22 +142,20 @@ final class NodeRuntime: @unchecked Sendable {
             case .storage(let token, let op):
                 let store = self.store
                 let policy = config.clocks
-                pool.runIfActive(eventLoop: loop) { store.execute(op, policy: policy) }.whenComplete { result in
-                    // Own data that changed updates the Merkle trees first.
-                    let updates = store.takeTreeUpdates()
-                    if !updates.isEmpty { self.handle(.treeUpdates(updates)) }
+                pool.runIfActive(eventLoop: loop) { store.perform(op, policy: policy) }.whenComplete { result in
                     switch result {
-                    case .success(.failed(let reason)):
-                        self.storageFailed(reason)
-                        self.handle(.storageResult(token: token, .failed(reason)))
-                    case .success(let value): self.handle(.storageResult(token: token, value))
+                    case .success(let done):
+                        if case .failed(let reason) = done.result { self.storageFailed(reason) }
+                        self.handle(.storageResult(token: token, done.result, treeUpdates: done.treeUpdates))
                     case .failure(let error):
                         self.storageFailed("\(error)")
-                        self.handle(.storageResult(token: token, .failed("\(error)")))
+                        self.handle(.storageResult(token: token, .failed("\(error)"), treeUpdates: store.takeTreeUpdates()))
                     }
                 }
-            case .reply(let client, let reply):
-                clients.removeValue(forKey: client)?.succeed(reply)
+            case .readReply(let client, let outcome):
+                reads.removeValue(forKey: client)?.succeed(outcome)
+            case .writeReply(let client, let result):
+                writes.removeValue(forKey: client)?.succeed(result)
             case .event(let event):
                 logger.info("\(event.text(node: name))")
                 events.append(event, on: name, wallMs: now.wallMs)
@@ -250,7 +249,7 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     /// A response arrived on a link (nil: the request failed with the link).
-    func complete(requestID id: UInt64, with response: PeerResponse?) {
+    func complete(requestID id: PeerRequestID, with response: PeerResponse?) {
         loop.preconditionInEventLoop()
         guard let link = requestLinks.removeValue(forKey: id) else { return }
         link.inflight.remove(id)
@@ -259,7 +258,7 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// A request from peer `from` arrived on `channel`.
     func received(_ request: PeerRequest, id requestID: UInt64, from peer: NodeName, on channel: any Channel) {
-        let handle = nextHandle
+        let handle = PeerHandle(nextHandle)
         nextHandle += 1
         inbound[handle] = (channel, requestID)
         self.handle(.peerRequest(handle: handle, from: peer, request))
@@ -267,11 +266,16 @@ final class NodeRuntime: @unchecked Sendable {
 
     // MARK: Client requests
 
-    private func clientRequest(isRead: Bool, _ make: (UInt64) -> NodeMachine.Input) -> EventLoopFuture<ClientReply> {
-        let id = nextHandle
+    /// Hands a client request to the machine; `waiting` holds its promise until the machine
+    /// answers (with the reply type of that kind of request).
+    private func clientRequest<Reply>(
+        isRead: Bool, _ waiting: ReferenceWritableKeyPath<NodeRuntime, [ClientRequestID: EventLoopPromise<Reply>]>,
+        _ make: (ClientRequestID) -> NodeMachine.Input
+    ) -> EventLoopFuture<Reply> {
+        let id = ClientRequestID(nextHandle)
         nextHandle += 1
-        let promise = loop.makePromise(of: ClientReply.self)
-        clients[id] = promise
+        let promise = loop.makePromise(of: Reply.self)
+        self[keyPath: waiting][id] = promise
         let started = NIODeadline.now()
         handle(make(id))
         return promise.futureResult.map { reply in
@@ -282,21 +286,11 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     func clientRead(key: [UInt8], r: Int?) -> EventLoopFuture<GetCoordinator.Outcome> {
-        clientRequest(isRead: true) { .clientGet(id: $0, key: key, r: r) }.flatMapThrowing { reply in
-            guard case .read(let outcome) = reply else { throw NodeStartError("internal: a read got a write reply") }
-            return outcome
-        }
+        clientRequest(isRead: true, \.reads) { .clientGet(id: $0, key: key, r: r) }
     }
 
     func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
-        clientRequest(isRead: false) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }
-            .flatMapThrowing {
-                reply in
-                guard case .write(let result) = reply else {
-                    throw NodeStartError("internal: a write got a read reply")
-                }
-                return result
-            }
+        clientRequest(isRead: false, \.writes) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }
     }
 
     /// Replaces the injected faults; links to newly cut peers close now, so nothing already

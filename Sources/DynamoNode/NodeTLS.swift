@@ -1,3 +1,4 @@
+import DynamoAPI
 import DynamoCore
 import NIOCore
 import NIOSSL

@@ -1,3 +1,4 @@
+import DynamoAPI
 import DynamoCore
 import DynamoWire
 import Logging
@@ -177,7 +178,7 @@ final class PeerClientHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        runtime.complete(requestID: id, with: response)
+        runtime.complete(requestID: PeerRequestID(id), with: response)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -217,7 +218,7 @@ final class PeerLink: @unchecked Sendable {  // only touched on the node's event
     let address: String
     var state: State = .connecting(queued: [])
     /// Requests written on this link and not yet answered: failed if the link drops.
-    var inflight: Set<UInt64> = []
+    var inflight: Set<PeerRequestID> = []
     var peerName: NodeName?
     /// The TCP (or TLS) connection, once open, while the handshake runs.
     var channel: (any Channel)?

@@ -18,21 +18,16 @@ public final class ReplicaStore: Sendable {
     /// Mutation sequence and the tree updates not yet taken by the node.
     private let treeUpdates = NIOLockedValueBox<(seq: UInt64, pending: [TreeUpdate])>((0, []))
 
-    static let metaPrefix: UInt8 = 0x00
-    static let dataPrefix: UInt8 = 0x01
-    static let hintPrefix: UInt8 = 0x02
-    static let departurePrefix: UInt8 = 0x03
-
     public init(engine: any StorageEngine) throws(StorageError) {
         self.engine = engine
         self.stripes = (0..<64).map { _ in NIOLock() }
         self.keyCounter = NIOLockedValueBox(0)
         self.hintCounter = NIOLockedValueBox([:])
         var count = 0
-        try Self.forEach(in: engine, prefix: Self.dataPrefix) { _, _ in count += 1 }
+        try Self.forEach(in: engine, prefix: StorageKey.data) { _, _ in count += 1 }
         var hints: [NodeName: Int] = [:]
-        try Self.forEach(in: engine, prefix: Self.hintPrefix) { key, _ in
-            if let parsed = Self.parseHintKey(key) { hints[parsed.target, default: 0] += 1 }
+        try Self.forEach(in: engine, prefix: StorageKey.hint) { key, _ in
+            if let parsed = StorageKey.parseHint(key) { hints[parsed.target, default: 0] += 1 }
         }
         keyCounter.withLockedValue { $0 = count }
         hintCounter.withLockedValue { $0 = hints }
@@ -79,21 +74,17 @@ public final class ReplicaStore: Sendable {
     ) {
         let seq = treeUpdates.withLockedValue { $0.seq }
         // Storage keys sort by position: scan [start, end + 1) (or wrap), filter exactly below.
-        let low = [Self.dataPrefix] + start.bytes
-        let high =
-            end.value == .max ? [Self.dataPrefix + 1] : [Self.dataPrefix] + RingPosition(end.value + 1).bytes
-        let spans: [([UInt8], [UInt8])] =
-            start < end ? [(low, high)] : [(low, [Self.dataPrefix + 1]), ([Self.dataPrefix], high)]
+        let spans = StorageKey.dataSpans(start: start, end: end)
         var result: [KeyHash] = []
         for (from, to) in spans {
             var cursor = from
             while true {
                 let batch = try engine.scan(from: cursor, to: to, limit: 1024)
                 for entry in batch {
-                    let position = RingPosition(bytes: entry.key[1..<17])
+                    let position = StorageKey.position(entry.key)
                     guard start < end ? (position > start && position <= end) : (position > start || position <= end)
                     else { continue }
-                    let key = Array(entry.key[17...])
+                    let key = StorageKey.dataKey(entry.key)
                     result.append(
                         KeyHash(
                             key: key, hash: MerkleTree.hash(key: key, object: try Self.decode(entry.value, key: key))))
@@ -108,17 +99,13 @@ public final class ReplicaStore: Sendable {
     /// Keys held in this store (values and tombstones).
     public var keyCount: Int { keyCounter.withLockedValue { $0 } }
 
-    static func storageKey(for key: [UInt8]) -> [UInt8] {
-        [dataPrefix] + RingPosition.of(key: key).bytes + key
-    }
-
     private func stripe(for storageKey: [UInt8]) -> NIOLock {
         // Bytes 1...2 are the start of the key's MD5: uniformly spread.
         stripes[Int(storageKey[1] ^ storageKey[2]) % stripes.count]
     }
 
     public func object(for key: [UInt8]) throws(StorageError) -> VersionedObject? {
-        guard let bytes = try engine.get(Self.storageKey(for: key)) else { return nil }
+        guard let bytes = try engine.get(StorageKey.data(key)) else { return nil }
         return try Self.decode(bytes, key: key)
     }
 
@@ -131,7 +118,7 @@ public final class ReplicaStore: Sendable {
     public func update(
         _ key: [UInt8], sync: Bool, _ transform: (VersionedObject?) -> VersionedObject
     ) throws(StorageError) -> VersionedObject {
-        let storageKey = Self.storageKey(for: key)
+        let storageKey = StorageKey.data(key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
@@ -174,10 +161,10 @@ public final class ReplicaStore: Sendable {
     /// A write that would take the key past `limits` is refused before anything is stored
     /// (a `StorageError` with a `refusal`), so it is never acknowledged.
     public func coordinateWrite(
-        _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, policy: ClockPolicy,
+        _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64, policy: ClockPolicy,
         sync: Bool, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
     ) throws(StorageError) -> (version: Version, size: ObjectSize) {
-        let storageKey = Self.storageKey(for: key)
+        let storageKey = StorageKey.data(key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
@@ -210,10 +197,6 @@ public final class ReplicaStore: Sendable {
 
     // MARK: Departure marks
 
-    static func departureKey(for key: [UInt8]) -> [UInt8] {
-        [departurePrefix] + RingPosition.of(key: key).bytes + key
-    }
-
     /// The highest counter per actor among versions of `key` that left this node (hints
     /// delivered, data handed off, tombstones reaped).
     ///
@@ -222,7 +205,7 @@ public final class ReplicaStore: Sendable {
     /// dot that still lives elsewhere (a client's context covering the old one would then
     /// silently supersede the new one). New dots start above this mark.
     public func departureMark(for key: [UInt8]) throws(StorageError) -> CausalHistory? {
-        guard let bytes = try engine.get(Self.departureKey(for: key)) else { return nil }
+        guard let bytes = try engine.get(StorageKey.departure(key)) else { return nil }
         var reader = ByteReader(bytes)
         do {
             return try CausalHistory.decode(from: &reader)
@@ -252,7 +235,7 @@ public final class ReplicaStore: Sendable {
         if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten, sync: sync) }
     }
 
-    private func recordDeparture(of key: [UInt8], counters: [Actor: UInt64], sync: Bool = true) throws(StorageError)
+    private func recordDeparture(of key: [UInt8], counters: [ActorName: UInt64], sync: Bool = true) throws(StorageError)
     {
         var mark = try departureMark(for: key) ?? .empty
         for (actor, counter) in counters where counter > mark.maxCounter(of: actor) {
@@ -262,14 +245,14 @@ public final class ReplicaStore: Sendable {
         let compact = CausalHistory(dots: mark.summary.map { Dot(actor: $0.key, counter: $0.value) })
         var writer = ByteWriter()
         compact.encode(into: &writer)
-        try engine.put(Self.departureKey(for: key), writer.bytes, sync: sync)
+        try engine.put(StorageKey.departure(key), writer.bytes, sync: sync)
     }
 
     /// This node's own keys in ring order, starting after `after` (or at the beginning).
     public func scanOwn(after: [UInt8]?, limit: Int) throws(StorageError) -> [KeyedObject] {
-        let start = after.map { Self.storageKey(for: $0) + [0] } ?? [Self.dataPrefix]
-        return try engine.scan(from: start, to: [Self.dataPrefix + 1], limit: limit).map { entry throws(StorageError) in
-            let key = Array(entry.key[17...])
+        let start = after.map { StorageKey.data($0) + [0] } ?? [StorageKey.data]
+        return try engine.scan(from: start, to: [StorageKey.data + 1], limit: limit).map { entry throws(StorageError) in
+            let key = StorageKey.dataKey(entry.key)
             return KeyedObject(key: key, object: try Self.decode(entry.value, key: key))
         }
     }
@@ -277,7 +260,7 @@ public final class ReplicaStore: Sendable {
     /// Deletes the key if it still holds exactly `object` (a reaped tombstone, or data
     /// handed off to its home nodes); false if it changed meanwhile.
     public func forget(_ key: [UInt8], ifStill object: VersionedObject) throws(StorageError) -> Bool {
-        let storageKey = Self.storageKey(for: key)
+        let storageKey = StorageKey.data(key)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
@@ -293,9 +276,9 @@ public final class ReplicaStore: Sendable {
     public func tombstones(before: UInt64, limit: Int) throws(StorageError) -> [[UInt8]] {
         var found: [[UInt8]] = []
         do {
-            try Self.forEach(in: engine, prefix: Self.dataPrefix) { storageKey, bytes in
+            try Self.forEach(in: engine, prefix: StorageKey.data) { storageKey, bytes in
                 guard found.count < limit else { return }
-                let key = Array(storageKey[17...])
+                let key = StorageKey.dataKey(storageKey)
                 let object = try Self.decode(bytes, key: key)
                 if object.isDeleted, object.versions.allSatisfy({ $0.timestamp < before }) { found.append(key) }
             }
@@ -310,32 +293,11 @@ public final class ReplicaStore: Sendable {
     /// Hinted replicas held here, per intended node.
     public var hintCounts: [NodeName: Int] { hintCounter.withLockedValue { $0 } }
 
-    /// The key's length is stored in two bytes: longer keys are refused (peers and clients
-    /// never send them: `KeyLimits.absoluteMaxKeyBytes`).
-    static func hintKeyPrefix(for key: [UInt8]) throws(StorageError) -> [UInt8] {
-        guard let length = UInt16(exactly: key.count) else {
-            throw StorageError("a key of \(key.count) bytes cannot be kept as a hint (limit 65535)")
-        }
-        return [hintPrefix] + RingPosition.of(key: key).bytes + [UInt8(length >> 8), UInt8(length & 0xff)] + key
-    }
-
-    static func hintKey(for key: [UInt8], target: NodeName) throws(StorageError) -> [UInt8] {
-        try hintKeyPrefix(for: key) + Array(target.utf8)
-    }
-
-    static func parseHintKey(_ storageKey: [UInt8]) -> (key: [UInt8], target: NodeName)? {
-        guard storageKey.count >= 19, storageKey[0] == hintPrefix else { return nil }
-        let length = Int(storageKey[17]) << 8 | Int(storageKey[18])
-        guard storageKey.count > 19 + length else { return nil }
-        let key = Array(storageKey[19..<(19 + length)])
-        return (key, String(decoding: storageKey[(19 + length)...], as: UTF8.self))
-    }
-
     /// Keeps versions of `key` on behalf of `target`, which could not take them.
     public func storeHint(target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool)
         throws(StorageError)
     {
-        let lock = stripe(for: Self.storageKey(for: key))
+        let lock = stripe(for: StorageKey.data(key))
         lock.lock()
         defer { lock.unlock() }
         try storeHintLocked(target: target, key: key, incoming, policy: policy, sync: sync)
@@ -344,7 +306,7 @@ public final class ReplicaStore: Sendable {
     private func storeHintLocked(
         target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool
     ) throws(StorageError) {
-        let storageKey = try Self.hintKey(for: key, target: target)
+        let storageKey = try StorageKey.hint(for: key, target: target)
         let stored = try engine.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
@@ -363,7 +325,7 @@ public final class ReplicaStore: Sendable {
     /// version with a pruned clock supersede the one that showed a counter. Call with the
     /// key's stripe lock held.
     private func highestCounter(
-        of actor: Actor, for key: [UInt8], own: VersionedObject?, hints: [VersionedObject]
+        of actor: ActorName, for key: [UInt8], own: VersionedObject?, hints: [VersionedObject]
     ) throws(StorageError) -> UInt64 {
         let fromHints = hints.map { $0.maxCounter(of: actor) }.max() ?? 0
         return max(own?.maxCounter(of: actor) ?? 0, try departureMark(for: key)?.maxCounter(of: actor) ?? 0, fromHints)
@@ -371,11 +333,11 @@ public final class ReplicaStore: Sendable {
 
     /// Each hint held here for `key`, one per target, decoded.
     private func hints(for key: [UInt8]) throws(StorageError) -> [VersionedObject] {
-        let prefix = try Self.hintKeyPrefix(for: key)
+        let prefix = try StorageKey.hintPrefix(for: key)
         var result: [VersionedObject] = []
         // Targets are UTF-8 names, which never contain the byte 0xff.
         for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
-            guard let parsed = Self.parseHintKey(entry.key), parsed.key == key else { continue }
+            guard let parsed = StorageKey.parseHint(entry.key), parsed.key == key else { continue }
             result.append(try Self.decode(entry.value, key: key))
         }
         return result
@@ -393,11 +355,11 @@ public final class ReplicaStore: Sendable {
     /// Up to `limit` hints for targets `include` accepts, in storage order.
     public func pendingHints(limit: Int, include: (NodeName) -> Bool) throws(StorageError) -> [Hint] {
         var result: [Hint] = []
-        var start: [UInt8] = [Self.hintPrefix]
+        var start: [UInt8] = [StorageKey.hint]
         while result.count < limit {
-            let batch = try engine.scan(from: start, to: [Self.hintPrefix + 1], limit: 256)
+            let batch = try engine.scan(from: start, to: [StorageKey.hint + 1], limit: 256)
             for entry in batch {
-                guard let parsed = Self.parseHintKey(entry.key), include(parsed.target) else { continue }
+                guard let parsed = StorageKey.parseHint(entry.key), include(parsed.target) else { continue }
                 result.append(
                     Hint(target: parsed.target, key: parsed.key, object: try Self.decode(entry.value, key: parsed.key)))
                 if result.count == limit { break }
@@ -412,7 +374,7 @@ public final class ReplicaStore: Sendable {
     /// next round, so versions that arrived meanwhile are delivered too).
     @discardableResult
     public func removeHint(_ hint: Hint) throws(StorageError) -> Bool {
-        let storageKey = try Self.hintKey(for: hint.key, target: hint.target)
+        let storageKey = try StorageKey.hint(for: hint.key, target: hint.target)
         let lock = stripe(for: storageKey)
         lock.lock()
         defer { lock.unlock() }
@@ -433,10 +395,10 @@ public final class ReplicaStore: Sendable {
     /// for the key, kept as a hint for `target`, and returned (to be replicated) with the
     /// size of everything held here for the key. The limits are checked on that whole.
     public func coordinateHintedWrite(
-        _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64,
+        _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64,
         policy: ClockPolicy, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
     ) throws(StorageError) -> (version: Version, size: ObjectSize) {
-        let lock = stripe(for: Self.storageKey(for: key))
+        let lock = stripe(for: StorageKey.data(key))
         lock.lock()
         defer { lock.unlock() }
         let own = try object(for: key)
@@ -454,7 +416,7 @@ public final class ReplicaStore: Sendable {
 
     /// `VersionedObject.writing`, its refusal as a storage error (the write is not stored).
     private static func write(
-        _ value: [UInt8]?, on base: VersionedObject, context: CausalHistory?, actor: Actor, now: UInt64,
+        _ value: [UInt8]?, on base: VersionedObject, context: CausalHistory?, actor: ActorName, now: UInt64,
         policy: ClockPolicy, counterFloor: UInt64
     ) throws(StorageError) -> (object: VersionedObject, version: Version) {
         do {
@@ -463,6 +425,13 @@ public final class ReplicaStore: Sendable {
         } catch {
             throw StorageError(error.description)
         }
+    }
+
+    /// Executes one storage operation of the node state machine (blocking), with the tree
+    /// updates pending after it: what a shell hands back to the node.
+    public func perform(_ op: StorageOp, policy: ClockPolicy) -> StorageCompletion {
+        let result = execute(op, policy: policy)
+        return StorageCompletion(result, treeUpdates: takeTreeUpdates())
     }
 
     /// Executes one storage operation of the node state machine (blocking).
@@ -514,11 +483,11 @@ public final class ReplicaStore: Sendable {
 
     /// Node metadata (identity, tokens), stored beside the data.
     public func metadata(_ name: String) throws(StorageError) -> [UInt8]? {
-        try engine.get([Self.metaPrefix] + Array(name.utf8))
+        try engine.get(StorageKey.meta(name))
     }
 
     public func setMetadata(_ name: String, _ value: [UInt8]) throws(StorageError) {
-        try engine.put([Self.metaPrefix] + Array(name.utf8), value, sync: true)
+        try engine.put(StorageKey.meta(name), value, sync: true)
     }
 
     private static func decode(_ bytes: [UInt8], key: [UInt8]) throws(StorageError) -> VersionedObject {

@@ -3,7 +3,7 @@ public import NIOCore
 
 /// Binary encoding of `PeerMessage` payloads (the bytes inside one frame).
 ///
-/// Unknown type bytes, truncation and trailing garbage are `DecodingError`s; the channel
+/// Unknown type bytes, truncation and trailing garbage are `ByteDecodingError`s; the channel
 /// that sent them is closed and nothing else is affected.
 public enum PeerCodec {
     enum Tag: UInt8 {
@@ -61,12 +61,12 @@ public enum PeerCodec {
         return w.bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> PeerMessage {
+    public static func decode(_ bytes: [UInt8]) throws(ByteDecodingError) -> PeerMessage {
         var r = ByteReader(bytes)
         let message: PeerMessage
         switch try tag(&r) {
         case .hello:
-            guard try r.readRaw(4) == Hello.magic else { throw DecodingError("bad magic: not a dynamo peer") }
+            guard try r.readRaw(4) == Hello.magic else { throw ByteDecodingError("bad magic: not a dynamo peer") }
             let version = UInt16(try r.readByte()) << 8 | UInt16(try r.readByte())
             let name = try r.readString(max: 255)
             // Versions before 3 end here; `PeerHandshake` refuses them by number.
@@ -82,16 +82,16 @@ public enum PeerCodec {
             let id = try r.readVarint()
             message = .response(id: id, try decodeResponse(&r))
         default:
-            throw DecodingError("unexpected message type")
+            throw ByteDecodingError("unexpected message type")
         }
         try r.expectEnd()
         return message
     }
 
-    private static func tag(_ r: inout ByteReader) throws(DecodingError) -> Tag {
+    private static func tag(_ r: inout ByteReader) throws(ByteDecodingError) -> Tag {
         let byte = try r.readByte()
         guard let tag = Tag(rawValue: byte) else {
-            throw DecodingError("unknown message type 0x\(String(byte, radix: 16))")
+            throw ByteDecodingError("unknown message type 0x\(String(byte, radix: 16))")
         }
         return tag
     }
@@ -140,7 +140,7 @@ public enum PeerCodec {
         }
     }
 
-    private static func decodeRequest(_ r: inout ByteReader) throws(DecodingError) -> PeerRequest {
+    private static func decodeRequest(_ r: inout ByteReader) throws(ByteDecodingError) -> PeerRequest {
         switch try tag(&r) {
         case .replicaGet:
             return .replica(.get(key: try r.readBytes(max: maxKey)))
@@ -156,7 +156,7 @@ public enum PeerCodec {
             return .gossip(try decodeMembers(&r))
         case .pull:
             let members = try decodeMembers(&r)
-            guard members.count == 1 else { throw DecodingError("pull names one requester") }
+            guard members.count == 1 else { throw ByteDecodingError("pull names one requester") }
             let after: [UInt8]? = try r.readBool() ? r.readBytes(max: maxKey) : nil
             return .pull(requester: members[0], after: after)
         case .treeChildren:
@@ -165,10 +165,10 @@ public enum PeerCodec {
             var nodes: [MerkleNodeID] = []
             for _ in 0..<count {
                 let level = Int(try r.readByte())
-                guard level < MerkleTree.depth else { throw DecodingError("tree level out of range") }
+                guard level < MerkleTree.depth else { throw ByteDecodingError("tree level out of range") }
                 let id = try r.readVarint()
                 guard id < UInt64(1) << (MerkleTree.bitsPerLevel * level) else {
-                    throw DecodingError("tree node id out of range")
+                    throw ByteDecodingError("tree node id out of range")
                 }
                 nodes.append(MerkleNodeID(level: level, id: UInt32(id)))
             }
@@ -180,7 +180,7 @@ public enum PeerCodec {
             for _ in 0..<count {
                 let segment = try r.readVarint()
                 guard segment < UInt64(1) << (MerkleTree.bitsPerLevel * MerkleTree.depth) else {
-                    throw DecodingError("tree segment out of range")
+                    throw ByteDecodingError("tree segment out of range")
                 }
                 segments.append(UInt32(segment))
             }
@@ -192,7 +192,7 @@ public enum PeerCodec {
             let w = try r.readInt(max: 1024)
             return .coordinatePut(ForwardedPut(key: key, value: value, context: context, w: w == 0 ? nil : w))
         default:
-            throw DecodingError("unknown request type")
+            throw ByteDecodingError("unknown request type")
         }
     }
 
@@ -256,7 +256,7 @@ public enum PeerCodec {
         }
     }
 
-    private static func decodeResponse(_ r: inout ByteReader) throws(DecodingError) -> PeerResponse {
+    private static func decodeResponse(_ r: inout ByteReader) throws(ByteDecodingError) -> PeerResponse {
         switch try tag(&r) {
         case .replyObject:
             return .replica(.object(try r.readBool() ? VersionedObject.decode(from: &r) : nil))
@@ -316,7 +316,7 @@ public enum PeerCodec {
             let next: [UInt8]? = try r.readBool() ? r.readBytes(max: maxKey) : nil
             return .transfer(entries: entries, next: next)
         default:
-            throw DecodingError("unknown response type")
+            throw ByteDecodingError("unknown response type")
         }
     }
 
@@ -325,7 +325,7 @@ public enum PeerCodec {
         w.write(raw: range.end.bytes)
     }
 
-    private static func decodeRange(_ r: inout ByteReader) throws(DecodingError) -> KeyRange {
+    private static func decodeRange(_ r: inout ByteReader) throws(ByteDecodingError) -> KeyRange {
         KeyRange(start: RingPosition(bytes: try r.readRaw(16)), end: RingPosition(bytes: try r.readRaw(16)))
     }
 
@@ -355,7 +355,7 @@ public enum PeerCodec {
         }
     }
 
-    private static func decodeMembers(_ r: inout ByteReader) throws(DecodingError) -> [Member] {
+    private static func decodeMembers(_ r: inout ByteReader) throws(ByteDecodingError) -> [Member] {
         let count = try r.readInt(max: maxMembers)
         var members: [Member] = []
         for _ in 0..<count {
@@ -366,12 +366,12 @@ public enum PeerCodec {
             var tokens: [RingPosition] = []
             for _ in 0..<tokenCount { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
             let statusIndex = Int(try r.readByte())
-            guard statusIndex < MemberStatus.allCases.count else { throw DecodingError("bad member status") }
+            guard statusIndex < MemberStatus.allCases.count else { throw ByteDecodingError("bad member status") }
             let status = MemberStatus.allCases[statusIndex]
             let heartbeat = try r.readVarint()
             let generation = try r.readVarint()
             guard heartbeat <= Member.maxVersion, generation <= Member.maxVersion else {
-                throw DecodingError("member heartbeat or generation out of range")
+                throw ByteDecodingError("member heartbeat or generation out of range")
             }
             let settled = try r.readBool()
             let admission = try r.readBytes(max: 64)
@@ -395,9 +395,9 @@ extension PeerCodec {
         }
     }
 
-    static func decodeRefusal(_ r: inout ByteReader) throws(DecodingError) -> ObjectLimitRefusal {
+    static func decodeRefusal(_ r: inout ByteReader) throws(ByteDecodingError) -> ObjectLimitRefusal {
         guard let bound = ObjectLimitRefusal.Bound(rawValue: try r.readByte()) else {
-            throw DecodingError("unknown object limit")
+            throw ByteDecodingError("unknown object limit")
         }
         let key = try r.readBytes(max: maxKey)
         // Sizes are reported, never computed with: any value a peer could hold will do.

@@ -1,3 +1,4 @@
+import DynamoAPI
 import ArgumentParser
 import DynamoCore
 import DynamoNode

@@ -1,4 +1,6 @@
+import DynamoAPI
 import DynamoCore
+import DynamoNode
 import Foundation
 import Testing
 
@@ -206,28 +208,5 @@ import Testing
         }
         #expect(throws: CommandError.self) { try Demo.parse(name: "bad", text: "cluster 3\nfrobnicate") }
         #expect(throws: CommandError.self) { try Demo.parse(name: "bad", text: "wait n1 sideways") }
-    }
-}
-
-@Suite struct ObservabilityTests {
-    @Test func eventLogKeepsTheNewestAndAnswersSince() {
-        var log = EventLog(capacity: 3)
-        for i in 1...5 { log.append(.joined(keys: i), on: "n1", wallMs: UInt64(i)) }
-        #expect(log.entries.map(\.count) == [3, 4, 5])
-        #expect(log.since(4).map(\.seq) == [5])
-        #expect(log.since(0).count == 3)
-        // Past twice the capacity the old ones are dropped; still only the newest show.
-        for i in 6...20 { log.append(.joined(keys: i), on: "n1", wallMs: UInt64(i)) }
-        #expect(log.entries.map(\.count) == [18, 19, 20])
-        #expect(log.since(0).map(\.seq) == [18, 19, 20])
-    }
-
-    @Test func requestStatsQuantiles() {
-        var stats = RequestStats(window: 100)
-        for i in 1...100 { stats.record(isRead: i % 2 == 0, micros: UInt64(i * 1000)) }
-        let document = stats.document
-        #expect(document.gets == 50 && document.writes == 50)
-        #expect(document.p50Ms == 50)
-        #expect(document.p99Ms == 99)
     }
 }

@@ -1,31 +1,7 @@
 import DynamoCore
-import Foundation
 import Testing
 
 @Suite struct NodeEventTests {
-    /// The events API carries each event's facts as fields next to its sentence, and they
-    /// survive JSON (what the console reads).
-    @Test func anEventsDocumentCarriesTheFieldsOfEachEvent() throws {
-        let events: [NodeEvent] = [
-            .marked(peer: "n3", status: .down, why: .phi(9.1)),
-            .hintKept(key: Array("cart:ann".utf8), target: "n3"),
-            .antiEntropy(peer: "n2", range: KeyRange(start: RingPosition(0), end: RingPosition(.max)), differing: 4, repaired: 3),
-            .faults(dropped: ["n2", "n3"]),
-            .storage(degraded: "disk full"),
-        ]
-        let document = EventsDocument(
-            node: "n1", events: events.enumerated().map { .init(seq: UInt64($0 + 1), timeMs: 7, node: "n1", $1) })
-        let back = try JSONDecoder().decode(EventsDocument.self, from: JSONEncoder().encode(document))
-        #expect(back == document)
-        let marked = back.events[0]
-        #expect(marked.kind == "marked" && marked.node == "n1" && marked.peer == "n3" && marked.status == "down")
-        #expect(marked.detail == "phi 9.1" && marked.text == "n1 marks n3 down (phi 9.1)")
-        #expect(back.events[1].key == "cart:ann" && back.events[1].peer == "n3" && back.events[1].kind == "hint-kept")
-        #expect(back.events[2].count == 3 && back.events[2].peer == "n2")
-        #expect(back.events[3].peers == ["n2", "n3"] && back.events[3].count == 2)
-        #expect(back.events[4].detail == "disk full" && back.events[4].text == "n1 storage degraded (disk full)")
-    }
-
     /// Every kind has its own stable name.
     @Test func kindsAreDistinct() {
         let key = Array("k".utf8)

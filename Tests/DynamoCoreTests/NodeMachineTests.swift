@@ -48,7 +48,7 @@ import Testing
         }
         /// Ticks until the node asks n1 for a pull; answers it with one key; returns the
         /// storage token of that key's merge.
-        func pullOnce() -> UInt64? {
+        func pullOnce() -> StorageToken? {
             for _ in 0..<200 {
                 for action in step(.tick) {
                     if case .send(let id, _, .pull) = action {
@@ -155,7 +155,7 @@ import Testing
     static func merge(of request: PeerRequest) -> StorageOp? {
         let settings = NodeSettings(
             name: "n3", peerAddress: "127.0.0.1:7003", httpAddress: "127.0.0.1:8003",
-            tokens: Token.defaultPositions(for: "n3", count: 8), generation: 1, seeds: [], syncReplicaWrites: false)
+            tokens: Token.defaultPositions(for: "n3", count: 8), generation: 1, seeds: [], durability: .coordinator)
         var node = NodeMachine(settings: settings, seed: 1)
         for action in node.handle(.peerRequest(handle: 1, from: "n1", request), now: .init(monotonicMs: 5, wallMs: 5)) {
             if case .storage(_, let op) = action { return op }

@@ -8,7 +8,7 @@ import Testing
     let policy = ClockPolicy()
 
     /// `n` blind writes by `actor`: every one a sibling.
-    func blindWrites(_ n: Int, value: [UInt8] = [1], actor: Actor = "n1") throws -> VersionedObject {
+    func blindWrites(_ n: Int, value: [UInt8] = [1], actor: ActorName = "n1") throws -> VersionedObject {
         var object = VersionedObject()
         for i in 0..<n {
             object = try object.writing(value, context: nil, actor: actor, now: UInt64(i), policy: policy).object
@@ -162,7 +162,7 @@ import Testing
         let answer = node.handle(.storageResult(token: token, .refused(refusal)), now: now)
         #expect(!answer.contains { if case .send = $0 { true } else { false } })
         let reply = answer.compactMap { action -> WriteResult? in
-            if case .reply(7, .write(let result)) = action { return result }
+            if case .writeReply(7, let result) = action { return result }
             return nil
         }.first
         #expect(reply?.succeeded == false)

@@ -1,3 +1,4 @@
+import DynamoAPI
 import DynamoCore
 import DynamoFuzzing
 import Foundation
@@ -43,12 +44,13 @@ import Testing
             for target in FuzzTarget.allCases { _ = target.run(bytes) }
             _ = try? PeerCodec.decode([0x02, 0x00] + bytes)
             _ = try? PeerCodec.decode([0x03, 0x00] + bytes)
-            _ = try? CausalContext(opening: String(decoding: bytes, as: UTF8.self), forKey: [1], with: .development)
-            _ = try? CausalContext(opening: Base64URL.encode(bytes), forKey: [1], with: .development)
+            let header = try? ContextHeader.decode(String(decoding: bytes, as: UTF8.self))
+            _ = header.flatMap { try? CausalContext(opening: $0, forKey: [1], with: .development) }
+            _ = try? CausalContext(opening: bytes, forKey: [1], with: .development)
             _ = try? NodeIdentity.decode([1] + bytes)
             _ = StoreSeal(decoding: bytes)
             _ = StoreSeal(decoding: StoreSeal.magic + bytes)
-            _ = ReplicaStore.parseHintKey([0x02] + bytes)
+            _ = StorageKey.parseHint([0x02] + bytes)
             _ = Base64.decode(String(decoding: bytes, as: UTF8.self))
             let text = String(decoding: bytes, as: UTF8.self)
             _ = PercentEncoding.decode(Substring(text))

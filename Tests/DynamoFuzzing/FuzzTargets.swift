@@ -47,8 +47,8 @@ public enum FuzzTarget: UInt8, CaseIterable, Sendable {
             let second = try? first.object.writing(
                 [2], context: first.object.context, actor: actor, now: 2, policy: policy)
             if let second {
-                let text = CausalContext(second.object.context).sealed(forKey: [1], with: sealer)
-                _ = try? CausalContext(opening: text, forKey: [1], with: sealer)
+                let sealed = CausalContext(second.object.context).sealed(forKey: [1], with: sealer)
+                _ = try? CausalContext(opening: sealed, forKey: [1], with: sealer)
             }
         }
         return broken
@@ -193,10 +193,8 @@ struct NodeHarness {
             clock += 5
             for action in machine.handle(pending[next], now: .init(monotonicMs: clock, wallMs: clock)) {
                 guard case .storage(let token, let op) = action else { continue }
-                let result = store.execute(op, policy: machine.settings.clocks)
-                let updates = store.takeTreeUpdates()
-                if !updates.isEmpty { pending.append(.treeUpdates(updates)) }
-                pending.append(.storageResult(token: token, result))
+                let done = store.perform(op, policy: machine.settings.clocks)
+                pending.append(.storageResult(token: token, done.result, treeUpdates: done.treeUpdates))
             }
             next += 1
         }

@@ -1,3 +1,4 @@
+import DynamoAPI
 import DynamoClient
 import DynamoCore
 import DynamoLauncher

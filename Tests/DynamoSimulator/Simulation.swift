@@ -102,7 +102,7 @@ public final class Simulation {
         var leaveRequested: UInt64?
         /// Storage operations waiting for one of the node's two pool workers, and how many
         /// workers are busy (as `NIOThreadPool(numberOfThreads: 2)` in the product).
-        var storageQueue: [(token: UInt64, op: StorageOp)] = []
+        var storageQueue: [(token: StorageToken, op: StorageOp)] = []
         var busyWorkers = 0
         /// Running slow until then (monotonic ms).
         var slowUntil: UInt64 = 0
@@ -120,12 +120,12 @@ public final class Simulation {
 
     enum Event {
         case tick(NodeName, incarnation: UInt64)
-        case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: UInt64, PeerRequest)
-        case response(to: NodeName, incarnation: UInt64, requestID: UInt64, PeerResponse?)
+        case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: PeerRequestID, PeerRequest)
+        case response(to: NodeName, incarnation: UInt64, requestID: PeerRequestID, PeerResponse?)
         /// A pool worker finishes an operation: its effect happens now.
-        case execute(NodeName, incarnation: UInt64, token: UInt64, StorageOp)
+        case execute(NodeName, incarnation: UInt64, token: StorageToken, StorageOp)
         /// The operation's result reaches the node's event loop.
-        case storage(NodeName, incarnation: UInt64, token: UInt64, StorageResult, updates: [TreeUpdate])
+        case storage(NodeName, incarnation: UInt64, token: StorageToken, StorageCompletion)
         case client(ClientOp)
         case crash(NodeName, powerLoss: Bool)
         case restart(NodeName)
@@ -186,7 +186,7 @@ public final class Simulation {
     /// Client write ids (machine's) -> the model's write id.
     private var modelWrites: [UInt64: Int] = [:]
     /// Handles of peer requests being served -> who asked.
-    private var inbound: [UInt64: (from: NodeName, incarnation: UInt64, requestID: UInt64)] = [:]
+    private var inbound: [PeerHandle: (from: NodeName, incarnation: UInt64, requestID: PeerRequestID)] = [:]
     private var nextHandle: UInt64 = 1
     private var cut: Set<Link> = []
     private var calm = false
@@ -232,8 +232,8 @@ public final class Simulation {
                 quorum: QuorumConfig(
                     n: 3, r: 2, w: 2, requestTimeoutMs: 300, readRepairWindowMs: 300, tombstoneGraceMs: 2_000),
                 gossipIntervalMs: 100, hintIntervalMs: 200, tombstoneSweepIntervalMs: 500,
-                syncReplicaWrites: syncReplicaWrites, freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
-                readRepair: !antiEntropyOnly, hintedHandoff: !antiEntropyOnly,
+                durability: syncReplicaWrites ? .all : .coordinator, freshIdentity: i >= count, antiEntropyIntervalMs: antiEntropyOnly ? 500 : 2_000,
+                readRepair: !antiEntropyOnly, sloppyQuorum: !antiEntropyOnly,
                 clusterKey: Self.clusterKey)
             let disk = SimulatedDisk()
             nodes[name] = Node(settings: settings, machine: nil, disk: disk, store: try ReplicaStore(engine: disk))
@@ -322,10 +322,10 @@ public final class Simulation {
                 schedule(.response(to: name, incarnation: incarnation, requestID: requestID, nil), in: 1)
                 return
             }
-            if case .treeChildren = request { antiEntropyBytes += PeerCodec.encode(.request(id: requestID, request)).count }
-            if case .treeSegments = request { antiEntropyBytes += PeerCodec.encode(.request(id: requestID, request)).count }
+            if case .treeChildren = request { antiEntropyBytes += PeerCodec.encode(.request(id: requestID.value, request)).count }
+            if case .treeSegments = request { antiEntropyBytes += PeerCodec.encode(.request(id: requestID.value, request)).count }
             guard canTalk(name, target), !lost else { return }  // the sender's deadline turns it into a failure
-            guard case .request(_, let delivered) = try overTheWire(.request(id: requestID, request)) else {
+            guard case .request(_, let delivered) = try overTheWire(.request(id: requestID.value, request)) else {
                 throw violation("the wire codec turned a request into something else")
             }
             let event = Event.request(
@@ -336,11 +336,11 @@ public final class Simulation {
             guard let asker = inbound.removeValue(forKey: handle) else { return }
             switch response {
             case .treeHashes, .treeKeys:
-                antiEntropyBytes += PeerCodec.encode(.response(id: asker.requestID, response)).count
+                antiEntropyBytes += PeerCodec.encode(.response(id: asker.requestID.value, response)).count
             default: break
             }
             guard canTalk(name, asker.from), !lost else { return }
-            guard case .response(_, let delivered) = try overTheWire(.response(id: asker.requestID, response)) else {
+            guard case .response(_, let delivered) = try overTheWire(.response(id: asker.requestID.value, response)) else {
                 throw violation("the wire codec turned a response into something else")
             }
             let event = Event.response(
@@ -362,8 +362,10 @@ public final class Simulation {
             // Queued for the node's pool; it takes effect when a worker finishes it.
             nodes[name]!.storageQueue.append((token, op))
             startWorkers(name)
-        case .reply(let client, let reply):
-            try clientReplied(client, reply)
+        case .readReply(let client, let outcome):
+            try clientReplied(client.value, .read(outcome))
+        case .writeReply(let client, let result):
+            try clientReplied(client.value, .write(result))
         case .event(let event):
             if tracing { log.append("\(now) \(event.text(node: name))") }
         case .objectNearLimit:
@@ -385,9 +387,10 @@ public final class Simulation {
 
     /// A worker runs `op` against the store; its result reaches the node a moment later
     /// (and is lost if the node dies meanwhile, though the effect stays).
-    private func run(_ op: StorageOp, token: UInt64, at name: NodeName) throws {
+    private func run(_ op: StorageOp, token: StorageToken, at name: NodeName) throws {
         let incarnation = nodes[name]!.incarnation
-        let result = nodes[name]!.store.execute(op, policy: policy)
+        let done = nodes[name]!.store.perform(op, policy: policy)
+        let result = done.result
         nodes[name]!.busyWorkers -= 1
         if case .failed = result, nodes[name]!.disk.isFull {
             writesRefusedByFullDisks += 1
@@ -407,9 +410,8 @@ public final class Simulation {
         }
         if tracing { trace(op, result, at: name) }
         try checkKey(of: op)
-        let updates = nodes[name]!.store.takeTreeUpdates()
         schedule(
-            .storage(name, incarnation: incarnation, token: token, result, updates: updates),
+            .storage(name, incarnation: incarnation, token: token, done),
             in: UInt64.random(in: 0...2, using: &rng))
         startWorkers(name)
     }
@@ -558,7 +560,7 @@ public final class Simulation {
                 return
             }
             guard canTalk(from, to) else { return }
-            let handle = nextHandle
+            let handle = PeerHandle(nextHandle)
             nextHandle += 1
             inbound[handle] = (from, fromIncarnation, requestID)
             try feed(to, .peerRequest(handle: handle, from: from, request))
@@ -569,10 +571,9 @@ public final class Simulation {
             // A crash lost what had not reached the engine.
             guard nodes[name]?.incarnation == incarnation else { return }
             try run(op, token: token, at: name)
-        case .storage(let name, let incarnation, let token, let result, let updates):
+        case .storage(let name, let incarnation, let token, let done):
             guard nodes[name]?.incarnation == incarnation else { return }
-            if !updates.isEmpty { try feed(name, .treeUpdates(updates)) }
-            try feed(name, .storageResult(token: token, result))
+            try feed(name, .storageResult(token: token, done.result, treeUpdates: done.treeUpdates))
         case .client(let op):
             let alive = names.filter { nodes[$0]!.machine != nil && nodes[$0]!.leaveRequested == nil }
             guard let node = alive.randomElement(using: &rng) else { return }
@@ -679,7 +680,7 @@ public final class Simulation {
         clientOps[id] = (node, op)
         switch op {
         case .read(let key), .write(let key, _, readFirst: true):
-            try feed(node, .clientGet(id: id, key: key, r: nil))
+            try feed(node, .clientGet(id: ClientRequestID(id), key: key, r: nil))
         case .write(let key, let deleting, readFirst: false):
             try write(id: id, key: key, deleting: deleting, after: nil, at: node)
         }
@@ -698,10 +699,16 @@ public final class Simulation {
                 "\(now) WRITE#\(modelID) \(value.map { String(decoding: $0, as: UTF8.self) } ?? "delete") \(String(decoding: key, as: UTF8.self)) ctx \(context?.description ?? "none") via \(node)"
             )
         }
-        try feed(node, .clientWrite(id: id, key: key, value: value, context: context, w: nil))
+        try feed(node, .clientWrite(id: ClientRequestID(id), key: key, value: value, context: context, w: nil))
     }
 
-    private func clientReplied(_ id: UInt64, _ reply: ClientReply) throws {
+    /// What a client of the simulated cluster was answered.
+    enum ClientAnswer {
+        case read(GetCoordinator.Outcome)
+        case write(WriteResult)
+    }
+
+    private func clientReplied(_ id: UInt64, _ reply: ClientAnswer) throws {
         guard let (node, op) = clientOps.removeValue(forKey: id) else { return }
         switch (op, reply) {
         case (.read(let key), .read(let outcome)):
@@ -890,7 +897,7 @@ public final class Simulation {
             var answer: GetCoordinator.Outcome?
             clientOps[id] = (node, .read(key: key))
             readProbe = { answer = $0 }
-            try feed(node, .clientGet(id: id, key: key, r: 3))
+            try feed(node, .clientGet(id: ClientRequestID(id), key: key, r: 3))
             try runUntil(now + 1_000)
             readProbe = nil
             guard let outcome = answer, outcome.succeeded else {

@@ -60,7 +60,7 @@ func temporaryDirectory() -> String {
         }
         #expect(store.keyCount == 50)
         let scanned = try store.engine.scan(
-            from: [ReplicaStore.dataPrefix], to: [ReplicaStore.dataPrefix + 1], limit: 100)
+            from: [StorageKey.data], to: [StorageKey.data + 1], limit: 100)
         let positions = scanned.map { Array($0.key[1..<17]) }
         #expect(positions == positions.sorted { $0.lexicographicallyPrecedes($1) })
         #expect(Set(scanned.map { Array($0.key[17...]) }) == Set(keys))
@@ -176,7 +176,7 @@ func temporaryDirectory() -> String {
     @Test func corruptStoredBytesAreAStorageErrorNotACrash() throws {
         let engine = MemoryEngine()
         let store = try ReplicaStore(engine: engine)
-        try engine.put(ReplicaStore.storageKey(for: [1]), [0xff, 0xff], sync: false)
+        try engine.put(StorageKey.data([1]), [0xff, 0xff], sync: false)
         #expect(throws: StorageError.self) { try store.object(for: [1]) }
     }
 }
@@ -298,7 +298,7 @@ func temporaryDirectory() -> String {
             versions: (1...count).map {
                 Version(dot: Dot(actor: "n1", counter: UInt64($0)), past: .empty, value: [1], timestamp: 1)
             })
-        try engine.put(ReplicaStore.storageKey(for: key), legacy.encoded(), sync: false)
+        try engine.put(StorageKey.data(key), legacy.encoded(), sync: false)
         let read = try #require(try store.object(for: key))
         #expect(read.versions.count == count)
         #expect(try store.scanOwn(after: nil, limit: 10).count == 1)

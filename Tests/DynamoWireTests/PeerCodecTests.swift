@@ -103,7 +103,7 @@ import Testing
         #expect(problem?.contains("10001 versions") == true, "\(problem ?? "nil")")
         #expect(PeerCodec.tooLarge(.response(id: 1, .replica(.object(Self.object)))) == nil)
         let encoded = PeerCodec.encode(.response(id: 1, .replica(.object(object))))
-        #expect(throws: DecodingError.self) { try PeerCodec.decode(encoded) }
+        #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(encoded) }
     }
 
     @Test(arguments: 0..<messages.count) func everyMessageRoundTrips(index: Int) throws {
@@ -163,7 +163,7 @@ import Testing
         [0x02, 0x01, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f],
     ])
     func garbagePayloadsAreDecodingErrors(bytes: [UInt8]) {
-        #expect(throws: DecodingError.self) { try PeerCodec.decode(bytes) }
+        #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(bytes) }
     }
 
     @Test func garbageFramesCloseTheChannelWithAProtocolError() throws {
@@ -214,9 +214,9 @@ import Testing
 
     @Test func varintsHaveOneEncoding() throws {
         var overlong = ByteReader([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
-        #expect(throws: DecodingError.self) { try overlong.readVarint() }
+        #expect(throws: ByteDecodingError.self) { try overlong.readVarint() }
         var padded = ByteReader([0x80, 0x00])
-        #expect(throws: DecodingError.self) { try padded.readVarint() }
+        #expect(throws: ByteDecodingError.self) { try padded.readVarint() }
         var largest = ByteReader([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
         #expect(try largest.readVarint() == UInt64.max)
         var zero = ByteReader([0x00])

@@ -11,7 +11,7 @@ extension NodeMachine {
         let sloppy = membership.routingRing.preferenceList(forKey: key).sloppyReplicas(n: settings.quorum.n) {
             isReachable($0, at: now.monotonicMs)
         }
-        return settings.hintedHandoff ? sloppy : sloppy.filter { $0.hintFor == nil }
+        return settings.sloppyQuorum ? sloppy : sloppy.filter { $0.hintFor == nil }
     }
 
     /// Reads also ask the key's home nodes counting joining and leaving members, so while
@@ -25,16 +25,16 @@ extension NodeMachine {
         return replicas
     }
 
-    mutating func startRead(client: UInt64, key: [UInt8], r: Int?, now: Now) -> [Action] {
+    mutating func startRead(client: ClientRequestID, key: [UInt8], r: Int?, now: Now) -> [Action] {
         let coordinator = GetCoordinator(
             key: key, replicas: readReplicas(for: key, now: now), r: r ?? settings.quorum.r, policy: settings.clocks,
             now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs, mayReap: clusterSettled(now: now))
-        let id = newID()
+        let id: RunID = newID()
         gets[id] = GetRun(coordinator: coordinator, client: client)
         return runGet(id, now: now) { $0.start() }
     }
 
-    mutating func runGet(_ id: UInt64, now: Now, _ event: (inout GetCoordinator) -> [GetCoordinator.Action])
+    mutating func runGet(_ id: RunID, now: Now, _ event: (inout GetCoordinator) -> [GetCoordinator.Action])
         -> [Action]
     {
         guard var run = gets[id] else { return [] }
@@ -60,7 +60,7 @@ extension NodeMachine {
                     actions.append(
                         .event(.siblingsRead(key: run.coordinator.key, count: outcome.object.versions.count)))
                 }
-                if run.client != Self.internalClient { actions.append(.reply(client: run.client, .read(outcome))) }
+                if run.client != Self.internalClient { actions.append(.readReply(client: run.client, outcome)) }
             }
         }
         return actions
@@ -68,7 +68,7 @@ extension NodeMachine {
 
     /// A replica request of a running get or put: served by the local store when `node` is
     /// this node, else sent over the network.
-    mutating func replicaRequest(_ request: ReplicaRequest, to node: NodeName, run: UInt64, now: Now)
+    mutating func replicaRequest(_ request: ReplicaRequest, to node: NodeName, run: RunID, now: Now)
         -> [Action]
     {
         guard node == name else {
@@ -89,7 +89,7 @@ extension NodeMachine {
         }
     }
 
-    mutating func replicaReplied(run: UInt64, node: NodeName, _ reply: ReplicaReply, now: Now) -> [Action] {
+    mutating func replicaReplied(run: RunID, node: NodeName, _ reply: ReplicaReply, now: Now) -> [Action] {
         if gets[run] != nil { return runGet(run, now: now) { $0.receive(from: node, reply) } }
         if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) } }
         return []
@@ -172,7 +172,7 @@ extension NodeMachine {
         let hintFor = replicas.first { $0.node == name }?.hintFor
         let op = StorageOp.coordinateWrite(
             key: put.key, value: put.value, context: put.context, actor: name, now: now.wallMs, hintFor: hintFor,
-            sync: settings.syncCoordinatorWrites, counterFloor: dotFloor, limits: settings.objectLimits)
+            sync: settings.durability.syncsCoordinatorWrites, counterFloor: dotFloor, limits: settings.objectLimits)
         return hintKept(put.key, for: hintFor)
             + storage(
                 op,
@@ -206,20 +206,20 @@ extension NodeMachine {
         // With a sloppy quorum, a replica that fails is replaced by the next healthy node of
         // the preference list within this request (with a hint for it).
         let fallbacks =
-            settings.hintedHandoff
+            settings.sloppyQuorum
             ? reachablePreference(forKey: key, excluding: Set(replicas.map(\.node)), now: now) : []
         let coordinator = PutCoordinator(
             key: key, object: VersionedObject(versions: [version]), replicas: replicas, coordinator: name,
             localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
             fallbacks: fallbacks)
-        let id = newID()
+        let id: RunID = newID()
         puts[id] = PutRun(
             coordinator: coordinator, requester: requester, version: version,
             deadline: now.monotonicMs + settings.quorum.requestTimeoutMs)
         return runPut(id, now: now) { $0.start() }
     }
 
-    mutating func runPut(_ id: UInt64, now: Now, _ event: (inout PutCoordinator) -> [PutCoordinator.Action])
+    mutating func runPut(_ id: RunID, now: Now, _ event: (inout PutCoordinator) -> [PutCoordinator.Action])
         -> [Action]
     {
         guard var run = puts[id] else { return [] }
@@ -266,7 +266,7 @@ extension NodeMachine {
             // The other replicas first, then (sloppy quorum) the rest of the preference
             // list: with several disks full, a healthy fallback can still take it.
             var others = replicas.map(\.node).filter { $0 != name }
-            if settings.hintedHandoff {
+            if settings.sloppyQuorum {
                 others += reachablePreference(forKey: put.key, excluding: Set(others), now: now)
             }
             return forward(requester, put, candidates: others, failedHere: reason, now: now)

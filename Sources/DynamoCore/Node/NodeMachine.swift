@@ -1,12 +1,13 @@
 /// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a
 /// request (identified by a handle the shell chose, so it can find the connection).
 public enum Requester: Hashable, Sendable {
-    case client(UInt64)
-    case peer(UInt64)
+    case client(ClientRequestID)
+    case peer(PeerHandle)
 }
 
-/// What a client of the node gets back.
-public enum ClientReply: Hashable, Sendable {
+/// What a coordination answers: a client of this node gets it as a typed action, a peer
+/// that forwarded a write as its response.
+enum ClientReply: Hashable, Sendable {
     case read(GetCoordinator.Outcome)
     case write(WriteResult)
 }
@@ -21,13 +22,15 @@ public enum ClientReply: Hashable, Sendable {
 /// actions over an in-memory network with injected faults.
 public struct NodeMachine: Sendable {
     public enum Input: Hashable, Sendable {
-        case clientGet(id: UInt64, key: [UInt8], r: Int?)
+        case clientGet(id: ClientRequestID, key: [UInt8], r: Int?)
         /// value nil: delete.
-        case clientWrite(id: UInt64, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
-        case peerRequest(handle: UInt64, from: NodeName, PeerRequest)
+        case clientWrite(id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+        case peerRequest(handle: PeerHandle, from: NodeName, PeerRequest)
         /// nil: the request failed or its connection broke.
-        case peerResponse(requestID: UInt64, PeerResponse?)
-        case storageResult(token: UInt64, StorageResult)
+        case peerResponse(requestID: PeerRequestID, PeerResponse?)
+        /// A storage operation finished, with what it changed of the own data: the Merkle
+        /// trees take `treeUpdates` before anything acts on the result.
+        case storageResult(token: StorageToken, StorageResult, treeUpdates: [TreeUpdate] = [])
         /// Time passed: run due timers (gossip, hints, deadlines).
         case tick
         /// Drop all traffic with these nodes (fault injection).
@@ -35,19 +38,20 @@ public struct NodeMachine: Sendable {
         /// Leave the cluster: hand every range and hint to others (the shell exits when
         /// nothing is held any more).
         case leave
-        /// Own data changed (taken from the store after storage operations).
-        case treeUpdates([TreeUpdate])
     }
 
     public enum Action: Hashable, Sendable {
         /// Send a request to the peer at `address`; its answer comes back as `.peerResponse`.
-        case send(requestID: UInt64, toAddress: String, PeerRequest)
+        case send(requestID: PeerRequestID, toAddress: String, PeerRequest)
         /// Answer a peer's request.
-        case respond(handle: UInt64, PeerResponse)
-        case storage(token: UInt64, StorageOp)
-        case reply(client: UInt64, ClientReply)
+        case respond(handle: PeerHandle, PeerResponse)
+        case storage(token: StorageToken, StorageOp)
+        /// Answer a client's read.
+        case readReply(client: ClientRequestID, GetCoordinator.Outcome)
+        /// Answer a client's write (or delete).
+        case writeReply(client: ClientRequestID, WriteResult)
         /// A peer request that gets no answer (its sender is cut off): forget its handle.
-        case ignore(handle: UInt64)
+        case ignore(handle: PeerHandle)
         /// A new node has all the data of its ranges: persist that, so a restart does not
         /// join again (until then, a restart resumes the join), and its dot floor.
         case joined(dotFloor: UInt64)
@@ -91,14 +95,14 @@ public struct NodeMachine: Sendable {
 
     var rng: SeededRandom
     private var nextID: UInt64 = 1
-    private var outgoing: [UInt64: (purpose: Outgoing, deadline: UInt64)] = [:]
-    private var storageWaits: [UInt64: StorageWait] = [:]
-    var gets: [UInt64: GetRun] = [:]
-    var puts: [UInt64: PutRun] = [:]
+    private var outgoing: [PeerRequestID: (purpose: Outgoing, deadline: UInt64)] = [:]
+    private var storageWaits: [StorageToken: StorageWait] = [:]
+    var gets: [RunID: GetRun] = [:]
+    var puts: [RunID: PutRun] = [:]
 
     /// What an answer from a peer is for.
     enum Outgoing {
-        case replica(run: UInt64, node: NodeName)
+        case replica(run: RunID, node: NodeName)
         case gossip(target: NodeName?)
         /// `failedHere`: this node could not store the write itself, so when no candidate
         /// takes it the write fails instead of coming back here.
@@ -113,15 +117,15 @@ public struct NodeMachine: Sendable {
 
     /// What a storage result is for.
     enum StorageWait {
-        case serve(handle: UInt64, isPut: Bool)
-        case localReplica(run: UInt64)
+        case serve(handle: PeerHandle, isPut: Bool)
+        case localReplica(run: RunID)
         case coordinate(requester: Requester, put: ForwardedPut, replicas: [HintedReplica])
         case loadHints
         case removeHint(Hint)
         case sweep
         case handoffScan
         case handedOff
-        case serveTransfer(handle: UInt64, requester: Member)
+        case serveTransfer(handle: PeerHandle, requester: Member)
         case pulled(from: NodeName)
         case buildTree(range: KeyRange)
         case treeRepaired(range: KeyRange, peer: NodeName)
@@ -129,7 +133,7 @@ public struct NodeMachine: Sendable {
 
     struct GetRun {
         var coordinator: GetCoordinator
-        var client: UInt64
+        var client: ClientRequestID
     }
 
     struct PutRun {
@@ -162,7 +166,7 @@ public struct NodeMachine: Sendable {
     }
 
     /// Client id of reads the node makes for itself (tombstone sweeps): no one gets a reply.
-    static let internalClient: UInt64 = 0
+    static let internalClient = ClientRequestID(0)
 
     public var name: NodeName { settings.name }
     public var membership: Membership { gossip.membership }
@@ -192,13 +196,11 @@ public struct NodeMachine: Sendable {
             return serve(handle: handle, from: from, request, now: now)
         case .peerResponse(let requestID, let response):
             return received(requestID: requestID, response, now: now)
-        case .storageResult(let token, let result):
+        case .storageResult(let token, let result, let updates):
+            antiEntropy.apply(updates)
             return stored(token: token, result, now: now)
         case .tick:
             return tick(now: now)
-        case .treeUpdates(let updates):
-            antiEntropy.apply(updates)
-            return []
         case .leave:
             guard membership.local.status != .leaving else { return [] }
             gossip.membership.setLocalStatus(.leaving, now: now.monotonicMs)
@@ -215,9 +217,10 @@ public struct NodeMachine: Sendable {
         target.map { [.event(.hintKept(key: key, target: $0))] } ?? []
     }
 
-    mutating func newID() -> UInt64 {
+    /// The next number for something this machine starts (one counter for every kind).
+    mutating func newID<Kind>() -> NodeID<Kind> {
         defer { nextID += 1 }
-        return nextID
+        return NodeID(nextID)
     }
 
     // MARK: Talking to peers
@@ -227,14 +230,14 @@ public struct NodeMachine: Sendable {
     mutating func send(_ request: PeerRequest, to node: NodeName, purpose: Outgoing, timeoutMs: UInt64, now: Now)
         -> [Action]
     {
-        let id = newID()
+        let id: PeerRequestID = newID()
         outgoing[id] = (purpose, now.monotonicMs + timeoutMs)
         guard !dropped.contains(node), let address = membership.member(node)?.peerAddress else { return [] }
         return [.send(requestID: id, toAddress: address, request)]
     }
 
     mutating func storage(_ op: StorageOp, wait: StorageWait) -> [Action] {
-        let token = newID()
+        let token: StorageToken = newID()
         storageWaits[token] = wait
         return [.storage(token: token, op)]
     }
@@ -243,7 +246,7 @@ public struct NodeMachine: Sendable {
         gossip.noteAnswer(from: node, answered: answered, now: now.monotonicMs).map(Action.event)
     }
 
-    private mutating func received(requestID: UInt64, _ response: PeerResponse?, now: Now) -> [Action] {
+    private mutating func received(requestID: PeerRequestID, _ response: PeerResponse?, now: Now) -> [Action] {
         guard let (purpose, _) = outgoing.removeValue(forKey: requestID) else { return [] }
         switch purpose {
         case .replica(let run, let node):
@@ -314,7 +317,8 @@ public struct NodeMachine: Sendable {
 
     func answer(_ requester: Requester, _ reply: ClientReply) -> [Action] {
         switch (requester, reply) {
-        case (.client(let id), _): [.reply(client: id, reply)]
+        case (.client(let id), .read(let outcome)): [.readReply(client: id, outcome)]
+        case (.client(let id), .write(let result)): [.writeReply(client: id, result)]
         case (.peer(let handle), .write(let result)): [.respond(handle: handle, .coordinated(result))]
         case (.peer(let handle), .read): [.respond(handle: handle, .error("reads are not forwarded"))]
         }
@@ -330,7 +334,7 @@ public struct NodeMachine: Sendable {
         return "\(name) is still pulling its ranges (new, or refilling after losing data)"
     }
 
-    private mutating func serve(handle: UInt64, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
+    private mutating func serve(handle: PeerHandle, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
         // A cut-off peer's requests vanish, as if the network lost them.
         if dropped.contains(peer) { return [.ignore(handle: handle)] }
         switch request {
@@ -347,7 +351,7 @@ public struct NodeMachine: Sendable {
             // answers, so an unsynced copy here would turn a durable write into one a power
             // loss can take (found by the simulator: a delivered hint lost with the target's
             // unsynced log tail).
-            let sync = hintFor != nil || settings.syncReplicaWrites
+            let sync = hintFor != nil || settings.durability.syncsReplicaWrites
             return hintKept(key, for: target)
                 + storage(
                     .merge(key: key, object: object, hintFor: target, sync: sync),
@@ -391,14 +395,14 @@ public struct NodeMachine: Sendable {
         }
         let (rounds, events) = gossip.tick(now: t, rng: &rng)
         for round in rounds {
-            let id = newID()
+            let id: PeerRequestID = newID()
             outgoing[id] = (.gossip(target: round.target), t + settings.quorum.requestTimeoutMs)
             actions.append(.send(requestID: id, toAddress: round.address, .gossip(round.members)))
         }
         actions += events.map(Action.event)
         // The view the components decide on this tick (none of them changes membership).
         let view = gossip
-        if settings.hintedHandoff {
+        if settings.sloppyQuorum {
             let me = name
             let steps = hints.tick(now: t) {
                 // A leaving node must get rid of every hint, reachable target or not; hints
@@ -455,7 +459,7 @@ public struct NodeMachine: Sendable {
 
     // MARK: Storage results
 
-    private mutating func stored(token: UInt64, _ result: StorageResult, now: Now) -> [Action] {
+    private mutating func stored(token: StorageToken, _ result: StorageResult, now: Now) -> [Action] {
         guard let wait = storageWaits.removeValue(forKey: token) else { return [] }
         if case .removed(true) = result, case .serve = wait { reaper.forgot() }
         if case .removed(true) = result, case .localReplica = wait { reaper.forgot() }
@@ -639,7 +643,7 @@ public struct NodeMachine: Sendable {
                     timeoutMs: settings.quorum.requestTimeoutMs, now: now)
             case .repair(let key, let object, let range, let peer):
                 actions += storage(
-                    .merge(key: key, object: object, hintFor: nil, sync: settings.syncReplicaWrites),
+                    .merge(key: key, object: object, hintFor: nil, sync: settings.durability.syncsReplicaWrites),
                     wait: .treeRepaired(range: range, peer: peer))
             case .event(let event):
                 actions.append(.event(event))

@@ -14,15 +14,15 @@ public struct NodeSettings: Sendable, Hashable {
     public var tombstoneSweepIntervalMs: UInt64
     /// Each range's Merkle tree is compared with a replica about once per this interval.
     public var antiEntropyIntervalMs: UInt64
-    /// Read repair and hinted handoff can be switched off (to show anti-entropy alone).
+    /// Read repair can be switched off (to show anti-entropy alone).
     public var readRepair: Bool
-    public var hintedHandoff: Bool
+    /// Off: a strict quorum (home nodes only, no hinted handoff).
+    public var sloppyQuorum: Bool
     /// The data dir had no identity: this node is new (or lost its disk) and must pull the
     /// data of the ranges it will own before it takes requests (`joining` until then).
     public var freshIdentity: Bool
-    /// fsync the coordinator's own replica write / every replica write.
-    public var syncCoordinatorWrites: Bool
-    public var syncReplicaWrites: Bool
+    /// Which replica writes are fsynced before they are acknowledged.
+    public var durability: Durability
     /// The cluster secret: member rows are signed with it and only verified rows are taken
     /// from gossip. nil in a development cluster on loopback (nothing is checked).
     public var clusterKey: ClusterKey?
@@ -39,8 +39,8 @@ public struct NodeSettings: Sendable, Hashable {
         name: NodeName, peerAddress: String, httpAddress: String, tokens: [RingPosition], generation: UInt64 = 1,
         seeds: [String] = [], quorum: QuorumConfig = QuorumConfig(), clocks: ClockPolicy = ClockPolicy(),
         gossipIntervalMs: UInt64 = 1000, hintIntervalMs: UInt64 = 1000, tombstoneSweepIntervalMs: UInt64 = 10_000,
-        syncCoordinatorWrites: Bool = true, syncReplicaWrites: Bool = false, freshIdentity: Bool = false,
-        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, hintedHandoff: Bool = true,
+        durability: Durability = .coordinator, freshIdentity: Bool = false,
+        antiEntropyIntervalMs: UInt64 = 10_000, readRepair: Bool = true, sloppyQuorum: Bool = true,
         clusterKey: ClusterKey? = nil, dotFloor: UInt64 = 0, objectLimits: ObjectLimits = ObjectLimits(),
         awaitPeers: Bool = false
     ) {
@@ -50,7 +50,7 @@ public struct NodeSettings: Sendable, Hashable {
         self.clusterKey = clusterKey
         self.antiEntropyIntervalMs = antiEntropyIntervalMs
         self.readRepair = readRepair
-        self.hintedHandoff = hintedHandoff
+        self.sloppyQuorum = sloppyQuorum
         self.freshIdentity = freshIdentity
         self.tombstoneSweepIntervalMs = tombstoneSweepIntervalMs
         self.name = name
@@ -63,9 +63,24 @@ public struct NodeSettings: Sendable, Hashable {
         self.clocks = clocks
         self.gossipIntervalMs = gossipIntervalMs
         self.hintIntervalMs = hintIntervalMs
-        self.syncCoordinatorWrites = syncCoordinatorWrites
-        self.syncReplicaWrites = syncReplicaWrites
+        self.durability = durability
     }
+}
+
+/// Which replica writes are fsynced before they are acknowledged.
+///
+/// Every write goes through RocksDB's write-ahead log, so all of them survive `kill -9`;
+/// this only decides which also survive a power loss. The default follows the paper's
+/// durable-write optimisation: the coordinator's own replica is synced, the others are not.
+public enum Durability: String, Sendable, CaseIterable {
+    case all, coordinator, none
+}
+
+extension Durability {
+    /// Whether the coordinator's own replica write is synced.
+    public var syncsCoordinatorWrites: Bool { self != .none }
+    /// Whether every replica write is synced.
+    public var syncsReplicaWrites: Bool { self == .all }
 }
 
 /// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a

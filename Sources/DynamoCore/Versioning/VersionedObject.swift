@@ -75,7 +75,7 @@ public struct VersionedObject: Hashable, Sendable {
 
     /// The highest counter of `actor` in the key's history (what `context` would say,
     /// without building it: one pass, no merging).
-    public func maxCounter(of actor: Actor) -> UInt64 {
+    public func maxCounter(of actor: ActorName) -> UInt64 {
         versions.reduce(0) { highest, version in
             max(highest, version.past.maxCounter(of: actor), version.dot.actor == actor ? version.dot.counter : 0)
         }
@@ -102,7 +102,7 @@ public struct VersionedObject: Hashable, Sendable {
     public func writing(
         _ value: [UInt8]?,
         context: CausalHistory?,
-        actor: Actor,
+        actor: ActorName,
         now: UInt64,
         policy: ClockPolicy,
         counterFloor: UInt64 = 0
@@ -155,7 +155,7 @@ public struct VersionedObject: Hashable, Sendable {
 public enum ClockError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The key's history already holds the largest counter a dot may have for this actor
     /// (only a forged context or a damaged store gets there).
-    case counterExhausted(actor: Actor, counter: UInt64)
+    case counterExhausted(actor: ActorName, counter: UInt64)
 
     public var description: String {
         switch self {

@@ -1,6 +1,3 @@
-/// A node's stable identity: its `--name`.
-public typealias NodeName = String
-
 /// A position on the 128-bit consistent-hashing ring (MD5 of a key or token seed).
 public struct RingPosition: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var value: UInt128
@@ -20,9 +17,11 @@ public struct RingPosition: Hashable, Comparable, Sendable, CustomStringConverti
         RingPosition(bytes: MD5.digest(key))
     }
 
+    public static let byteCount = 16
+
     /// The 16 big-endian bytes, so byte order equals ring order (storage keys rely on it).
     public var bytes: [UInt8] {
-        (0..<16).map { i in UInt8(truncatingIfNeeded: value >> UInt128(8 * (15 - i))) }
+        (0..<Self.byteCount).map { i in UInt8(truncatingIfNeeded: value >> UInt128(8 * (15 - i))) }
     }
 
     public var hex: String { Self.hex(bytes) }

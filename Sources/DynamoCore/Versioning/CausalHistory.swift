@@ -1,12 +1,12 @@
 /// Who generated a version: a node name.
-public typealias Actor = String
+public typealias ActorName = String
 
 /// A dot: the single event (actor, counter) that created one version.
 public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var actor: Actor
+    public var actor: ActorName
     public var counter: UInt64
 
-    public init(actor: Actor, counter: UInt64) {
+    public init(actor: ActorName, counter: UInt64) {
         self.actor = actor
         self.counter = counter
     }
@@ -62,7 +62,7 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public private(set) var entries: [Actor: Entry]
+    public private(set) var entries: [ActorName: Entry]
 
     public init() { entries = [:] }
 
@@ -73,7 +73,7 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// For decoding: entries as given (validated by the decoder).
-    init(entries: [Actor: Entry]) { self.entries = entries }
+    init(entries: [ActorName: Entry]) { self.entries = entries }
 
     public static let empty = CausalHistory()
 
@@ -82,7 +82,7 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
     public func covers(_ dot: Dot) -> Bool { entries[dot.actor]?.contains(dot.counter) ?? false }
 
     /// The highest counter of `actor` this history has seen.
-    public func maxCounter(of actor: Actor) -> UInt64 { entries[actor]?.max ?? 0 }
+    public func maxCounter(of actor: ActorName) -> UInt64 { entries[actor]?.max ?? 0 }
 
     /// Adds one event.
     public mutating func insert(_ dot: Dot, timestamp: UInt64) {
@@ -125,20 +125,20 @@ public struct CausalHistory: Hashable, Sendable, CustomStringConvertible {
     ///
     /// Pruning forgets history, so a version it made look concurrent comes back as a
     /// sibling: the paper's trade-off (section 4.4), and never a lost write.
-    public func pruned(to limit: Int, keep: Actor?) -> CausalHistory {
+    public func pruned(to limit: Int, keep: ActorName?) -> CausalHistory {
         guard entries.count > limit, limit > 0 else { return self }
         let ordered = entries.sorted { ($0.value.timestamp, $0.key) > ($1.value.timestamp, $1.key) }
-        var kept: [Actor: Entry] = [:]
+        var kept: [ActorName: Entry] = [:]
         if let keep, let entry = entries[keep] { kept[keep] = entry }
         for (actor, entry) in ordered where kept.count < limit { kept[actor] = entry }
         return CausalHistory(entries: kept)
     }
 
     /// Per actor, the highest counter seen (for display).
-    public var summary: [Actor: UInt64] { entries.mapValues(\.max) }
+    public var summary: [ActorName: UInt64] { entries.mapValues(\.max) }
 
     /// Actors in a stable order, for encoding and display.
-    public var sortedEntries: [(actor: Actor, entry: Entry)] {
+    public var sortedEntries: [(actor: ActorName, entry: Entry)] {
         entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
@@ -183,9 +183,9 @@ extension CausalHistory {
         return total
     }
 
-    public static func decode(from reader: inout ByteReader) throws(DecodingError) -> CausalHistory {
+    public static func decode(from reader: inout ByteReader) throws(ByteDecodingError) -> CausalHistory {
         let count = try reader.readInt(max: decodeActorLimit)
-        var entries: [Actor: Entry] = [:]
+        var entries: [ActorName: Entry] = [:]
         for _ in 0..<count {
             let actor = try reader.readString(max: 255)
             let timestamp = try reader.readVarint()
@@ -198,14 +198,14 @@ extension CausalHistory {
                 // Ranges must be positive, sorted, disjoint and non-adjacent (the canonical
                 // form) and stay within `Dot.maxCounter`, so `floor` below cannot overflow.
                 guard low > floor, low <= Dot.maxCounter, span <= Dot.maxCounter - low else {
-                    throw DecodingError("malformed clock range")
+                    throw ByteDecodingError("malformed clock range")
                 }
                 ranges.append(low...(low + span))
                 floor = low + span + 1
             }
-            guard !ranges.isEmpty else { throw DecodingError("empty clock entry") }
+            guard !ranges.isEmpty else { throw ByteDecodingError("empty clock entry") }
             guard entries.updateValue(Entry(ranges: ranges, timestamp: timestamp), forKey: actor) == nil else {
-                throw DecodingError("duplicate clock actor")
+                throw ByteDecodingError("duplicate clock actor")
             }
         }
         return CausalHistory(entries: entries)

@@ -10,7 +10,7 @@ public enum StorageOp: Hashable, Sendable {
     /// unless the key would then cross `limits` (the result is then `.refused`); its dot's
     /// counter is above `counterFloor` (see `NodeMachine.dotFloor`).
     case coordinateWrite(
-        key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: Actor, now: UInt64, hintFor: NodeName?,
+        key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64, hintFor: NodeName?,
         sync: Bool, counterFloor: UInt64 = 0, limits: ObjectLimits)
     /// Up to `limit` hints held for any of `targets`.
     case loadHints(limit: Int, targets: Set<NodeName>)
@@ -43,6 +43,18 @@ public enum StorageResult: Hashable, Sendable {
     case entries([KeyedObject])
     case keyHashes([KeyHash], seq: UInt64)
     case failed(String)
+}
+
+/// What a storage operation answered, and the tree updates of the own data changed up to
+/// then (by it or by an operation running beside it), which the node applies first.
+public struct StorageCompletion: Hashable, Sendable {
+    public var result: StorageResult
+    public var treeUpdates: [TreeUpdate]
+
+    public init(_ result: StorageResult, treeUpdates: [TreeUpdate] = []) {
+        self.result = result
+        self.treeUpdates = treeUpdates
+    }
 }
 
 /// A hinted replica: versions a fallback keeps for the home node that could not take them.

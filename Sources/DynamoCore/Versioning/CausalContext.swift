@@ -1,7 +1,8 @@
 /// The opaque context a client gets from a read and hands back on its next write.
 ///
 /// It is the merged clock of the versions the client saw: a small binary form (a magic
-/// byte, a format version, the clock) followed by a tag, all URL-safe base64 (no padding).
+/// byte, a format version, the clock) followed by a tag. (The HTTP API carries these bytes
+/// as URL-safe base64: `ContextHeader` in DynamoAPI.)
 /// The tag is an HMAC of the key and the clock, under the cluster secret (or, in a
 /// cluster without one, a fixed development key). So a node takes back only contexts
 /// that some node of its cluster issued for that very key: a context a client made up
@@ -27,12 +28,12 @@ public struct CausalContext: Hashable, Sendable {
     }
 
     /// Decodes a body (what `body` writes), refusing anything malformed.
-    public init(decodingBody bytes: [UInt8]) throws(DecodingError) {
+    public init(decodingBody bytes: [UInt8]) throws(ByteDecodingError) {
         var reader = ByteReader(bytes)
-        guard try reader.readByte() == Self.magic else { throw DecodingError("not a dynamo context") }
+        guard try reader.readByte() == Self.magic else { throw ByteDecodingError("not a dynamo context") }
         let version = try reader.readByte()
         guard version == Self.formatVersion else {
-            throw DecodingError(
+            throw ByteDecodingError(
                 version == 3 ? "a context from an older version (read the key again)" : "unknown context format \(version)")
         }
         clock = try CausalHistory.decode(from: &reader)
@@ -43,17 +44,14 @@ public struct CausalContext: Hashable, Sendable {
         Array(sealer.mac("dynamo context v4", [key, body]).prefix(tagBytes))
     }
 
-    /// The header value clients see for `key`.
-    public func sealed(forKey key: [UInt8], with sealer: ClusterKey) -> String {
+    /// The sealed bytes clients get for `key`: the body and its tag.
+    public func sealed(forKey key: [UInt8], with sealer: ClusterKey) -> [UInt8] {
         let body = self.body
-        return Base64URL.encode(body + Self.tag(body, key: key, sealer: sealer))
+        return body + Self.tag(body, key: key, sealer: sealer)
     }
 
-    /// Opens a context header sent with a write of `key`; `ContextError` says what is wrong.
-    public init(opening text: String, forKey key: [UInt8], with sealer: ClusterKey) throws(ContextError) {
-        let trimmed = text.trimmingWhitespace()
-        guard trimmed.utf8.count <= 16_384 else { throw ContextError("context is too long") }
-        guard let bytes = Base64URL.decode(trimmed) else { throw ContextError("context is not URL-safe base64") }
+    /// Opens sealed bytes sent with a write of `key`; `ContextError` says what is wrong.
+    public init(opening bytes: [UInt8], forKey key: [UInt8], with sealer: ClusterKey) throws(ContextError) {
         guard bytes.count > Self.tagBytes + 2 else { throw ContextError("context is corrupt (too short)") }
         let body = Array(bytes.dropLast(Self.tagBytes))
         let clock: CausalHistory
@@ -80,17 +78,3 @@ public struct ContextError: Error, Hashable, Sendable, CustomStringConvertible {
     public init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
 }
-
-extension String {
-    func trimmingWhitespace() -> String {
-        let scalars = unicodeScalars
-        var start = scalars.startIndex
-        var end = scalars.endIndex
-        while start < end, scalars[start].properties.isWhitespace { start = scalars.index(after: start) }
-        while end > start, scalars[scalars.index(before: end)].properties.isWhitespace {
-            end = scalars.index(before: end)
-        }
-        return String(scalars[start..<end])
-    }
-}
-

@@ -1,3 +1,6 @@
+public import DynamoAPI
+public import DynamoCore
+
 /// What a node remembers for people watching it: its recent events and how fast it
 /// serves clients. Pure values; the node runtime feeds them, the admin API shows them.
 

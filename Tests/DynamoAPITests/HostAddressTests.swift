@@ -1,4 +1,4 @@
-import DynamoCore
+import DynamoAPI
 import Testing
 
 @Suite struct HostAddressTests {

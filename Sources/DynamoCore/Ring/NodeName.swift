@@ -1,0 +1,2 @@
+/// A node's stable identity: its `--name`.
+public typealias NodeName = String

@@ -1,0 +1,58 @@
+import DynamoAPI
+import Foundation
+import Testing
+
+@Suite struct EncodingTests {
+    @Test func base64MatchesKnownVectors() {
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(Base64.encode(Array("fo".utf8)) == "Zm8=")
+        #expect(Base64.encode([0xfb, 0xff]) == "+/8=")
+        #expect(Base64.decode("+/8=") == [0xfb, 0xff])
+        #expect(Base64URL.encode([0xfb, 0xff]) == "-_8")
+    }
+
+    /// Both forms agree with Foundation's encoder at every length's remainder, decode back,
+    /// and refuse what is not theirs (the other alphabet, a stray byte, an impossible length).
+    @Test func base64AgreesWithFoundationAndRefusesForeignText() {
+        for count in Array(0..<40) + [1 << 16, (1 << 16) + 1, (1 << 16) + 2] {
+            // Every byte value shows up, in no simple order (a Weyl sequence).
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 0x9E37_79B1) >> 11) }
+            let standard = Data(bytes).base64EncodedString()
+            #expect(Base64.encode(bytes) == standard)
+            #expect(Base64.decode(standard) == bytes)
+            var url = String(standard.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+            while url.hasSuffix("=") { url.removeLast() }
+            #expect(Base64URL.encode(bytes) == url)
+            #expect(Base64URL.decode(url) == bytes)
+        }
+        #expect(Base64.decode("-_8=") == nil)
+        #expect(Base64URL.decode("+/8") == nil)
+        #expect(Base64.decode("Zm9v\n") == nil)
+        #expect(Base64.decode("Zm9vY") == nil)
+        #expect(Base64.decode("Zm8===") == nil)
+        #expect(Base64.decode("") == [])
+    }
+
+    @Test func percentEncodingRoundTripsEveryByte() {
+        let all = (0...255).map(UInt8.init)
+        #expect(PercentEncoding.decode(Substring(PercentEncoding.encode(all))) == all)
+        #expect(PercentEncoding.decode("%zz") == nil)
+        #expect(PercentEncoding.decode("%4") == nil)
+    }
+}
+
+@Suite struct ContextHeaderTests {
+    @Test func roundTripsURLSafeAndIgnoresBlanksAround() throws {
+        let bytes = (0...255).map(UInt8.init)
+        let text = ContextHeader.encode(bytes)
+        #expect(text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        #expect(try ContextHeader.decode(text) == bytes)
+        #expect(try ContextHeader.decode(" \t\(text) ") == bytes)
+        #expect(try ContextHeader.decode("  ") == [])
+    }
+
+    @Test(arguments: ["!!!", "not base64 at all", "3AEBAm4yAauJpYSgNA==x", "A", String(repeating: "A", count: 20_000)])
+    func malformedTextIsAClearError(text: String) {
+        #expect(throws: ContextHeaderError.self) { try ContextHeader.decode(text) }
+    }
+}
