@@ -2,7 +2,7 @@
 #   make console   install missing system packages, build, start a local cluster
 #   make test      install missing system packages, build, run every test
 SHELL := /bin/bash
-APT_PACKAGES := librocksdb-dev libncursesw5-dev libreadline-dev tmux pkg-config procps
+APT_PACKAGES := librocksdb-dev libssl-dev libncursesw5-dev libreadline-dev tmux pkg-config procps
 SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5

@@ -23,7 +23,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
@@ -35,13 +34,17 @@ let package = Package(
         ),
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses", providers: [.apt(["libncursesw5-dev"])]),
         .systemLibrary(name: "CReadline", path: "Sources/CReadline", providers: [.apt(["libreadline-dev"])]),
+        // HMAC-SHA256 for the cluster secret. The system's libcrypto, not swift-crypto: that
+        // would compile its own BoringSSL (some 360 C files) for one function, in every
+        // build and again in the fuzz driver's.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", providers: [.apt(["libssl-dev"])]),
 
         // The HTTP API's documents, percent-encoding and base64: what a client needs to talk
         // to a node, and nothing of the engine.
         .target(name: "DynamoAPI", swiftSettings: optimizedSettings),
         // The pure core: ring, clocks, objects and protocol state machines. No I/O, no HTTP.
         .target(
-            name: "DynamoCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            name: "DynamoCore", dependencies: ["COpenSSL"],
             swiftSettings: optimizedSettings),
         // The peer wire protocol: frames, handshake, message codec.
         .target(

@@ -1,4 +1,4 @@
-import Crypto
+import COpenSSL
 
 /// The cluster secret, as the key nodes prove membership with (HMAC-SHA256).
 ///
@@ -8,7 +8,6 @@ import Crypto
 /// created. Pure computation: the simulator uses it as the runtime does.
 public struct ClusterKey: Sendable, Hashable {
     private let secret: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: secret) }
 
     /// What seals contexts in a cluster without a secret (a development cluster on
     /// loopback): it still binds each context to its key, though anyone could forge one.
@@ -17,8 +16,12 @@ public struct ClusterKey: Sendable, Hashable {
     /// Secrets shorter than this are refused: an HMAC key is only as strong as its secret.
     public static let minimumSecretBytes = 16
 
+    /// Longer ones are refused (a secret file that is really something else, say).
+    public static let maximumSecretBytes = 4096
+
     public init(secret: [UInt8]) throws(ClusterKeyError) {
         guard secret.count >= Self.minimumSecretBytes else { throw .tooShort(secret.count) }
+        guard secret.count <= Self.maximumSecretBytes else { throw .tooLong(secret.count) }
         self.secret = secret
     }
 
@@ -31,12 +34,12 @@ public struct ClusterKey: Sendable, Hashable {
     /// A MAC of `parts` under `label`; each part is length-prefixed, so no two different
     /// lists of parts read the same.
     public func mac(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Self.message(label, parts), using: key))
+        HMACSHA256.mac(key: secret, Self.message(label, parts))
     }
 
     /// Whether `tag` is the MAC of `parts`, compared in constant time.
     public func verify(_ tag: [UInt8], _ label: String, _ parts: [[UInt8]]) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: Self.message(label, parts), using: key)
+        Self.tagsMatch(mac(label, parts), tag)
     }
 
     /// Whether two tags are equal, in time that does not depend on where they differ (so a
@@ -134,11 +137,14 @@ public enum HandshakeRole: String, Sendable {
 /// Why a cluster secret cannot be used.
 public enum ClusterKeyError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooShort(Int)
+    case tooLong(Int)
 
     public var description: String {
         switch self {
         case .tooShort(let count):
             "the cluster secret is \(count) bytes; it needs at least \(ClusterKey.minimumSecretBytes)"
+        case .tooLong(let count):
+            "the cluster secret is \(count) bytes; at most \(ClusterKey.maximumSecretBytes) are taken"
         }
     }
 }
@@ -159,10 +165,8 @@ public struct FrameAuthenticator: Sendable {
     }
 
     private static func tag(_ payload: [UInt8], sequence: UInt64, key: [UInt8]) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: SymmetricKey(data: key))
-        hmac.update(data: withUnsafeBytes(of: sequence.bigEndian, Array.init))
-        hmac.update(data: payload)
-        return Array(hmac.finalize().prefix(tagBytes))
+        let message = withUnsafeBytes(of: sequence.bigEndian, Array.init) + payload
+        return Array(HMACSHA256.mac(key: key, message).prefix(tagBytes))
     }
 
     /// The tag of the next frame this side sends.
@@ -176,6 +180,31 @@ public struct FrameAuthenticator: Sendable {
         let expected = Self.tag(payload, sequence: received, key: receiveKey)
         received &+= 1
         return ClusterKey.tagsMatch(expected, tag)
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) from the system's libcrypto.
+enum HMACSHA256 {
+    static let byteCount = 32
+
+    static func mac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: byteCount)
+        var length: UInt32 = 0
+        // An empty array has no address; libcrypto wants one even for zero bytes.
+        let keyBytes = key.isEmpty ? [0] : key
+        let messageBytes = message.isEmpty ? [0] : message
+        let done = keyBytes.withUnsafeBufferPointer { keyBuffer in
+            messageBytes.withUnsafeBufferPointer { messageBuffer in
+                out.withUnsafeMutableBufferPointer { outBuffer in
+                    HMAC(
+                        EVP_sha256(), keyBuffer.baseAddress, Int32(key.count), messageBuffer.baseAddress, message.count,
+                        outBuffer.baseAddress, &length)
+                }
+            }
+        }
+        // Without a working HMAC nothing can be authenticated: never go on with a zero tag.
+        guard done != nil, length == UInt32(byteCount) else { fatalError("libcrypto's HMAC-SHA256 failed") }
+        return out
     }
 }
 
