@@ -272,4 +272,25 @@ extension NodeMachine {
             return forward(requester, put, candidates: others, failedHere: reason, now: now)
         }
     }
+
+    /// A replica's answer (nil: none in time) to a request of run `run`.
+    mutating func replicaAnswered(run: RunID, node: NodeName, _ response: PeerResponse?, now: Now) -> [Action] {
+        let reply: ReplicaReply
+        switch response {
+        case .replica(let value): reply = value
+        case .error(let reason): reply = .failed(reason)
+        case nil: reply = .failed("no answer from \(node)")
+        default: reply = .failed("unexpected answer from \(node)")
+        }
+        return replicaReplied(run: run, node: node, reply, now: now)
+    }
+
+    /// A forwarded write was coordinated there, or goes to the next candidate.
+    mutating func forwardAnswered(
+        _ requester: Requester, _ put: ForwardedPut, remaining: [NodeName], failedHere: String?,
+        _ response: PeerResponse?, now: Now
+    ) -> [Action] {
+        if case .coordinated(let result) = response { return answer(requester, .write(result)) }
+        return forward(requester, put, candidates: remaining, failedHere: failedHere, now: now)
+    }
 }

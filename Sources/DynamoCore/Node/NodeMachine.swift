@@ -1,17 +1,3 @@
-/// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a
-/// request (identified by a handle the shell chose, so it can find the connection).
-public enum Requester: Hashable, Sendable {
-    case client(ClientRequestID)
-    case peer(PeerHandle)
-}
-
-/// What a coordination answers: a client of this node gets it as a typed action, a peer
-/// that forwarded a write as its response.
-enum ClientReply: Hashable, Sendable {
-    case read(GetCoordinator.Outcome)
-    case write(WriteResult)
-}
-
 /// One node's whole protocol as a pure state machine: membership and failure detection,
 /// request coordination (forwarding, sloppy quorum, read repair), serving replica requests,
 /// and hinted handoff.
@@ -21,61 +7,6 @@ enum ClientReply: Hashable, Sendable {
 /// runtime executes those over TCP and RocksDB; the test simulator executes the very same
 /// actions over an in-memory network with injected faults.
 public struct NodeMachine: Sendable {
-    public enum Input: Hashable, Sendable {
-        case clientGet(id: ClientRequestID, key: [UInt8], r: Int?)
-        /// value nil: delete.
-        case clientWrite(id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
-        case peerRequest(handle: PeerHandle, from: NodeName, PeerRequest)
-        /// nil: the request failed or its connection broke.
-        case peerResponse(requestID: PeerRequestID, PeerResponse?)
-        /// A storage operation finished, with what it changed of the own data: the Merkle
-        /// trees take `treeUpdates` before anything acts on the result.
-        case storageResult(token: StorageToken, StorageResult, treeUpdates: [TreeUpdate] = [])
-        /// Time passed: run due timers (gossip, hints, deadlines).
-        case tick
-        /// Drop all traffic with these nodes (fault injection).
-        case setFaults(drop: Set<NodeName>)
-        /// Leave the cluster: hand every range and hint to others (the shell exits when
-        /// nothing is held any more).
-        case leave
-    }
-
-    public enum Action: Hashable, Sendable {
-        /// Send a request to the peer at `address`; its answer comes back as `.peerResponse`.
-        case send(requestID: PeerRequestID, toAddress: String, PeerRequest)
-        /// Answer a peer's request.
-        case respond(handle: PeerHandle, PeerResponse)
-        case storage(token: StorageToken, StorageOp)
-        /// Answer a client's read.
-        case readReply(client: ClientRequestID, GetCoordinator.Outcome)
-        /// Answer a client's write (or delete).
-        case writeReply(client: ClientRequestID, WriteResult)
-        /// A peer request that gets no answer (its sender is cut off): forget its handle.
-        case ignore(handle: PeerHandle)
-        /// A new node has all the data of its ranges: persist that, so a restart does not
-        /// join again (until then, a restart resumes the join), and its dot floor.
-        case joined(dotFloor: UInt64)
-        /// The node took a new generation and dot floor (the cluster remembered a later life
-        /// of it): persist them, so a restart starts above them.
-        case identityChanged(generation: UInt64, dotFloor: UInt64)
-        /// Something a person watching would want to know (failures seen, hints delivered...).
-        case event(NodeEvent)
-        /// A key near or over the object limits was written or read, or a write to it was
-        /// refused: worth a (rate-limited) warning in the log.
-        case objectNearLimit(ObjectReport)
-    }
-
-    /// Times for one input: monotonic for deadlines, wall clock for version timestamps.
-    public struct Now: Hashable, Sendable {
-        public var monotonicMs: UInt64
-        public var wallMs: UInt64
-
-        public init(monotonicMs: UInt64, wallMs: UInt64) {
-            self.monotonicMs = monotonicMs
-            self.wallMs = wallMs
-        }
-    }
-
     public let settings: NodeSettings
     /// Keys recently seen near or over the object limits, and writes refused by them.
     public internal(set) var hotKeys = HotKeys()
@@ -86,12 +17,12 @@ public struct NodeMachine: Sendable {
     public private(set) var dotFloor: UInt64
 
     // The components, one per technique.
-    public private(set) var gossip: Gossip
-    public private(set) var hints: HintDelivery
-    public private(set) var handoff: OwnershipHandoff
-    public private(set) var join: JoinTransfer
-    public private(set) var antiEntropy: AntiEntropy
-    public private(set) var reaper: TombstoneReaper
+    public internal(set) var gossip: Gossip
+    public internal(set) var hints: HintDelivery
+    public internal(set) var handoff: OwnershipHandoff
+    public internal(set) var join: JoinTransfer
+    public internal(set) var antiEntropy: AntiEntropy
+    public internal(set) var reaper: TombstoneReaper
 
     var rng: SeededRandom
     private var nextID: UInt64 = 1
@@ -248,58 +179,37 @@ public struct NodeMachine: Sendable {
 
     private mutating func received(requestID: PeerRequestID, _ response: PeerResponse?, now: Now) -> [Action] {
         guard let (purpose, _) = outgoing.removeValue(forKey: requestID) else { return [] }
+        let answered = response != nil
         switch purpose {
         case .replica(let run, let node):
-            var actions = noteAnswer(from: node, answered: response != nil, now: now)
-            let reply: ReplicaReply
-            switch response {
-            case .replica(let value): reply = value
-            case .error(let reason): reply = .failed(reason)
-            case nil: reply = .failed("no answer from \(node)")
-            default: reply = .failed("unexpected answer from \(node)")
-            }
-            actions += replicaReplied(run: run, node: node, reply, now: now)
-            return actions
+            return noteAnswer(from: node, answered: answered, now: now) + replicaAnswered(run: run, node: node, response, now: now)
         case .gossip(let target):
             var actions: [Action] = []
             if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
-            if let target { actions += noteAnswer(from: target, answered: response != nil, now: now) }
+            if let target { actions += noteAnswer(from: target, answered: answered, now: now) }
             return actions
         case .forward(let requester, let put, let remaining, let target, let failedHere):
-            var actions = noteAnswer(from: target, answered: response != nil, now: now)
-            if case .coordinated(let result) = response {
-                actions += answer(requester, .write(result))
-            } else {
-                actions += forward(requester, put, candidates: remaining, failedHere: failedHere, now: now)
-            }
-            return actions
+            return noteAnswer(from: target, answered: answered, now: now)
+                + forwardAnswered(requester, put, remaining: remaining, failedHere: failedHere, response, now: now)
         case .pull(let node):
-            var batch: (entries: [KeyedObject], next: [UInt8]?)?
-            if case .transfer(let entries, let next) = response { batch = (entries, next) }
+            // Whether the source was up before this answer (or its absence) counted.
             let up = membership.member(node)?.status == .up
-            return noteAnswer(from: node, answered: response != nil, now: now)
-                + run(join.received(from: node, batch, sourceIsUp: up, now: now.monotonicMs), now: now)
+            return noteAnswer(from: node, answered: answered, now: now)
+                + pulled(from: node, response, sourceWasUp: up, now: now)
         case .tree(let range, let peer):
-            return noteAnswer(from: peer, answered: response != nil, now: now)
+            return noteAnswer(from: peer, answered: answered, now: now)
                 + run(antiEntropy.answered(range: range, peer: peer, response), now: now)
         case .treeFetch(let range, let peer, let key):
-            var object: VersionedObject?
-            if case .replica(.object(let found?)) = response { object = found }
-            return noteAnswer(from: peer, answered: response != nil, now: now)
-                + run(antiEntropy.fetched(key: key, range: range, peer: peer, object), now: now)
+            return noteAnswer(from: peer, answered: answered, now: now)
+                + fetched(key, range: range, peer: peer, response, now: now)
         case .handoff(let key, let node):
-            var stored = false
-            if case .replica(.stored) = response { stored = true }
-            return noteAnswer(from: node, answered: response != nil, now: now)
-                + run(handoff.acked(key: key, by: node, stored: stored, now: now.monotonicMs), now: now)
+            return noteAnswer(from: node, answered: answered, now: now)
+                + run(handoff.acked(key: key, by: node, stored: response == .replica(.stored), now: now.monotonicMs), now: now)
         case .hint(let hint):
-            var actions: [Action] = []
-            if isReachable(hint.target, at: now.monotonicMs) {
-                actions += noteAnswer(from: hint.target, answered: response != nil, now: now)
-            }
-            var accepted = false
-            if case .replica(.stored) = response { accepted = true }
-            return actions + run(hints.offered(hint, accepted: accepted), now: now)
+            // A hint offered to a node seen as down (a stand-in) says nothing of the target.
+            let actions = isReachable(hint.target, at: now.monotonicMs)
+                ? noteAnswer(from: hint.target, answered: answered, now: now) : []
+            return actions + run(hints.offered(hint, accepted: response == .replica(.stored)), now: now)
         }
     }
 
@@ -321,60 +231,6 @@ public struct NodeMachine: Sendable {
         case (.client(let id), .write(let result)): [.writeReply(client: id, result)]
         case (.peer(let handle), .write(let result)): [.respond(handle: handle, .coordinated(result))]
         case (.peer(let handle), .read): [.respond(handle: handle, .error("reads are not forwarded"))]
-        }
-    }
-
-    // MARK: Serving peers
-
-    /// Why this node's own copy must not answer reads yet: it is new, or refilling after
-    /// losing data, and has not pulled its ranges (its copy would say "not found" for keys
-    /// the cluster holds). Writes it still takes: they are new data to keep.
-    var refilling: String? {
-        guard settings.freshIdentity, membership.local.status == .joining else { return nil }
-        return "\(name) is still pulling its ranges (new, or refilling after losing data)"
-    }
-
-    private mutating func serve(handle: PeerHandle, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
-        // A cut-off peer's requests vanish, as if the network lost them.
-        if dropped.contains(peer) { return [.ignore(handle: handle)] }
-        switch request {
-        case .replica(.get(let key)):
-            if let refilling { return [.respond(handle: handle, .replica(.failed(refilling)))] }
-            return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))
-        case .replica(.reap(let key, let object)):
-            return storage(.forget(key: key, ifStill: object), wait: .serve(handle: handle, isPut: true))
-        case .replica(.put(let key, let object, let hintFor)):
-            let target = hintFor == name ? nil : hintFor
-            // Hints are always synced: the holder is the only copy for the node it stands in
-            // for. So is a copy handed over to this node as its home (`hintFor` this node: a
-            // delivered hint, an ownership handoff): the sender deletes its own once this
-            // answers, so an unsynced copy here would turn a durable write into one a power
-            // loss can take (found by the simulator: a delivered hint lost with the target's
-            // unsynced log tail).
-            let sync = hintFor != nil || settings.durability.syncsReplicaWrites
-            return hintKept(key, for: target)
-                + storage(
-                    .merge(key: key, object: object, hintFor: target, sync: sync),
-                    wait: .serve(handle: handle, isPut: true))
-        case .gossip(let members):
-            let actions = receiveGossip(members, now: now)
-            return actions + [.respond(handle: handle, .gossip(gossip.announced(membership.table)))]
-        case .treeChildren, .treeSegments:
-            return [.respond(handle: handle, antiEntropy.serve(request))]
-        case .pull(let requester, let after):
-            // Only a node asks for its own ranges, with a row a holder of the secret made.
-            guard requester.name == peer, settings.clusterKey?.admits(requester) ?? true else {
-                return [
-                    .respond(handle: handle, .error("a pull names its sender, in a row signed with the cluster secret"))
-                ]
-            }
-            return storage(
-                .scanOwn(after: after, limit: OwnershipHandoff.batch),
-                wait: .serveTransfer(handle: handle, requester: requester))
-        case .coordinatePut(let put):
-            // A forwarded write is coordinated here, never forwarded again, so differing
-            // views of the cluster cannot bounce it around.
-            return coordinateHere(.peer(handle), put, now: now)
         }
     }
 
@@ -434,7 +290,7 @@ public struct NodeMachine: Sendable {
         run(antiEntropy.refresh(ring: membership.routingRing, me: name, n: settings.quorum.n), now: now)
     }
 
-    private mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
+    mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
         let heard = gossip.receive(members, now: now.monotonicMs)
         var actions: [Action] = heard.refused.map { .event(.gossipRefused(peer: $0)) }
         if heard.outlivedEarlierSelf {
@@ -465,60 +321,21 @@ public struct NodeMachine: Sendable {
         if case .removed(true) = result, case .localReplica = wait { reaper.forgot() }
         switch wait {
         case .serve(let handle, let isPut):
-            switch result {
-            case .object(let object) where !isPut: return [.respond(handle: handle, .replica(.object(object)))]
-            case .stored where isPut, .removed where isPut: return [.respond(handle: handle, .replica(.stored))]
-            case .failed(let reason): return [.respond(handle: handle, .replica(.failed(reason)))]
-            case .refused(let refusal): return [.respond(handle: handle, .replica(.failed(refusal.description)))]
-            default: return [.respond(handle: handle, .replica(.failed("unexpected storage result")))]
-            }
+            return [.respond(handle: handle, .replica(Self.replicaReply(to: isPut ? .put : .get, result)))]
+        case .serveTransfer(let handle, let requester):
+            return [.respond(handle: handle, transfer(result, for: requester))]
         case .localReplica(let run):
-            let reply: ReplicaReply
-            switch result {
-            case .object(let object): reply = .object(object)
-            case .stored, .removed: reply = .stored
-            case .failed(let reason): reply = .failed(reason)
-            case .refused(let refusal): reply = .failed(refusal.description)
-            default: reply = .failed("unexpected storage result")
-            }
-            return replicaReplied(run: run, node: name, reply, now: now)
+            return replicaReplied(run: run, node: name, Self.replicaReply(to: nil, result), now: now)
         case .coordinate(let requester, let put, let replicas):
             return coordinated(requester, put, replicas: replicas, result, now: now)
         case .loadHints:
-            guard case .hints(let loaded, let total) = result else {
-                hints.loadFailed()
-                return []
-            }
-            let steps = hints.loaded(loaded.map { ($0, destination(of: $0, now: now)) }, total: total)
-            updateSettled()
-            return run(steps, now: now)
+            return hintsLoaded(result, now: now)
         case .removeHint(let hint):
-            var removed = false
-            if case .removed(true) = result { removed = true }
-            return run(hints.removed(hint, removed), now: now)
+            return run(hints.removed(hint, result == .removed(true)), now: now)
         case .handoffScan:
-            var entries: [KeyedObject]?
-            if case .entries(let scanned) = result { entries = scanned }
-            let t = now.monotonicMs
-            let passes = handoff.passesCompleted
-            let view = gossip
-            let n = settings.quorum.n
-            let steps = handoff.scanned(
-                entries, me: name, home: { view.membership.routingRing.preferenceList(forKey: $0).home(n) },
-                reachable: { view.isReachable($0, at: t) }, now: t)
-            if handoff.passesCompleted != passes { updateSettled() }
-            return run(steps, now: now)
+            return handoffScanned(result, now: now)
         case .handedOff:
-            var removed = false
-            if case .removed(true) = result { removed = true }
-            return run(handoff.forgot(removed: removed, now: now.monotonicMs), now: now)
-        case .serveTransfer(let handle, let requester):
-            guard case .entries(let entries) = result else {
-                return [.respond(handle: handle, .error("cannot scan for a transfer"))]
-            }
-            let (selected, next) = JoinTransfer.transfer(
-                entries, scanLimit: OwnershipHandoff.batch, for: requester, on: membership.ring, n: settings.quorum.n)
-            return [.respond(handle: handle, .transfer(entries: selected, next: next))]
+            return run(handoff.forgot(removed: result == .removed(true), now: now.monotonicMs), now: now)
         case .pulled(let source):
             var failure: String?
             if case .failed(let reason) = result { failure = reason }
@@ -527,28 +344,11 @@ public struct NodeMachine: Sendable {
             if case .keyHashes(let hashes, let seq) = result { antiEntropy.built(range, hashes: hashes, seq: seq) }
             return []
         case .treeRepaired(let range, let peer):
-            var stored = false
-            if case .stored = result { stored = true }
-            return run(antiEntropy.repaired(range: range, peer: peer, stored: stored), now: now)
+            return run(antiEntropy.repaired(range: range, peer: peer, stored: result == .stored), now: now)
         case .sweep:
             guard case .keys(let keys) = result else { return [] }
             return run(reaper.found(keys), now: now)
         }
-    }
-
-    /// Where a loaded hint goes this round (nil: nowhere reachable).
-    private func destination(of hint: Hint, now: Now) -> HintDelivery.Destination? {
-        let t = now.monotonicMs
-        let targetLeft = membership.member(hint.target)?.status == .leaving && !isReachable(hint.target, at: t)
-        if targetLeft, let home = standIn(for: hint, now: now) {
-            // The intended node left the cluster: its ranges belong to others now. Handed
-            // over (`hintFor` the receiver itself): stored synced, as the hint it replaces
-            // was, since the hint is deleted once it is taken.
-            return .init(node: home, hintFor: home)
-        }
-        if isReachable(hint.target, at: t) { return .init(node: hint.target, hintFor: hint.target) }
-        // Leaving with the target still away: another node keeps the hint for it.
-        return standIn(for: hint, now: now).map { .init(node: $0, hintFor: hint.target) }
     }
 
     // MARK: Settledness (safe tombstone reaping)
@@ -558,110 +358,11 @@ public struct NodeMachine: Sendable {
         TombstoneReaper.clusterSettled(membership.members.values) { isReachable($0, at: now.monotonicMs) }
     }
 
-    private mutating func updateSettled() {
+    mutating func updateSettled() {
         gossip.membership.setLocalSettled(
             TombstoneReaper.isSettled(
                 hintsHeld: hints.held, lastPassClean: handoff.lastPassClean,
                 joining: membership.local.status == .joining))
     }
 
-    // MARK: Carrying out the components' steps
-
-    private mutating func run(_ steps: [HintDelivery.Step], now: Now) -> [Action] {
-        var actions: [Action] = []
-        for step in steps {
-            switch step {
-            case .load(let limit, let targets):
-                actions += storage(.loadHints(limit: limit, targets: targets), wait: .loadHints)
-            case .offer(let hint, let node, let hintFor):
-                actions += send(
-                    .replica(.put(key: hint.key, object: hint.object, hintFor: hintFor)), to: node,
-                    purpose: .hint(hint), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
-            case .remove(let hint):
-                actions += storage(.removeHint(hint), wait: .removeHint(hint))
-            case .event(let event):
-                actions.append(.event(event))
-            }
-        }
-        return actions
-    }
-
-    private mutating func run(_ steps: [OwnershipHandoff.Step], now: Now) -> [Action] {
-        var actions: [Action] = []
-        for step in steps {
-            switch step {
-            case .scan(let after, let limit):
-                actions += storage(.scanOwn(after: after, limit: limit), wait: .handoffScan)
-            case .send(let key, let object, let node):
-                actions += send(
-                    .replica(.put(key: key, object: object, hintFor: node)), to: node,
-                    purpose: .handoff(key: key, node: node), timeoutMs: settings.quorum.requestTimeoutMs, now: now)
-            case .forget(let key, let object):
-                actions += storage(.forget(key: key, ifStill: object), wait: .handedOff)
-            case .event(let event):
-                actions.append(.event(event))
-            }
-        }
-        return actions
-    }
-
-    private mutating func run(_ steps: [JoinTransfer.Step], now: Now) -> [Action] {
-        var actions: [Action] = []
-        for step in steps {
-            switch step {
-            case .pull(let source, let after):
-                actions += send(
-                    .pull(requester: membership.local, after: after), to: source, purpose: .pull(from: source),
-                    timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
-            case .store(let entry, let source):
-                actions += storage(
-                    .merge(key: entry.key, object: entry.object, hintFor: nil, sync: false),
-                    wait: .pulled(from: source))
-            case .joined:
-                gossip.membership.setLocalStatus(.up, now: now.monotonicMs)
-                actions.append(.joined(dotFloor: dotFloor))
-            case .event(let event):
-                actions.append(.event(event))
-            }
-        }
-        return actions
-    }
-
-    private mutating func run(_ steps: [AntiEntropy.Step], now: Now) -> [Action] {
-        var actions: [Action] = []
-        for step in steps {
-            switch step {
-            case .build(let range):
-                actions += storage(.rangeHashes(start: range.start, end: range.end), wait: .buildTree(range: range))
-            case .ask(let request, let peer, let range):
-                actions += send(
-                    request, to: peer, purpose: .tree(range: range, peer: peer),
-                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
-            case .fetch(let key, let peer, let range):
-                actions += send(
-                    .replica(.get(key: key)), to: peer, purpose: .treeFetch(range: range, peer: peer, key: key),
-                    timeoutMs: settings.quorum.requestTimeoutMs, now: now)
-            case .repair(let key, let object, let range, let peer):
-                actions += storage(
-                    .merge(key: key, object: object, hintFor: nil, sync: settings.durability.syncsReplicaWrites),
-                    wait: .treeRepaired(range: range, peer: peer))
-            case .event(let event):
-                actions.append(.event(event))
-            }
-        }
-        return actions
-    }
-
-    private mutating func run(_ steps: [TombstoneReaper.Step], now: Now) -> [Action] {
-        var actions: [Action] = []
-        for step in steps {
-            switch step {
-            case .find(let before, let limit):
-                actions += storage(.findTombstones(before: before, limit: limit), wait: .sweep)
-            case .read(let key):
-                actions += startRead(client: Self.internalClient, key: key, r: settings.quorum.n, now: now)
-            }
-        }
-        return actions
-    }
 }

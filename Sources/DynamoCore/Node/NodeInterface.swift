@@ -1,0 +1,71 @@
+/// Who is waiting for an answer: a client of this node's HTTP API, or a peer that sent a
+/// request (identified by a handle the shell chose, so it can find the connection).
+public enum Requester: Hashable, Sendable {
+    case client(ClientRequestID)
+    case peer(PeerHandle)
+}
+
+/// What a coordination answers: a client of this node gets it as a typed action, a peer
+/// that forwarded a write as its response.
+enum ClientReply: Hashable, Sendable {
+    case read(GetCoordinator.Outcome)
+    case write(WriteResult)
+}
+
+/// What goes into the machine and what comes out.
+extension NodeMachine {
+    public enum Input: Hashable, Sendable {
+        case clientGet(id: ClientRequestID, key: [UInt8], r: Int?)
+        /// value nil: delete.
+        case clientWrite(id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+        case peerRequest(handle: PeerHandle, from: NodeName, PeerRequest)
+        /// nil: the request failed or its connection broke.
+        case peerResponse(requestID: PeerRequestID, PeerResponse?)
+        /// A storage operation finished, with what it changed of the own data: the Merkle
+        /// trees take `treeUpdates` before anything acts on the result.
+        case storageResult(token: StorageToken, StorageResult, treeUpdates: [TreeUpdate] = [])
+        /// Time passed: run due timers (gossip, hints, deadlines).
+        case tick
+        /// Drop all traffic with these nodes (fault injection).
+        case setFaults(drop: Set<NodeName>)
+        /// Leave the cluster: hand every range and hint to others (the shell exits when
+        /// nothing is held any more).
+        case leave
+    }
+
+    public enum Action: Hashable, Sendable {
+        /// Send a request to the peer at `address`; its answer comes back as `.peerResponse`.
+        case send(requestID: PeerRequestID, toAddress: String, PeerRequest)
+        /// Answer a peer's request.
+        case respond(handle: PeerHandle, PeerResponse)
+        case storage(token: StorageToken, StorageOp)
+        /// Answer a client's read.
+        case readReply(client: ClientRequestID, GetCoordinator.Outcome)
+        /// Answer a client's write (or delete).
+        case writeReply(client: ClientRequestID, WriteResult)
+        /// A peer request that gets no answer (its sender is cut off): forget its handle.
+        case ignore(handle: PeerHandle)
+        /// A new node has all the data of its ranges: persist that, so a restart does not
+        /// join again (until then, a restart resumes the join), and its dot floor.
+        case joined(dotFloor: UInt64)
+        /// The node took a new generation and dot floor (the cluster remembered a later life
+        /// of it): persist them, so a restart starts above them.
+        case identityChanged(generation: UInt64, dotFloor: UInt64)
+        /// Something a person watching would want to know (failures seen, hints delivered...).
+        case event(NodeEvent)
+        /// A key near or over the object limits was written or read, or a write to it was
+        /// refused: worth a (rate-limited) warning in the log.
+        case objectNearLimit(ObjectReport)
+    }
+
+    /// Times for one input: monotonic for deadlines, wall clock for version timestamps.
+    public struct Now: Hashable, Sendable {
+        public var monotonicMs: UInt64
+        public var wallMs: UInt64
+
+        public init(monotonicMs: UInt64, wallMs: UInt64) {
+            self.monotonicMs = monotonicMs
+            self.wallMs = wallMs
+        }
+    }
+}
