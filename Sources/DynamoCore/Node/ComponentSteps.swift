@@ -156,4 +156,18 @@ extension NodeMachine {
         // Leaving with the target still away: another node keeps the hint for it.
         return standIn(for: hint, now: now).map { .init(node: $0, hintFor: hint.target) }
     }
+
+    // MARK: Settledness (safe tombstone reaping)
+
+    /// Whether tombstones may be reaped now (see `TombstoneReaper.clusterSettled`).
+    func clusterSettled(now: Now) -> Bool {
+        TombstoneReaper.clusterSettled(membership.members.values) { isReachable($0, at: now.monotonicMs) }
+    }
+
+    mutating func updateSettled() {
+        gossip.membership.setLocalSettled(
+            TombstoneReaper.isSettled(
+                hintsHeld: hints.held, lastPassClean: handoff.lastPassClean,
+                joining: membership.local.status == .joining))
+    }
 }

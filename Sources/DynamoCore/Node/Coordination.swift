@@ -293,4 +293,39 @@ extension NodeMachine {
         if case .coordinated(let result) = response { return answer(requester, .write(result)) }
         return forward(requester, put, candidates: remaining, failedHere: failedHere, now: now)
     }
+
+    // MARK: Runs and answers
+
+    struct GetRun {
+        var coordinator: GetCoordinator
+        var client: ClientRequestID
+    }
+
+    struct PutRun {
+        var coordinator: PutCoordinator
+        var requester: Requester
+        var version: Version
+        var deadline: UInt64
+    }
+
+    /// Answers a write that was not coordinated (nothing stored, no acks) with why.
+    func writeFailed(_ requester: Requester, _ put: ForwardedPut, _ error: String, refusal: ObjectLimitRefusal? = nil)
+        -> [Action]
+    {
+        answer(
+            requester,
+            .write(
+                WriteResult(
+                    succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
+                    context: .empty, error: error, refusal: refusal)))
+    }
+
+    func answer(_ requester: Requester, _ reply: ClientReply) -> [Action] {
+        switch (requester, reply) {
+        case (.client(let id), .read(let outcome)): [.readReply(client: id, outcome)]
+        case (.client(let id), .write(let result)): [.writeReply(client: id, result)]
+        case (.peer(let handle), .write(let result)): [.respond(handle: handle, .coordinated(result))]
+        case (.peer(let handle), .read): [.respond(handle: handle, .error("reads are not forwarded"))]
+        }
+    }
 }

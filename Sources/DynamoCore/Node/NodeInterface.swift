@@ -68,4 +68,16 @@ extension NodeMachine {
             self.wallMs = wallMs
         }
     }
+
+    // What the shells, the console and the tests read of a node.
+
+    public var hintsDelivered: [NodeName: Int] { hints.delivered }
+    public var tombstonesReaped: Int { reaper.reaped }
+    public var trees: [KeyRange: AntiEntropy.RangeTree] { antiEntropy.trees }
+    public var exchanges: [String: AntiEntropy.ExchangeRecord] { antiEntropy.exchanges }
+    public var exchangeCount: Int { antiEntropy.exchangeCount }
+    public var keysRepairedByExchange: Int { antiEntropy.keysRepaired }
+
+    public func isReachable(_ node: NodeName, at now: UInt64) -> Bool { gossip.isReachable(node, at: now) }
+    public func status(of node: NodeName, at now: UInt64) -> MemberStatus? { gossip.status(of: node, at: now) }
 }

@@ -62,18 +62,6 @@ public struct NodeMachine: Sendable {
         case treeRepaired(range: KeyRange, peer: NodeName)
     }
 
-    struct GetRun {
-        var coordinator: GetCoordinator
-        var client: ClientRequestID
-    }
-
-    struct PutRun {
-        var coordinator: PutCoordinator
-        var requester: Requester
-        var version: Version
-        var deadline: UInt64
-    }
-
     public init(settings: NodeSettings, seed: UInt64) {
         self.settings = settings
         let me = Member(
@@ -102,16 +90,6 @@ public struct NodeMachine: Sendable {
     public var name: NodeName { settings.name }
     public var membership: Membership { gossip.membership }
     public var dropped: Set<NodeName> { gossip.dropped }
-    public var hintsDelivered: [NodeName: Int] { hints.delivered }
-    public var tombstonesReaped: Int { reaper.reaped }
-    public var trees: [KeyRange: AntiEntropy.RangeTree] { antiEntropy.trees }
-    public var exchanges: [String: AntiEntropy.ExchangeRecord] { antiEntropy.exchanges }
-    public var exchangeCount: Int { antiEntropy.exchangeCount }
-    public var keysRepairedByExchange: Int { antiEntropy.keysRepaired }
-
-    public func isReachable(_ node: NodeName, at now: UInt64) -> Bool { gossip.isReachable(node, at: now) }
-    public func status(of node: NodeName, at now: UInt64) -> MemberStatus? { gossip.status(of: node, at: now) }
-
     /// How many requests and coordinations are in flight (for tests and status).
     public var inFlight: Int { outgoing.count + storageWaits.count + gets.count + puts.count }
 
@@ -210,27 +188,6 @@ public struct NodeMachine: Sendable {
             let actions = isReachable(hint.target, at: now.monotonicMs)
                 ? noteAnswer(from: hint.target, answered: answered, now: now) : []
             return actions + run(hints.offered(hint, accepted: response == .replica(.stored)), now: now)
-        }
-    }
-
-    /// Answers a write that was not coordinated (nothing stored, no acks) with why.
-    func writeFailed(_ requester: Requester, _ put: ForwardedPut, _ error: String, refusal: ObjectLimitRefusal? = nil)
-        -> [Action]
-    {
-        answer(
-            requester,
-            .write(
-                WriteResult(
-                    succeeded: false, coordinator: name, acks: [], required: put.w ?? settings.quorum.w,
-                    context: .empty, error: error, refusal: refusal)))
-    }
-
-    func answer(_ requester: Requester, _ reply: ClientReply) -> [Action] {
-        switch (requester, reply) {
-        case (.client(let id), .read(let outcome)): [.readReply(client: id, outcome)]
-        case (.client(let id), .write(let result)): [.writeReply(client: id, result)]
-        case (.peer(let handle), .write(let result)): [.respond(handle: handle, .coordinated(result))]
-        case (.peer(let handle), .read): [.respond(handle: handle, .error("reads are not forwarded"))]
         }
     }
 
@@ -351,18 +308,5 @@ public struct NodeMachine: Sendable {
         }
     }
 
-    // MARK: Settledness (safe tombstone reaping)
-
-    /// Whether tombstones may be reaped now (see `TombstoneReaper.clusterSettled`).
-    func clusterSettled(now: Now) -> Bool {
-        TombstoneReaper.clusterSettled(membership.members.values) { isReachable($0, at: now.monotonicMs) }
-    }
-
-    mutating func updateSettled() {
-        gossip.membership.setLocalSettled(
-            TombstoneReaper.isSettled(
-                hintsHeld: hints.held, lastPassClean: handoff.lastPassClean,
-                joining: membership.local.status == .joining))
-    }
 
 }
