@@ -180,3 +180,66 @@ import Testing
                 == .merge(key: key, object: Self.object, hintFor: "n4", sync: true))
     }
 }
+
+/// Write routing: a node outside a key's first N healthy nodes forwards a client's write to
+/// them in order, takes the first coordinator's answer, and coordinates the write itself
+/// when none of them answers (rather than refuse it).
+@Suite struct WriteRoutingTests {
+    static let now = NodeMachine.Now(monotonicMs: 100, wallMs: 100)
+
+    static func member(_ name: NodeName, port: Int) -> Member {
+        Member(
+            name: name, peerAddress: "127.0.0.1:\(7000 + port)", httpAddress: "127.0.0.1:\(8000 + port)",
+            tokens: Token.defaultPositions(for: name, count: 8), status: .up)
+    }
+
+    /// n1 knowing n2...n5, and a key whose first three replicas are other nodes.
+    static func setUp() -> (NodeMachine, key: [UInt8], homes: [NodeName]) {
+        var node = NodeMachine(
+            settings: NodeSettings(
+                name: "n1", peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
+                tokens: Token.defaultPositions(for: "n1", count: 8)),
+            seed: 3)
+        let others = (2...5).map { member("n\($0)", port: $0) }
+        _ = node.handle(.peerRequest(handle: 1, from: "n2", .gossip(others)), now: now)
+        for i in 0..<1000 {
+            let key = Array("key\(i)".utf8)
+            let homes = node.membership.routingRing.preferenceList(forKey: key).home(3)
+            if !homes.contains("n1") { return (node, key, homes) }
+        }
+        fatalError("no key without n1 among its homes")
+    }
+
+    static func forwards(_ actions: [NodeMachine.Action]) -> [(PeerRequestID, String)] {
+        actions.compactMap { action in
+            if case .send(let id, let address, .coordinatePut) = action { return (id, address) }
+            return nil
+        }
+    }
+
+    static func address(of node: NodeName) -> String { "127.0.0.1:\(7000 + Int(node.dropFirst())!)" }
+
+    @Test func aWriteGoesToTheFirstHomeNodeThenTheNextWhenItDoesNotAnswer() throws {
+        var (node, key, homes) = Self.setUp()
+        let first = Self.forwards(node.handle(.clientWrite(id: 9, key: key, value: [1], context: nil, w: nil), now: Self.now))
+        #expect(first.map(\.1) == [Self.address(of: homes[0])])
+        let second = Self.forwards(node.handle(.peerResponse(requestID: try #require(first.first).0, nil), now: Self.now))
+        #expect(second.map(\.1) == [Self.address(of: homes[1])])
+        let result = WriteResult(
+            succeeded: true, coordinator: homes[1], acks: homes, required: 2, context: .empty, error: nil)
+        let answer = node.handle(.peerResponse(requestID: try #require(second.first).0, .coordinated(result)), now: Self.now)
+        #expect(answer.contains(.writeReply(client: 9, result)))
+    }
+
+    @Test func aWriteNoHomeNodeAnswersIsCoordinatedHere() throws {
+        var (node, key, homes) = Self.setUp()
+        var actions = node.handle(.clientWrite(id: 9, key: key, value: [1], context: nil, w: nil), now: Self.now)
+        var asked: [String] = []
+        while let (id, address) = Self.forwards(actions).first {
+            asked.append(address)
+            actions = node.handle(.peerResponse(requestID: id, nil), now: Self.now)
+        }
+        #expect(asked == homes.map(Self.address(of:)))
+        #expect(actions.contains { if case .storage(_, .coordinateWrite) = $0 { true } else { false } })
+    }
+}
