@@ -110,7 +110,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private func serve(_ request: HTTPRequestData, head: HTTPRequestHead, context: ChannelHandlerContext) {
         state = .serving
         let channel = context.channel
-        runtime.handleHTTP(request).assumeIsolated().whenComplete { result in
+        HTTPFrontend(runtime: runtime).handleHTTP(request).assumeIsolated().whenComplete { result in
             let reply: HTTPReply
             switch result {
             case .success(let value): reply = value

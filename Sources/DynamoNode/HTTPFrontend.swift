@@ -1,8 +1,10 @@
 import DynamoAPI
 import DynamoCore
+import DynamoStorage
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// One client request, fully read.
 struct HTTPRequestData: Sendable {
@@ -70,7 +72,18 @@ enum APIError: Error {
 
 // MARK: Routing
 
-extension NodeRuntime {
+/// The client and admin HTTP API of one node (spec sections 6 and 7): parses and checks
+/// each request, asks the runtime, and renders the answer. Runs on the node's event loop.
+struct HTTPFrontend: Sendable {
+    let runtime: NodeRuntime
+
+    private var loop: any EventLoop { runtime.loop }
+    private var pool: NIOThreadPool { runtime.pool }
+    private var config: NodeConfig { runtime.config }
+    private var machine: NodeMachine { runtime.machine }
+    private var store: ReplicaStore { runtime.store }
+    private var name: NodeName { runtime.name }
+
     /// Routes one request; runs on the loop.
     func handleHTTP(_ request: HTTPRequestData) -> EventLoopFuture<HTTPReply> {
         let (path, query) = RequestTarget.split(request.uri)
@@ -95,7 +108,7 @@ extension NodeRuntime {
                 guard let since = UInt64(query["since"] ?? "0") else {
                     throw APIError.badRequest("since must be an event number (0 for every event kept)")
                 }
-                return loop.makeSucceededFuture(.json(.ok, EventsDocument(node: name, events: events.since(since))))
+                return loop.makeSucceededFuture(.json(.ok, EventsDocument(node: name, events: runtime.events.since(since))))
             case (.GET, "/admin/faults"):
                 return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
             case (.POST, "/admin/faults"):
@@ -107,7 +120,7 @@ extension NodeRuntime {
                 guard !others.isEmpty else {
                     throw APIError.conflict("this node is the only member: there is no one to hand its data to")
                 }
-                let held = leave()
+                let held = runtime.leave()
                 return loop.makeSucceededFuture(
                     .json(.accepted, LeaveDocument(leaving: true, keys: held.keys, hints: held.hints)))
             case (.GET, _) where path.hasPrefix("/admin/preflist/"):
@@ -190,7 +203,7 @@ extension NodeRuntime {
         let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
         let name = self.name
         let (loop, pool) = (self.loop, self.pool)
-        return clientRead(key: key, r: r).flatMap { outcome in
+        return runtime.clientRead(key: key, r: r).flatMap { outcome in
             var headers = HTTPHeaders()
             headers.add(name: "X-Dynamo-Coordinator", value: name)
             headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
@@ -204,11 +217,11 @@ extension NodeRuntime {
             guard !object.isEmpty, !object.isDeleted else {
                 let missing = ErrorDocument(error: object.isEmpty ? "not found" : "deleted")
                 var reply = HTTPReply.json(.notFound, missing)
-                if object.isDeleted { reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(object.context, key: key)) }
+                if object.isDeleted { reply.headers.add(name: "X-Dynamo-Context", value: sealedContext(object.context, key: key)) }
                 return loop.makeSucceededFuture(reply.adding(headers))
             }
             // Sealed once: the same context goes in the header and the sibling document.
-            let context = self.sealedContext(object.context, key: key)
+            let context = sealedContext(object.context, key: key)
             headers.add(name: "X-Dynamo-Context", value: context)
             guard wantsJSON || object.versions.count > 1 else {
                 var reply = HTTPReply(status: .ok, body: object.versions[0].value ?? [])
@@ -235,7 +248,7 @@ extension NodeRuntime {
         if let value, value.count > config.maxValueBytes {
             throw .valueTooLarge(value.count, limit: config.maxValueBytes)
         }
-        return clientWrite(key: key, value: value, context: context, w: w).map { result in
+        return runtime.clientWrite(key: key, value: value, context: context, w: w).map { result in
             var reply: HTTPReply
             if let refusal = result.refusal {
                 reply = .json(.conflict, ErrorDocument(refusal: refusal))
@@ -252,7 +265,7 @@ extension NodeRuntime {
                         acks: result.acks.count, required: result.required))
             } else {
                 reply = HTTPReply(status: .noContent)
-                reply.headers.add(name: "X-Dynamo-Context", value: self.sealedContext(result.context, key: key))
+                reply.headers.add(name: "X-Dynamo-Context", value: sealedContext(result.context, key: key))
             }
             reply.headers.add(name: "X-Dynamo-Coordinator", value: result.coordinator)
             reply.headers.add(name: "X-Dynamo-Replicas", value: result.acks.joined(separator: ","))
@@ -286,7 +299,7 @@ extension NodeRuntime {
             guard let object, !object.isEmpty else {
                 return .json(.notFound, ErrorDocument(error: "not stored on this node"))
             }
-            let context = self.sealedContext(object.context, key: key)
+            let context = sealedContext(object.context, key: key)
             var reply = HTTPReply.json(.ok, SiblingDocument(object, context: context))
             reply.headers.add(name: "X-Dynamo-Context", value: context)
             return reply
@@ -305,12 +318,12 @@ extension NodeRuntime {
             let more = unknown.count > shown.count ? " and \(unknown.count - shown.count) more" : ""
             throw .badRequest("unknown node(s): \(shown.joined(separator: ", "))\(more)")
         }
-        setFaults(drop: Set(document.drop))
+        runtime.setFaults(drop: Set(document.drop))
         return .json(.ok, FaultsDocument(drop: machine.dropped.sorted()))
     }
 
     func statusDocument() -> StatusDocument {
-        let now = monotonicMs
+        let now = runtime.monotonicMs
         let membership = machine.membership
         let members = membership.table.map { member in
             StatusDocument.MemberInfo(
@@ -324,7 +337,7 @@ extension NodeRuntime {
                 heartbeatAgeMs: membership.lastHeard[member.name].map { now > $0 ? now - $0 : 0 },
                 phi: member.name == name
                     ? nil : (membership.detector.phi(of: member.name, at: now) * 100).rounded() / 100,
-                reachable: member.name == name ? nil : isReachable(member.name))
+                reachable: member.name == name ? nil : runtime.isReachable(member.name))
         }
         let hintCounts = store.hintCounts
         return StatusDocument(
@@ -335,11 +348,11 @@ extension NodeRuntime {
             quorum: .init(
                 n: config.quorum.n, r: config.quorum.r, w: config.quorum.w, policy: config.clocks.conflicts.rawValue,
                 sloppy: config.sloppyQuorum),
-            joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: requestStats.document,
+            joined: membership.hasJoined, antiEntropy: antiEntropyStatus(), requests: runtime.requestStats.document,
             storage: .init(
-                failures: storageFailures.count, lastError: storageFailures.last,
-                lastErrorMsAgo: storageFailures.last == nil ? nil : now - min(now, storageFailures.atMs),
-                lostAtStart: storeLoss, degraded: storageDegraded),
+                failures: runtime.storageFailures.count, lastError: runtime.storageFailures.last,
+                lastErrorMsAgo: runtime.storageFailures.last == nil ? nil : now - min(now, runtime.storageFailures.atMs),
+                lostAtStart: runtime.storeLoss, degraded: runtime.storageDegraded),
             objects: objectsStatus(now: now))
     }
 

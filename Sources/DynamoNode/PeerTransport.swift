@@ -1,9 +1,7 @@
-import DynamoAPI
 import DynamoCore
 import DynamoWire
 import Logging
 import NIOCore
-import NIOPosix
 import NIOSSL
 
 /// Runs one side of the peer handshake on a connection: sends what `PeerHandshake` asks,
@@ -246,68 +244,3 @@ final class PeerLink: @unchecked Sendable {  // only touched on the node's event
         channel.flush()
     }
 }
-
-extension NodeRuntime {
-    /// Opens a link to `address` (connect, then `hello`, then whatever was queued).
-    func openLink(to address: String) -> PeerLink {
-        let link = PeerLink(address: address)
-        links[address] = link
-        guard let (host, port) = HostAddress.split(address) else {
-            loop.execute { self.linkClosed(link) }
-            return link
-        }
-        let runtime = self
-        // Only the member known at this address may answer there.
-        let expected = machine.membership.member(atAddress: address)?.name
-        ClientBootstrap(group: loop)
-            .connectTimeout(.milliseconds(Int64(config.quorum.requestTimeoutMs)))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let state = PeerChannelState.forHandshake()
-                    if let tls = runtime.tls {
-                        try channel.pipeline.syncOperations.addHandler(
-                            try NIOSSLClientHandler(context: tls.peerClient, serverHostname: NodeTLS.serverHostname(host)))
-                    }
-                    // Close an unused link before the listener's idle timeout would, so a
-                    // request never races the listener closing it.
-                    let idle = TimeAmount.milliseconds(runtime.config.limits.peerIdleTimeoutMs * 3 / 4)
-                    try channel.pipeline.syncOperations.addHandlers(
-                        IdleStateHandler(allTimeout: idle),
-                        CloseOnIdle(),
-                        ByteToMessageHandler(PeerFrameDecoder(state: state)),
-                        MessageToByteHandler(PeerFrameEncoder(state: state)),
-                        PeerClientHandler(runtime: runtime, link: link, channelState: state, expectedPeer: expected)
-                    )
-                }
-            }
-            .connect(host: host, port: port)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    guard case .connecting = link.state else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    link.channel = channel
-                case .failure(let error):
-                    runtime.logger.debug("cannot connect to peer \(address): \(error)")
-                    runtime.linkClosed(link)
-                }
-            }
-        return link
-    }
-
-    /// A link went away: forget it and fail everything still waiting on it.
-    func linkClosed(_ link: PeerLink) {
-        loop.preconditionInEventLoop()
-        if case .connected(let channel) = link.state { channel.close(promise: nil) }
-        link.channel?.close(promise: nil)
-        link.state = .closed
-        if links[link.address] === link { links[link.address] = nil }
-        let failed = link.inflight
-        link.inflight = []
-        for id in failed.sorted() { complete(requestID: id, with: nil) }
-    }
-}
-
