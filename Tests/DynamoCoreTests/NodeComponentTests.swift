@@ -77,7 +77,7 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
             home: { homes[String(decoding: $0, as: UTF8.self)]! }, reachable: { _ in true }, now: 10)
         #expect(steps.filter { if case .send = $0 { true } else { false } }.count == 3)
         #expect(steps.last == .event(.handingOff(keys: 1)))
-        #expect(handoff.lastPassClean == false, "the pass found a stray key")
+        #expect(handoff.lastPass == .foundStrays, "the pass found a stray key")
         #expect(handoff.acked(key: stray.key, by: "n2", stored: true, now: 20).isEmpty)
         #expect(handoff.acked(key: stray.key, by: "n3", stored: true, now: 20).isEmpty)
         #expect(handoff.acked(key: stray.key, by: "n4", stored: true, now: 20) == [.forget(key: stray.key, ifStill: stray.object)])
@@ -104,12 +104,12 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         var handoff = OwnershipHandoff(intervalMs: 1_000)
         _ = handoff.tick(now: 0)
         _ = handoff.scanned([], me: "n1", home: { _ in [] }, reachable: { _ in true }, now: 0)
-        #expect(handoff.lastPassClean == true)
+        #expect(handoff.lastPass == .clean)
         handoff.ringChanged()
-        #expect(handoff.lastPassClean == nil)
+        #expect(handoff.lastPass == .none)
         #expect(handoff.tick(now: 1).count == 1, "looks at once")
         _ = handoff.scanned([], me: "n1", home: { _ in [] }, reachable: { _ in true }, now: 1)
-        #expect(handoff.lastPassClean == false, "the pass that began under the old ring does not count")
+        #expect(handoff.lastPass == .foundStrays, "the pass that began under the old ring does not count")
     }
 }
 
@@ -241,9 +241,9 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         let leftAndGone = settled + [member("n3", settled: false, status: .leaving)]
         #expect(TombstoneReaper.clusterSettled(leftAndGone) { $0 != "n3" })
         #expect(!TombstoneReaper.clusterSettled(leftAndGone) { _ in true }, "still leaving: it may hand data back")
-        #expect(!TombstoneReaper.isSettled(hintsHeld: 1, lastPassClean: true, joining: false))
-        #expect(!TombstoneReaper.isSettled(hintsHeld: 0, lastPassClean: nil, joining: false))
-        #expect(TombstoneReaper.isSettled(hintsHeld: 0, lastPassClean: true, joining: false))
+        #expect(!TombstoneReaper.isSettled(hintsHeld: 1, lastPass: .clean, joining: false))
+        #expect(!TombstoneReaper.isSettled(hintsHeld: 0, lastPass: .none, joining: false))
+        #expect(TombstoneReaper.isSettled(hintsHeld: 0, lastPass: .clean, joining: false))
     }
 
     @Test func aSweepFindsOldTombstonesEveryInterval() {

@@ -167,7 +167,7 @@ extension NodeMachine {
     mutating func updateSettled() {
         gossip.membership.setLocalSettled(
             TombstoneReaper.isSettled(
-                hintsHeld: hints.held, lastPassClean: handoff.lastPassClean,
+                hintsHeld: hints.held, lastPass: handoff.lastPass,
                 joining: membership.local.status == .joining))
     }
 }

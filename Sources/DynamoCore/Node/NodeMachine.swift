@@ -260,7 +260,7 @@ public struct NodeMachine: Sendable {
         if let learned = heard.learned {
             // Ownership may have moved: look for data to hand off right away, and do not
             // claim to be settled until a pass under the new ring says so.
-            let wasClean = handoff.lastPassClean == true
+            let wasClean = handoff.lastPass == .clean
             handoff.ringChanged()
             actions += refreshTrees(now: now)
             if wasClean { updateSettled() }

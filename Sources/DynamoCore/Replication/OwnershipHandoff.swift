@@ -40,9 +40,16 @@ public struct OwnershipHandoff: Sendable {
     public private(set) var state: State = .idle
     /// Keys this node held without being one of their home nodes, handed to those nodes.
     public private(set) var keysHandedOff = 0
-    /// Whether the last complete pass found no key this node is not a home node of (nil:
-    /// no pass completed since the ring last changed).
-    public private(set) var lastPassClean: Bool?
+    /// What the last complete pass over this node's data found.
+    public enum LastPass: Hashable, Sendable {
+        /// None completed since the ring last changed.
+        case none
+        /// Every key it held has this node among its home nodes.
+        case clean
+        /// It found keys this node is not a home node of.
+        case foundStrays
+    }
+    public private(set) var lastPass: LastPass = .none
     /// Full passes over this node's data completed.
     public private(set) var passesCompleted = 0
     private var strayThisPass = false
@@ -65,7 +72,7 @@ public struct OwnershipHandoff: Sendable {
     public mutating func ringChanged() {
         nextBatchAt = 0
         strayThisPass = true
-        if lastPassClean == true { lastPassClean = nil }
+        if lastPass == .clean { lastPass = .none }
     }
 
     /// The node is leaving: look at once.
@@ -98,7 +105,7 @@ public struct OwnershipHandoff: Sendable {
         if !steps.isEmpty { steps.append(.event(.handingOff(keys: pending.count))) }
         if !batchFull {
             // A full pass over this node's data is complete.
-            lastPassClean = !strayThisPass
+            lastPass = strayThisPass ? .foundStrays : .clean
             strayThisPass = false
             passesCompleted += 1
         }

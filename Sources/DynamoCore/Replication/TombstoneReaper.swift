@@ -42,8 +42,8 @@ public struct TombstoneReaper: Sendable {
 
     /// Whether this node is settled: it holds no hints, its last full handoff pass found no
     /// data it does not own, and it is not joining.
-    public static func isSettled(hintsHeld: Int?, lastPassClean: Bool?, joining: Bool) -> Bool {
-        hintsHeld == 0 && lastPassClean == true && !joining
+    public static func isSettled(hintsHeld: Int?, lastPass: OwnershipHandoff.LastPass, joining: Bool) -> Bool {
+        hintsHeld == 0 && lastPass == .clean && !joining
     }
 
     /// Whether tombstones may be reaped: every member is settled, or left and is gone (a
