@@ -243,3 +243,40 @@ import Testing
         #expect(actions.contains { if case .storage(_, .coordinateWrite) = $0 { true } else { false } })
     }
 }
+
+/// Every client write is answered, whenever its replicas' replies come.
+@Suite struct WriteAnswerTests {
+    /// A reply that arrives after the write's deadline but before the next tick once made
+    /// the node forget the write without answering it: its client waited for ever.
+    @Test func aWriteWhoseReplyComesAfterItsDeadlineIsStillAnswered() throws {
+        var (node, _, _) = WriteRoutingTests.setUp()
+        let key = try #require(
+            (0..<1000).lazy.map { Array("key\($0)".utf8) }.first {
+                node.membership.routingRing.preferenceList(forKey: $0).home(3).first == "n1"
+            })
+        let start = WriteRoutingTests.now
+        let asked = node.handle(.clientWrite(id: 9, key: key, value: [1], context: nil, w: 3), now: start)
+        guard case .storage(let token, .coordinateWrite) = asked.last else {
+            Issue.record("expected the write to be coordinated here, got \(asked)")
+            return
+        }
+        let version = Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1], timestamp: 100)
+        let sent = node.handle(
+            .storageResult(token: token, .version(version, size: ObjectSize(siblings: 1, bytes: 1))), now: start)
+        let puts = sent.compactMap { action -> PeerRequestID? in
+            if case .send(let id, _, .replica(.put)) = action { return id }
+            return nil
+        }
+        #expect(puts.count == 2)
+        // Past the deadline, before any tick: one replica acknowledges.
+        let late = NodeMachine.Now(monotonicMs: start.monotonicMs + 10_000, wallMs: start.wallMs + 10_000)
+        let first = node.handle(.peerResponse(requestID: try #require(puts.first), .replica(.stored)), now: late)
+        let then = node.handle(.tick, now: late)
+        let answers = (first + then).compactMap { action -> WriteResult? in
+            if case .writeReply(9, let result) = action { return result }
+            return nil
+        }
+        #expect(answers.count == 1, "\(first + then)")
+        #expect(answers.first?.succeeded == false && answers.first?.acks.count == 2)
+    }
+}

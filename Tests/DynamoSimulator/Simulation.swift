@@ -537,6 +537,7 @@ public final class Simulation {
                 nodes[name]!.machine = nil
                 nodes[name]!.left = true
                 nodes[name]!.incarnation += 1
+                dropClientRequests(at: name)
                 if tracing { log.append("\(now) LEFT \(name)") }
                 return
             }
@@ -586,6 +587,7 @@ public final class Simulation {
             }
             nodes[name]!.machine = nil
             nodes[name]!.incarnation += 1
+            dropClientRequests(at: name)
             nodes[name]!.storageQueue = []
             nodes[name]!.busyWorkers = 0
             nodes[name]!.crashedAt = now
@@ -860,7 +862,23 @@ public final class Simulation {
     /// After the faults stop: membership converged, every hint delivered and deleted,
     /// nothing left where it does not belong, old tombstones reaped, and a read with R=N
     /// through any node shows every acknowledged write that no later write replaced.
+    /// A node's process went away: its clients' connections broke, so their requests are
+    /// not waiting for an answer any more.
+    private func dropClientRequests(at name: NodeName) {
+        clientOps = clientOps.filter { $0.value.node != name }
+    }
+
+    /// Every client request is answered (or its node went away): a coordinator that drops a
+    /// request without a word leaves an HTTP client waiting for ever.
+    func checkEveryRequestAnswered() throws {
+        guard clientOps.isEmpty else {
+            let waiting = clientOps.sorted { $0.key < $1.key }.prefix(5).map { "\($0.key) at \($0.value.node): \($0.value.op)" }
+            throw violation("\(clientOps.count) client requests were never answered: \(waiting.joined(separator: "; "))")
+        }
+    }
+
     func checkFinal() throws {
+        try checkEveryRequestAnswered()
         if antiEntropyOnly { return try checkConverged() }
         if let leaver = names.first(where: { nodes[$0]!.leaveRequested != nil }), !nodes[leaver]!.left {
             throw violation("\(leaver) never finished leaving")

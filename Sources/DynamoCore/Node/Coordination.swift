@@ -213,9 +213,7 @@ extension NodeMachine {
             localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
             fallbacks: fallbacks)
         let id: RunID = newID()
-        puts[id] = PutRun(
-            coordinator: coordinator, requester: requester, version: version,
-            deadline: now.monotonicMs + settings.quorum.requestTimeoutMs)
+        puts[id] = PutRun(coordinator: coordinator, requester: requester, version: version)
         return runPut(id, now: now) { $0.start() }
     }
 
@@ -224,8 +222,12 @@ extension NodeMachine {
     {
         guard var run = puts[id] else { return [] }
         let steps = event(&run.coordinator)
-        let done = run.coordinator.isFinished(now: now.monotonicMs) || now.monotonicMs >= run.deadline
-        puts[id] = done ? nil : run
+        // Only the coordinator says when a run is over: it answers first (at the latest on
+        // the tick after its deadline). Dropping a run once the deadline passed, before the
+        // tick, lost the answer of a write whose last reply came in between: its client
+        // waited for ever (found by an attack review; the simulator now checks every request
+        // is answered).
+        puts[id] = run.coordinator.isFinished(now: now.monotonicMs) ? nil : run
         var actions: [Action] = []
         for step in steps {
             switch step {
@@ -305,7 +307,6 @@ extension NodeMachine {
         var coordinator: PutCoordinator
         var requester: Requester
         var version: Version
-        var deadline: UInt64
     }
 
     /// Answers a write that was not coordinated (nothing stored, no acks) with why.
