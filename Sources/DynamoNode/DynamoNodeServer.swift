@@ -171,6 +171,7 @@ public final class DynamoNodeServer: Sendable {
             for channel in channels { try? await channel.close() }
             runtime.left.fail(error)
             try? await pool.shutdownGracefully()
+            try? await runtime.renderPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -280,6 +281,7 @@ public final class DynamoNodeServer: Sendable {
         try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
         runtime.left.fail(ChannelError.ioOnClosedChannel)
         try? await pool.shutdownGracefully()
+        try? await runtime.renderPool.shutdownGracefully()
         try? runtime.keeper.refreshSeal()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")

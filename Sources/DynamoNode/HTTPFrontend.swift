@@ -202,7 +202,7 @@ struct HTTPFrontend: Sendable {
         let r = try quorumParameter("r", query)
         let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
         let name = self.name
-        let (loop, pool) = (self.loop, self.pool)
+        let loop = self.loop
         return runtime.clientRead(key: key, r: r).flatMap { outcome in
             var headers = HTTPHeaders()
             headers.add(name: "X-Dynamo-Coordinator", value: name)
@@ -231,9 +231,9 @@ struct HTTPFrontend: Sendable {
             let status: HTTPResponseStatus = object.versions.count > 1 ? .multipleChoices : .ok
             let render = { HTTPReply.json(status, SiblingDocument(object, context: context)).adding(headers) }
             // Base64 and JSON of a multi-megabyte document take long enough to hold up every
-            // peer request behind it: those are rendered on the thread pool.
+            // peer request behind it: those are rendered on a thread of their own.
             guard object.valueBytes > Self.renderOnLoopBytes else { return loop.makeSucceededFuture(render()) }
-            return pool.runIfActive(eventLoop: loop, render)
+            return runtime.renderPool.runIfActive(eventLoop: loop, render)
         }
     }
 

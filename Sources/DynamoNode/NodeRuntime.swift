@@ -18,6 +18,9 @@ final class NodeRuntime: @unchecked Sendable {
     let config: NodeConfig
     let loop: any EventLoop
     let pool: NIOThreadPool
+    /// Encodes multi-megabyte sibling documents: off the event loop (which serves every
+    /// peer) and off `pool` (whose threads the writes' own storage operations need).
+    let renderPool = NIOThreadPool(numberOfThreads: 1)
     let store: ReplicaStore
     let logger: Logger
     let name: NodeName
@@ -60,6 +63,7 @@ final class NodeRuntime: @unchecked Sendable {
         self.config = config
         self.loop = loop
         self.pool = pool
+        renderPool.start()
         self.store = store
         self.logger = logger
         self.name = config.name

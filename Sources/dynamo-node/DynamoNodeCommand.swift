@@ -1,5 +1,5 @@
-import DynamoAPI
 import ArgumentParser
+import DynamoAPI
 import DynamoCore
 import DynamoNode
 import Foundation
@@ -147,11 +147,18 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     static func clusterKey(file: String?) throws -> ClusterKey? {
         let text: String
         if let file {
+            let data: Data
             do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
+                data = try Data(contentsOf: URL(fileURLWithPath: file))
             } catch {
                 throw NodeStartError("cannot read the cluster secret file \(file): \(error.localizedDescription)")
             }
+            // Text, so the same secret can go in DYNAMO_CLUSTER_SECRET and in a bearer token.
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw NodeStartError(
+                    "the cluster secret file \(file) is not UTF-8 text (make one with: openssl rand -hex 32 > FILE)")
+            }
+            text = decoded
         } else if let value = ProcessInfo.processInfo.environment["DYNAMO_CLUSTER_SECRET"], !value.isEmpty {
             text = value
         } else {
