@@ -167,7 +167,12 @@ final class PeerClientHandler: ChannelInboundHandler {
         guard handshake.peer != nil else {
             switch handshake.receive(message, context) {
             case .established(let name)?: link.established(as: name, on: context.channel)
-            case .failed(let reason)?: runtime.logger.warning("peer link to \(link.address) refused: \(reason)")
+            case .failed(let reason)?:
+                // The link is dialled again every few hundred ms: say so once per interval.
+                let text = "peer link to \(link.address) refused: \(reason)"
+                if let text = runtime.logLimiter.admit("link refused \(link.address)", text) {
+                    runtime.logger.warning("\(text)")
+                }
             case nil: break
             }
             return
