@@ -217,7 +217,9 @@ struct HTTPFrontend: Sendable {
             guard !object.isEmpty, !object.isDeleted else {
                 let missing = ErrorDocument(error: object.isEmpty ? "not found" : "deleted")
                 var reply = HTTPReply.json(.notFound, missing)
-                if object.isDeleted { reply.headers.add(name: "X-Dynamo-Context", value: sealedContext(object.context, key: key)) }
+                if object.isDeleted {
+                    reply.headers.add(name: "X-Dynamo-Context", value: sealedContext(object.context, key: key))
+                }
                 return loop.makeSucceededFuture(reply.adding(headers))
             }
             // Sealed once: the same context goes in the header and the sibling document.
@@ -229,12 +231,19 @@ struct HTTPFrontend: Sendable {
                 return loop.makeSucceededFuture(reply.adding(headers))
             }
             let status: HTTPResponseStatus = object.versions.count > 1 ? .multipleChoices : .ok
-            let render = { HTTPReply.json(status, SiblingDocument(object, context: context)).adding(headers) }
-            // Base64 and JSON of a multi-megabyte document take long enough to hold up every
-            // peer request behind it: those are rendered on a thread of their own.
-            guard object.valueBytes > Self.renderOnLoopBytes else { return loop.makeSucceededFuture(render()) }
-            return runtime.renderPool.runIfActive(eventLoop: loop, render)
+            return siblingReply(status, object, context: context, headers: headers)
         }
+    }
+
+    /// A sibling document as a reply. Base64 and JSON of a multi-megabyte one take long
+    /// enough to hold up every peer request behind it: those are rendered on a thread of
+    /// their own.
+    private func siblingReply(
+        _ status: HTTPResponseStatus, _ object: VersionedObject, context: String, headers: HTTPHeaders
+    ) -> EventLoopFuture<HTTPReply> {
+        let render = { HTTPReply.json(status, SiblingDocument(object, context: context)).adding(headers) }
+        guard object.valueBytes > Self.renderOnLoopBytes else { return loop.makeSucceededFuture(render()) }
+        return runtime.renderPool.runIfActive(eventLoop: loop, render)
     }
 
     /// The largest sibling document (by value bytes) encoded on the event loop itself.
@@ -295,14 +304,15 @@ struct HTTPFrontend: Sendable {
 
     private func handleLocal(key: [UInt8]) -> EventLoopFuture<HTTPReply> {
         let store = self.store
-        return pool.runIfActive(eventLoop: loop) { try store.object(for: key) }.map { object in
+        let loop = self.loop
+        return pool.runIfActive(eventLoop: loop) { try store.object(for: key) }.flatMap { object in
             guard let object, !object.isEmpty else {
-                return .json(.notFound, ErrorDocument(error: "not stored on this node"))
+                return loop.makeSucceededFuture(.json(.notFound, ErrorDocument(error: "not stored on this node")))
             }
             let context = sealedContext(object.context, key: key)
-            var reply = HTTPReply.json(.ok, SiblingDocument(object, context: context))
-            reply.headers.add(name: "X-Dynamo-Context", value: context)
-            return reply
+            var headers = HTTPHeaders()
+            headers.add(name: "X-Dynamo-Context", value: context)
+            return siblingReply(.ok, object, context: context, headers: headers)
         }
     }
 
