@@ -94,7 +94,7 @@ extension NodeMachine {
             case .find(let before, let limit):
                 actions += storage(.findTombstones(before: before, limit: limit), wait: .sweep)
             case .read(let key):
-                actions += startRead(client: Self.internalClient, key: key, r: settings.quorum.n, now: now)
+                actions += startRead(client: RequestCoordination.internalClient, key: key, r: settings.quorum.n, now: now)
             }
         }
         return actions
@@ -146,7 +146,7 @@ extension NodeMachine {
     func destination(of hint: Hint, now: Now) -> HintDelivery.Destination? {
         let t = now.monotonicMs
         let targetLeft = membership.member(hint.target)?.status == .leaving && !isReachable(hint.target, at: t)
-        if targetLeft, let home = standIn(for: hint, now: now) {
+        if targetLeft, let home = routing(now: now).standIn(for: hint) {
             // The intended node left the cluster: its ranges belong to others now. Handed
             // over (`hintFor` the receiver itself): stored synced, as the hint it replaces
             // was, since the hint is deleted once it is taken.
@@ -154,7 +154,7 @@ extension NodeMachine {
         }
         if isReachable(hint.target, at: t) { return .init(node: hint.target, hintFor: hint.target) }
         // Leaving with the target still away: another node keeps the hint for it.
-        return standIn(for: hint, now: now).map { .init(node: $0, hintFor: hint.target) }
+        return routing(now: now).standIn(for: hint).map { .init(node: $0, hintFor: hint.target) }
     }
 
     // MARK: Settledness (safe tombstone reaping)

@@ -5,13 +5,6 @@ public enum Requester: Hashable, Sendable {
     case peer(PeerHandle)
 }
 
-/// What a coordination answers: a client of this node gets it as a typed action, a peer
-/// that forwarded a write as its response.
-enum ClientReply: Hashable, Sendable {
-    case read(GetCoordinator.Outcome)
-    case write(WriteResult)
-}
-
 /// What goes into the machine and what comes out.
 extension NodeMachine {
     public enum Input: Hashable, Sendable {

@@ -17,6 +17,7 @@ public struct NodeMachine: Sendable {
     public private(set) var dotFloor: UInt64
 
     // The components, one per technique.
+    public internal(set) var requests: RequestCoordination
     public internal(set) var gossip: Gossip
     public internal(set) var hints: HintDelivery
     public internal(set) var handoff: OwnershipHandoff
@@ -28,17 +29,12 @@ public struct NodeMachine: Sendable {
     private var nextID: UInt64 = 1
     private var outgoing: [PeerRequestID: (purpose: Outgoing, deadline: UInt64)] = [:]
     private var storageWaits: [StorageToken: StorageWait] = [:]
-    var gets: [RunID: GetRun] = [:]
-    var puts: [RunID: PutRun] = [:]
 
     /// What an answer from a peer is for.
     enum Outgoing {
         case replica(run: RunID, node: NodeName)
         case gossip(target: NodeName?)
-        /// `failedHere`: this node could not store the write itself, so when no candidate
-        /// takes it the write fails instead of coming back here.
-        case forward(
-            requester: Requester, put: ForwardedPut, remaining: [NodeName], target: NodeName, failedHere: String?)
+        case forward(write: RunID, target: NodeName)
         case hint(Hint)
         case handoff(key: [UInt8], node: NodeName)
         case pull(from: NodeName)
@@ -50,7 +46,7 @@ public struct NodeMachine: Sendable {
     enum StorageWait {
         case serve(handle: PeerHandle, isPut: Bool)
         case localReplica(run: RunID)
-        case coordinate(requester: Requester, put: ForwardedPut, replicas: [HintedReplica])
+        case coordinate(write: RunID)
         case loadHints
         case removeHint(Hint)
         case sweep
@@ -71,6 +67,7 @@ public struct NodeMachine: Sendable {
         // (A known node that restarts is `joining` only until its first gossip exchange.)
         let membership = Membership(
             me: me, seeds: settings.seeds, gossipIntervalMs: settings.gossipIntervalMs, key: settings.clusterKey)
+        self.requests = RequestCoordination(settings: settings)
         self.gossip = Gossip(
             membership: membership, intervalMs: settings.gossipIntervalMs, freshIdentity: settings.freshIdentity)
         self.hints = HintDelivery(intervalMs: settings.hintIntervalMs)
@@ -84,14 +81,11 @@ public struct NodeMachine: Sendable {
         self.dotFloor = settings.dotFloor
     }
 
-    /// Client id of reads the node makes for itself (tombstone sweeps): no one gets a reply.
-    static let internalClient = ClientRequestID(0)
-
     public var name: NodeName { settings.name }
     public var membership: Membership { gossip.membership }
     public var dropped: Set<NodeName> { gossip.dropped }
     /// How many requests and coordinations are in flight (for tests and status).
-    public var inFlight: Int { outgoing.count + storageWaits.count + gets.count + puts.count }
+    public var inFlight: Int { outgoing.count + storageWaits.count + requests.running }
 
     // MARK: Input
 
@@ -100,7 +94,8 @@ public struct NodeMachine: Sendable {
         case .clientGet(let id, let key, let r):
             return startRead(client: id, key: key, r: r, now: now)
         case .clientWrite(let id, let key, let value, let context, let w):
-            return routeWrite(.client(id), ForwardedPut(key: key, value: value, context: context, w: w), now: now)
+            let put = ForwardedPut(key: key, value: value, context: context, w: w)
+            return run(requests.write(.client(id), put, view: coordinationView(now: now), now: now), now: now)
         case .peerRequest(let handle, let from, let request):
             return serve(handle: handle, from: from, request, now: now)
         case .peerResponse(let requestID, let response):
@@ -160,15 +155,17 @@ public struct NodeMachine: Sendable {
         let answered = response != nil
         switch purpose {
         case .replica(let run, let node):
-            return noteAnswer(from: node, answered: answered, now: now) + replicaAnswered(run: run, node: node, response, now: now)
+            let reply = RequestCoordination.reply(response, from: node)
+            return noteAnswer(from: node, answered: answered, now: now)
+                + self.run(requests.replied(run: run, from: node, reply, now: now), now: now)
         case .gossip(let target):
             var actions: [Action] = []
             if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
             if let target { actions += noteAnswer(from: target, answered: answered, now: now) }
             return actions
-        case .forward(let requester, let put, let remaining, let target, let failedHere):
+        case .forward(let write, let target):
             return noteAnswer(from: target, answered: answered, now: now)
-                + forwardAnswered(requester, put, remaining: remaining, failedHere: failedHere, response, now: now)
+                + run(requests.forwardAnswered(write, response, view: coordinationView(now: now), now: now), now: now)
         case .pull(let node):
             // Whether the source was up before this answer (or its absence) counted.
             let up = membership.member(node)?.status == .up
@@ -200,12 +197,7 @@ public struct NodeMachine: Sendable {
         for (id, entry) in outgoing.sorted(by: { $0.key < $1.key }) where entry.deadline <= t {
             actions += received(requestID: id, nil, now: now)
         }
-        for id in gets.keys.sorted() {
-            actions += runGet(id, now: now) { $0.tick(now: t) }
-        }
-        for id in puts.keys.sorted() {
-            actions += runPut(id, now: now) { $0.tick(now: t) }
-        }
+        actions += run(requests.tick(now: now), now: now)
         let (rounds, events) = gossip.tick(now: t, rng: &rng)
         for round in rounds {
             let id: PeerRequestID = newID()
@@ -282,9 +274,9 @@ public struct NodeMachine: Sendable {
         case .serveTransfer(let handle, let requester):
             return [.respond(handle: handle, transfer(result, for: requester))]
         case .localReplica(let run):
-            return replicaReplied(run: run, node: name, Self.replicaReply(to: nil, result), now: now)
-        case .coordinate(let requester, let put, let replicas):
-            return coordinated(requester, put, replicas: replicas, result, now: now)
+            return self.run(requests.replied(run: run, from: name, Self.replicaReply(to: nil, result), now: now), now: now)
+        case .coordinate(let write):
+            return run(requests.stored(write, result, view: coordinationView(now: now), now: now), now: now)
         case .loadHints:
             return hintsLoaded(result, now: now)
         case .removeHint(let hint):

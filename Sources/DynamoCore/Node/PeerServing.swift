@@ -49,7 +49,7 @@ extension NodeMachine {
         case .coordinatePut(let put):
             // A forwarded write is coordinated here, never forwarded again, so differing
             // views of the cluster cannot bounce it around.
-            return coordinateHere(.peer(handle), put, now: now)
+            return run(requests.coordinate(.peer(handle), put, view: coordinationView(now: now), now: now), now: now)
         }
     }
 
