@@ -185,18 +185,38 @@ public struct StatusDocument: Codable, Hashable, Sendable {
             }
         }
 
+        /// A range this node keeps a tree of, and its other replicas: every pair listed
+        /// here is compared in turn, and `ranges` holds the last comparison of each.
+        public struct Tracked: Codable, Hashable, Sendable {
+            public var range: String
+            public var peers: [String]
+
+            public init(range: String, peers: [String]) {
+                self.range = range
+                self.peers = peers
+            }
+        }
+
         public var trees: Int
         public var keysTracked: Int
         public var exchanges: Int
         public var keysRepaired: Int
+        /// The last comparison of each current range with each of its replicas (ranges and
+        /// replicas that moved away are dropped; a pair not compared yet is missing).
         public var ranges: [Exchange]
+        /// Every current range and its replicas (nil from nodes before this field).
+        public var tracked: [Tracked]?
 
-        public init(trees: Int, keysTracked: Int, exchanges: Int, keysRepaired: Int, ranges: [Exchange]) {
+        public init(
+            trees: Int, keysTracked: Int, exchanges: Int, keysRepaired: Int, ranges: [Exchange],
+            tracked: [Tracked]? = nil
+        ) {
             self.trees = trees
             self.keysTracked = keysTracked
             self.exchanges = exchanges
             self.keysRepaired = keysRepaired
             self.ranges = ranges
+            self.tracked = tracked
         }
     }
 

@@ -317,28 +317,21 @@ public enum DashboardView {
             ))
         // Keys near the object limits: a compact line, right under the hints, when there are any.
         if let hot = hotKeysText(model) { lines.append((hot, .warn)) }
-        // Pairs that differ first, so a small panel still shows them.
-        for pair in replicaPairs(model).sorted(by: { ($0.differing > 0 ? 0 : 1) < ($1.differing > 0 ? 0 : 1) }) {
-            let ago = pair.lastMsAgo.map { duration($0) + " ago" } ?? "never"
-            let name = "\(pair.a)↔\(pair.b)".padding(toLength: 8, withPad: " ", startingAt: 0)
-            if pair.differing == 0 {
-                lines.append(("\(name) \(pair.inSync)/\(pair.ranges) ranges in sync · \(ago)", .good))
-            } else {
-                let verb = (pair.lastMsAgo ?? .max) < 3_000 ? "repairing" : "differ"
-                lines.append(
-                    (
-                        "\(name) \(pair.inSync)/\(pair.ranges) in sync · \(pair.differing) keys \(verb) · \(ago)",
-                        .warn
-                    ))
-                // On a large terminal, each range of the pair that differs.
-                if large {
-                    for range in pair.differingRanges {
-                        lines.append(
-                            (
-                                "   range \(range.range): \(range.keysDiffering) keys differ, \(range.keysRepaired) repaired",
-                                .warn
-                            ))
-                    }
+        // Pairs that differ first, then those not (or no longer) known to be in sync, so a
+        // small panel still shows them.
+        func rank(_ pair: DashboardModel.ReplicaPair) -> Int {
+            pair.differing > 0 && pair.down == nil ? 0 : pair.allInSync ? 2 : 1
+        }
+        for pair in model.replicaPairs.enumerated().sorted(by: { (rank($0.1), $0.0) < (rank($1.1), $1.0) }).map(\.1) {
+            lines.append(pairLine(pair, large: large))
+            // On a large terminal, each range of the pair that differs.
+            if large, pair.down == nil {
+                for range in pair.differingRanges {
+                    lines.append(
+                        (
+                            "   range \(range.range): \(range.keysDiffering) keys differ, \(range.keysRepaired) repaired",
+                            .warn
+                        ))
                 }
             }
         }
@@ -394,43 +387,22 @@ public enum DashboardView {
         return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
     }
 
-    struct PairSummary: Equatable {
-        var a: String
-        var b: String
-        var ranges = 0
-        var inSync = 0
-        var differing = 0
-        var lastMsAgo: UInt64?
-        var differingRanges: [StatusDocument.AntiEntropy.Exchange] = []
-    }
-
-    /// Each replica pair's latest comparison of every range they share, from both sides.
-    static func replicaPairs(_ model: DashboardModel) -> [PairSummary] {
-        var latest: [String: [String: StatusDocument.AntiEntropy.Exchange]] = [:]
-        for node in model.nodes where node.answering {
-            for exchange in node.status?.antiEntropy?.ranges ?? [] {
-                let pair = [node.name, exchange.peer].sorted().joined(separator: "|")
-                if let seen = latest[pair]?[exchange.range], seen.lastComparedMsAgo <= exchange.lastComparedMsAgo {
-                    continue
-                }
-                latest[pair, default: [:]][exchange.range] = exchange
-            }
+    /// "n1↔n2    8/10 in sync · 49 keys repairing · 0.2s ago": the pair's shared ranges in
+    /// sync, with, when some differ, how many keys and when such a range was last compared;
+    /// when all agree, the age of the oldest comparison (every range was compared since).
+    static func pairLine(_ pair: DashboardModel.ReplicaPair, large: Bool) -> (String, Canvas.Style) {
+        let name = "\(pair.a)↔\(pair.b)".padding(toLength: 8, withPad: " ", startingAt: 0)
+        if let down = pair.down { return ("\(name) \(down) down: not compared", .dim) }
+        let counts = "\(pair.inSync)/\(pair.ranges)"
+        if pair.differing > 0 || pair.inSync < pair.compared {
+            let ago = pair.differingMsAgo ?? 0
+            let verb = ago < 3_000 ? "repairing" : "differ"
+            return ("\(name) \(counts) in sync · \(pair.differing) keys \(verb) · \(duration(ago)) ago", .warn)
         }
-        return latest.keys.sorted().map { pair in
-            let sides = pair.split(separator: "|").map(String.init)
-            var summary = PairSummary(a: sides[0], b: sides.count > 1 ? sides[1] : "?")
-            for exchange in latest[pair]!.values.sorted(by: { $0.range < $1.range }) {
-                summary.ranges += 1
-                if exchange.inSync {
-                    summary.inSync += 1
-                } else {
-                    summary.differing += exchange.keysDiffering
-                    summary.differingRanges.append(exchange)
-                }
-                summary.lastMsAgo = min(summary.lastMsAgo ?? .max, exchange.lastComparedMsAgo)
-            }
-            return summary
+        if pair.compared < pair.ranges {
+            return ("\(name) \(counts) in sync · \(pair.ranges - pair.compared) not compared yet", .plain)
         }
+        return ("\(name) \(counts) ranges in sync · all within \(duration(pair.oldestMsAgo ?? 0))", .good)
     }
 
     /// A titled rule and the newest events under it (no box: every row counts at 80x24).

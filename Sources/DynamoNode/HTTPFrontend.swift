@@ -391,6 +391,9 @@ struct HTTPFrontend: Sendable {
         }
         return .init(
             trees: machine.trees.count, keysTracked: machine.trees.values.reduce(0) { $0 + $1.tree.count },
-            exchanges: machine.exchangeCount, keysRepaired: machine.keysRepairedByExchange, ranges: ranges)
+            exchanges: machine.exchangeCount, keysRepaired: machine.keysRepairedByExchange, ranges: ranges,
+            tracked: machine.trees.values.sorted { $0.range < $1.range }.map {
+                .init(range: $0.range.description, peers: $0.peers)
+            })
     }
 }

@@ -147,6 +147,51 @@ import Testing
         #expect(text.contains("Tab:complete"))
     }
 
+    /// The anti-entropy lines count the ranges the nodes hold now: a comparison of a range
+    /// that moved away is not counted, ranges not compared yet are said so (the count does
+    /// not grow as comparisons come in), and a pair with a node down never reads "in sync".
+    @Test func replicaPairsCountCurrentRangesAndNeverCallADownPairInSync() {
+        typealias AE = StatusDocument.AntiEntropy
+        func exchange(_ range: String, _ peer: String, inSync: Bool, differing: Int = 0, ago: UInt64 = 1_000)
+            -> AE.Exchange
+        {
+            .init(
+                range: range, peer: peer, lastComparedMsAgo: ago, inSync: inSync, keysDiffering: differing,
+                keysRepaired: 0, bytesReceived: 0)
+        }
+        func node(_ name: String, answering: Bool = true, tracked: [AE.Tracked], ranges: [AE.Exchange])
+            -> DashboardModel.Node
+        {
+            let status = StatusDocument(
+                node: name, members: [], hints: .init(pending: 0, byTarget: [:]), keys: 0, quorum: nil, joined: true,
+                antiEntropy: .init(
+                    trees: tracked.count, keysTracked: 0, exchanges: ranges.count, keysRepaired: 0, ranges: ranges,
+                    tracked: tracked))
+            return DashboardModel.Node(name: name, status: status, answering: answering)
+        }
+        let model = DashboardModel(nodes: [
+            node(
+                "n1", tracked: [.init(range: "00..40", peers: ["n2", "n3"]), .init(range: "40..80", peers: ["n2", "n3"])],
+                ranges: [
+                    exchange("00..40", "n2", inSync: true), exchange("00..40", "n3", inSync: true, ago: 60_000),
+                    // Kept from before the ring changed: not a range n1 holds now.
+                    exchange("c0..00", "n2", inSync: false, differing: 40, ago: 100_000),
+                ]),
+            node("n2", tracked: [.init(range: "00..40", peers: ["n1"]), .init(range: "40..80", peers: ["n1"])], ranges: []),
+            node("n3", answering: false, tracked: [], ranges: []),
+        ])
+        let pairs = model.replicaPairs
+        let n1n2 = pairs.first { $0.a == "n1" && $0.b == "n2" }
+        #expect(n1n2?.ranges == 2 && n1n2?.compared == 1 && n1n2?.inSync == 1 && n1n2?.differing == 0)
+        let n1n3 = pairs.first { $0.a == "n1" && $0.b == "n3" }
+        #expect(n1n3?.down == "n3" && n1n3?.allInSync == false)
+        let text = DashboardView.render(model, output: [], width: 80, height: 24).lines.joined(separator: "\n")
+        #expect(!text.contains("40 keys"), "a range no longer held is not shown")
+        #expect(text.contains("1/2 in sync · 1 not compared yet"))
+        #expect(text.contains("n3 down"))
+        #expect(!text.contains("n1↔n3   2/2") && !text.contains("n1↔n3   1/1"))
+    }
+
     @Test func longOutputLinesWrapInsteadOfBeingCut() {
         let long = "» " + String(repeating: "abcdefghij", count: 12) + "END"
         let canvas = DashboardView.render(Self.model(), output: [long], width: 80, height: 24)

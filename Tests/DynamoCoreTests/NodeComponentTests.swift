@@ -194,6 +194,59 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         #expect(ae.serve(.treeChildren(range: range, nodes: [MerkleNodeID(level: 0, id: 0)])) == .error("no tree for range \(range)"))
     }
 
+    /// A finished comparison is reported until its range or replica stops being this
+    /// node's; then it goes, so the status never shows a range nobody compares any more.
+    @Test func theRecordOfARangeThatMovedIsDropped() throws {
+        var ae = AntiEntropy(intervalMs: 1_000, requestTimeoutMs: 300)
+        for case .build(let range) in ae.refresh(ring: Self.ring(), me: Self.me, n: 2) {
+            ae.built(range, hashes: [], seq: 1)
+        }
+        var steps = ae.tick(now: .init(monotonicMs: 0, wallMs: 0), isUp: true) { _ in true }
+        let empty = MerkleTree()
+        while case .ask(let request, let peer, let range)? = steps.first {
+            guard case .treeChildren(_, let nodes) = request else { break }
+            steps = ae.answered(
+                range: range, peer: peer, .treeHashes(nodes.map { empty.children(level: $0.level, id: $0.id) }))
+        }
+        let record = try #require(ae.exchanges.values.first)
+        #expect(record.inSync)
+        // The same ranges again (a gossip round that changed nothing): the record stays.
+        _ = ae.refresh(ring: Self.ring(), me: Self.me, n: 2)
+        #expect(ae.exchanges.count == 1)
+        // A fourth node takes over part of the ring: n1's ranges and their replicas change.
+        let grown = Ring(nodes: [
+            "n1": [RingPosition(100)], "n2": [RingPosition(200)], "n3": [RingPosition(300)],
+            "n4": [RingPosition(150), RingPosition(50), RingPosition(250)],
+        ])
+        _ = ae.refresh(ring: grown, me: Self.me, n: 2)
+        for record in ae.exchanges.values {
+            #expect(ae.trees[record.range]?.peers.contains(record.peer) == true, "\(record) is of a current pair")
+        }
+        #expect(!ae.exchanges.values.contains { $0.range == record.range && $0.peer == record.peer })
+    }
+
+    /// An exchange under way when its replica stops being one of the range's finishes, but
+    /// is not recorded: it is no longer a pair of this node's (found by the real-process
+    /// test: a node reported a range "with n1" that n1 no longer held).
+    @Test func anExchangeWhosePeerMovedIsNotRecorded() throws {
+        var ae = AntiEntropy(intervalMs: 1_000, requestTimeoutMs: 300)
+        let ring = Ring(nodes: ["n1": [RingPosition(100)], "n2": [RingPosition(200)], "n3": [RingPosition(300)]])
+        for case .build(let range) in ae.refresh(ring: ring, me: "n1", n: 3) { ae.built(range, hashes: [], seq: 1) }
+        let start = ae.tick(now: .init(monotonicMs: 0, wallMs: 0), isUp: true) { _ in true }
+        guard case .ask(.treeChildren(_, let nodes), let peer, let range)? = start.first else {
+            Issue.record("no exchange started: \(start)")
+            return
+        }
+        // The peer's place on the ring goes to n4: the same ranges, with n4 for the peer.
+        var nodesNow: [NodeName: [RingPosition]] = ["n1": [RingPosition(100)], "n2": [RingPosition(200)], "n3": [RingPosition(300)]]
+        nodesNow["n4"] = nodesNow.removeValue(forKey: peer)
+        _ = ae.refresh(ring: Ring(nodes: nodesNow), me: "n1", n: 3)
+        #expect(ae.trees[range]?.peers.contains(peer) == false)
+        let empty = MerkleTree()
+        _ = ae.answered(range: range, peer: peer, .treeHashes(nodes.map { empty.children(level: $0.level, id: $0.id) }))
+        #expect(!ae.exchanges.values.contains { $0.peer == peer })
+    }
+
     /// Two trees that differ in one key: the walk ends in a fetch of that key and a repair.
     @Test func aDifferingKeyIsFetchedAndRepaired() throws {
         var mine = AntiEntropy(intervalMs: 1_000, requestTimeoutMs: 300)

@@ -102,6 +102,10 @@ public struct AntiEntropy: Sendable {
         }
         trees = next
         rangeIndex = next.keys.sorted()
+        // The last comparisons of ranges or replicas that are no longer this node's go with
+        // them, so the status holds the current pairs only. (A range kept from while a node
+        // was joining once read "40 keys differing" for minutes, compared by no one.)
+        exchanges = exchanges.filter { _, record in next[record.range]?.peers.contains(record.peer) ?? false }
         return steps
     }
 
@@ -241,7 +245,11 @@ public struct AntiEntropy: Sendable {
     private mutating func finish() -> [Step] {
         guard let current = exchange else { return [] }
         exchange = nil
-        exchanges["\(current.range.end.hex)/\(current.peer)"] = current.record
+        // (An exchange that began before the ring changed finishes, but is recorded only
+        // if its range and replica are still this node's.)
+        if trees[current.range]?.peers.contains(current.peer) == true {
+            exchanges["\(current.range.end.hex)/\(current.peer)"] = current.record
+        }
         guard current.record.keysRepaired > 0 else { return [] }
         return [
             .event(
