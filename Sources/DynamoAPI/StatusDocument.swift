@@ -80,6 +80,19 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     public var storage: Storage?
     /// The object limits, writes they refused, and keys recently seen near or over them.
     public var objects: Objects?
+    /// Members that left the cluster for good (`members` lists them no more), with how
+    /// long ago this node learned it; nil from nodes before this field.
+    public var departed: [Departed]?
+
+    public struct Departed: Codable, Hashable, Sendable {
+        public var name: String
+        public var msAgo: UInt64
+
+        public init(name: String, msAgo: UInt64) {
+            self.name = name
+            self.msAgo = msAgo
+        }
+    }
 
     public struct Objects: Codable, Hashable, Sendable {
         public struct HotKey: Codable, Hashable, Sendable {
@@ -222,8 +235,10 @@ public struct StatusDocument: Codable, Hashable, Sendable {
 
     public init(
         node: String, members: [MemberInfo], hints: Hints, keys: Int, quorum: Quorum?, joined: Bool?,
-        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil, storage: Storage? = nil, objects: Objects? = nil
+        antiEntropy: AntiEntropy? = nil, requests: Requests? = nil, storage: Storage? = nil, objects: Objects? = nil,
+        departed: [Departed]? = nil
     ) {
+        self.departed = departed
         self.objects = objects
         self.storage = storage
         self.antiEntropy = antiEntropy

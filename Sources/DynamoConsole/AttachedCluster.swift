@@ -1,10 +1,13 @@
 public import DynamoClient
 import DynamoCore
+import Foundation
 
 /// A running cluster the console did not start: it can talk to every node, but not
 /// kill, stop, restart or add node processes.
 public final class AttachedCluster: ClusterControl, @unchecked Sendable {
     private let http = HTTPClient.shared
+    /// Guards `addresses` and `order` (the watcher forgets members that left).
+    private let lock = NSLock()
     private var addresses: [String: String] = [:]
     private var order: [String] = []
     /// The cluster secret for admin requests (partitions need it).
@@ -21,10 +24,10 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
         }
     }
 
-    public var nodeNames: [String] { order }
+    public var nodeNames: [String] { lock.withLock { order } }
 
     public func client(_ name: String) -> DynamoClient {
-        DynamoClient(address: addresses[name] ?? "", http: http, bearer: bearer)
+        DynamoClient(address: lock.withLock { addresses[name] } ?? "", http: http, bearer: bearer)
     }
 
     private func refuse(_ what: String) -> CommandError {
@@ -32,6 +35,13 @@ public final class AttachedCluster: ClusterControl, @unchecked Sendable {
     }
 
     public func processRunning(_ name: String) -> Bool? { nil }
+
+    public func forget(_ name: String) {
+        lock.withLock {
+            order.removeAll { $0 == name }
+            addresses[name] = nil
+        }
+    }
 
     public func kill(_ name: String) throws { throw refuse("kill") }
     public func wipe(_ name: String) throws { throw refuse("wipe") }

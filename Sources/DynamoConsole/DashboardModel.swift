@@ -19,6 +19,9 @@ public struct DashboardModel: Sendable {
         public var requestsPerSecond = 0.0
         /// The last rates, oldest first, for a sparkline.
         public var rateHistory: [Double] = []
+        /// It left the cluster (some node lists it as departed): shown as `left`, counted
+        /// nowhere, and forgotten `ClusterWatcher.departedShownMs` later.
+        public var departed = false
 
         public init(name: String, status: StatusDocument? = nil, answering: Bool = false) {
             self.name = name
@@ -187,7 +190,12 @@ public final class ClusterWatcher: Sendable {
         var generations: [String: UInt64] = [:]
         var lastCount: [String: (count: UInt64, atMs: UInt64)] = [:]
         var generation = 0
+        /// When each departed node was first seen so (wall ms).
+        var departedAt: [String: UInt64] = [:]
     }
+
+    /// How long a node that left stays on screen as `left` before it is forgotten.
+    public static let departedShownMs: UInt64 = 10_000
 
     /// How many events the log keeps.
     static let eventLimit = 500
@@ -258,6 +266,19 @@ public final class ClusterWatcher: Sendable {
         }
         let now = Self.wallMs
         let running = Dictionary(uniqueKeysWithValues: names.map { ($0, cluster.processRunning($0)) })
+        // Members some node says left, whose process (if the console runs it) is gone.
+        let departed = Set(answers.values.flatMap { $0.0?.departed ?? [] }.map(\.name)).filter {
+            running[$0] != true
+        }
+        let forget = state.withLockedValue { state -> [String] in
+            state.departedAt = state.departedAt.filter { departed.contains($0.key) }
+            for name in departed where state.departedAt[name] == nil { state.departedAt[name] = now }
+            return state.departedAt.filter { now >= $0.value + Self.departedShownMs }.map(\.key).sorted()
+        }
+        for name in forget {
+            cluster.forget(name)
+            note("\(name) left the cluster: forgotten by the console", kind: .info)
+        }
         state.withLockedValue { state in
             var model = state.model
             for name in names where !model.nodes.contains(where: { $0.name == name }) {
@@ -270,6 +291,7 @@ public final class ClusterWatcher: Sendable {
                 let (status, events) = answers[name] ?? (nil, nil)
                 model.nodes[index].running = running[name] ?? nil
                 model.nodes[index].answering = status != nil
+                model.nodes[index].departed = departed.contains(name)
                 var rate = 0.0
                 if let status {
                     model.nodes[index].status = status

@@ -74,8 +74,10 @@ public enum DashboardView {
     // MARK: Panels
 
     private static func drawHeader(_ model: DashboardModel, names: [String], into canvas: inout Canvas) {
-        let up = model.nodes.filter(\.answering).count
-        var parts = ["dynamo", "\(model.nodes.count) nodes, \(up) up"]
+        let current = model.nodes.filter { !$0.departed }
+        var parts = ["dynamo", "\(current.count) nodes, \(current.filter(\.answering).count) up"]
+        let gone = model.nodes.filter(\.departed).map(\.name)
+        if !gone.isEmpty { parts.append("\(gone.joined(separator: ",")) left") }
         if let q = model.quorum { parts.append("N\(q.n) R\(q.r) W\(q.w) \(q.sloppy == false ? "strict" : "sloppy")") }
         if let partition = model.partition { parts.append("partition \(partition)") }
         parts.append(clock(model.nowMs))
@@ -208,6 +210,7 @@ public enum DashboardView {
         String, Canvas.Style
     ) {
         guard let node else { return ("?", .dim) }
+        if node.departed { return ("left", .dim) }
         if node.running == false { return ("DOWN", .bad) }
         guard node.answering else { return ("DOWN", .bad) }
         // A store refusing writes outranks the gossip state: the node is up but cannot store.

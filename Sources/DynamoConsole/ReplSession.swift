@@ -16,6 +16,8 @@ public protocol ClusterControl: AnyObject, Sendable {
     func processRunning(_ name: String) -> Bool?
     /// Kills the node, deletes its data directory and starts it again.
     func wipe(_ name: String) throws
+    /// Forgets a node that left the cluster and exited (gone from every view).
+    func forget(_ name: String)
 }
 
 extension LocalCluster: ClusterControl {

@@ -20,6 +20,7 @@ public final class SwappableCluster: ClusterControl {
     public func addNode(_ name: String?) throws -> String { try cluster.addNode(name) }
     public func processRunning(_ name: String) -> Bool? { cluster.processRunning(name) }
     public func wipe(_ name: String) throws { try cluster.wipe(name) }
+    public func forget(_ name: String) { cluster.forget(name) }
 }
 
 /// A cluster that does not exist yet (a demo before its first `cluster` line).
@@ -34,4 +35,5 @@ public final class NoCluster: ClusterControl {
     public func addNode(_ name: String?) throws -> String { throw none() }
     public func processRunning(_ name: String) -> Bool? { nil }
     public func wipe(_ name: String) throws { throw none() }
+    public func forget(_ name: String) {}
 }

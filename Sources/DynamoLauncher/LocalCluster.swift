@@ -85,7 +85,9 @@ public final class LocalCluster: @unchecked Sendable {
     public func addNode(name: String? = nil, tokens: Int? = nil) throws -> NodeSpec {
         let taken = Set(lock.withLock { nodes.flatMap { [$0.peerPort, $0.httpPort] } })
         let ports = try Self.freePorts(2, avoiding: taken)
-        let nodeName = name ?? "n\(nodes.count + 1)"
+        // (The first free number: a node that left may have freed one below the count.)
+        let used = Set(lock.withLock { nodes.map(\.name) })
+        let nodeName = name ?? ((nodes.count + 1)...).lazy.map { "n\($0)" }.first { !used.contains($0) }!
         let spec = NodeSpec(
             name: nodeName, peerPort: ports[0], httpPort: ports[1], dataDir: "\(root)/\(nodeName)",
             tokens: tokens ?? options.tokens)
@@ -209,6 +211,18 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func stopAll(_ mode: StopMode = .graceful) {
         for name in lock.withLock({ Array(processes.keys) }) { stop(name, mode) }
+    }
+
+    /// Forgets a node that left the cluster: its spec, its (exited) process and its data
+    /// dir, which its leave emptied.
+    public func forget(_ name: String) {
+        guard let spec = spec(name) else { return }
+        if isRunning(name) { return }
+        lock.withLock {
+            nodes.removeAll { $0.name == name }
+            processes[name] = nil
+        }
+        try? FileManager.default.removeItem(atPath: spec.dataDir)
     }
 
     /// Stops every node and deletes the data dirs.

@@ -335,10 +335,13 @@ struct HTTPFrontend: Sendable {
     func statusDocument() -> StatusDocument {
         let now = runtime.monotonicMs
         let membership = machine.membership
-        let members = membership.table.map { member in
-            StatusDocument.MemberInfo(
+        // Members that left are listed apart; a node that left itself says `leaving` for
+        // the moment until it exits.
+        let members = membership.table.filter { $0.status != .left || $0.name == name }.map { member in
+            let status = machine.status(of: member.name, at: now) ?? member.status
+            return StatusDocument.MemberInfo(
                 name: member.name,
-                status: (machine.status(of: member.name, at: now) ?? member.status).rawValue,
+                status: (status == .left ? .leaving : status).rawValue,
                 peerAddress: member.peerAddress,
                 httpAddress: member.httpAddress,
                 tokens: member.tokens.map(\.hex),
@@ -363,7 +366,14 @@ struct HTTPFrontend: Sendable {
                 failures: runtime.storageFailures.count, lastError: runtime.storageFailures.last,
                 lastErrorMsAgo: runtime.storageFailures.last == nil ? nil : now - min(now, runtime.storageFailures.atMs),
                 lostAtStart: runtime.storeLoss, degraded: runtime.storageDegraded),
-            objects: objectsStatus(now: now))
+            objects: objectsStatus(now: now), departed: departed(now: now))
+    }
+
+    private func departed(now: UInt64) -> [StatusDocument.Departed] {
+        let membership = machine.membership
+        return membership.table.filter { $0.status == .left && $0.name != name }.map { member in
+            .init(name: member.name, msAgo: now - min(now, membership.lastHeard[member.name] ?? now))
+        }
     }
 
     private func objectsStatus(now: UInt64) -> StatusDocument.Objects {

@@ -90,11 +90,14 @@ final class NodeRuntime: @unchecked Sendable {
     }
 
     /// Called every tick: a leaving node that handed everything off, and gave gossip a few
-    /// rounds to tell the others it is leaving, is done.
+    /// rounds to tell the others it is leaving, departs (declares itself `left` and tells
+    /// every member); once a member took that (or none answered three times), it is done.
     func checkLeft() {
         guard let since = leaveRequestedAt, monotonicMs >= since + 3 * config.gossipIntervalMs,
             store.keyCount == 0, store.hintCounts.isEmpty
         else { return }
+        if machine.membership.local.status == .leaving { handle(.depart) }
+        guard machine.hasDeparted else { return }
         leaveRequestedAt = nil
         logger.notice("left the cluster: every range and hint handed to other nodes")
         left.succeed()

@@ -16,6 +16,7 @@ import Testing
         func addNode(_ name: String?) throws -> String { "n3" }
         func processRunning(_ name: String) -> Bool? { true }
         func wipe(_ name: String) throws {}
+        func forget(_ name: String) {}
     }
 
     final class Host: DemoHost, @unchecked Sendable {

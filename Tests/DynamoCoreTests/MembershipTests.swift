@@ -129,4 +129,49 @@ import Testing
         #expect(a.status(of: "b", at: 6_050) == .up)
         #expect(a.status(of: "a", at: 6_050) == .up)
     }
+
+    /// A member that left is in no ring, no gossip round and no view; an older row of it
+    /// (some node still holding it `leaving`) cannot bring it back; a new life of it can.
+    func member(_ name: String) -> Member {
+        Member(
+            name: name, peerAddress: "\(name):1", httpAddress: "\(name):2",
+            tokens: Token.defaultPositions(for: name, count: 4), status: .joining)
+    }
+
+    @Test func aMemberThatLeftIsGoneUntilANewLifeOfItJoins() {
+        var a = Membership(me: member("a"), seeds: [])
+        var b = member("b")
+        b.status = .leaving
+        b.heartbeat = 40
+        _ = a.receive([b], now: 1)
+        #expect(a.ring.tokens.contains { $0.owner == "b" })
+        var left = b
+        left.status = .left
+        left.heartbeat = 41
+        #expect(a.receive([left], now: 2).contains(Membership.Action.ringChanged))
+        #expect(!a.ring.tokens.contains { $0.owner == "b" })
+        #expect(a.status(of: "b", at: 2) == .left && !a.isAvailable("b", at: 2))
+        #expect(a.current.map(\.name) == ["a"])
+        var rng = SeededRandom(seed: 1)
+        #expect(a.tick(now: 3, rng: &rng).isEmpty, "no gossip to a member that left")
+        _ = a.receive([b], now: 4)
+        #expect(a.status(of: "b", at: 4) == .left, "the older leaving row does not bring it back")
+        var again = member("b")
+        again.generation = 2
+        _ = a.receive([again], now: 5)
+        #expect(a.status(of: "b", at: 5) == .joining && a.ring.tokens.contains { $0.owner == "b" })
+    }
+
+    /// Rows of departed members are a bounded tombstone list: past the limit, those heard
+    /// of first are forgotten.
+    @Test func leftRowsAreBounded() {
+        var a = Membership(me: member("a"), seeds: [])
+        for i in 0..<(Membership.leftRowLimit + 5) {
+            var gone = member("gone\(i)")
+            gone.status = .left
+            _ = a.receive([gone], now: UInt64(i))
+        }
+        #expect(a.members.count == Membership.leftRowLimit + 1)
+        #expect(a.member("gone0") == nil && a.member("gone\(Membership.leftRowLimit + 4)") != nil)
+    }
 }

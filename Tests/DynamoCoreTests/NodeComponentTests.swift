@@ -294,6 +294,8 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         let leftAndGone = settled + [member("n3", settled: false, status: .leaving)]
         #expect(TombstoneReaper.clusterSettled(leftAndGone) { $0 != "n3" })
         #expect(!TombstoneReaper.clusterSettled(leftAndGone) { _ in true }, "still leaving: it may hand data back")
+        let departed = settled + [member("n3", settled: false, status: .left)]
+        #expect(TombstoneReaper.clusterSettled(departed) { _ in true }, "a member that left never blocks a reap")
         #expect(!TombstoneReaper.isSettled(hintsHeld: 1, lastPass: .clean, joining: false))
         #expect(!TombstoneReaper.isSettled(hintsHeld: 0, lastPass: .none, joining: false))
         #expect(TombstoneReaper.isSettled(hintsHeld: 0, lastPass: .clean, joining: false))
@@ -309,8 +311,8 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
 }
 
 @Suite struct GossipComponentTests {
-    static func gossip(_ name: NodeName = "n1") -> Gossip {
-        let me = Member(name: name, peerAddress: "127.0.0.1:1", httpAddress: "", tokens: [], status: .up)
+    static func gossip(_ name: NodeName = "n1", status: MemberStatus = .up) -> Gossip {
+        let me = Member(name: name, peerAddress: "127.0.0.1:1", httpAddress: "", tokens: [], status: status)
         return Gossip(
             membership: Membership(me: me, seeds: [], gossipIntervalMs: 100, key: nil), intervalMs: 100,
             freshIdentity: false)
@@ -322,6 +324,39 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         #expect(gossip.setFaults(drop: ["n2"]).isEmpty)
         #expect(!gossip.isReachable("n2", at: 0) && gossip.isReachable("n1", at: 0))
         #expect(gossip.setFaults(drop: []) == [.faults(dropped: [])])
+    }
+
+    /// A departing node tells every member it left, and is done once one took it, or after
+    /// three rounds nobody answered (it must not hang on an empty cluster).
+    @Test func aDepartingNodeSaysFarewellUntilSomeoneHearsIt() {
+        func member(_ name: NodeName) -> Member {
+            Member(name: name, peerAddress: "127.0.0.1:\(name.dropFirst())", httpAddress: "", tokens: [], status: .up, heartbeat: 1)
+        }
+        var up = Self.gossip()
+        #expect(up.depart(now: 2).isEmpty, "only a leaving node departs")
+        var gossip = Self.gossip(status: .leaving)
+        _ = gossip.receive([member("n2"), member("n3")], now: 1)
+        let first = gossip.depart(now: 3)
+        #expect(first.map(\.target) == ["n2", "n3"])
+        #expect(first.allSatisfy { $0.members.first { $0.name == "n1" }?.status == .left })
+        #expect(!gossip.hasDeparted)
+        #expect(gossip.farewellAnswered(by: "n2", answered: false).isEmpty)
+        let second = gossip.farewellAnswered(by: "n3", answered: false)
+        #expect(second.map(\.target) == ["n2", "n3"], "nobody heard it: again")
+        _ = gossip.farewellAnswered(by: "n2", answered: true)
+        #expect(!gossip.hasDeparted, "still waiting for n3's answer")
+        #expect(gossip.farewellAnswered(by: "n3", answered: false).isEmpty)
+        #expect(gossip.hasDeparted)
+
+        var alone = Self.gossip(status: .leaving)
+        #expect(alone.depart(now: 1).isEmpty && alone.hasDeparted, "nobody to tell")
+        var unheard = Self.gossip(status: .leaving)
+        _ = unheard.receive([member("n2")], now: 1)
+        var rounds = unheard.depart(now: 2).count
+        while !unheard.hasDeparted, rounds < 10 {
+            rounds += unheard.farewellAnswered(by: "n2", answered: false).count
+        }
+        #expect(unheard.hasDeparted && rounds == Gossip.farewellRounds)
     }
 
     @Test func newMembersAreLearnedFromGossip() {

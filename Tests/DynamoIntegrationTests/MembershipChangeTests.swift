@@ -62,6 +62,16 @@ import Testing
                 }
                 return true
             }
+            // Every node knows n2 left: not a member any more (not `down`), listed as
+            // departed, and its tokens are on no node's ring.
+            let n2Tokens = Set(Token.defaultPositions(for: "n2", count: cluster.spec("n2")!.tokens).map(\.hex))
+            for name in names {
+                let status = try await cluster.client(name).status()
+                #expect(!status.members.contains { $0.name == "n2" }, "\(name) still lists n2")
+                #expect(status.departed?.contains { $0.name == "n2" } == true, "\(name) says n2 left")
+                #expect(status.members.allSatisfy { n2Tokens.isDisjoint(with: $0.tokens) })
+                #expect(status.members.allSatisfy { $0.status == "up" }, "\(name): \(status.members.map(\.status))")
+            }
         }
     }
 

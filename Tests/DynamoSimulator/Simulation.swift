@@ -534,6 +534,11 @@ public final class Simulation {
             if let since = nodes[name]!.leaveRequested, now >= since + 300, nodes[name]!.store.keyCount == 0,
                 nodes[name]!.store.hintCounts.isEmpty
             {
+                if nodes[name]!.machine?.membership.local.status == .leaving { try feed(name, .depart) }
+            }
+            if nodes[name]!.leaveRequested != nil, nodes[name]!.machine?.hasDeparted == true,
+                nodes[name]!.store.keyCount == 0, nodes[name]!.store.hintCounts.isEmpty
+            {
                 nodes[name]!.machine = nil
                 nodes[name]!.left = true
                 nodes[name]!.incarnation += 1
@@ -897,6 +902,15 @@ public final class Simulation {
             if !seen.isSuperset(of: active) { throw violation("\(name) knows only \(seen.sorted())") }
             for other in active where machine.status(of: other, at: now) != .up {
                 throw violation("\(name) sees \(other) as \(machine.status(of: other, at: now).map(\.rawValue) ?? "?")")
+            }
+            // A node that left is known as such, and in no ring.
+            for gone in names where nodes[gone]!.left {
+                if let status = machine.status(of: gone, at: now), status != .left {
+                    throw violation("\(name) sees \(gone), which left, as \(status.rawValue)")
+                }
+                if machine.membership.ring.tokens.contains(where: { $0.owner == gone }) {
+                    throw violation("\(name) still has \(gone)'s tokens on its ring after it left")
+                }
             }
             let hints = nodes[name]!.store.hintCounts
             if !hints.isEmpty { throw violation("\(name) still holds hints \(hints)") }

@@ -30,6 +30,8 @@ public struct Gossip: Sendable {
     /// Each member's status as last reported in an event, so changes are told once.
     private var observed: [NodeName: MemberStatus] = [:]
     private var refused: Set<NodeName> = []
+    /// A departed node's last word (nil until it departs).
+    private var farewell: Farewell?
     private var nextRoundAt: UInt64 = 0
     private let intervalMs: UInt64
     private let freshIdentity: Bool
@@ -135,6 +137,51 @@ public struct Gossip: Sendable {
         }
         heard.mayRejoin = membership.local.status == .joining && membership.hasJoined && !freshIdentity
         return heard
+    }
+
+    // MARK: Departing
+
+    /// A departing node pushes its `left` row to every member, and again (up to
+    /// `farewellRounds` in all) while none has taken it: once it exits nobody else can say
+    /// it left, and the others would see it `leaving`, then `down`, for ever.
+    struct Farewell: Sendable {
+        var waiting: Set<NodeName>
+        var heard = false
+        var rounds = 0
+    }
+
+    public static let farewellRounds = 3
+
+    /// The node handed everything off: it declares itself `left` and says so to every member.
+    public mutating func depart(now: UInt64) -> [Round] {
+        guard membership.local.status == .leaving else { return [] }
+        membership.setLocalStatus(.left, now: now)
+        return farewellRound()
+    }
+
+    private mutating func farewellRound() -> [Round] {
+        let targets = membership.current.filter { $0.name != me && !dropped.contains($0.name) }.sorted { $0.name < $1.name }
+        var next = farewell ?? Farewell(waiting: [])
+        next.waiting = Set(targets.map(\.name))
+        // (With nobody to tell, there is nothing to wait for.)
+        next.rounds = targets.isEmpty ? Self.farewellRounds : next.rounds + 1
+        farewell = next
+        return targets.map { Round(address: $0.peerAddress, target: $0.name, members: membership.table) }
+    }
+
+    /// A member answered the farewell (or did not): another round when none took it.
+    public mutating func farewellAnswered(by node: NodeName, answered: Bool) -> [Round] {
+        guard var current = farewell, current.waiting.remove(node) != nil else { return [] }
+        current.heard = current.heard || answered
+        farewell = current
+        guard current.waiting.isEmpty, !current.heard, current.rounds < Self.farewellRounds else { return [] }
+        return farewellRound()
+    }
+
+    /// Whether a departed node has said farewell (a member took its `left` row, or every
+    /// round went unanswered): the shell may exit.
+    public var hasDeparted: Bool {
+        farewell.map { $0.waiting.isEmpty && ($0.heard || $0.rounds >= Self.farewellRounds) } ?? false
     }
 
     /// A restarted node heard from the cluster (`Heard.mayRejoin`): it is up again. (Kept

@@ -1,6 +1,10 @@
 /// How a member presents itself (gossiped) or is seen (locally, `down`).
 public enum MemberStatus: String, Hashable, Sendable, Codable, CaseIterable {
     case up, down, joining, leaving
+    /// Gone for good: it handed off everything and exited. Its row stays in the gossip
+    /// table as a tombstone, so an older row of it that some node still holds (`leaving`,
+    /// say) cannot bring it back; it is in no ring and no view.
+    case left
 }
 
 /// One row of the gossiped membership table.
@@ -110,14 +114,21 @@ public struct Membership: Sendable {
     /// it declares about itself.
     public func status(of name: NodeName, at now: UInt64) -> MemberStatus? {
         guard let member = members[name] else { return nil }
-        if name == me { return member.status }
+        if name == me || member.status == .left { return member.status }
         return detector.isAvailable(name, at: now) ? member.status : .down
     }
 
     /// Whether requests may be sent to `name` now.
     public func isAvailable(_ name: NodeName, at now: UInt64) -> Bool {
-        name == me || (members[name] != nil && detector.isAvailable(name, at: now))
+        name == me || (members[name].map { $0.status != .left } ?? false && detector.isAvailable(name, at: now))
     }
+
+    /// Members that have not left (the ones every view shows).
+    public var current: [Member] { members.values.filter { $0.status != .left } }
+
+    /// Left members' rows kept at most (the ones heard of last): enough for any churn a
+    /// gossip round spreads, and a bound on the table.
+    public static let leftRowLimit = 64
 
     /// A request to `name` got no answer (timeout, refused connection, failure).
     public mutating func requestFailed(to name: NodeName, at now: UInt64) {
@@ -130,7 +141,9 @@ public struct Membership: Sendable {
 
     /// The member listening on a peer address, if known.
     public func member(atAddress address: String) -> Member? {
-        members.values.first { $0.peerAddress == address }
+        // (A new member may listen where a departed one did.)
+        members.values.first { $0.peerAddress == address && $0.status != .left }
+            ?? members.values.first { $0.peerAddress == address }
     }
 
     public var local: Member { members[me]! }
@@ -144,7 +157,7 @@ public struct Membership: Sendable {
     public mutating func tick<G: RandomNumberGenerator>(now: UInt64, rng: inout G) -> [Action] {
         bumpHeartbeat()
         lastHeard[me] = now
-        let known = members.values.filter { $0.name != me }.map(\.peerAddress).sorted()
+        let known = members.values.filter { $0.name != me && $0.status != .left }.map(\.peerAddress).sorted()
         var targets: [String] = []
         if let peer = known.randomElement(using: &rng) { targets.append(peer) }
         let unknownSeeds = seeds.filter { !known.contains($0) }
@@ -170,8 +183,9 @@ public struct Membership: Sendable {
             }
             members[row.name] = row
             lastHeard[row.name] = now
-            detector.heartbeat(from: row.name, at: now)
+            if row.status == .left { detector.remove(row.name) } else { detector.heartbeat(from: row.name, at: now) }
         }
+        forgetOldestLeftRows()
         // A peer remembers a newer row of ours than we have (we lost our disk): start a
         // generation above it so our own rows win again.
         // (Decoders cap generations at `Member.maxVersion`, so `+ 1` cannot overflow.)
@@ -189,8 +203,18 @@ public struct Membership: Sendable {
         return actions
     }
 
+    private mutating func forgetOldestLeftRows() {
+        let left = members.values.filter { $0.status == .left && $0.name != me }
+        guard left.count > Self.leftRowLimit else { return }
+        let oldest = left.sorted { (lastHeard[$0.name] ?? 0, $0.name) < (lastHeard[$1.name] ?? 0, $1.name) }
+        for member in oldest.prefix(left.count - Self.leftRowLimit) {
+            members[member.name] = nil
+            lastHeard[member.name] = nil
+        }
+    }
+
     private mutating func rebuildRings() {
-        ring = Ring(nodes: Dictionary(uniqueKeysWithValues: members.values.map { ($0.name, $0.tokens) }))
+        ring = Ring(nodes: Dictionary(uniqueKeysWithValues: current.map { ($0.name, $0.tokens) }))
         routingRing = Ring(
             nodes: Dictionary(
                 uniqueKeysWithValues: members.values.filter { $0.status == .up }.map { ($0.name, $0.tokens) }))

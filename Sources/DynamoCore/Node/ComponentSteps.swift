@@ -145,7 +145,8 @@ extension NodeMachine {
     /// Where a loaded hint goes this round (nil: nowhere reachable).
     func destination(of hint: Hint, now: Now) -> HintDelivery.Destination? {
         let t = now.monotonicMs
-        let targetLeft = membership.member(hint.target)?.status == .leaving && !isReachable(hint.target, at: t)
+        let status = membership.member(hint.target)?.status
+        let targetLeft = status == .left || (status == .leaving && !isReachable(hint.target, at: t))
         if targetLeft, let home = routing(now: now).standIn(for: hint) {
             // The intended node left the cluster: its ranges belong to others now. Handed
             // over (`hintFor` the receiver itself): stored synced, as the hint it replaces

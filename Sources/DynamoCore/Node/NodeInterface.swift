@@ -21,9 +21,12 @@ extension NodeMachine {
         case tick
         /// Drop all traffic with these nodes (fault injection).
         case setFaults(drop: Set<NodeName>)
-        /// Leave the cluster: hand every range and hint to others (the shell exits when
-        /// nothing is held any more).
+        /// Leave the cluster: hand every range and hint to others (the shell then sends
+        /// `depart`).
         case leave
+        /// A leaving node holds nothing any more: it declares itself `left` and tells every
+        /// member (the shell exits once `hasDeparted`).
+        case depart
     }
 
     public enum Action: Hashable, Sendable {

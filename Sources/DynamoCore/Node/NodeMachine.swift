@@ -34,6 +34,7 @@ public struct NodeMachine: Sendable {
     enum Outgoing {
         case replica(run: RunID, node: NodeName)
         case gossip(target: NodeName?)
+        case farewell(target: NodeName)
         case forward(write: RunID, target: NodeName)
         case hint(Hint)
         case handoff(key: [UInt8], node: NodeName)
@@ -106,13 +107,27 @@ public struct NodeMachine: Sendable {
         case .tick:
             return tick(now: now)
         case .leave:
-            guard membership.local.status != .leaving else { return [] }
+            guard membership.local.status != .leaving, membership.local.status != .left else { return [] }
             gossip.membership.setLocalStatus(.leaving, now: now.monotonicMs)
             handoff.hurry()
             hints.hurry()
             return [.event(.leaving)]
+        case .depart:
+            return sendFarewell(gossip.depart(now: now.monotonicMs), now: now)
         case .setFaults(let drop):
             return gossip.setFaults(drop: drop).map(Action.event)
+        }
+    }
+
+    /// Whether this node left the cluster and told the others (see `Gossip.hasDeparted`).
+    public var hasDeparted: Bool { gossip.hasDeparted }
+
+    private mutating func sendFarewell(_ rounds: [Gossip.Round], now: Now) -> [Action] {
+        rounds.flatMap { round -> [Action] in
+            guard let target = round.target else { return [] }
+            return send(
+                .gossip(round.members), to: target, purpose: .farewell(target: target),
+                timeoutMs: settings.quorum.requestTimeoutMs, now: now)
         }
     }
 
@@ -163,6 +178,8 @@ public struct NodeMachine: Sendable {
             if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
             if let target { actions += noteAnswer(from: target, answered: answered, now: now) }
             return actions
+        case .farewell(let target):
+            return sendFarewell(gossip.farewellAnswered(by: target, answered: answered), now: now)
         case .forward(let write, let target):
             return noteAnswer(from: target, answered: answered, now: now)
                 + run(requests.forwardAnswered(write, response, view: coordinationView(now: now), now: now), now: now)
@@ -215,7 +232,8 @@ public struct NodeMachine: Sendable {
                 let leaving = view.membership.local.status == .leaving
                 return Set(
                     view.membership.members.values.filter {
-                        $0.name != me && (leaving || $0.status == .leaving || view.isReachable($0.name, at: t))
+                        $0.name != me
+                            && (leaving || $0.status == .leaving || $0.status == .left || view.isReachable($0.name, at: t))
                     }.map(\.name))
             }
             actions += run(steps, now: now)
@@ -225,7 +243,7 @@ public struct NodeMachine: Sendable {
         if membership.local.status == .joining, settings.freshIdentity, membership.hasJoined {
             let joinView = JoinTransfer.View(
                 now: t, upSources: membership.members.values.filter { $0.name != name && $0.status == .up }.map(\.name),
-                memberCount: membership.members.count, lastChange: membership.lastChange,
+                memberCount: membership.current.count, lastChange: membership.lastChange,
                 isUp: { [membership] in membership.member($0)?.status == .up })
             actions += run(join.advance(joinView), now: now)
         }

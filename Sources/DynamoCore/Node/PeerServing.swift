@@ -12,6 +12,15 @@ extension NodeMachine {
     mutating func serve(handle: PeerHandle, from peer: NodeName, _ request: PeerRequest, now: Now) -> [Action] {
         // A cut-off peer's requests vanish, as if the network lost them.
         if dropped.contains(peer) { return [.ignore(handle: handle)] }
+        // A node that left takes no data any more: the sender's next replica or fallback
+        // does (it exits as soon as a member heard it left).
+        if membership.local.status == .left {
+            switch request {
+            case .replica: return [.respond(handle: handle, .replica(.failed("\(name) left the cluster")))]
+            case .coordinatePut: return [.respond(handle: handle, .error("\(name) left the cluster"))]
+            default: break
+            }
+        }
         switch request {
         case .replica(.get(let key)):
             if let refilling { return [.respond(handle: handle, .replica(.failed(refilling)))] }

@@ -12,7 +12,7 @@ extension NodeMachine {
     func coordinationView(now: Now) -> RequestCoordination.View {
         // A starting node coordinates nothing until it has heard from the cluster (see
         // `RequestCoordination.View.starting`).
-        let alone = settings.awaitPeers && membership.members.count == 1 && membership.local.status == .joining
+        let alone = settings.awaitPeers && membership.current.count == 1 && membership.local.status == .joining
         return .init(routing: routing(now: now), dotFloor: dotFloor, starting: !membership.hasJoined || alone)
     }
 

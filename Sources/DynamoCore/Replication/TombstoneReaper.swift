@@ -46,9 +46,11 @@ public struct TombstoneReaper: Sendable {
         hintsHeld == 0 && lastPass == .clean && !joining
     }
 
-    /// Whether tombstones may be reaped: every member is settled, or left and is gone (a
-    /// member that left handed everything off before it exited).
+    /// Whether tombstones may be reaped: every member is settled, or left (a member that
+    /// left handed everything off before it exited; one leaving and gone did too).
     public static func clusterSettled(_ members: some Sequence<Member>, reachable: (NodeName) -> Bool) -> Bool {
-        members.allSatisfy { member in member.settled || (member.status == .leaving && !reachable(member.name)) }
+        members.allSatisfy { member in
+            member.settled || member.status == .left || (member.status == .leaving && !reachable(member.name))
+        }
     }
 }
