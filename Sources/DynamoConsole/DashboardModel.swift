@@ -268,7 +268,7 @@ public final class ClusterWatcher: Sendable {
         let running = Dictionary(uniqueKeysWithValues: names.map { ($0, cluster.processRunning($0)) })
         // Members some node says left, whose process (if the console runs it) is gone.
         let departed = Set(answers.values.flatMap { $0.0?.departed ?? [] }.map(\.name)).filter {
-            running[$0] != true
+            names.contains($0) && running[$0] != true
         }
         let forget = state.withLockedValue { state -> [String] in
             state.departedAt = state.departedAt.filter { departed.contains($0.key) }

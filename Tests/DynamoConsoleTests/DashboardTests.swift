@@ -192,6 +192,17 @@ import Testing
         #expect(!text.contains("n1↔n3   2/2") && !text.contains("n1↔n3   1/1"))
     }
 
+    /// A node that left is counted nowhere: the header counts the others and names it, and
+    /// its row reads `left`, not `DOWN`.
+    @Test func aNodeThatLeftIsShownAsSuchAndCountedNowhere() {
+        var model = Self.model()
+        let index = model.nodes.firstIndex { $0.name == "n3" }!
+        model.nodes[index].departed = true
+        let canvas = DashboardView.render(model, output: [], width: 80, height: 24)
+        #expect(canvas.lines[0].contains("4 nodes, 4 up · n3 left"))
+        #expect(canvas.lines.contains { $0.contains("│ n3 ") && $0.contains("left") && !$0.contains("DOWN") })
+    }
+
     @Test func longOutputLinesWrapInsteadOfBeingCut() {
         let long = "» " + String(repeating: "abcdefghij", count: 12) + "END"
         let canvas = DashboardView.render(Self.model(), output: [long], width: 80, height: 24)

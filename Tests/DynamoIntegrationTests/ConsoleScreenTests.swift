@@ -275,4 +275,47 @@ import Testing
             !(try Self.nodesRunning(under: screen.directory))
         }
     }
+
+    /// At 80x24, after `wipe` the anti-entropy lines settle to every pair in sync, and after
+    /// `remove` the node that left is shown as `left`, then gone from the header, the node
+    /// table and completion (bounds in the README: two anti-entropy intervals, and 10 s
+    /// after the node exits).
+    @Test(.timeLimit(.minutes(4))) func afterWipeAndRemoveThePanelsSettleToTheTruth() async throws {
+        let screen = try Screen.start(width: 80, height: 24, nodes: 4)
+        defer { screen.close() }
+        try await screen.wait("four nodes up") { text in
+            (1...4).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true }
+        }
+        try screen.enter("fill w 40")
+        try await screen.waitFor("filled 40 keys")
+        try screen.enter("wipe n4")
+        try await screen.wait("n4 back up", timeout: .seconds(30)) { Screen.nodeRow("n4", in: $0)?.contains(" up ") == true }
+        // Lines that differ or are not compared yet come first: the first pair line reading
+        // in sync means every pair is.
+        @Sendable func firstPairLine(_ text: String) -> String? {
+            text.split(separator: "\n").map(String.init).first { $0.contains("↔") }
+        }
+        try await screen.wait("every replica pair in sync after the wipe", timeout: .seconds(60)) { text in
+            firstPairLine(text)?.contains("ranges in sync · all within") == true
+        }
+        #expect(!(try screen.text()).contains("keys differ"))
+
+        try screen.enter("remove n4")
+        try await screen.waitFor("n4 is leaving")
+        try await screen.wait("n4 shown as left", timeout: .seconds(30)) {
+            Screen.nodeRow("n4", in: $0)?.contains("left") == true || $0.contains("n4 left")
+        }
+        try await screen.wait("n4 gone from every panel", timeout: .seconds(30)) { text in
+            let header = text.split(separator: "\n").first ?? ""
+            return header.contains("3 nodes, 3 up") && !header.contains("n4 left") && Screen.nodeRow("n4", in: text) == nil
+        }
+        let text = try screen.text()
+        #expect(Screen.gossipRow("n4", in: text) == nil, "no gossip row for n4")
+        // Completion no longer offers it.
+        try screen.type("kill n")
+        try screen.press("Tab")
+        try screen.press("Tab")
+        try await screen.wait("completion of node names") { $0.contains("n1") && $0.contains("n3") }
+        #expect(!(try screen.lines().last ?? "").contains("n4"))
+    }
 }
