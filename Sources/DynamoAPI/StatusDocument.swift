@@ -74,7 +74,8 @@ public struct StatusDocument: Codable, Hashable, Sendable {
     /// True once the node has exchanged gossip with a seed (or has none).
     public var joined: Bool?
     public var antiEntropy: AntiEntropy?
-    /// Client requests this node coordinated since it started, and recent latency.
+    /// Client requests that arrived at this node's HTTP API since it started (a write it
+    /// forwards counts here too), and their recent latency.
     public var requests: Requests?
     /// Storage operations that failed (a full disk, say): how many, and the last one.
     public var storage: Storage?

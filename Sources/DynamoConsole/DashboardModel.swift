@@ -36,13 +36,14 @@ public struct DashboardModel: Sendable {
         /// Lines that fold into one: a burst of hints one node keeps for one target, and a
         /// status change several nodes see.
         enum Fold: Sendable, Equatable {
-            case hintsKept(holder: String, target: String, keys: Int)
+            /// `keys`: the distinct keys (one write can make its holder keep a hint twice).
+            case hintsKept(holder: String, target: String, keys: Set<String>)
             case marked(observers: [String], peer: String, status: String)
 
             /// The folded line (of two or more events).
             var text: String {
                 switch self {
-                case .hintsKept(let holder, let target, let keys): "\(holder) keeps hints of \(keys) keys for \(target)"
+                case .hintsKept(let holder, let target, let keys): "\(holder) keeps hints of \(keys.count) keys for \(target)"
                 case .marked(let observers, let peer, let status): "\(observers.joined(separator: ",")) mark \(peer) \(status)"
                 }
             }
@@ -64,7 +65,8 @@ public struct DashboardModel: Sendable {
         public init(_ event: EventsDocument.Event) {
             self.init(timeMs: event.timeMs, text: event.text, kind: Self.kind(of: event))
             switch (event.kind, event.node, event.peer, event.status) {
-            case ("hint-kept", let holder?, let target?, _): fold = .hintsKept(holder: holder, target: target, keys: 1)
+            case ("hint-kept", let holder?, let target?, _):
+                fold = .hintsKept(holder: holder, target: target, keys: [event.key ?? ""])
             case ("marked", let observer?, let peer?, let status?):
                 fold = .marked(observers: [observer], peer: peer, status: status)
             default: break
@@ -159,7 +161,7 @@ public struct DashboardModel: Sendable {
         switch (earlier, later) {
         case (.hintsKept(let holder, let target, let keys), .hintsKept(let h, let t, let more))
         where h == holder && t == target:
-            return (.hintsKept(holder: holder, target: target, keys: keys + more), true)
+            return (.hintsKept(holder: holder, target: target, keys: keys.union(more)), true)
         case (.marked(let observers, let peer, let status), .marked(let more, let p, let st))
         where p == peer && st == status:
             return (.marked(observers: observers + more.filter { !observers.contains($0) }, peer: peer, status: status), false)

@@ -164,8 +164,8 @@ public enum DashboardView {
     ) {
         let inside = canvas.box(rect, title: "nodes")
         guard inside.height >= 1 else { return }
-        let shares = ring.ownership()
-        var header = " node  state   tok owns   keys  hints→   rps p99ms"
+        let shares = ring.homeShare(n: model.quorum?.n ?? 3)
+        var header = " node  state   tok home   keys  hints→   rps p99ms"
         if large { header += " p50ms sync     requests/s (last 30 polls)" }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
         for (i, name) in names.enumerated() where i + 1 < inside.height {
@@ -226,9 +226,9 @@ public enum DashboardView {
     static func hintsText(_ hints: StatusDocument.Hints?) -> String {
         guard let hints, hints.pending > 0 else { return "0" }
         if hints.byTarget.count == 1, let (target, count) = hints.byTarget.first { return "\(count)→\(target)" }
-        // Several targets: the count, then the target holding most, with a plus.
-        let top = hints.byTarget.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? "?"
-        return "\(hints.pending)→\(top)+"
+        // Several targets: the count for the target held most for, then a plus for the rest.
+        guard let top = hints.byTarget.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) else { return "0" }
+        return "\(top.value)→\(top.key)+"
     }
 
     private static func syncText(_ ae: StatusDocument.AntiEntropy?, answering: Bool) -> (String, Canvas.Style) {
@@ -314,8 +314,8 @@ public enum DashboardView {
         lines.append(
             (
                 queues.isEmpty
-                    ? "hints: none waiting · \(delivered) delivered"
-                    : "hints waiting: \(queues.joined(separator: ", ")) · \(delivered) delivered",
+                    ? "hints: none waiting · \(delivered) delivered since start"
+                    : "hints waiting: \(queues.joined(separator: ", ")) · \(delivered) delivered since start",
                 queues.isEmpty ? .plain : .warn
             ))
         // Keys near the object limits: a compact line, right under the hints, when there are any.

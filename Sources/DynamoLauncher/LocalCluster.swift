@@ -52,6 +52,16 @@ public final class LocalCluster: @unchecked Sendable {
     private var cachedSecret: String?
     private let lock = NSLock()
     public let http = HTTPClient()
+    private var changeHandler: (@Sendable (LocalCluster) -> Void)?
+
+    /// Called after every change of the nodes or their processes (a node added, launched,
+    /// stopped, exited by itself or forgotten), so a state file can follow.
+    public var onChange: (@Sendable (LocalCluster) -> Void)? {
+        get { lock.withLock { changeHandler } }
+        set { lock.withLock { changeHandler = newValue } }
+    }
+
+    private func changed() { onChange?(self) }
 
     /// - Parameters:
     ///   - binary: path of `dynamo-node`.
@@ -92,6 +102,7 @@ public final class LocalCluster: @unchecked Sendable {
             name: nodeName, peerPort: ports[0], httpPort: ports[1], dataDir: "\(root)/\(nodeName)",
             tokens: tokens ?? options.tokens)
         lock.withLock { nodes.append(spec) }
+        changed()
         return spec
     }
 
@@ -178,8 +189,10 @@ public final class LocalCluster: @unchecked Sendable {
         } else {
             process.standardError = FileHandle.nullDevice
         }
+        process.terminationHandler = { [weak self] _ in self?.changed() }
         try process.run()
         lock.withLock { processes[name] = process }
+        changed()
     }
 
     /// The process id of a running node.
@@ -223,6 +236,7 @@ public final class LocalCluster: @unchecked Sendable {
             processes[name] = nil
         }
         try? FileManager.default.removeItem(atPath: spec.dataDir)
+        changed()
     }
 
     /// Stops every node and deletes the data dirs.

@@ -5,41 +5,27 @@ import DynamoLauncher
 import DynamoTerminal
 import Foundation
 
-/// The state file `dynamo cluster start` leaves behind, so `stop` and `status` find the nodes.
-struct ClusterState: Codable {
-    struct Node: Codable {
-        var name: String
-        var httpAddress: String
-        var peerAddress: String
-        var pid: Int32
+/// Where other `dynamo` commands look for a cluster started here (`ClusterStateFile`).
+enum ClusterState {
+    static let defaultDirectory = ClusterStateFile.defaultDirectory
+
+    static func path(_ directory: String) -> String { ClusterStateFile.path(directory) }
+
+    /// Keeps the state file of `directory` current from now on, for a cluster managed by
+    /// `owner` (nil: nodes that run on by themselves).
+    static func follow(_ cluster: LocalCluster, owner: Int32?, in directory: String) throws {
+        try ClusterStateFile.save(cluster, owner: owner, to: directory)
+        cluster.onChange = { try? ClusterStateFile.save($0, owner: owner, to: directory) }
     }
 
-    var nodes: [Node]
-
-    static let defaultDirectory = ".dynamo-cluster"
-
-    static func path(_ directory: String) -> String { "\(directory)/cluster.json" }
-
-    /// Records the running nodes of `cluster` so other `dynamo` commands can find them.
-    static func save(_ cluster: LocalCluster, to directory: String) throws {
-        let state = ClusterState(
-            nodes: cluster.names.map { name in
-                let spec = cluster.spec(name)!
-                return .init(
-                    name: name, httpAddress: spec.httpAddress, peerAddress: spec.peerAddress,
-                    pid: cluster.pid(name) ?? 0)
-            })
-        try JSONEncoder.pretty.encode(state).write(to: URL(fileURLWithPath: path(directory)))
-    }
-
-    static func load(_ directory: String) -> ClusterState? {
-        guard let data = FileManager.default.contents(atPath: path(directory)) else { return nil }
-        return try? JSONDecoder().decode(ClusterState.self, from: data)
+    /// Refuses to start a second cluster where one runs, in one line.
+    static func ensureFree(_ directory: String) throws {
+        if let busy = ClusterStateFile.busy(directory) { throw ValidationError(busy) }
     }
 
     /// The first node of a cluster started here, else the console's usual first port.
     static func defaultNodeAddress() -> String {
-        load(defaultDirectory)?.nodes.first?.httpAddress ?? "127.0.0.1:8001"
+        ClusterStateFile.load(defaultDirectory)?.nodes.first?.httpAddress ?? "127.0.0.1:8001"
     }
 }
 
@@ -94,13 +80,11 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var options: ClusterOptions
 
         func run() async throws {
-            if let state = ClusterState.load(options.dir), state.nodes.contains(where: { kill($0.pid, 0) == 0 }) {
-                throw ValidationError("a cluster is already running from \(options.dir); `dynamo cluster stop` first")
-            }
+            try ClusterState.ensureFree(options.dir)
             let cluster = try options.makeCluster(exitWithParent: false)
             try await cluster.start(count: options.nodes)
-            try ClusterState.save(cluster, to: options.dir)
-            let state = ClusterState.load(options.dir)!
+            try ClusterStateFile.save(cluster, owner: nil, to: options.dir)
+            let state = ClusterStateFile(cluster, owner: nil)
             cluster.detach()
             for node in state.nodes {
                 print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)")
@@ -114,12 +98,14 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
 
         func run() async throws {
-            guard let state = ClusterState.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
-            for node in state.nodes where kill(node.pid, SIGTERM) == 0 {
+            guard let state = ClusterStateFile.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            // Only processes that are still this cluster's nodes (a pid may be reused).
+            let live = state.liveNodes
+            for node in live where kill(node.pid, SIGTERM) == 0 {
                 print("stopping \(node.name) (pid \(node.pid))")
             }
             try await LocalCluster.waitFor("nodes to exit", timeout: .seconds(15)) {
-                state.nodes.allSatisfy { kill($0.pid, 0) != 0 }
+                live.allSatisfy { !ClusterStateFile.isLive($0.pid, running: "dynamo-node") }
             }
             try? FileManager.default.removeItem(atPath: ClusterState.path(dir))
         }
@@ -130,7 +116,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
 
         func run() async throws {
-            guard let state = ClusterState.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            guard let state = ClusterStateFile.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
             for node in state.nodes {
                 do {
                     let status = try await DynamoClient(address: node.httpAddress).status()
@@ -163,6 +149,7 @@ struct Console: AsyncParsableCommand {
             control = try await AttachedCluster(address: attach)
             banner.append("attached to \(attach): \(control.nodeNames.joined(separator: " "))")
         } else {
+            try ClusterState.ensureFree(options.dir)
             let cluster = try options.makeCluster(exitWithParent: true)
             say("starting \(options.nodes) dynamo-node processes (N=\(options.n) R=\(options.r) W=\(options.w))...")
             do {
@@ -171,7 +158,7 @@ struct Console: AsyncParsableCommand {
                 cluster.stopAll(.kill)
                 throw error
             }
-            try ClusterState.save(cluster, to: options.dir)
+            try ClusterState.follow(cluster, owner: getpid(), in: options.dir)
             started = cluster
             control = cluster
             for name in cluster.names {
@@ -186,6 +173,7 @@ struct Console: AsyncParsableCommand {
         let statePath = ClusterState.path(options.dir)
         let ours = started
         let shutdown: @Sendable () -> Void = {
+            ours?.onChange = nil
             ours?.stopAll()
             if ours != nil { try? FileManager.default.removeItem(atPath: statePath) }
         }

@@ -19,14 +19,16 @@ struct Repl: AsyncParsableCommand {
         if let attach {
             control = try await AttachedCluster(address: attach)
         } else {
+            try ClusterState.ensureFree(options.dir)
             let cluster = try options.makeCluster(exitWithParent: true)
             FileHandle.standardError.write(Data("starting \(options.nodes) nodes...\n".utf8))
             try await cluster.start(count: options.nodes)
-            try ClusterState.save(cluster, to: options.dir)
+            try ClusterState.follow(cluster, owner: getpid(), in: options.dir)
             started = cluster
             control = cluster
         }
         defer {
+            started?.onChange = nil
             started?.stopAll()
             if started != nil { try? FileManager.default.removeItem(atPath: ClusterState.path(options.dir)) }
         }

@@ -77,20 +77,23 @@ import Testing
     /// (another language, a later release) folds the same.
     @Test func eventsFoldAndColourByTheirFieldsNotTheirWording() {
         var model = DashboardModel(nodes: [])
-        func record(_ timeMs: UInt64, _ kind: String, node: String, peer: String, status: String? = nil) {
+        func record(
+            _ timeMs: UInt64, _ kind: String, node: String, peer: String, status: String? = nil, key: String? = nil
+        ) {
             model.record(
                 .init(
                     EventsDocument.Event(
-                        seq: 1, timeMs: timeMs, text: "\(node) ~ \(peer)", kind: kind, node: node, peer: peer,
+                        seq: 1, timeMs: timeMs, text: "\(node) ~ \(peer)", kind: kind, node: node, peer: peer, key: key,
                         status: status)))
         }
         record(1_000, "marked", node: "n1", peer: "n3", status: "down")
         record(1_500, "marked", node: "n2", peer: "n3", status: "down")
         record(1_550, "marked", node: "n1", peer: "n3", status: "down")
         record(1_600, "marked", node: "n2", peer: "n3", status: "up")
-        record(2_000, "hint-kept", node: "n4", peer: "n3")
-        record(2_100, "hint-kept", node: "n4", peer: "n3")
-        record(2_200, "hint-kept", node: "n4", peer: "n5")
+        record(2_000, "hint-kept", node: "n4", peer: "n3", key: "a")
+        record(2_050, "hint-kept", node: "n4", peer: "n3", key: "a")  // the same key again: counted once
+        record(2_100, "hint-kept", node: "n4", peer: "n3", key: "b")
+        record(2_200, "hint-kept", node: "n4", peer: "n5", key: "a")
         record(9_000, "marked", node: "n5", peer: "n3", status: "down")
         #expect(
             model.events.map(\.text) == [
@@ -190,6 +193,26 @@ import Testing
         #expect(text.contains("1/2 in sync · 1 not compared yet"))
         #expect(text.contains("n3 down"))
         #expect(!text.contains("n1↔n3   2/2") && !text.contains("n1↔n3   1/1"))
+    }
+
+    /// Each number says what its label says: the home share (what a node stores, summing to
+    /// N), hints for several targets as the top target's own count with a plus, and
+    /// deliveries counted since the nodes started.
+    @Test func numbersMeanWhatTheirLabelsSay() {
+        #expect(DashboardView.hintsText(.init(pending: 20, byTarget: ["n4": 12, "n5": 8])) == "12→n4+")
+        #expect(DashboardView.hintsText(.init(pending: 3, byTarget: ["n3": 3])) == "3→n3")
+        let canvas = DashboardView.render(Self.model(), output: [], width: 80, height: 24)
+        let text = canvas.lines.joined(separator: "\n")
+        #expect(text.contains(" home ") && !text.contains(" owns "))
+        #expect(text.contains("delivered since start"))
+        let ring = Ring(
+            nodes: Dictionary(
+                uniqueKeysWithValues: (1...5).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 8)) }))
+        let shares = ring.homeShare(n: 3)
+        for name in ["n1", "n2", "n4"] {
+            let row = canvas.lines.first { $0.contains("│ \(name) ") && $0.contains("%") } ?? ""
+            #expect(row.contains(String(format: "%3.0f%%", shares[name]! * 100)), "\(name): \(row)")
+        }
     }
 
     /// A node that left is counted nowhere: the header counts the others and names it, and

@@ -142,6 +142,22 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         #expect(join.phase == .done)
     }
 
+    /// The join reports the keys it took, not the copies: a key comes from each of its
+    /// replicas (the console once said "took 746 keys" of a node that held 362).
+    @Test func theJoinCountsKeysNotCopies() {
+        var join = JoinTransfer(gossipIntervalMs: 100, awaitPeers: false)
+        _ = join.advance(view(at: 300))
+        let a = KeyedObject(key: [1], object: object("a"))
+        let b = KeyedObject(key: [2], object: object("b"))
+        for step in join.received(from: "n1", ([a, b], next: nil), sourceIsUp: true, now: 310)
+            + join.received(from: "n2", ([a], next: nil), sourceIsUp: true, now: 310)
+        {
+            if case .store = step { _ = join.stored(from: "n1", failure: nil) }
+        }
+        #expect(join.advance(view(at: 320)) == [.joined(keys: 2), .event(.joined(keys: 2))])
+        #expect(join.copiesPulled == 3)
+    }
+
     /// A source that left is given up; keys that could not be stored are pulled again.
     @Test func aSourceThatLeftIsDroppedAndUnstoredKeysArePulledAgain() {
         var join = JoinTransfer(gossipIntervalMs: 100, awaitPeers: false)

@@ -32,6 +32,26 @@ import Testing
         nodes: Dictionary(
             uniqueKeysWithValues: (1...5).map { ("n\($0)", Token.defaultPositions(for: "n\($0)", count: 8)) }))
 
+    /// The home share is the share of keys a node stores: checked against the preference
+    /// lists of 20,000 random keys, it sums to N, and no node's is below its primary share.
+    @Test func theHomeShareIsTheShareOfKeysANodeIsAHomeNodeOf() {
+        let share = ring.homeShare(n: 3)
+        #expect(abs(share.values.reduce(0, +) - 3) < 1e-9)
+        let primary = ring.ownership()
+        for (node, home) in share { #expect(home >= primary[node]! - 1e-9) }
+        var rng = SeededRandom(seed: 9)
+        var counts: [NodeName: Int] = [:]
+        let samples = 20_000
+        for _ in 0..<samples {
+            let key = (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            for node in ring.preferenceList(forKey: key).home(3) { counts[node, default: 0] += 1 }
+        }
+        for (node, home) in share {
+            #expect(abs(Double(counts[node] ?? 0) / Double(samples) - home) < 0.02, "\(node)")
+        }
+        #expect(Ring(tokens: []).homeShare(n: 3).isEmpty)
+    }
+
     @Test func preferenceListHoldsEveryNodeOnceInRingOrder() {
         var rng = SeededRandom(seed: 1)
         for _ in 0..<500 {

@@ -69,8 +69,10 @@ public struct JoinTransfer: Sendable {
     }
 
     public private(set) var phase: Phase = .waiting(aloneSince: nil)
-    /// Keys received while joining.
-    public private(set) var keysPulled = 0
+    /// Copies received while joining (a key comes from each of its replicas).
+    public private(set) var copiesPulled = 0
+    /// The distinct keys received (what the node holds afterwards); emptied once joined.
+    private var keysPulled: Set<[UInt8]> = []
     private let gossipIntervalMs: UInt64
     private let awaitPeers: Bool
 
@@ -115,7 +117,9 @@ public struct JoinTransfer: Sendable {
             phase = .pulling(sources: sources, storing: storing, failed: failed)
             if sources.isEmpty, storing == 0 {
                 phase = .done
-                steps += [.joined(keys: keysPulled), .event(.joined(keys: keysPulled))]
+                // The keys it took, not the copies: each key came from up to N replicas.
+                steps += [.joined(keys: keysPulled.count), .event(.joined(keys: keysPulled.count))]
+                keysPulled = []
             }
             return steps
         }
@@ -142,7 +146,8 @@ public struct JoinTransfer: Sendable {
             phase = .pulling(sources: sources, storing: storing, failed: failed)
             return []
         }
-        keysPulled += batch.entries.count
+        copiesPulled += batch.entries.count
+        for entry in batch.entries { keysPulled.insert(entry.key) }
         storing += batch.entries.count
         if let next = batch.next {
             source.cursor = .after(next)

@@ -118,6 +118,20 @@ public struct Ring: Sendable, Equatable {
         preferenceList(for: .of(key: key))
     }
 
+    /// The share of the ring's keys each node is one of the `n` home nodes of: what it
+    /// stores (shares sum to `n` once there are `n` nodes). A node can own little of the
+    /// ring yet be a home node of much of it, through its neighbours' ranges.
+    public func homeShare(n: Int) -> [NodeName: Double] {
+        var share: [NodeName: Double] = [:]
+        guard !tokens.isEmpty else { return share }
+        for (i, token) in tokens.enumerated() {
+            let previous = tokens[(i + tokens.count - 1) % tokens.count].position
+            let fraction = tokens.count == 1 ? 1 : previous.fraction(to: token.position)
+            for node in preferenceList(for: token.position).home(n) { share[node, default: 0] += fraction }
+        }
+        return share
+    }
+
     /// The share of the ring each node is the first owner of.
     public func ownership() -> [NodeName: Double] {
         var share: [NodeName: Double] = [:]

@@ -1,0 +1,74 @@
+import Foundation
+
+/// The state file a launching command (`dynamo console`, `repl`, `cluster start`) keeps in
+/// its directory, so other `dynamo` commands find the nodes: rewritten on every change of
+/// the cluster (a node launched, stopped, added, restarted, wiped or gone), so its pids
+/// are the running processes', never old ones.
+public struct ClusterStateFile: Codable, Sendable, Equatable {
+    public struct Node: Codable, Sendable, Equatable {
+        public var name: String
+        public var httpAddress: String
+        public var peerAddress: String
+        /// 0 while the node's process is not running.
+        public var pid: Int32
+    }
+
+    public var nodes: [Node]
+    /// The process that launched the nodes and manages them (a console), if it still
+    /// does; nil after `cluster start`, whose nodes run on by themselves.
+    public var owner: Int32?
+
+    public static let defaultDirectory = ".dynamo-cluster"
+
+    public static func path(_ directory: String) -> String { "\(directory)/cluster.json" }
+
+    /// The file's content for `cluster` as it is now.
+    public init(_ cluster: LocalCluster, owner: Int32?) {
+        self.owner = owner
+        nodes = cluster.names.compactMap { name in
+            guard let spec = cluster.spec(name) else { return nil }
+            return Node(
+                name: name, httpAddress: spec.httpAddress, peerAddress: spec.peerAddress,
+                pid: cluster.isRunning(name) ? cluster.pid(name) ?? 0 : 0)
+        }
+    }
+
+    public static func save(_ cluster: LocalCluster, owner: Int32?, to directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(ClusterStateFile(cluster, owner: owner))
+        try data.write(to: URL(fileURLWithPath: path(directory)), options: .atomic)
+    }
+
+    public static func load(_ directory: String) -> ClusterStateFile? {
+        guard let data = FileManager.default.contents(atPath: path(directory)) else { return nil }
+        return try? JSONDecoder().decode(ClusterStateFile.self, from: data)
+    }
+
+    /// Whether `pid` is a live process running `command` (its executable's name): a pid
+    /// from an old file may belong to another program by now, which must not be signalled.
+    public static func isLive(_ pid: Int32, running command: String) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0,
+            let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            let first = data.split(separator: 0).first
+        else { return false }
+        return URL(fileURLWithPath: String(decoding: first, as: UTF8.self)).lastPathComponent == command
+    }
+
+    /// The nodes of the file whose processes are still this cluster's.
+    public var liveNodes: [Node] { nodes.filter { Self.isLive($0.pid, running: "dynamo-node") } }
+
+    /// Why a new cluster cannot start in `directory`: one is running there (its owner or
+    /// any of its nodes is alive), in one line with what to do instead; nil when free.
+    public static func busy(_ directory: String) -> String? {
+        guard let state = load(directory) else { return nil }
+        let live = state.liveNodes
+        let attach = live.first.map { "attach with `dynamo console --attach \($0.httpAddress)`, or " } ?? ""
+        let stop = "stop it with `dynamo cluster stop\(directory == defaultDirectory ? "" : " --dir \(directory)")`"
+        if let owner = state.owner, isLive(owner, running: "dynamo") {
+            return "a console (pid \(owner)) is already running a cluster in \(directory): \(attach)\(stop)"
+        }
+        guard !live.isEmpty else { return nil }
+        return "a cluster is already running in \(directory) (pid \(live[0].pid) and more): \(attach)\(stop)"
+    }
+}
