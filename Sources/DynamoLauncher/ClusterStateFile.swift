@@ -63,12 +63,15 @@ public struct ClusterStateFile: Codable, Sendable, Equatable {
     public static func busy(_ directory: String) -> String? {
         guard let state = load(directory) else { return nil }
         let live = state.liveNodes
-        let attach = live.first.map { "attach with `dynamo console --attach \($0.httpAddress)`, or " } ?? ""
+        let attach = live.first.map { "attach with `dynamo console --attach \($0.httpAddress)`" }
         let stop = "stop it with `dynamo cluster stop\(directory == defaultDirectory ? "" : " --dir \(directory)")`"
         if let owner = state.owner, isLive(owner, running: "dynamo") {
-            return "a console (pid \(owner)) is already running a cluster in \(directory): \(attach)\(stop)"
+            let ways = ["quit it"] + (attach.map { [$0] } ?? []) + ["use another --dir"]
+            return "a console (pid \(owner)) is already running a cluster in \(directory): "
+                + ways.joined(separator: ", ")
         }
+        let attachOr = attach.map { "\($0), or " } ?? ""
         guard !live.isEmpty else { return nil }
-        return "a cluster is already running in \(directory) (pid \(live[0].pid) and more): \(attach)\(stop)"
+        return "a cluster is already running in \(directory) (pid \(live[0].pid)): \(attachOr)\(stop)"
     }
 }

@@ -18,9 +18,12 @@ enum ClusterState {
         cluster.onChange = { try? ClusterStateFile.save($0, owner: owner, to: directory) }
     }
 
-    /// Refuses to start a second cluster where one runs, in one line.
+    /// Refuses to start a second cluster where one runs, in one line (a usage error would
+    /// print the whole usage after it).
     static func ensureFree(_ directory: String) throws {
-        if let busy = ClusterStateFile.busy(directory) { throw ValidationError(busy) }
+        guard let busy = ClusterStateFile.busy(directory) else { return }
+        FileHandle.standardError.write(Data("error: \(busy)\n".utf8))
+        throw ExitCode.failure
     }
 
     /// The first node of a cluster started here, else the console's usual first port.

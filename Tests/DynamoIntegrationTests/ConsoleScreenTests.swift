@@ -318,4 +318,49 @@ import Testing
         try await screen.wait("completion of node names") { $0.contains("n1") && $0.contains("n3") }
         #expect(!(try screen.lines().last ?? "").contains("n4"))
     }
+
+    /// The state file follows the console: added nodes appear, a stopped node's pid is 0,
+    /// restarted and wiped nodes carry their new pid; every listed pid is a live
+    /// `dynamo-node`. A second console in the same directory says in one line that one runs.
+    @Test(.timeLimit(.minutes(3))) func theStateFileFollowsTheClusterAndASecondConsoleSaysWhy() async throws {
+        let screen = try Screen.start(width: 80, height: 24, nodes: 3)
+        defer { screen.close() }
+        try await screen.wait("three nodes up") { text in
+            (1...3).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true }
+        }
+        let directory = screen.directory
+        @Sendable func state() -> ClusterStateFile? { ClusterStateFile.load(directory) }
+        @Sendable func pid(_ name: String) -> Int32? { state()?.nodes.first { $0.name == name }?.pid }
+        let first = try #require(state())
+        #expect(first.owner.map { ClusterStateFile.isLive($0, running: "dynamo") } == true, "the console owns it")
+        #expect(first.nodes.map(\.name) == ["n1", "n2", "n3"] && first.liveNodes.count == 3)
+
+        try screen.enter("add-node")
+        try await LocalCluster.waitFor("n4 in the state file", timeout: .seconds(20)) {
+            pid("n4").map { ClusterStateFile.isLive($0, running: "dynamo-node") } == true
+        }
+        let n2 = try #require(pid("n2"))
+        try screen.enter("kill n2")
+        try await LocalCluster.waitFor("n2's pid cleared", timeout: .seconds(20)) { pid("n2") == 0 }
+        try screen.enter("restart n2")
+        try await LocalCluster.waitFor("n2's new pid", timeout: .seconds(20)) {
+            pid("n2").map { $0 != n2 && ClusterStateFile.isLive($0, running: "dynamo-node") } == true
+        }
+        let n3 = try #require(pid("n3"))
+        try screen.enter("wipe n3")
+        try await LocalCluster.waitFor("n3's new pid after the wipe", timeout: .seconds(20)) {
+            pid("n3").map { $0 != n3 && ClusterStateFile.isLive($0, running: "dynamo-node") } == true
+        }
+        #expect(state()?.liveNodes.count == 4)
+
+        // A second console here: one line saying who runs and what to do, no RocksDB error.
+        let binary = try #require(LocalCluster.siblingBinary(named: "dynamo"))
+        let second = try Self.run(
+            [binary, "console", "--plain", "--nodes", "3", "--dir", directory], stderr: true, timeout: .seconds(30))
+        #expect(second.status != 0)
+        let lines = second.output.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count == 1, "\(second.output)")
+        #expect(second.output.contains("already running") && second.output.contains("pid \(first.owner ?? 0)"))
+        #expect(second.output.contains("--attach 127.0.0.1:") && !second.output.contains("LOCK"))
+    }
 }
