@@ -29,6 +29,8 @@ public struct Demo: Sendable, Equatable {
         case noHints
         case repaired(Int)
         case keys(node: String, atLeast: Int)
+        /// Every replica pair found every range they share in sync (as the panel counts it).
+        case inSync
     }
 
     public var name: String
@@ -65,6 +67,7 @@ public struct Demo: Sendable, Equatable {
                 let args = Array(words.dropFirst())
                 switch (args.count, args.first) {
                 case (1, "no-hints"): demo.steps.append(.wait(.noHints))
+                case (1, "in-sync"): demo.steps.append(.wait(.inSync))
                 case (2, "repaired"):
                     guard let n = Int(args[1]) else { throw fail("usage: wait repaired N") }
                     demo.steps.append(.wait(.repaired(n)))
@@ -175,6 +178,7 @@ public struct DemoRunner: Sendable {
         case .noHints: return "every hint is delivered"
         case .repaired(let n): return "anti-entropy has repaired \(n) keys"
         case .keys(let node, let n): return "\(node) stores \(n) keys"
+        case .inSync: return "every replica pair is in sync"
         }
     }
 
@@ -211,6 +215,11 @@ public struct DemoRunner: Sendable {
             return statuses.values.reduce(0) { $0 + ($1.antiEntropy?.keysRepaired ?? 0) } >= n
         case .keys(let node, let n):
             return (statuses[node]?.keys ?? 0) >= n
+        case .inSync:
+            let model = DashboardModel(
+                nodes: statuses.map { DashboardModel.Node(name: $0.key, status: $0.value, answering: true) })
+            let pairs = model.replicaPairs
+            return unanswered == 0 && !pairs.isEmpty && pairs.allSatisfy(\.allInSync)
         }
     }
 }
