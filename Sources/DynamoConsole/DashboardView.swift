@@ -235,7 +235,11 @@ public enum DashboardView {
         guard answering, let ae else { return ("-", .dim) }
         guard !ae.ranges.isEmpty else { return ("waiting", .dim) }
         let differing = ae.ranges.filter { !$0.inSync }.reduce(0) { $0 + $1.keysDiffering }
-        return differing == 0 ? ("in sync", .good) : ("\(differing) diff", .warn)
+        if differing > 0 { return ("\(differing) diff", .warn) }
+        // Every current pair of this node's ranges compared, or how many of them so far.
+        let pairs = ae.tracked?.reduce(0) { $0 + $1.peers.count } ?? ae.ranges.count
+        let inSync = ae.ranges.filter(\.inSync).count
+        return inSync >= pairs ? ("in sync", .good) : ("\(inSync)/\(pairs)", .plain)
     }
 
     static func sparkline(_ values: [Double], width: Int) -> String {
