@@ -306,6 +306,8 @@ public enum DashboardView {
         let inside = canvas.box(rect, title: "hints & anti-entropy")
         guard inside.height >= 1 else { return }
         var lines: [(String, Canvas.Style)] = []
+        /// How many of the last lines are pairs in sync (listed last).
+        var inSyncLines = 0
         var queues: [String] = []
         var delivered = 0
         for node in model.nodes where node.answering {
@@ -331,6 +333,7 @@ public enum DashboardView {
         }
         for pair in model.replicaPairs.enumerated().sorted(by: { (rank($0.1), $0.0) < (rank($1.1), $1.0) }).map(\.1) {
             lines.append(pairLine(pair, large: large))
+            inSyncLines = pair.allInSync ? inSyncLines + 1 : 0
             // On a large terminal, each range of the pair that differs.
             if large, pair.down == nil {
                 for range in pair.differingRanges {
@@ -345,12 +348,17 @@ public enum DashboardView {
         if lines.count == 1 { lines.append(("anti-entropy: no exchange yet", .dim)) }
         var totalRepaired = 0
         for node in model.nodes where node.answering { totalRepaired += node.status?.antiEntropy?.keysRepaired ?? 0 }
-        if large { lines.append(("keys repaired by anti-entropy so far: \(totalRepaired)", .dim)) }
+        if large {
+            lines.append(("keys repaired by anti-entropy so far: \(totalRepaired)", .dim))
+            inSyncLines = 0
+        }
         for (i, line) in lines.prefix(inside.height).enumerated() {
             canvas.put(" " + line.0, row: inside.row + i, col: inside.col, style: line.1, limit: inside.width)
         }
         if lines.count > inside.height, inside.height > 1 {
-            let more = " … \(lines.count - inside.height + 1) more"
+            // Hidden lines that are all pairs in sync say so: the panel tells the whole truth.
+            let hidden = lines.count - inside.height + 1
+            let more = " … \(hidden) more\(hidden <= inSyncLines ? " pairs, all in sync" : "")"
             canvas.put(
                 more.padding(toLength: inside.width, withPad: " ", startingAt: 0), row: inside.row + inside.height - 1,
                 col: inside.col, style: .dim, limit: inside.width)
@@ -402,9 +410,12 @@ public enum DashboardView {
         if let down = pair.down { return ("\(name) \(down) down: not compared", .dim) }
         let counts = "\(pair.inSync)/\(pair.ranges)"
         if pair.differing > 0 || pair.inSync < pair.compared {
+            // What the last comparison found, and what became of it: copied over since
+            // (until the next comparison says in sync), being copied, or still differing.
             let ago = pair.differingMsAgo ?? 0
-            let verb = ago < 3_000 ? "repairing" : "differ"
-            return ("\(name) \(counts) in sync · \(pair.differing) keys \(verb) · \(duration(ago)) ago", .warn)
+            let verb = pair.differing > 0 && pair.repaired >= pair.differing
+                ? "repaired" : ago < 3_000 ? "repairing" : "differ"
+            return ("\(name) \(counts) in sync · \(pair.differing) \(verb) · \(duration(ago)) ago", .warn)
         }
         if pair.compared < pair.ranges {
             return ("\(name) \(counts) in sync · \(pair.ranges - pair.compared) not compared yet", .plain)

@@ -12,6 +12,8 @@ extension DashboardModel {
         public var inSync = 0
         /// Keys that differed in the last comparison of each range not in sync.
         public var differing = 0
+        /// Of those, keys the comparing node copied from the other since.
+        public var repaired = 0
         /// How long ago the oldest of the last comparisons was: every compared range was
         /// compared within this (nil: none compared).
         public var oldestMsAgo: UInt64?
@@ -62,6 +64,7 @@ extension DashboardModel {
                     summary.inSync += 1
                 } else {
                     summary.differing += exchange.keysDiffering
+                    summary.repaired += exchange.keysRepaired
                     summary.differingRanges.append(exchange)
                     summary.differingMsAgo = min(summary.differingMsAgo ?? .max, exchange.lastComparedMsAgo)
                 }

@@ -64,7 +64,7 @@ import Testing
         #expect(n3 != nil, "n3 shows as DOWN in the node table")
         #expect(text.contains("3→n3"), "n4's hints for n3")
         #expect(text.contains("n4→n3 3"))
-        #expect(text.contains("7 keys"), "a replica pair differing")
+        #expect(text.contains("7 repairing"), "a replica pair differing, compared 1.5 s ago")
         #expect(text.contains("n1,n2 mark n3 down"), "one line for a failure every node saw")
         #expect(text.contains("n4 keeps hints of 3 keys for n3"), "one line for a burst of hints")
         #expect(text.contains("cart:ann → "), "the focus key and its home nodes")
@@ -193,6 +193,35 @@ import Testing
         #expect(text.contains("1/2 in sync · 1 not compared yet"))
         #expect(text.contains("n3 down"))
         #expect(!text.contains("n1↔n3   2/2") && !text.contains("n1↔n3   1/1"))
+    }
+
+    /// Lines that do not fit say whether what they hide is all in sync; a pair whose
+    /// differing keys were all copied over since says "repaired", not "differ".
+    @Test func hiddenPairsAndRepairedRangesAreToldTruly() {
+        func exchange(_ peer: String, inSync: Bool, differing: Int = 0, repaired: Int = 0) -> StatusDocument.AntiEntropy.Exchange {
+            .init(
+                range: "00..40", peer: peer, lastComparedMsAgo: 9_000, inSync: inSync, keysDiffering: differing,
+                keysRepaired: repaired, bytesReceived: 0)
+        }
+        func node(_ name: String, _ ranges: [StatusDocument.AntiEntropy.Exchange]) -> DashboardModel.Node {
+            let tracked = [StatusDocument.AntiEntropy.Tracked(range: "00..40", peers: ranges.map(\.peer))]
+            let status = StatusDocument(
+                node: name, members: [], hints: .init(pending: 0, byTarget: [:]), keys: 0, quorum: nil, joined: true,
+                antiEntropy: .init(trees: 1, keysTracked: 0, exchanges: 1, keysRepaired: 0, ranges: ranges, tracked: tracked))
+            return .init(name: name, status: status, answering: true)
+        }
+        func render(nodes count: Int, firstPairInSync: Bool) -> String {
+            let names = (1...count).map { "n\($0)" }
+            var nodes = names.dropFirst().map { node($0, []) }
+            let first = exchange("n2", inSync: firstPairInSync, differing: firstPairInSync ? 0 : 4, repaired: 4)
+            nodes.insert(node("n1", [first] + names.dropFirst(2).map { exchange($0, inSync: true) }), at: 0)
+            return DashboardView.render(DashboardModel(nodes: nodes), output: [], width: 80, height: 24).lines
+                .joined(separator: "\n")
+        }
+        #expect(render(nodes: 6, firstPairInSync: false).contains("n1↔n2    0/1 in sync · 4 repaired · 9.0s ago"))
+        #expect(render(nodes: 10, firstPairInSync: true).contains("… 9 more pairs, all in sync"))
+        let hidingADifference = render(nodes: 10, firstPairInSync: false)
+        #expect(hidingADifference.contains("… 9 more") && !hidingADifference.contains("all in sync"))
     }
 
     /// Each number says what its label says: the home share (what a node stores, summing to

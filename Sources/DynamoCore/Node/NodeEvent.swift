@@ -171,7 +171,7 @@ public enum NodeEvent: Hashable, Sendable {
             return "\(node) refuses gossip about \(peer): its row is not signed with the cluster secret"
         case .outlivedEarlierSelf(let generation):
             return
-                "\(node) finds the cluster remembers a later life of it (its data dir is older): it takes generation \(generation) and numbers new versions from its clock"
+                "\(node) finds the cluster remembers a later life of it (its data dir is new, or older than that life): it takes generation \(generation) and numbers new versions from its clock"
         case .learned(let members):
             return "\(node) learns of \(members.joined(separator: ", "))"
         case .rejoined(let members):
