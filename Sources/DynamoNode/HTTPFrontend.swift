@@ -116,7 +116,8 @@ struct HTTPFrontend: Sendable {
                 return loop.makeSucceededFuture(try setFaults(request.body))
             case (.POST, "/admin/leave"):
                 try authorizeAdmin(request.headers)
-                let others = machine.membership.members.keys.filter { $0 != name }
+                // (Members that left do not count: they hold nothing and take nothing.)
+                let others = machine.membership.current.filter { $0.name != name }
                 guard !others.isEmpty else {
                     throw APIError.conflict("this node is the only member: there is no one to hand its data to")
                 }

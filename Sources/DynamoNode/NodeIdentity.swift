@@ -27,6 +27,18 @@ struct NodeIdentity: Equatable {
         try store.setMetadata(metadataKey, identity.encoded())
     }
 
+    /// Records that the node left the cluster: it holds nothing any more, so started again
+    /// on this data dir it joins as a new node does (pulls its ranges before it serves
+    /// reads), numbering its dots above `nowMs`. (Started as a known node, it went up at
+    /// once and answered reads of its ranges with "not found"; found by an attack review.)
+    static func markLeft(in store: ReplicaStore, nowMs: UInt64) throws {
+        guard let bytes = try store.metadata(metadataKey) else { return }
+        var identity = try decode(bytes)
+        identity.isFresh = true
+        identity.dotFloor = max(identity.dotFloor, nowMs)
+        try store.setMetadata(metadataKey, identity.encoded())
+    }
+
     /// Records a generation and dot floor the node took while running (see
     /// `NodeMachine.Action.identityChanged`).
     static func update(in store: ReplicaStore, generation: UInt64, dotFloor: UInt64) throws {

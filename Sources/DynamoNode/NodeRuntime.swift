@@ -91,7 +91,8 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Called every tick: a leaving node that handed everything off, and gave gossip a few
     /// rounds to tell the others it is leaving, departs (declares itself `left` and tells
-    /// every member); once a member took that (or none answered three times), it is done.
+    /// every member); once a member took that, it records in its data dir that it left,
+    /// and is done.
     func checkLeft() {
         guard let since = leaveRequestedAt, monotonicMs >= since + 3 * config.gossipIntervalMs,
             store.keyCount == 0, store.hintCounts.isEmpty
@@ -100,7 +101,11 @@ final class NodeRuntime: @unchecked Sendable {
         guard machine.hasDeparted else { return }
         leaveRequestedAt = nil
         logger.notice("left the cluster: every range and hint handed to other nodes")
-        left.succeed()
+        let (store, logger, left, wallMs) = (self.store, self.logger, self.left, config.wallMs)
+        pool.runIfActive(eventLoop: loop) { try NodeIdentity.markLeft(in: store, nowMs: wallMs) }.whenComplete {
+            if case .failure(let error) = $0 { logger.error("cannot record the leave in the data dir: \(error)") }
+            left.succeed()
+        }
     }
 
     // MARK: Time

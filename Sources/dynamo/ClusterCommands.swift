@@ -22,7 +22,20 @@ enum ClusterState {
     /// print the whole usage after it).
     static func ensureFree(_ directory: String) throws {
         guard let busy = ClusterStateFile.busy(directory) else { return }
-        FileHandle.standardError.write(Data("error: \(busy)\n".utf8))
+        try fail(busy)
+    }
+
+    /// The cluster started in `directory`, or a one-line error.
+    static func load(_ directory: String) throws -> ClusterStateFile {
+        switch ClusterStateFile.find(directory) {
+        case .state(let state): return state
+        case .none: try fail("no cluster state in \(directory) (start one with `dynamo cluster start`)")
+        case .unreadable(let why): try fail(why)
+        }
+    }
+
+    static func fail(_ message: String) throws -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         throw ExitCode.failure
     }
 
@@ -101,14 +114,14 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
 
         func run() async throws {
-            guard let state = ClusterStateFile.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            let state = try ClusterState.load(dir)
             // Only processes that are still this cluster's nodes (a pid may be reused).
             let live = state.liveNodes
             for node in live where kill(node.pid, SIGTERM) == 0 {
                 print("stopping \(node.name) (pid \(node.pid))")
             }
             try await LocalCluster.waitFor("nodes to exit", timeout: .seconds(15)) {
-                live.allSatisfy { !ClusterStateFile.isLive($0.pid, running: "dynamo-node") }
+                live.allSatisfy { !ClusterStateFile.isLive($0.pid, running: "dynamo-node", naming: $0.dataDir) }
             }
             try? FileManager.default.removeItem(atPath: ClusterState.path(dir))
         }
@@ -119,14 +132,14 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "Directory the cluster was started with.") var dir = ClusterState.defaultDirectory
 
         func run() async throws {
-            guard let state = ClusterStateFile.load(dir) else { throw ValidationError("no cluster state in \(dir)") }
+            let state = try ClusterState.load(dir)
             for node in state.nodes {
                 do {
                     let status = try await DynamoClient(address: node.httpAddress).status()
                     let view = status.members.map { "\($0.name):\($0.status)" }.joined(separator: " ")
                     print("\(node.name)  \(status.keys) keys  sees \(view)")
                 } catch {
-                    print("\(node.name)  not answering (\(error))")
+                    print("\(node.name)  not answering at \(node.httpAddress)\(node.pid == 0 ? " (stopped)" : "")")
                 }
             }
         }

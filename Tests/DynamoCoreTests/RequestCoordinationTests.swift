@@ -11,6 +11,7 @@ private struct Cluster {
     var down: Set<NodeName> = []
     var sloppyQuorum = true
     var starting = false
+    var departed = false
 
     var routing: Routing {
         let down = self.down
@@ -19,7 +20,7 @@ private struct Cluster {
             isReachable: { !down.contains($0) })
     }
 
-    var view: RequestCoordination.View { .init(routing: routing, dotFloor: 7, starting: starting) }
+    var view: RequestCoordination.View { .init(routing: routing, dotFloor: 7, starting: starting, departed: departed) }
 
     static func settings(readRepair: Bool = true) -> NodeSettings {
         NodeSettings(
@@ -165,6 +166,25 @@ private func version(by actor: NodeName = "n1") -> Version {
             return
         }
         #expect(reason.contains("try another node"))
+        #expect(requests.pendingWrites == 0)
+    }
+
+    /// A node that left (and is about to exit) stores nothing more: what it kept would go
+    /// with it. Its clients and forwarders are told to try another node.
+    @Test func aNodeThatLeftCoordinatesNoWrite() {
+        let key = Cluster.key { $0.first == "n1" }
+        var cluster = Cluster()
+        cluster.departed = true
+        var requests = RequestCoordination(settings: Cluster.settings())
+        let client = requests.write(.client(9), put(key), view: cluster.view, now: Cluster.now)
+        guard case .writeReply(.client(9), let result)? = client.first, client.count == 1 else {
+            Issue.record("expected a failed write, got \(client)")
+            return
+        }
+        #expect(!result.succeeded && result.error == "n1 left the cluster; try another node")
+        #expect(requests.coordinate(.peer(4), put(key), view: cluster.view, now: Cluster.now) == [
+            .refuse(4, "n1 left the cluster; try another node")
+        ])
         #expect(requests.pendingWrites == 0)
     }
 

@@ -76,6 +76,40 @@ import Testing
         #expect(gone.status != 0 && gone.output.contains("no cluster state"), "\(gone.output)")
     }
 
+    /// A state file that is not one, and a pid that only pretends to be a node: every
+    /// command says so in one line, and nothing is signalled that is not this cluster's.
+    @Test(.timeLimit(.minutes(1)))
+    func aDamagedStateFileOrAForeignPidIsRefusedInOneLine() throws {
+        let directory = Self.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: ClusterStateFile.path(directory)))
+        for command in [["cluster", "status"], ["cluster", "stop"], ["console", "--plain"], ["cluster", "start"]] {
+            let result = try Self.dynamo(command + ["--dir", directory])
+            let lines = result.output.split(separator: "\n").filter { !$0.isEmpty }
+            #expect(result.status == 1 && lines.count == 1, "\(command): \(result.output)")
+            #expect(result.output.contains("is not a cluster state file"), "\(command): \(result.output)")
+        }
+        // A process that calls itself dynamo-node but does not run this node's data dir.
+        let impostor = Process()
+        impostor.executableURL = URL(fileURLWithPath: "/bin/bash")
+        impostor.arguments = ["-c", "exec -a dynamo-node sleep 30"]
+        try impostor.run()
+        defer { impostor.terminate() }
+        for _ in 0..<200 where !ClusterStateFile.isLive(impostor.processIdentifier, running: "dynamo-node") {
+            usleep(10_000)
+        }
+        #expect(ClusterStateFile.isLive(impostor.processIdentifier, running: "dynamo-node"))
+        #expect(!ClusterStateFile.isLive(impostor.processIdentifier, running: "dynamo-node", naming: "\(directory)/data/n1"))
+        let state = ClusterStateFile(
+            nodes: [.init(name: "n1", httpAddress: "127.0.0.1:1", peerAddress: "127.0.0.1:2", pid: impostor.processIdentifier, dataDir: "\(directory)/data/n1")],
+            owner: nil)
+        try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: ClusterStateFile.path(directory)))
+        let stop = try Self.dynamo(["cluster", "stop", "--dir", directory])
+        #expect(stop.status == 0 && !stop.output.contains("stopping n1"), "\(stop.output)")
+        #expect(impostor.isRunning, "the impostor was not signalled")
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func aReplScriptRunsOnItsOwnClusterAndOnOneItAttachesTo() async throws {
         let directory = Self.temporaryDirectory()

@@ -72,6 +72,23 @@ import Testing
                 #expect(status.members.allSatisfy { n2Tokens.isDisjoint(with: $0.tokens) })
                 #expect(status.members.allSatisfy { $0.status == "up" }, "\(name): \(status.members.map(\.status))")
             }
+            // Started again on the same data dir, n2 joins as a new node: it pulls its
+            // ranges before it is up (it once went up at once and answered "not found").
+            try cluster.launch("n2")
+            try await LocalCluster.waitFor("n2 up again, holding its keys", timeout: .seconds(30)) {
+                guard try await cluster.client("n2").status().members.first(where: { $0.name == "n2" })?.status == "up"
+                else { return false }
+                return true
+            }
+            try await cluster.waitUntilAllSee("n2", as: "up", timeout: .seconds(30))
+            let ownedAgain = try await keys.asyncMap { try await cluster.client("n1").preferenceList($0).preferenceList }
+                .filter { $0.contains("n2") }.count
+            let again = try await cluster.client("n2").status().keys
+            let told = try await cluster.client("n2").events(since: 0).events.map(\.text)
+            #expect(again == ownedAgain, "n2 pulled its ranges before going up: \(again) of \(ownedAgain); \(told)")
+            for key in keys where try await cluster.client("n1").preferenceList(key).preferenceList.contains("n2") {
+                #expect(try await cluster.client("n2").get(key, r: 1).values.count == 1)
+            }
         }
     }
 
@@ -97,6 +114,20 @@ import Testing
             for key in keys where try await cluster.client("n1").preferenceList(key).preferenceList.contains("n3") {
                 #expect(try await cluster.client("n3").local(key)?.siblings.first?.bytes == key)
             }
+        }
+    }
+
+    /// The last member refuses to leave (members that left do not count as someone to
+    /// hand data to).
+    @Test(.timeLimit(.minutes(2))) func theLastMemberRefusesToLeave() async throws {
+        try await withCluster(nodes: 2) { cluster in
+            #expect(try await cluster.client("n2").raw(.POST, "/admin/leave").status == 202)
+            #expect(try await cluster.waitForExit("n2") == 0)
+            try await LocalCluster.waitFor("n1 to learn n2 left", timeout: .seconds(10)) {
+                try await cluster.client("n1").status().departed?.contains { $0.name == "n2" } == true
+            }
+            let refused = try await cluster.client("n1").raw(.POST, "/admin/leave")
+            #expect(refused.status == 409, "\(refused.bodyText)")
         }
     }
 }

@@ -141,16 +141,15 @@ public struct Gossip: Sendable {
 
     // MARK: Departing
 
-    /// A departing node pushes its `left` row to every member, and again (up to
-    /// `farewellRounds` in all) while none has taken it: once it exits nobody else can say
-    /// it left, and the others would see it `leaving`, then `down`, for ever.
+    /// A departing node pushes its `left` row to every member, and again while none has
+    /// taken it: once it exits nobody else can say it left, and the others would see it
+    /// `leaving`, then `down`, for ever (which also holds up tombstone reaping). It holds
+    /// nothing by then, so waiting costs nothing.
     struct Farewell: Sendable {
         var waiting: Set<NodeName>
         var heard = false
         var rounds = 0
     }
-
-    public static let farewellRounds = 3
 
     /// The node handed everything off: it declares itself `left` and says so to every member.
     public mutating func depart(now: UInt64) -> [Round] {
@@ -164,7 +163,8 @@ public struct Gossip: Sendable {
         var next = farewell ?? Farewell(waiting: [])
         next.waiting = Set(targets.map(\.name))
         // (With nobody to tell, there is nothing to wait for.)
-        next.rounds = targets.isEmpty ? Self.farewellRounds : next.rounds + 1
+        next.heard = next.heard || targets.isEmpty
+        next.rounds += 1
         farewell = next
         return targets.map { Round(address: $0.peerAddress, target: $0.name, members: membership.table) }
     }
@@ -174,15 +174,13 @@ public struct Gossip: Sendable {
         guard var current = farewell, current.waiting.remove(node) != nil else { return [] }
         current.heard = current.heard || answered
         farewell = current
-        guard current.waiting.isEmpty, !current.heard, current.rounds < Self.farewellRounds else { return [] }
+        guard current.waiting.isEmpty, !current.heard else { return [] }
         return farewellRound()
     }
 
-    /// Whether a departed node has said farewell (a member took its `left` row, or every
-    /// round went unanswered): the shell may exit.
-    public var hasDeparted: Bool {
-        farewell.map { $0.waiting.isEmpty && ($0.heard || $0.rounds >= Self.farewellRounds) } ?? false
-    }
+    /// Whether a departed node has said farewell (a member took its `left` row): the shell
+    /// may exit.
+    public var hasDeparted: Bool { farewell.map { $0.waiting.isEmpty && $0.heard } ?? false }
 
     /// A restarted node heard from the cluster (`Heard.mayRejoin`): it is up again. (Kept
     /// apart from `receive`, so trees planned on the new ring see it still joining, as a

@@ -13,7 +13,9 @@ extension NodeMachine {
         // A starting node coordinates nothing until it has heard from the cluster (see
         // `RequestCoordination.View.starting`).
         let alone = settings.awaitPeers && membership.current.count == 1 && membership.local.status == .joining
-        return .init(routing: routing(now: now), dotFloor: dotFloor, starting: !membership.hasJoined || alone)
+        return .init(
+            routing: routing(now: now), dotFloor: dotFloor, starting: !membership.hasJoined || alone,
+            departed: membership.local.status == .left)
     }
 
     mutating func startRead(client: ClientRequestID, key: [UInt8], r: Int?, now: Now) -> [Action] {

@@ -34,11 +34,15 @@ public struct RequestCoordination: Sendable {
         /// does not know yet whether the cluster remembers a later life of it (a lost or
         /// restored data dir), whose dots its new ones must start above.
         public var starting: Bool
+        /// The node left the cluster and is about to exit: what it stored now would go
+        /// with it (found by an attack review: a write acknowledged there was lost).
+        public var departed: Bool
 
-        public init(routing: Routing, dotFloor: UInt64, starting: Bool) {
+        public init(routing: Routing, dotFloor: UInt64, starting: Bool, departed: Bool = false) {
             self.routing = routing
             self.dotFloor = dotFloor
             self.starting = starting
+            self.departed = departed
         }
     }
 
@@ -189,8 +193,11 @@ public struct RequestCoordination: Sendable {
     /// Stores the write here (as a hint if this node is a fallback), to replicate it once stored.
     private mutating func coordinateHere(_ id: RunID, view: View, now: NodeMachine.Now) -> [Step] {
         guard var write = writes[id] else { return [] }
-        if view.starting {
-            let reason = "\(me) is starting and has not reached the cluster yet; try another node"
+        if view.starting || view.departed {
+            let reason =
+                view.departed
+                ? "\(me) left the cluster; try another node"
+                : "\(me) is starting and has not reached the cluster yet; try another node"
             if case .peer(let handle) = write.requester {
                 writes[id] = nil
                 return [.refuse(handle, reason)]

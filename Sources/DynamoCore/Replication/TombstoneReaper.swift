@@ -46,11 +46,11 @@ public struct TombstoneReaper: Sendable {
         hintsHeld == 0 && lastPass == .clean && !joining
     }
 
-    /// Whether tombstones may be reaped: every member is settled, or left (a member that
-    /// left handed everything off before it exited; one leaving and gone did too).
+    /// Whether tombstones may be reaped: every member is settled, or left (it handed
+    /// everything off and said so before it exited). A member still `leaving` and gone may
+    /// have crashed or been cut off mid-handoff, holding live copies of what tombstones
+    /// deleted: reaping then would let them come back (found by an attack review).
     public static func clusterSettled(_ members: some Sequence<Member>, reachable: (NodeName) -> Bool) -> Bool {
-        members.allSatisfy { member in
-            member.settled || member.status == .left || (member.status == .leaving && !reachable(member.name))
-        }
+        members.allSatisfy { member in member.settled || member.status == .left }
     }
 }
