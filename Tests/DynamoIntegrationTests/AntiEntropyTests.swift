@@ -83,9 +83,9 @@ import Testing
             try cluster.launch("n4")
             try await cluster.waitUntilAllSee("n4", as: "up", timeout: .seconds(30))
             var problems: [String] = []
-            // Each range is compared about once per interval, alternating replicas: 15 s is
+            // Each range is compared about once per interval, alternating replicas: 30 s is
             // many rounds (the README gives this bound).
-            let settled = try? await LocalCluster.waitFor("every node's ranges to be current and in sync", timeout: .seconds(30)) {
+            let settled: Void? = try? await LocalCluster.waitFor("every node's ranges to be current and in sync", timeout: .seconds(30)) {
                 problems = []
                 var nodes: [DashboardModel.Node] = []
                 for name in cluster.names {

@@ -120,7 +120,7 @@ public struct Membership: Sendable {
 
     /// Whether requests may be sent to `name` now.
     public func isAvailable(_ name: NodeName, at now: UInt64) -> Bool {
-        name == me || (members[name].map { $0.status != .left } ?? false && detector.isAvailable(name, at: now))
+        name == me || ((members[name].map { $0.status != .left } ?? false) && detector.isAvailable(name, at: now))
     }
 
     /// Members that have not left (the ones every view shows).
