@@ -128,12 +128,6 @@ public enum Command: Equatable, Sendable {
         return CommandError("usage: \(entry?.usage ?? name)")
     }
 
-    /// Whether `word` starts a command (names and their aliases).
-    public static func isCommandWord(_ word: String) -> Bool {
-        if case .failure(let error) = parse(word), error.message.hasPrefix("unknown command") { return false }
-        return true
-    }
-
     /// Command names that start with `prefix`, for tab completion.
     public static func completions(of prefix: String) -> [String] {
         reference.map(\.name).filter { $0.hasPrefix(prefix.lowercased()) }

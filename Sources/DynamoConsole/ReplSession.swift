@@ -32,13 +32,19 @@ extension LocalCluster: ClusterControl {
     }
 
     public func kill(_ name: String) throws {
-        try known(name)
+        try running(name)
         stop(name, .kill)
     }
 
     public func stop(_ name: String) throws {
-        try known(name)
+        try running(name)
         stop(name, .graceful)
+    }
+
+    /// A node that is not running cannot be stopped again: say so rather than "stopped".
+    private func running(_ name: String) throws {
+        try known(name)
+        guard isRunning(name) else { throw CommandError("\(name) is not running (start it with `restart \(name)`)") }
     }
 
     public func restart(_ name: String) throws {
@@ -94,15 +100,14 @@ public final class ReplSession: @unchecked Sendable {
     public func run(_ line: String) async -> (output: [String], quit: Bool) {
         if resolving {
             // Right after a read with siblings the prompt is `resolve>`: a number keeps that
-            // sibling, Enter leaves them, a command runs as usual, anything else is the
-            // merged value.
+            // sibling, Enter leaves them, `:` runs a command, anything else is the merged
+            // value (even text that starts with a command's name: `get well soon` once ran
+            // `get` instead of being written).
             resolving = false
             let trimmed = line.trimmed()
             if trimmed.isEmpty { return (["left as is: the siblings stay until a write with their context"], false) }
-            let word = trimmed.split(separator: " ").first.map { String($0).lowercased() } ?? ""
-            if Int(trimmed) != nil || !Command.isCommandWord(word) {
-                return await run("resolve \(trimmed)")
-            }
+            guard trimmed.hasPrefix(":") else { return await run("resolve \(trimmed)") }
+            return await run(String(trimmed.dropFirst()))
         }
         switch Command.parse(line) {
         case .failure(let error):
@@ -197,7 +202,7 @@ public final class ReplSession: @unchecked Sendable {
                 pending = (key, result.context, document.siblings)
                 resolving = true
                 return Render.read(result).split(separator: "\n").map(String.init) + trace + [
-                    "resolve: type a number to keep that sibling, or a merged value, or Enter to leave as is"
+                    "resolve: a number keeps that sibling, other text is the merged value, Enter leaves them, :CMD runs a command"
                 ]
             }
             pending = nil
@@ -210,7 +215,9 @@ public final class ReplSession: @unchecked Sendable {
             return render(try await client.put(Array(key.utf8), value: Array(value.utf8), context: context, w: w))
         case .delete(let key):
             remember(key)
-            let context = try await client.get(Array(key.utf8), r: r).context
+            let read = try await client.get(Array(key.utf8), r: r)
+            if read.status == 404 { return ["\(key): not found (never written, or already deleted): nothing to delete"] }
+            let context = read.context
             return render(try await client.delete(Array(key.utf8), context: context, w: w))
         case .preflist(let key):
             remember(key)
@@ -220,9 +227,11 @@ public final class ReplSession: @unchecked Sendable {
             node = try node(name)
             return ["requests now go to \(node)"]
         case .setR(let n):
+            try await checkQuorum("R", n)
             r = n
             return ["R = \(n) for this session"]
         case .setW(let n):
+            try await checkQuorum("W", n)
             w = n
             return ["W = \(n) for this session"]
         case .trace(let on):
@@ -301,6 +310,12 @@ public final class ReplSession: @unchecked Sendable {
     }
 
     /// Writes the chosen or merged value with the merged context of the siblings read.
+    /// R and W count replicas: more than N can never be met (every read or write would fail).
+    private func checkQuorum(_ name: String, _ n: Int) async throws {
+        guard let replicas = try? await client.status(timeout: .seconds(2)).quorum?.n, n > replicas else { return }
+        throw CommandError("\(name) \(n) is more than the \(replicas) replicas of each key (N=\(replicas)): at most \(replicas)")
+    }
+
     private func resolve(with value: [UInt8]) async throws -> [String] {
         guard let pending else { return [] }
         let result = try await client.put(Array(pending.key.utf8), value: value, context: pending.context, w: w)

@@ -44,6 +44,8 @@ import Testing
 
             #expect(await run("stop n3").contains("n3 stopped"))
             #expect(!cluster.isRunning("n3"), "SIGTERM ended the process")
+            #expect(await run("stop n3").contains("n3 is not running"), "a second stop says so")
+            #expect(await run("kill n3").contains("n3 is not running"))
             try await LocalCluster.waitFor("n3 down for the others", timeout: .seconds(15)) {
                 try await cluster.client("n1").status().members.first { $0.name == "n3" }?.status == "down"
             }
@@ -86,9 +88,20 @@ import Testing
             #expect(shown.contains("[1]") && shown.contains("[2]") && shown.contains("clock"))
             #expect(!shown.contains("book"))
             #expect(session.prompt == "resolve> ")
-            #expect(await run("pen+lamp").hasPrefix("ok"))
+            // `:` runs a command and leaves the siblings; text that starts like a command is a value.
+            #expect(await run(":status").contains("n1:"))
             #expect(session.prompt == "dynamo> ")
-            #expect(await run("get cart:ann").hasPrefix("pen+lamp"))
+            #expect(await run("get cart:ann").contains("2 siblings"))
+            #expect(await run("get well soon").hasPrefix("ok"), "written as the merged value")
+            #expect(session.prompt == "dynamo> ")
+            #expect(await run("get cart:ann").hasPrefix("get well soon"))
+            // R and W above N can never be met, and are refused with why.
+            #expect(await run("r 7").contains("R 7 is more than the 3 replicas"))
+            #expect(await run("w 4").contains("W 4 is more than the 3 replicas"))
+            #expect(await run("r 3").contains("R = 3"))
+            #expect(await run("r 2").contains("R = 2"))
+            // Deleting what is not there says so.
+            #expect(await run("delete never:written").contains("nothing to delete"))
             #expect(await run("resolve 1").contains("nothing to resolve"))
             // At `resolve>`, Enter leaves the siblings and a command still runs.
             #expect(await run("use n1").contains("n1"))
