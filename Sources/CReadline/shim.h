@@ -12,6 +12,12 @@
 static inline const char *dynamo_rl_line(void) { return rl_line_buffer ? rl_line_buffer : ""; }
 static inline int dynamo_rl_point(void) { return rl_point; }
 static inline int dynamo_rl_end(void) { return rl_end; }
+/* Empties the line being edited (Ctrl-C at the prompt, as a shell does). */
+static inline void dynamo_rl_clear_line(void) {
+    rl_replace_line("", 0);
+    rl_point = 0;
+    rl_mark = 0;
+}
 
 /* Completion: `matches` gets the text being completed and where it starts in the line,
    and returns a NULL-terminated array (as rl_completion_matches does). */

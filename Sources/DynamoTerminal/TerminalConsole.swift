@@ -23,6 +23,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     /// Lines printed by commands, newest last (the output area shows the tail).
     private let output: NIOLockedValueBox<[String]>
     private let quitRequested = NIOLockedValueBox(false)
+    private let clearRequested = NIOLockedValueBox(false)
     private let lines: LineQueue
     private let submit: AsyncStream<String>.Continuation
     private let outputGeneration = NIOLockedValueBox(0)
@@ -94,8 +95,12 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         return session
     }
 
-    /// Asks the screen to close (Ctrl-C, SIGTERM); `run` returns soon after.
+    /// Asks the screen to close (SIGTERM, or Ctrl-C in a demo); `run` returns soon after.
     public func requestQuit() { quitRequested.withLockedValue { $0 = true } }
+
+    /// Asks the screen to empty the line being typed (Ctrl-C at the console's prompt, as
+    /// bash, cqlsh and redis-cli do); the screen thread does it, readline being its alone.
+    public func requestClearLine() { clearRequested.withLockedValue { $0 = true } }
 
     /// Runs until `quit`, Ctrl-D, Ctrl-C or `requestQuit`: the screen on its own thread,
     /// commands and polling as tasks.
@@ -161,6 +166,15 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         draw(force: true)
         while !quitRequested.withLockedValue({ $0 }) {
             followTerminalSize()
+            let clear = clearRequested.withLockedValue { requested -> Bool in
+                defer { requested = false }
+                return requested
+            }
+            if clear {
+                dynamo_rl_clear_line()
+                append(["^C (clears the line; quit or Ctrl-D stops the console)"])
+                draw(force: true)
+            }
             var key = wgetch(dynamo_stdscr())
             if key == ERR {
                 draw(force: false)

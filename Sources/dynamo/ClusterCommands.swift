@@ -204,7 +204,8 @@ struct Console: AsyncParsableCommand {
             await runPrompt(session, script: nil, interactive: isatty(0) == 1)
         } else {
             let screen = TerminalConsole(session: session, watcher: ClusterWatcher(cluster: control), banner: banner)
-            onInterrupt { screen.requestQuit() }
+            // Ctrl-C clears the line being typed, as in a shell; SIGTERM still closes.
+            onInterrupt({ screen.requestClearLine() }, terminate: { screen.requestQuit() })
             await screen.run()
         }
         if started != nil { say("stopping nodes...") }
@@ -217,13 +218,14 @@ func say(_ text: String, newline: Bool = true) {
     FileHandle.standardOutput.write(Data((newline ? text + "\n" : text).utf8))
 }
 
-/// Runs `body` on the first SIGINT or SIGTERM (instead of dying on the spot).
-func onInterrupt(_ body: @escaping @Sendable () -> Void) {
+/// Runs `body` on SIGINT and `terminate` (by default `body` too) on SIGTERM, instead of
+/// dying on the spot.
+func onInterrupt(_ body: @escaping @Sendable () -> Void, terminate: (@Sendable () -> Void)? = nil) {
     let queue = DispatchQueue(label: "dynamo.interrupt")
-    for sig in [SIGINT, SIGTERM] {
+    for (sig, handler) in [(SIGINT, body), (SIGTERM, terminate ?? body)] {
         signal(sig, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-        source.setEventHandler(handler: body)
+        source.setEventHandler(handler: handler)
         source.resume()
         SignalSources.retained.append(source)
     }

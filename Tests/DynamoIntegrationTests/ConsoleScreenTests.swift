@@ -269,9 +269,16 @@ import Testing
             return !text.contains("too small") && text.contains("gossip") && lines.count >= 44
                 && lines.contains { $0.count > 120 && $0.contains("│") }
         }
-        // Ctrl-C also stops every node.
+        // Ctrl-C clears the line being typed (as in a shell) and keeps the console; quit stops it.
+        try screen.type("put half typed")
+        try await screen.waitFor("dynamo> put half typed")
         try screen.press("C-c")
-        try await LocalCluster.waitFor("every node to stop after Ctrl-C", timeout: .seconds(30)) {
+        try await screen.wait("the line cleared") { text in
+            text.contains("^C (clears the line") && text.split(separator: "\n").last == "dynamo>"
+        }
+        #expect(try Self.nodesRunning(under: screen.directory), "Ctrl-C stopped nothing")
+        try screen.enter("quit")
+        try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
             !(try Self.nodesRunning(under: screen.directory))
         }
     }
