@@ -332,7 +332,7 @@ public enum DashboardView {
             pair.differing > 0 && pair.down == nil ? 0 : pair.allInSync ? 2 : 1
         }
         for pair in model.replicaPairs.enumerated().sorted(by: { (rank($0.1), $0.0) < (rank($1.1), $1.0) }).map(\.1) {
-            lines.append(pairLine(pair, large: large))
+            lines.append(pairLine(pair))
             inSyncLines = pair.allInSync ? inSyncLines + 1 : 0
             // On a large terminal, each range of the pair that differs.
             if large, pair.down == nil {
@@ -405,7 +405,7 @@ public enum DashboardView {
     /// "n1↔n2    8/10 in sync · 49 keys repairing · 0.2s ago": the pair's shared ranges in
     /// sync, with, when some differ, how many keys and when such a range was last compared;
     /// when all agree, the age of the oldest comparison (every range was compared since).
-    static func pairLine(_ pair: DashboardModel.ReplicaPair, large: Bool) -> (String, Canvas.Style) {
+    static func pairLine(_ pair: DashboardModel.ReplicaPair) -> (String, Canvas.Style) {
         let name = "\(pair.a)↔\(pair.b)".padding(toLength: 8, withPad: " ", startingAt: 0)
         if let down = pair.down { return ("\(name) \(down) down: not compared", .dim) }
         let counts = "\(pair.inSync)/\(pair.ranges)"

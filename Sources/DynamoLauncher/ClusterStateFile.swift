@@ -48,11 +48,15 @@ public struct ClusterStateFile: Codable, Sendable, Equatable {
         }
     }
 
-    public static func save(_ cluster: LocalCluster, owner: Int32?, to directory: String) throws {
+    /// Writes the file into `directory` (atomically: a reader never sees half of it).
+    public func save(to directory: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(ClusterStateFile(cluster, owner: owner))
-        try data.write(to: URL(fileURLWithPath: path(directory)), options: .atomic)
+        try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(directory)), options: .atomic)
+    }
+
+    public static func save(_ cluster: LocalCluster, owner: Int32?, to directory: String) throws {
+        try ClusterStateFile(cluster, owner: owner).save(to: directory)
     }
 
     /// The largest state file read (a few hundred bytes per node).

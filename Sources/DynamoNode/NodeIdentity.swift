@@ -18,13 +18,20 @@ struct NodeIdentity: Equatable {
 
     static let metadataKey = "identity"
 
-    /// Records that the node's join is complete, and the dot floor it reached.
-    static func markJoined(in store: ReplicaStore, dotFloor: UInt64) throws {
+    /// Reads the stored identity, changes it and stores it again (nothing without one).
+    private static func modify(in store: ReplicaStore, _ change: (inout NodeIdentity) -> Void) throws {
         guard let bytes = try store.metadata(metadataKey) else { return }
         var identity = try decode(bytes)
-        identity.isFresh = false
-        identity.dotFloor = max(identity.dotFloor, dotFloor)
+        change(&identity)
         try store.setMetadata(metadataKey, identity.encoded())
+    }
+
+    /// Records that the node's join is complete, and the dot floor it reached.
+    static func markJoined(in store: ReplicaStore, dotFloor: UInt64) throws {
+        try modify(in: store) { identity in
+            identity.isFresh = false
+            identity.dotFloor = max(identity.dotFloor, dotFloor)
+        }
     }
 
     /// Records that the node left the cluster: it holds nothing any more, so started again
@@ -32,21 +39,19 @@ struct NodeIdentity: Equatable {
     /// reads), numbering its dots above `nowMs`. (Started as a known node, it went up at
     /// once and answered reads of its ranges with "not found"; found by an attack review.)
     static func markLeft(in store: ReplicaStore, nowMs: UInt64) throws {
-        guard let bytes = try store.metadata(metadataKey) else { return }
-        var identity = try decode(bytes)
-        identity.isFresh = true
-        identity.dotFloor = max(identity.dotFloor, nowMs)
-        try store.setMetadata(metadataKey, identity.encoded())
+        try modify(in: store) { identity in
+            identity.isFresh = true
+            identity.dotFloor = max(identity.dotFloor, nowMs)
+        }
     }
 
     /// Records a generation and dot floor the node took while running (see
     /// `NodeMachine.Action.identityChanged`).
     static func update(in store: ReplicaStore, generation: UInt64, dotFloor: UInt64) throws {
-        guard let bytes = try store.metadata(metadataKey) else { return }
-        var identity = try decode(bytes)
-        identity.generation = max(identity.generation, generation)
-        identity.dotFloor = max(identity.dotFloor, dotFloor)
-        try store.setMetadata(metadataKey, identity.encoded())
+        try modify(in: store) { identity in
+            identity.generation = max(identity.generation, generation)
+            identity.dotFloor = max(identity.dotFloor, dotFloor)
+        }
     }
 
     /// Loads the identity from the store, or creates it on first start; bumps the generation.

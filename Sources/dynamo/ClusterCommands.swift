@@ -99,8 +99,8 @@ struct ClusterCommand: AsyncParsableCommand {
             try ClusterState.ensureFree(options.dir)
             let cluster = try options.makeCluster(exitWithParent: false)
             try await cluster.start(count: options.nodes)
-            try ClusterStateFile.save(cluster, owner: nil, to: options.dir)
             let state = ClusterStateFile(cluster, owner: nil)
+            try state.save(to: options.dir)
             cluster.detach()
             for node in state.nodes {
                 print("\(node.name)  http \(node.httpAddress)  peer \(node.peerAddress)  pid \(node.pid)")

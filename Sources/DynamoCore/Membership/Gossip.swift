@@ -148,7 +148,6 @@ public struct Gossip: Sendable {
     struct Farewell: Sendable {
         var waiting: Set<NodeName>
         var heard = false
-        var rounds = 0
     }
 
     /// The node handed everything off: it declares itself `left` and says so to every member.
@@ -164,7 +163,6 @@ public struct Gossip: Sendable {
         next.waiting = Set(targets.map(\.name))
         // (With nobody to tell, there is nothing to wait for.)
         next.heard = next.heard || targets.isEmpty
-        next.rounds += 1
         farewell = next
         return targets.map { Round(address: $0.peerAddress, target: $0.name, members: membership.table) }
     }

@@ -157,7 +157,7 @@ public struct Membership: Sendable {
     public mutating func tick<G: RandomNumberGenerator>(now: UInt64, rng: inout G) -> [Action] {
         bumpHeartbeat()
         lastHeard[me] = now
-        let known = members.values.filter { $0.name != me && $0.status != .left }.map(\.peerAddress).sorted()
+        let known = current.filter { $0.name != me }.map(\.peerAddress).sorted()
         var targets: [String] = []
         if let peer = known.randomElement(using: &rng) { targets.append(peer) }
         let unknownSeeds = seeds.filter { !known.contains($0) }

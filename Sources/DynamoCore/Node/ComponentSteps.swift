@@ -162,7 +162,7 @@ extension NodeMachine {
 
     /// Whether tombstones may be reaped now (see `TombstoneReaper.clusterSettled`).
     func clusterSettled(now: Now) -> Bool {
-        TombstoneReaper.clusterSettled(membership.members.values) { isReachable($0, at: now.monotonicMs) }
+        TombstoneReaper.clusterSettled(membership.members.values)
     }
 
     mutating func updateSettled() {

@@ -13,13 +13,10 @@ extension NodeMachine {
         // A cut-off peer's requests vanish, as if the network lost them.
         if dropped.contains(peer) { return [.ignore(handle: handle)] }
         // A node that left takes no data any more: the sender's next replica or fallback
-        // does (it exits as soon as a member heard it left).
-        if membership.local.status == .left {
-            switch request {
-            case .replica: return [.respond(handle: handle, .replica(.failed("\(name) left the cluster")))]
-            case .coordinatePut: return [.respond(handle: handle, .error("\(name) left the cluster"))]
-            default: break
-            }
+        // does (it exits as soon as a member heard it left). A forwarded write is refused
+        // by `RequestCoordination`, as a client's is.
+        if membership.local.status == .left, case .replica = request {
+            return [.respond(handle: handle, .replica(.failed("\(name) left the cluster")))]
         }
         switch request {
         case .replica(.get(let key)):

@@ -50,7 +50,7 @@ public struct TombstoneReaper: Sendable {
     /// everything off and said so before it exited). A member still `leaving` and gone may
     /// have crashed or been cut off mid-handoff, holding live copies of what tombstones
     /// deleted: reaping then would let them come back (found by an attack review).
-    public static func clusterSettled(_ members: some Sequence<Member>, reachable: (NodeName) -> Bool) -> Bool {
+    public static func clusterSettled(_ members: some Sequence<Member>) -> Bool {
         members.allSatisfy { member in member.settled || member.status == .left }
     }
 }
