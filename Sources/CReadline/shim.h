@@ -12,6 +12,9 @@
 static inline const char *dynamo_rl_line(void) { return rl_line_buffer ? rl_line_buffer : ""; }
 static inline int dynamo_rl_point(void) { return rl_point; }
 static inline int dynamo_rl_end(void) { return rl_end; }
+/* The prompt readline shows now: ours, or `(reverse-i-search)`...' while Ctrl-R searches. */
+static inline const char *dynamo_rl_display_prompt(void) { return rl_display_prompt ? rl_display_prompt : ""; }
+static inline const char *dynamo_rl_prompt(void) { return rl_prompt ? rl_prompt : ""; }
 /* Empties the line being edited (Ctrl-C at the prompt, as a shell does). */
 static inline void dynamo_rl_clear_line(void) {
     rl_replace_line("", 0);

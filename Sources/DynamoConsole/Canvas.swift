@@ -4,6 +4,14 @@ public struct Canvas: Sendable {
     /// What a cell means; the terminal maps it to a colour, or to bold/reverse/dim without colour.
     public enum Style: UInt8, Sendable, CaseIterable {
         case plain, dim, bold, title, good, bad, warn, accent, mark
+        /// A node's own colour on the ring (six, reused in turn); without colour the
+        /// node's digit alone tells nodes apart.
+        case owner0, owner1, owner2, owner3, owner4, owner5
+
+        /// The ring colour of the node at `index` in the member list.
+        public static func owner(_ index: Int) -> Style {
+            [.owner0, .owner1, .owner2, .owner3, .owner4, .owner5][((index % 6) + 6) % 6]
+        }
     }
 
     public struct Cell: Equatable, Sendable {
@@ -104,6 +112,9 @@ public struct Canvas: Sendable {
         case "▃", "▄", "▅": "-"
         case "▆", "▇", "█": "#"
         case "✓": "v"
+        case "↻": "@"
+        case "↑": "^"
+        case "↓": "v"
         default: "?"
         }
     }

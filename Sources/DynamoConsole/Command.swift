@@ -28,7 +28,18 @@ public enum Command: Equatable, Sendable {
     case local(String, String)
     /// Kill a node, delete its data directory and start it again, empty.
     case wipe(String)
+    /// The ranges of the ring: every one, or those NODE is a home node of.
+    case ring(String?)
+    /// What the dashboard shows: every panel or one.
+    case view(DashboardView.Panel)
+    /// The event log: pause, resume, filter (nil: show every event).
+    case events(EventsAction)
     case quit
+
+    public enum EventsAction: Equatable, Sendable {
+        case pause, resume
+        case filter(String?)
+    }
 
     /// Every command with its usage and what it does, for `help` and completion.
     public static let reference: [(name: String, usage: String, summary: String)] = [
@@ -57,6 +68,9 @@ public enum Command: Equatable, Sendable {
         ("fill", "fill PREFIX COUNT", "write COUNT keys PREFIX1..PREFIXCOUNT (values v1..)"),
         ("local", "local NODE KEY", "what NODE itself stores for KEY, without a quorum"),
         ("wipe", "wipe NODE", "kill NODE, delete its data directory, start it again empty"),
+        ("ring", "ring [NODE]", "each range with its owner and home nodes; with NODE, the ranges it is home for"),
+        ("view", "view all|ring|nodes|gossip|sync|events|output", "give the screen to one panel (keys F2-F8)"),
+        ("events", "events pause|resume|filter TEXT|all", "freeze the event log, or show only events containing TEXT"),
         ("quit", "quit", "leave the console (nodes it started are stopped)"),
     ]
 
@@ -117,6 +131,22 @@ public enum Command: Equatable, Sendable {
             let split = rest.split(separator: " ", maxSplits: 1).map(String.init)
             return split.count == 2 ? .success(.local(split[0], split[1])) : .failure(usage("local"))
         case "wipe": return one(Command.wipe)
+        case "ring", "vnodes":
+            return words.count <= 1 ? .success(.ring(words.first)) : .failure(usage("ring"))
+        case "view", "zoom":
+            guard words.count == 1, let panel = DashboardView.Panel(rawValue: words[0].lowercased()) else {
+                return .failure(usage("view"))
+            }
+            return .success(.view(panel))
+        case "events":
+            switch words.first?.lowercased() {
+            case "pause" where words.count == 1: return .success(.events(.pause))
+            case "resume" where words.count == 1: return .success(.events(.resume))
+            case "all" where words.count == 1: return .success(.events(.filter(nil)))
+            case "filter" where words.count >= 2:
+                return .success(.events(.filter(words.dropFirst().joined(separator: " "))))
+            default: return .failure(usage("events"))
+            }
         case "quit", "exit", "q": return .success(.quit)
         default:
             return .failure(CommandError("unknown command '\(name)'; type help for the list"))
@@ -127,6 +157,29 @@ public enum Command: Equatable, Sendable {
         let entry = reference.first { $0.name == name }
         return CommandError("usage: \(entry?.usage ?? name)")
     }
+
+    /// What is left to type after `line`, as redis-cli hints it (`put ` → `KEY VALUE`):
+    /// the usage's words not yet given, nil when the line is not a known command's start.
+    public static func hint(for line: String) -> String? {
+        let words = line.split(separator: " ").map(String.init)
+        guard let first = words.first?.lowercased() else { return nil }
+        let name = aliases[first] ?? first
+        guard let entry = reference.first(where: { $0.name == name }) else { return nil }
+        // `resolve N | resolve VALUE` and `view all|ring|...` read better as one word.
+        var usage = entry.usage.split(separator: " ").dropFirst().map(String.init)
+        if name == "resolve" { usage = ["N|VALUE"] }
+        // Words begun: the command's own, then its arguments (the last may be in progress).
+        let given = words.count - 1
+        guard given < usage.count, !usage.isEmpty else { return nil }
+        let rest = usage.dropFirst(given).joined(separator: " ")
+        return line.hasSuffix(" ") ? rest : " " + rest
+    }
+
+    /// Other names commands answer to.
+    static let aliases = [
+        "nodes": "status", "del": "delete", "node": "use", "start": "restart", "add": "add-node", "leave": "remove",
+        "vnodes": "ring", "zoom": "view", "exit": "quit", "q": "quit",
+    ]
 
     /// Command names that start with `prefix`, for tab completion.
     public static func completions(of prefix: String) -> [String] {

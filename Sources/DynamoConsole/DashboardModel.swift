@@ -33,18 +33,99 @@ public struct DashboardModel: Sendable {
     /// One line of the event log.
     public struct Event: Sendable, Equatable {
         public enum Kind: Sendable { case failure, recovery, hint, repair, conflict, console, info }
-        /// Lines that fold into one: a burst of hints one node keeps for one target, and a
-        /// status change several nodes see.
+        /// Lines that fold into one: a burst about the same thing (hints kept or delivered,
+        /// a status change or a cut link every node sees, a partition's faults on every
+        /// node, anti-entropy and read repairs) is one line with a count, so one partition
+        /// or one restart does not scroll everything else away.
         enum Fold: Sendable, Equatable {
             /// `keys`: the distinct keys (one write can make its holder keep a hint twice).
             case hintsKept(holder: String, target: String, keys: Set<String>)
-            case marked(observers: [String], peer: String, status: String)
+            case hintsDelivered(holder: String, target: String, count: Int)
+            /// Who sees whom as `status` (marked) ...
+            case marked(links: Set<Link>, status: String)
+            /// ... or cannot reach, or reaches again.
+            case reach(links: Set<Link>, reachable: Bool)
+            /// Nodes that drop all traffic with `dropped` (empty: they heal).
+            case faults(nodes: [String], dropped: [String])
+            case antiEntropy(pairs: Set<Link>, repaired: Int)
+            case joined(nodes: [String], keys: Int)
+            case handingOff(nodes: [String], keys: Int)
+            case learned(links: Set<Link>)
+            case readRepair(peer: String, keys: Set<String>)
 
             /// The folded line (of two or more events).
             var text: String {
                 switch self {
                 case .hintsKept(let holder, let target, let keys): "\(holder) keeps hints of \(keys.count) keys for \(target)"
-                case .marked(let observers, let peer, let status): "\(observers.joined(separator: ",")) mark \(peer) \(status)"
+                case .hintsDelivered(let holder, let target, let count): "\(holder) delivered \(count) hints to \(target)"
+                case .marked(let links, let status): Link.grouped(links, verb: "mark", then: " \(status)")
+                case .reach(let links, let reachable):
+                    reachable
+                        ? Link.grouped(links, verb: "reach", then: " again")
+                        : Link.grouped(links, verb: "cannot reach", then: "") + "; routing around"
+                case .faults(let nodes, let dropped):
+                    dropped.isEmpty
+                        ? "\(nodes.joined(separator: ",")) heal: talking to everyone"
+                        : "\(nodes.joined(separator: ",")) drop all traffic with \(dropped.joined(separator: ","))"
+                case .antiEntropy(let pairs, let repaired):
+                    "anti-entropy repaired \(repaired) keys between " + pairs.sorted().map { "\($0.observer)↔\($0.peer)" }.joined(separator: " ")
+                case .readRepair(let peer, let keys): "read repair of \(keys.count) keys on \(peer)"
+                case .joined(let nodes, let keys):
+                    "\(nodes.joined(separator: ",")) joined the cluster and took \(keys) key(s) for their ranges; now up"
+                case .learned(let links): Link.grouped(links, verb: "learn of", then: "")
+                case .handingOff(let nodes, let keys):
+                    "\(nodes.joined(separator: ",")) hand \(keys) key(s) to their home nodes"
+                }
+            }
+
+            /// How long after the last event of a fold another one still joins it.
+            var windowMs: UInt64 {
+                switch self {
+                case .hintsKept, .hintsDelivered, .antiEntropy, .readRepair, .handingOff: 2_000
+                default: 3_000
+                }
+            }
+        }
+
+        /// An observer and the node it is about (or the two nodes of a replica pair).
+        struct Link: Hashable, Comparable, Sendable {
+            var observer: String
+            var peer: String
+            static func < (a: Link, b: Link) -> Bool { (a.observer, a.peer) < (b.observer, b.peer) }
+
+            /// "n1,n2 mark n3,n4 down; n3,n4 mark n1,n2 down": observers seeing the same
+            /// nodes are named together.
+            static func grouped(_ links: Set<Link>, verb: String, then: String) -> String {
+                var peersOf: [String: [String]] = [:]
+                for link in links.sorted() { peersOf[link.observer, default: []].append(link.peer) }
+                // Every one of a group about every other (a cluster starting): "each other".
+                let everyone = Set(links.map(\.observer)).union(links.map(\.peer))
+                if everyone.count > 2, peersOf.count == everyone.count,
+                    peersOf.allSatisfy({ Set($0.value) == everyone.subtracting([$0.key]) })
+                {
+                    return "\(everyone.sorted().joined(separator: ",")) \(verb) each other\(then)"
+                }
+                var groups: [(observers: [String], peers: [String])] = []
+                for observer in peersOf.keys.sorted() {
+                    let peers = peersOf[observer] ?? []
+                    if let index = groups.firstIndex(where: { $0.peers == peers }) {
+                        groups[index].observers.append(observer)
+                    } else {
+                        groups.append(([observer], peers))
+                    }
+                }
+                return groups.map {
+                    let verb = $0.observers.count == 1 ? singular(verb) : verb
+                    return "\($0.observers.joined(separator: ",")) \(verb) \($0.peers.joined(separator: ","))\(then)"
+                }.joined(separator: "; ")
+            }
+
+            static func singular(_ verb: String) -> String {
+                switch verb {
+                case "mark": "marks"
+                case "reach": "reaches"
+                case "learn of": "learns of"
+                default: verb
                 }
             }
         }
@@ -64,11 +145,29 @@ public struct DashboardModel: Sendable {
         /// A node's event, coloured and folded by its fields (never by its wording).
         public init(_ event: EventsDocument.Event) {
             self.init(timeMs: event.timeMs, text: event.text, kind: Self.kind(of: event))
-            switch (event.kind, event.node, event.peer, event.status) {
-            case ("hint-kept", let holder?, let target?, _):
-                fold = .hintsKept(holder: holder, target: target, keys: [event.key ?? ""])
-            case ("marked", let observer?, let peer?, let status?):
-                fold = .marked(observers: [observer], peer: peer, status: status)
+            let key = event.key ?? ""
+            switch (event.kind, event.node, event.peer) {
+            case ("hint-kept", let holder?, let target?):
+                fold = .hintsKept(holder: holder, target: target, keys: [key])
+            case ("hint-delivered", let holder?, let target?):
+                fold = .hintsDelivered(holder: holder, target: target, count: 1)
+            case ("marked", let observer?, let peer?):
+                if let status = event.status { fold = .marked(links: [Link(observer: observer, peer: peer)], status: status) }
+            case ("reachability", let observer?, let peer?):
+                fold = .reach(links: [Link(observer: observer, peer: peer)], reachable: event.status == "up")
+            case ("faults", let node?, _):
+                fold = .faults(nodes: [node], dropped: (event.peers ?? []).sorted())
+            case ("anti-entropy", let node?, let peer?):
+                let pair = node < peer ? Link(observer: node, peer: peer) : Link(observer: peer, peer: node)
+                if (event.count ?? 0) > 0 { fold = .antiEntropy(pairs: [pair], repaired: event.count ?? 0) }
+            case ("read-repair", _, let peer?):
+                fold = .readRepair(peer: peer, keys: [key])
+            case ("joined", let node?, _):
+                fold = .joined(nodes: [node], keys: event.count ?? 0)
+            case ("handing-off", let node?, _):
+                fold = .handingOff(nodes: [node], keys: event.count ?? 0)
+            case ("learned", let node?, _):
+                fold = .learned(links: Set((event.peers ?? []).map { Link(observer: node, peer: $0) }))
             default: break
             }
         }
@@ -142,14 +241,16 @@ public struct DashboardModel: Sendable {
         if let fold = event.fold {
             for index in events.indices.suffix(8).reversed() {
                 guard let earlier = events[index].fold, let merged = Self.merge(earlier, fold),
-                    event.timeMs <= events[index].timeMs + (merged.isHints ? 2_000 : 3_000)
+                    event.timeMs <= events[index].timeMs + earlier.windowMs
                 else { continue }
                 // (An observer telling the same again leaves the line as it was.)
-                if merged.fold != earlier {
-                    events[index].fold = merged.fold
-                    events[index].text = merged.fold.text
+                if merged != earlier {
+                    events[index].fold = merged
+                    events[index].text = merged.text
                 }
-                if merged.isHints { events[index].timeMs = event.timeMs }
+                // Bursts slide: the line's time is its latest event's. A status change
+                // keeps its first time (when it began).
+                if case .marked = merged {} else { events[index].timeMs = event.timeMs }
                 return
             }
         }
@@ -157,14 +258,30 @@ public struct DashboardModel: Sendable {
     }
 
     /// `later` folded into `earlier`, when they are about the same thing.
-    private static func merge(_ earlier: Event.Fold, _ later: Event.Fold) -> (fold: Event.Fold, isHints: Bool)? {
+    private static func merge(_ earlier: Event.Fold, _ later: Event.Fold) -> Event.Fold? {
         switch (earlier, later) {
         case (.hintsKept(let holder, let target, let keys), .hintsKept(let h, let t, let more))
         where h == holder && t == target:
-            return (.hintsKept(holder: holder, target: target, keys: keys.union(more)), true)
-        case (.marked(let observers, let peer, let status), .marked(let more, let p, let st))
-        where p == peer && st == status:
-            return (.marked(observers: observers + more.filter { !observers.contains($0) }, peer: peer, status: status), false)
+            return .hintsKept(holder: holder, target: target, keys: keys.union(more))
+        case (.hintsDelivered(let holder, let target, let count), .hintsDelivered(let h, let t, let more))
+        where h == holder && t == target:
+            return .hintsDelivered(holder: holder, target: target, count: count + more)
+        case (.marked(let links, let status), .marked(let more, let st)) where st == status:
+            return .marked(links: links.union(more), status: status)
+        case (.reach(let links, let reachable), .reach(let more, let r)) where r == reachable:
+            return .reach(links: links.union(more), reachable: reachable)
+        case (.faults(let nodes, let dropped), .faults(let more, let d)) where d == dropped:
+            return .faults(nodes: (nodes + more.filter { !nodes.contains($0) }).sorted(), dropped: dropped)
+        case (.antiEntropy(let pairs, let repaired), .antiEntropy(let more, let count)):
+            return .antiEntropy(pairs: pairs.union(more), repaired: repaired + count)
+        case (.readRepair(let peer, let keys), .readRepair(let p, let more)) where p == peer:
+            return .readRepair(peer: peer, keys: keys.union(more))
+        case (.joined(let nodes, let keys), .joined(let more, let count)):
+            return .joined(nodes: nodes + more.filter { !nodes.contains($0) }, keys: keys + count)
+        case (.handingOff(let nodes, let keys), .handingOff(let more, let count)):
+            return .handingOff(nodes: nodes + more.filter { !nodes.contains($0) }, keys: keys + count)
+        case (.learned(let links), .learned(let more)):
+            return .learned(links: links.union(more))
         default:
             return nil
         }
@@ -340,5 +457,5 @@ public final class ClusterWatcher: Sendable {
         if model.events.count > eventLimit { model.events.removeFirst(model.events.count - eventLimit) }
     }
 
-    static var wallMs: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+    public static var wallMs: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -6,25 +6,99 @@ import Foundation
 ///
 /// Layout, top to bottom: a header with the cluster's vital signs and the key legend; the
 /// ring beside the node table; the gossip matrix beside hints and anti-entropy; the event
-/// log; the prompt's recent output. The last row is left to the prompt. Panels grow with
-/// the terminal: from 120x36 the ring is larger, the gossip matrix shows heartbeat ages,
-/// anti-entropy lists ranges that differ and the node table adds latency sparklines.
+/// log; a demo's narration; the prompt's output. The last row is left to the prompt.
+///
+/// The output area is sized to the reply of the last command (a sibling list, a trace, a
+/// status), so the answer stays on screen while the prompt waits; the panels give up rows
+/// for it, the gossip row first. One panel can take the whole screen (`view`, F2-F8), and
+/// the output and events scroll back (PgUp/PgDn). Panels grow with the terminal: from
+/// 120x36 the ring is larger, the gossip matrix shows heartbeat ages, anti-entropy lists
+/// ranges that differ and the node table adds latency sparklines.
 public enum DashboardView {
     /// Smallest usable terminal; below it the screen says so (the prompt still works).
     public static let minimumWidth = 60
     public static let minimumHeight = 16
 
+    /// What the screen shows: every panel, or one panel given the room above the output.
+    public enum Panel: String, CaseIterable, Sendable {
+        case all, ring, nodes, gossip, sync, events, output
+
+        /// The function key that shows it: F2 every panel, F3 the ring ... F8 the output.
+        public var key: String { "F\((Self.allCases.firstIndex(of: self) ?? 0) + 2)" }
+
+        /// What it is, for the header and the help.
+        public var summary: String {
+            switch self {
+            case .all: "every panel"
+            case .ring: "the ring large, with its ranges and their home nodes"
+            case .nodes: "the node table, with latency and sync columns"
+            case .gossip: "the gossip matrix, with heartbeat ages"
+            case .sync: "hints and anti-entropy, each differing range"
+            case .events: "the event log, scrollable"
+            case .output: "the prompt's output, scrollable"
+            }
+        }
+    }
+
+    /// A demo's words for the current step, kept on screen for the whole step.
+    public struct Narration: Sendable, Equatable {
+        public var title: String
+        public var lines: [String]
+        /// The demo waits for Enter.
+        public var waiting: Bool
+        /// The command Enter will run (`--step`), shown while waiting.
+        public var next: String?
+        /// What the demo is waiting for, while it polls the cluster.
+        public var status: String?
+        /// Which pause this is (`3/9`), shown with the Enter prompt.
+        public var step: String?
+        public init(title: String, lines: [String], waiting: Bool, next: String? = nil, status: String? = nil) {
+            self.title = title
+            self.lines = lines
+            self.waiting = waiting
+            self.next = next
+            self.status = status
+        }
+    }
+
     public struct Options: Sendable {
         public var unicode = true
-        /// The `?` overlay listing commands and keys.
+        /// The `?` overlay: commands, keys and a legend of every panel.
         public var help = false
+        /// Lines the help overlay is scrolled down.
+        public var helpOffset = 0
+        public var view: Panel = .all
+        /// Lines the output area is scrolled back from where it rests (negative: forward,
+        /// through a reply longer than the area).
+        public var outputOffset = 0
+        /// Lines the event log is scrolled back from the newest.
+        public var eventsOffset = 0
+        /// Only events whose text contains this (case-insensitive).
+        public var eventFilter: String?
+        /// The log is paused: events after this wall time are held back (counted).
+        public var eventsPausedAtMs: UInt64?
+        public var narration: Narration?
+
         public init(unicode: Bool = true, help: Bool = false) {
             self.unicode = unicode
             self.help = help
         }
     }
 
-    public static let legend = "?:help  Tab:complete  ↑↓:history  quit:exit"
+    public static let legend = "?:help  F2-F8:views  PgUp:scroll"
+
+    /// Where everything goes at this size, and the output's lines as they will show.
+    struct Layout {
+        var panels: [(Panel, Rect)] = []
+        var narration: Rect?
+        var output: Rect
+        /// Every output line wrapped to the width, with its style.
+        var outputLines: [(text: String, style: Canvas.Style, continued: Bool)]
+        /// The first of `outputLines` shown, and the offset that gives it (clamped).
+        var outputTop: Int
+        var outputOffset: Int
+        var large: Bool
+    }
 
     public static func render(
         _ model: DashboardModel, output: [String], width: Int, height: Int, options: Options = .init()
@@ -33,130 +107,187 @@ public enum DashboardView {
         guard width >= minimumWidth, height >= minimumHeight else {
             canvas.put("dynamo: terminal too small (\(width)x\(height));", row: 0, col: 0, style: .warn)
             canvas.put("the dashboard needs \(minimumWidth)x\(minimumHeight).", row: 1, col: 0, style: .warn)
-            drawOutput(output, into: &canvas, rows: 2..<(height - 1))
+            let lines = wrapOutput(output, width: width)
+            for (i, line) in lines.suffix(max(0, height - 3)).enumerated() {
+                canvas.put(line.text, row: 2 + i, col: 0, style: line.style)
+            }
             return canvas
         }
-        let large = width >= 120 && height >= 36
+        let layout = plan(model, output: output, width: width, height: height, options: options)
         let names = model.memberNames
         let ring = model.ring
-        drawHeader(model, names: names, into: &canvas)
-
-        let leftWidth = large ? min(56, width / 3) : max(26, min(34, width / 3))
-        let bodyRows = height - 2  // header and prompt
-        // Keep at least 5 rows for the event log and output.
-        let topHeight = min(max(names.count + 3, large ? 15 : 8), bodyRows - 5 - 4)
-        let middleHeight = min(names.count + 3 + (large ? 1 : 0), bodyRows - topHeight - 5)
-        var row = 1
-        drawRing(
-            model, ring: ring, names: names,
-            into: &canvas, Rect(row: row, col: 0, width: leftWidth, height: topHeight))
-        drawNodes(
-            model, ring: ring, names: names, large: large,
-            into: &canvas, Rect(row: row, col: leftWidth, width: width - leftWidth, height: topHeight))
-        row += topHeight
-        if middleHeight >= 3 {
-            drawGossip(
-                model, names: names, large: large,
-                into: &canvas, Rect(row: row, col: 0, width: leftWidth, height: middleHeight))
-            drawRepair(
-                model, names: names, large: large,
-                into: &canvas, Rect(row: row, col: leftWidth, width: width - leftWidth, height: middleHeight))
-            row += middleHeight
+        drawHeader(model, view: options.outputOffset > 0 && options.view != .events ? .output : options.view, into: &canvas)
+        for (panel, rect) in layout.panels {
+            let large = layout.large || options.view == panel
+            switch panel {
+            case .ring: RingView.draw(model, ring: ring, names: names, zoomed: options.view == .ring, into: &canvas, rect)
+            case .nodes: drawNodes(model, ring: ring, names: names, large: large, into: &canvas, rect)
+            case .gossip: drawGossip(model, names: names, large: large, into: &canvas, rect)
+            case .sync: drawRepair(model, names: names, large: large, into: &canvas, rect)
+            case .events: drawEvents(model, options: options, into: &canvas, rect)
+            case .all, .output: break
+            }
         }
-        let remaining = height - 1 - row
-        let outputRows = min(max(2, remaining / 2), remaining - 2)
-        drawEvents(model, into: &canvas, Rect(row: row, col: 0, width: width, height: remaining - outputRows))
-        drawOutput(output, into: &canvas, rows: (height - 1 - outputRows)..<(height - 1))
-        if options.help { drawHelp(into: &canvas) }
+        if let rect = layout.narration, let narration = options.narration {
+            drawNarration(narration, into: &canvas, rect)
+        }
+        drawOutput(layout, scrolled: options.outputOffset != 0, into: &canvas)
+        if options.help { drawHelp(model, offset: options.helpOffset, into: &canvas) }
         return canvas
+    }
+
+    /// The offsets in `options` kept within what there is to scroll at this size (the
+    /// screen calls it after each scroll key, so an offset never runs past the end).
+    public static func clamped(
+        _ options: Options, model: DashboardModel, output: [String], width: Int, height: Int
+    ) -> Options {
+        var options = options
+        guard width >= minimumWidth, height >= minimumHeight else { return options }
+        let layout = plan(model, output: output, width: width, height: height, options: options)
+        options.outputOffset = layout.outputOffset
+        let events = filteredEvents(model, options: options)
+        options.eventsOffset = max(0, min(options.eventsOffset, events.count - 1))
+        options.helpOffset = max(0, min(options.helpOffset, helpLines(model, width: width - 4).count - (height - 4)))
+        return options
+    }
+
+    /// Rows of the output area at this size: a page for PgUp/PgDn.
+    public static func outputPage(_ options: Options, model: DashboardModel, output: [String], width: Int, height: Int)
+        -> Int
+    {
+        guard width >= minimumWidth, height >= minimumHeight else { return max(1, height - 3) }
+        var scrolled = options
+        scrolled.outputOffset = 1  // as the page will show: the output alone
+        return max(1, plan(model, output: output, width: width, height: height, options: scrolled).output.height - 1)
+    }
+
+    static func plan(_ model: DashboardModel, output: [String], width: Int, height: Int, options: Options) -> Layout {
+        // Scrolled back, the output takes the screen (a page of three lines is no use).
+        var options = options
+        if options.outputOffset > 0, options.view != .events { options.view = .output }
+        let large = options.view == .all && width >= 120 && height >= 36
+        let names = model.memberNames
+        let body = height - 2  // header and prompt
+        var narrationRows = 0
+        if let narration = options.narration {
+            let text = (narration.lines + (narration.status.map { [$0] } ?? [])).flatMap {
+                TextWrap.wrap($0, width: width - 4, hanging: false)
+            }
+            narrationRows = min(text.count + 2, max(5, body / 3))
+        }
+        // The output: the whole reply of the last command when it fits beside the panels.
+        let lines = wrapOutput(output, width: width)
+        let replyStart = lines.lastIndex { isEcho($0.text) } ?? max(0, lines.count - 3)
+        let needed = lines.count - replyStart
+        let minimumPanels = options.view == .all ? 8 : 6
+        let outputRows: Int
+        if options.view == .output {
+            outputRows = body - narrationRows
+        } else {
+            let cap = max(3, body - narrationRows - minimumPanels)
+            outputRows = min(cap, max(needed, large ? 6 : 3))
+        }
+        // At rest the area ends with the newest line; a reply longer than it shows from
+        // its first line (the rest a PgDn away).
+        var restingTop = needed <= outputRows ? max(0, lines.count - outputRows) : replyStart
+        // Never the tail of a wrapped line at the top: start at the next whole line.
+        while restingTop > 0, restingTop < lines.count, lines[restingTop].continued { restingTop += 1 }
+        let top = max(0, min(restingTop - options.outputOffset, max(lines.count - outputRows, restingTop)))
+        var layout = Layout(
+            output: Rect(row: height - 1 - outputRows, col: 0, width: width, height: outputRows), outputLines: lines,
+            outputTop: top, outputOffset: restingTop - top, large: large)
+        var row = 1
+        let area = body - narrationRows - outputRows
+        switch options.view {
+        case .all:
+            let leftWidth = large ? min(56, width / 3) : max(26, min(34, width / 3))
+            // The ring and node table take at most half (the table says `… N more`).
+            let top = min(max(names.count + 3, large ? 15 : 8), max(8, area / 2), area - 3)
+            var middle = min(names.count + 3 + (large ? 2 : 0), area - top - 3)
+            if middle < min(names.count + 3, 6) { middle = 0 }
+            layout.panels.append((.ring, Rect(row: row, col: 0, width: leftWidth, height: top)))
+            layout.panels.append((.nodes, Rect(row: row, col: leftWidth, width: width - leftWidth, height: top)))
+            row += top
+            if middle > 0 {
+                layout.panels.append((.gossip, Rect(row: row, col: 0, width: leftWidth, height: middle)))
+                layout.panels.append((.sync, Rect(row: row, col: leftWidth, width: width - leftWidth, height: middle)))
+                row += middle
+            }
+            layout.panels.append((.events, Rect(row: row, col: 0, width: width, height: area - top - middle)))
+            row = 1 + area
+        case .output:
+            break
+        case let panel:
+            layout.panels.append((panel, Rect(row: row, col: 0, width: width, height: area)))
+            row += area
+        }
+        if narrationRows > 0 { layout.narration = Rect(row: row, col: 0, width: width, height: narrationRows) }
+        return layout
+    }
+
+    /// A line echoing what was typed at a prompt: where a reply starts.
+    static func isEcho(_ line: String) -> Bool {
+        line.hasPrefix("dynamo> ") || line.hasPrefix("resolve> ") || line.hasPrefix("next> ")
+    }
+
+    /// Output lines wrapped at word boundaries, each with its style.
+    static func wrapOutput(_ output: [String], width: Int) -> [(text: String, style: Canvas.Style, continued: Bool)] {
+        output.flatMap { line -> [(text: String, style: Canvas.Style, continued: Bool)] in
+            let style: Canvas.Style =
+                line.hasPrefix("error")
+                ? .bad
+                : line.hasPrefix("ok")
+                    ? .good
+                    : line.hasPrefix("»") ? .accent : isEcho(line) ? .dim : .plain
+            return TextWrap.wrap(line, width: width).enumerated().map { ($0.element, style, $0.offset > 0) }
+        }
     }
 
     // MARK: Panels
 
-    private static func drawHeader(_ model: DashboardModel, names: [String], into canvas: inout Canvas) {
+    /// The cluster's vital signs, then the keys. The clock and `?:help` always show: what
+    /// does not fit gives way in order (the partition spelled shorter, then the policy).
+    private static func drawHeader(_ model: DashboardModel, view: Panel, into canvas: inout Canvas) {
         let current = model.nodes.filter { !$0.departed }
-        var parts = ["dynamo", "\(current.count) nodes, \(current.filter(\.answering).count) up"]
         let gone = model.nodes.filter(\.departed).map(\.name)
-        if !gone.isEmpty { parts.append("\(gone.joined(separator: ",")) left") }
-        if let q = model.quorum { parts.append("N\(q.n) R\(q.r) W\(q.w) \(q.sloppy == false ? "strict" : "sloppy")") }
-        if let partition = model.partition { parts.append("partition \(partition)") }
-        parts.append(clock(model.nowMs))
-        let left = " " + parts.joined(separator: " · ")
+        let up = current.filter(\.answering).count
+        let clockText = clock(model.nowMs)
+        let viewText = view == .all ? nil : "view \(view.rawValue) (F2: all)"
+        func parts(level: Int) -> [String] {
+            var parts = ["dynamo", level < 3 ? "\(current.count) nodes, \(up) up" : "\(up)/\(current.count) up"]
+            if !gone.isEmpty { parts.append("\(gone.joined(separator: ",")) left") }
+            if let q = model.quorum {
+                parts.append("N\(q.n) R\(q.r) W\(q.w)" + (level < 2 ? (q.sloppy == false ? " strict" : " sloppy") : ""))
+            }
+            if let partition = model.partition {
+                switch level {
+                case 0: parts.append("partition \(partition)")
+                case 1, 2: parts.append("partition " + partition.replacingOccurrences(of: " ", with: ""))
+                default: parts.append("partitioned")
+                }
+            }
+            if let viewText { parts.append(level < 2 ? viewText : view.rawValue) }
+            parts.append(clockText)
+            return parts
+        }
+        let legends = [legend, "?:help F2-F8:views", "?:help"]
+        var chosen = (" " + parts(level: 3).joined(separator: " · "), legends[2])
+        search: for level in 0...3 {
+            let left = " " + parts(level: level).joined(separator: " · ")
+            for legendText in legends where left.count + 2 + legendText.count + 1 <= canvas.width {
+                chosen = (left, legendText)
+                break search
+            }
+        }
+        let (left, legendText) = chosen
         canvas.put(left, row: 0, col: 0, style: .bold)
         if model.partition != nil, let range = left.range(of: "partition") {
             let start = left.distance(from: left.startIndex, to: range.lowerBound)
-            canvas.style(row: 0, col: start, count: 10 + (model.partition?.count ?? 0), .bad)
+            let end = left[range.lowerBound...].firstIndex(of: "·").map { left.distance(from: left.startIndex, to: $0) }
+            canvas.style(row: 0, col: start, count: (end ?? left.count) - start - 1, .bad)
         }
-        let legendText = canvas.width - left.count >= legend.count + 2 ? legend : "?:help quit"
         canvas.put(
             legendText + " ", row: 0, col: max(left.count + 1, canvas.width - legendText.count - 1), style: .accent)
-    }
-
-    /// The ring: each node's tokens (its number) at their positions around the circle, the
-    /// focus key as a diamond with its home nodes highlighted.
-    private static func drawRing(
-        _ model: DashboardModel, ring: Ring, names: [String], into canvas: inout Canvas, _ rect: Rect
-    ) {
-        let title =
-            model.focus.map { "ring · \($0.key) → \($0.homeNodes.joined(separator: " "))" } ?? "ring (tokens by node)"
-        let inside = canvas.box(rect, title: title)
-        guard inside.width >= 8, inside.height >= 3 else { return }
-        let cx = Double(inside.width - 1) / 2
-        let cy = Double(inside.height - 1) / 2
-        let rx = Double(inside.width - 2) / 2
-        let ry = Double(inside.height - 1) / 2
-        func place(_ position: RingPosition, scale: Double) -> (row: Int, col: Int) {
-            let angle = Double(position.value >> 64) / 18_446_744_073_709_551_616.0 * 2 * Double.pi
-            let x = cx + rx * scale * sin(angle)
-            let y = cy - ry * scale * cos(angle)
-            return (inside.row + Int(y.rounded()), inside.col + Int(x.rounded()))
-        }
-        for token in ring.tokens {
-            let (row, col) = place(token.position, scale: 1)
-            let label = nodeLabel(token.owner, in: names)
-            var style: Canvas.Style = .plain
-            if let node = model.nodes.first(where: { $0.name == token.owner }), !node.answering { style = .bad }
-            if let focus = model.focus, focus.homeNodes.contains(token.owner) { style = .mark }
-            canvas.put(label, row: row, col: col, style: style)
-        }
-        // A legend of labels in the middle, and the focus key's position.
-        if let focus = model.focus, inside.height >= 3 {
-            let (row, col) = place(focus.position, scale: 0.55)
-            canvas.put("◆", row: row, col: col, style: .mark)
-        }
-        let legendLines = legendRows(names: names, width: Int(rx * 1.1))
-        let firstRow = inside.row + Int(cy.rounded()) - legendLines.count / 2
-        for (i, line) in legendLines.enumerated() where inside.height >= legendLines.count + 2 {
-            let col = inside.col + Int(cx.rounded()) - line.count / 2
-            canvas.put(line, row: firstRow + i, col: col, style: .dim)
-        }
-    }
-
-    /// "1=n1 2=n2 ..." wrapped to fit inside the circle.
-    private static func legendRows(names: [String], width: Int) -> [String] {
-        let items = names.map { "\(nodeLabel($0, in: names))=\($0)" }
-        guard names.contains(where: { nodeLabel($0, in: names) != String($0.last ?? " ") }) else { return [] }
-        var rows: [String] = []
-        var line = ""
-        for item in items {
-            if !line.isEmpty, line.count + 1 + item.count > width {
-                rows.append(line)
-                line = ""
-            }
-            line += (line.isEmpty ? "" : " ") + item
-        }
-        if !line.isEmpty { rows.append(line) }
-        return rows
-    }
-
-    /// One character per node for the ring: the digit its name ends with when that is
-    /// unique (n3 -> 3), else its place in the member list.
-    static func nodeLabel(_ name: String, in names: [String]) -> String {
-        let lasts = names.map { $0.last }
-        if let last = name.last, last.isNumber, lasts.filter({ $0 == last }).count == 1 { return String(last) }
-        let index = names.firstIndex(of: name) ?? 0
-        let symbols = Array("123456789abcdefghijklmnopqrstuvwxyz")
-        return String(symbols[index % symbols.count])
     }
 
     private static func drawNodes(
@@ -168,7 +299,16 @@ public enum DashboardView {
         var header = " node  state   tok home   keys  hints→   rps p99ms"
         if large { header += " p50ms sync     requests/s (last 30 polls)" }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
-        for (i, name) in names.enumerated() where i + 1 < inside.height {
+        // Rows that do not fit: the nodes down first among those shown, then a line that
+        // says how many more (and how many of them are down).
+        let fit = names.count + 1 <= inside.height ? names.count : max(0, inside.height - 2)
+        if fit < names.count {
+            let hidden = Array(names.dropFirst(fit))
+            let down = hidden.filter { name in model.nodes.first { $0.name == name }?.answering != true }.count
+            let more = " … \(hidden.count) more nodes\(down > 0 ? ", \(down) not answering" : "") · F4 shows all"
+            canvas.put(more, row: inside.row + inside.height - 1, col: inside.col, style: down > 0 ? .warn : .dim, limit: inside.width)
+        }
+        for (i, name) in names.prefix(fit).enumerated() {
             let row = inside.row + 1 + i
             let node = model.nodes.first { $0.name == name }
             let status = node?.status
@@ -262,7 +402,11 @@ public enum DashboardView {
             header += String(name.prefix(cellWidth - 1)).padding(toLength: cellWidth, withPad: " ", startingAt: 0)
         }
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
-        for (i, observer) in names.enumerated() where i + 1 < inside.height {
+        let legendLines =
+            large ? TextWrap.wrap("U up D down J joining L leaving · the age of the last heartbeat", width: inside.width - 1) : []
+        let room = inside.height - 1 - (inside.height - 1 >= names.count + legendLines.count ? legendLines.count : 0)
+        let fit = names.count <= room ? names.count : max(0, room - 1)
+        for (i, observer) in names.prefix(fit).enumerated() {
             let row = inside.row + 1 + i
             canvas.put(" " + String(observer.prefix(3)), row: row, col: inside.col, style: .bold)
             for (j, member) in names.enumerated() {
@@ -282,10 +426,14 @@ public enum DashboardView {
                 canvas.put(text, row: row, col: col, style: style, limit: cellWidth - 1)
             }
         }
-        if large, inside.height > names.count + 1 {
+        if fit < names.count {
             canvas.put(
-                " U up D down J joining L leaving · age of last heartbeat", row: inside.row + names.count + 1,
-                col: inside.col, style: .dim, limit: inside.width)
+                " … \(names.count - fit) more · F5", row: inside.row + 1 + fit, col: inside.col,
+                style: .dim, limit: inside.width)
+        } else if !legendLines.isEmpty, room < inside.height - 1 {
+            for (i, line) in legendLines.enumerated() {
+                canvas.put(" " + line, row: inside.row + 1 + names.count + i, col: inside.col, style: .dim, limit: inside.width)
+            }
         }
     }
 
@@ -352,12 +500,24 @@ public enum DashboardView {
             lines.append(("keys repaired by anti-entropy so far: \(totalRepaired)", .dim))
             inSyncLines = 0
         }
-        for (i, line) in lines.prefix(inside.height).enumerated() {
-            canvas.put(" " + line.0, row: inside.row + i, col: inside.col, style: line.1, limit: inside.width)
+        // Each line wrapped at word boundaries; the lines that fit whole are shown.
+        let wrapped = lines.map { TextWrap.wrap($0.0, width: inside.width - 1) }
+        var shown = 0
+        var used = 0
+        while shown < lines.count, used + wrapped[shown].count <= inside.height - (shown + 1 < lines.count ? 1 : 0) {
+            used += wrapped[shown].count
+            shown += 1
         }
-        if lines.count > inside.height, inside.height > 1 {
+        var row = inside.row
+        for (i, line) in lines.prefix(shown).enumerated() {
+            for part in wrapped[i] {
+                canvas.put(" " + part, row: row, col: inside.col, style: line.1, limit: inside.width)
+                row += 1
+            }
+        }
+        if shown < lines.count, inside.height > 1 {
             // Hidden lines that are all pairs in sync say so: the panel tells the whole truth.
-            let hidden = lines.count - inside.height + 1
+            let hidden = lines.count - shown
             let more = " … \(hidden) more\(hidden <= inSyncLines ? " pairs, all in sync" : "")"
             canvas.put(
                 more.padding(toLength: inside.width, withPad: " ", startingAt: 0), row: inside.row + inside.height - 1,
@@ -423,15 +583,43 @@ public enum DashboardView {
         return ("\(name) \(counts) ranges in sync · all within \(duration(pair.oldestMsAgo ?? 0))", .good)
     }
 
-    /// A titled rule and the newest events under it (no box: every row counts at 80x24).
-    private static func drawEvents(_ model: DashboardModel, into canvas: inout Canvas, _ rect: Rect) {
+    /// The events the log shows: those matching the filter, up to the pause.
+    static func filteredEvents(_ model: DashboardModel, options: Options) -> [DashboardModel.Event] {
+        model.events.filter { event in
+            if let pausedAt = options.eventsPausedAtMs, event.timeMs > pausedAt { return false }
+            guard let filter = options.eventFilter, !filter.isEmpty else { return true }
+            return event.text.range(of: filter, options: .caseInsensitive) != nil
+        }
+    }
+
+    /// A titled rule and the newest events under it (no box: every row counts at 80x24),
+    /// wrapped at word boundaries; the title says when the log is filtered, paused or
+    /// scrolled back.
+    private static func drawEvents(_ model: DashboardModel, options: Options, into canvas: inout Canvas, _ rect: Rect) {
         guard rect.height >= 2 else { return }
         let rule: Character = canvas.unicode ? "─" : "-"
+        let events = filteredEvents(model, options: options)
+        var title = "events"
+        if let filter = options.eventFilter, !filter.isEmpty { title += " matching '\(filter)'" }
+        if let pausedAt = options.eventsPausedAtMs {
+            let held = model.events.filter { $0.timeMs > pausedAt }.count
+            title += " · PAUSED, \(held) new (events resume)"
+        }
+        let offset = max(0, min(options.eventsOffset, events.count - 1))
+        if offset > 0 { title += " · \(offset) newer below (PgDn)" }
         canvas.put(String(repeating: rule, count: rect.width), row: rect.row, col: rect.col, style: .dim)
-        canvas.put("events", row: rect.row, col: rect.col + 1, style: .title)
+        canvas.put(
+            " \(title) ", row: rect.row, col: rect.col + 1,
+            style: options.eventsPausedAtMs == nil ? .title : .warn, limit: rect.width - 2)
         let inside = Rect(row: rect.row + 1, col: rect.col, width: rect.width, height: rect.height - 1)
-        let shown = model.events.suffix(inside.height)
-        for (i, event) in shown.enumerated() {
+        if events.isEmpty {
+            let why = model.events.isEmpty ? "no events yet" : "none match (events all shows every event)"
+            canvas.put("         \(why)", row: inside.row, col: inside.col, style: .dim)
+            return
+        }
+        // Whole events, newest last: the newest that fit (a long one is cut at the end).
+        var rows: [(time: String, text: String, style: Canvas.Style)] = []
+        for event in events.dropLast(offset).suffix(inside.height).reversed() {
             let style: Canvas.Style
             switch event.kind {
             case .failure: style = .bad
@@ -442,70 +630,103 @@ public enum DashboardView {
             case .console: style = .bold
             case .info: style = .plain
             }
-            canvas.put(clock(event.timeMs), row: inside.row + i, col: inside.col, style: .dim)
-            canvas.put(event.text, row: inside.row + i, col: inside.col + 9, style: style, limit: inside.width - 9)
+            let lines = TextWrap.wrap(event.text, width: inside.width - 9)
+            guard rows.isEmpty || rows.count + lines.count <= inside.height else { break }
+            rows.insert(
+                contentsOf: lines.enumerated().map { i, line in (i == 0 ? clock(event.timeMs) : "", line, style) }, at: 0)
+        }
+        for (i, line) in rows.prefix(inside.height).enumerated() {
+            canvas.put(line.time, row: inside.row + i, col: inside.col, style: .dim)
+            canvas.put(line.text, row: inside.row + i, col: inside.col + 9, style: line.style, limit: inside.width - 9)
         }
     }
 
-    /// The prompt's recent output, long lines wrapped (continuations indented), newest last.
-    private static func drawOutput(_ output: [String], into canvas: inout Canvas, rows: Range<Int>) {
-        guard !rows.isEmpty, canvas.width > 4 else { return }
-        var wrapped: [(String, Canvas.Style)] = []
-        for line in output.suffix(rows.count) {
-            let style: Canvas.Style =
-                line.hasPrefix("error")
-                ? .bad
-                : line.hasPrefix("ok")
-                    ? .good
-                    : line.hasPrefix("»")
-                        ? .accent
-                        : line.hasPrefix("dynamo>") || line.hasPrefix("resolve>") ? .dim : .plain
-            var rest = Substring(line)
-            var first = true
-            repeat {
-                let room = first ? canvas.width : canvas.width - 2
-                wrapped.append(((first ? "" : "  ") + rest.prefix(room), style))
-                rest = rest.dropFirst(room)
-                first = false
-            } while !rest.isEmpty
+    /// The demo's words for this step, in a box that stays until the next step.
+    private static func drawNarration(_ narration: Narration, into canvas: inout Canvas, _ rect: Rect) {
+        // The demo's title, or its part before the colon when the whole does not fit.
+        let title = narration.title.count + 4 <= rect.width ? narration.title : String(narration.title.prefix { $0 != ":" })
+        let inside = canvas.box(rect, title: " \(title) ", titleStyle: .accent)
+        var lines = narration.lines.flatMap { TextWrap.wrap($0, width: inside.width - 2, hanging: false) }.map {
+            ($0, Canvas.Style.bold)
         }
-        let shown = wrapped.suffix(rows.count)
+        if let status = narration.status { lines += TextWrap.wrap(status, width: inside.width - 2).map { ($0, .dim) } }
+        // The newest words when they do not all fit (the step's latest is what to look at).
+        for (i, line) in lines.suffix(inside.height).enumerated() {
+            canvas.put(" " + line.0, row: inside.row + i, col: inside.col, style: line.1, limit: inside.width)
+        }
+        if narration.waiting {
+            let step = narration.step.map { "\($0) · " } ?? ""
+            let prompt = " " + step + (narration.next.map { "Enter runs: \($0) " } ?? "Enter: next step ")
+            let text = String(prompt.prefix(rect.width - 4))
+            canvas.put(text, row: rect.row + rect.height - 1, col: rect.col + rect.width - text.count - 2, style: .mark)
+        }
+    }
+
+    /// The prompt's output: the lines from `layout.outputTop`, with a marker when more
+    /// lies below (a reply longer than the area) or the area is scrolled back.
+    private static func drawOutput(_ layout: Layout, scrolled: Bool, into canvas: inout Canvas) {
+        let rect = layout.output
+        guard rect.height > 0 else { return }
+        let lines = layout.outputLines
+        let shown = Array(lines.dropFirst(layout.outputTop).prefix(rect.height))
+        let below = lines.count - layout.outputTop - shown.count
+        // Fewer lines than rows: they sit on the prompt, as in a terminal that scrolled.
+        let first = rect.row + max(0, rect.height - shown.count)
         for (i, line) in shown.enumerated() {
-            canvas.put(line.0, row: rows.lowerBound + i + (rows.count - shown.count), col: 0, style: line.1)
+            canvas.put(line.text, row: first + i, col: 0, style: line.style)
+        }
+        if below > 0 {
+            let more = "↓ \(below + 1) more lines · PgDn (F8: the output alone)"
+            canvas.put(
+                more.padding(toLength: rect.width, withPad: " ", startingAt: 0), row: rect.row + rect.height - 1,
+                col: 0, style: .mark)
+        } else if scrolled, layout.outputOffset > 0 {
+            let note = "↑ scrolled back · PgDn or End returns"
+            canvas.put(note, row: rect.row, col: max(0, rect.width - note.count), style: .mark)
         }
     }
 
-    private static func drawHelp(into canvas: inout Canvas) {
-        let keys = [
-            "",
-            "Tab completes commands, node names and recent keys · ↑↓ history · Ctrl-R search",
-            "any key closes this help · quit, Ctrl-D or Ctrl-C leaves (stopping the nodes)",
-        ]
-        var lines = Command.reference.map {
-            "\($0.usage.padding(toLength: 22, withPad: " ", startingAt: 0)) \($0.summary)"
-        }
-        if lines.count + keys.count + 2 > canvas.height - 2 {
-            // Small terminal: usages only, in two columns; `help COMMAND` explains each.
-            let usages = Command.reference.map(\.usage)
-            let half = (usages.count + 1) / 2
-            lines = (0..<half).map { i in
-                usages[i].padding(toLength: 30, withPad: " ", startingAt: 0)
-                    + (i + half < usages.count ? usages[i + half] : "")
-            }
-        }
-        lines += keys
-        let width = min(canvas.width - 2, (lines.map(\.count).max() ?? 0) + 4)
-        let height = min(canvas.height - 2, lines.count + 2)
-        let rect = Rect(
-            row: max(1, (canvas.height - 1 - height) / 2), col: (canvas.width - width) / 2, width: width, height: height
-        )
+    /// The `?` overlay: commands, keys and what every column, letter and phrase means,
+    /// scrolled by `offset`.
+    private static func drawHelp(_ model: DashboardModel, offset: Int, into canvas: inout Canvas) {
+        let rect = Rect(row: 1, col: 0, width: canvas.width, height: canvas.height - 2)
         for y in rect.row..<(rect.row + rect.height) {
             canvas.put(String(repeating: " ", count: rect.width), row: y, col: rect.col)
         }
-        let inside = canvas.box(rect, title: "help · help COMMAND explains one", titleStyle: .accent)
-        for (i, line) in lines.prefix(inside.height).enumerated() {
-            canvas.put(" " + line, row: inside.row + i, col: inside.col, limit: inside.width)
+        let lines = helpLines(model, width: rect.width - 3)
+        let rows = rect.height - 2
+        let start = max(0, min(offset, lines.count - rows))
+        let position = lines.count > rows ? " \(start + 1)-\(min(lines.count, start + rows))/\(lines.count)" : ""
+        let inside = canvas.box(rect, title: " help\(position) · ↑↓ PgUp PgDn scroll · other keys close ", titleStyle: .accent)
+        for (i, line) in lines.dropFirst(start).prefix(inside.height).enumerated() {
+            canvas.put(" " + line.text, row: inside.row + i, col: inside.col, style: line.style, limit: inside.width)
         }
+    }
+
+    /// The overlay's text, wrapped to `width`.
+    static func helpLines(_ model: DashboardModel, width: Int) -> [(text: String, style: Canvas.Style)] {
+        var lines: [(text: String, style: Canvas.Style)] = []
+        for (heading, entries) in HelpText.sections {
+            lines.append((heading, .title))
+            for entry in entries {
+                guard !entry.name.isEmpty else {
+                    lines += TextWrap.wrap(entry.text, width: width).map { ($0, .plain) }
+                    continue
+                }
+                // The name in a column, its meaning beside it (below it when the name is long).
+                var head = entry.name.padding(toLength: 22, withPad: " ", startingAt: 0) + " "
+                if entry.name.count > 22 {
+                    lines.append((entry.name, .bold))
+                    head = String(repeating: " ", count: 23)
+                }
+                for (i, part) in TextWrap.wrap(entry.text, width: max(10, width - 23)).enumerated() {
+                    let text = part.drop { $0 == " " }
+                    lines.append(((i == 0 ? head : String(repeating: " ", count: 23)) + text, .plain))
+                }
+            }
+            lines.append(("", .plain))
+        }
+        return lines
     }
 
     // MARK: Formatting

@@ -12,7 +12,12 @@ import Foundation
 /// contain TEXT, so every demo checks itself); `expect-not TEXT` (it must not: `get` then
 /// `expect-not siblings` checks there is one value); `wait CONDITION` (poll until it holds, at
 /// most 30 s): `NODE down`, `NODE up`, `no-hints`, `repaired N` (keys repaired by
-/// anti-entropy, all nodes), `keys NODE N` (NODE stores at least N keys); `# comment`.
+/// anti-entropy, all nodes), `keys NODE N` (NODE stores at least N keys), `in-sync`;
+/// `screen TEXT` (at the next pause the 80x24 screen shows TEXT: the screen tests check
+/// what the narration points at is there); `# comment`.
+///
+/// A step, for a room: narrate, pause, act, then say where to look, and pause again. On
+/// the dashboard the step's narration stays in a pane until the next step.
 public struct Demo: Sendable, Equatable {
     public enum Step: Sendable, Equatable {
         case cluster(nodes: Int, nodeArguments: [String])
@@ -22,6 +27,8 @@ public struct Demo: Sendable, Equatable {
         case expectNot(String)
         case wait(Condition)
         case command(String)
+        /// The screen shows this at the next pause (checked by the screen tests).
+        case screen(String)
     }
 
     public enum Condition: Sendable, Equatable {
@@ -58,6 +65,11 @@ public struct Demo: Sendable, Equatable {
             case "pause": demo.steps.append(.pause)
             case "expect": demo.steps.append(.expect(rest))
             case "expect-not": demo.steps.append(.expectNot(rest))
+            case "screen":
+                // The text exactly as written (a table's spacing is part of it).
+                let text = String(line.dropFirst("screen".count).drop { $0 == " " })
+                guard !text.isEmpty else { throw fail("usage: screen TEXT") }
+                demo.steps.append(.screen(text))
             case "cluster":
                 guard words.count >= 2, let nodes = Int(words[1]), (1...9).contains(nodes) else {
                     throw fail("usage: cluster NODES [dynamo-node flags]")
@@ -120,40 +132,67 @@ public struct Demo: Sendable, Equatable {
 
 /// What a demo needs from where it runs: a plain terminal or the dashboard.
 public protocol DemoHost: AnyObject, Sendable {
+    /// The demo starts: its title.
+    func begin(_ title: String) async
     /// Shows narration or command output.
     func show(_ lines: [String], narration: Bool) async
-    /// Waits for the audience (Enter).
-    func pause() async
+    /// What the demo now polls the cluster for (nil: it holds).
+    func waiting(_ what: String?) async
+    /// Waits for the audience (Enter): the `step`th pause of `total`, or before `command`
+    /// (`--step`) within the step.
+    func pause(before command: String?, step: Int, of total: Int) async
     /// Starts a fresh local cluster (stopping the previous one) and returns its session.
     func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession
+    /// Runs a command line (the dashboard also marks its key on the ring).
+    func run(_ line: String, in session: ReplSession) async -> [String]
+}
+
+extension DemoHost {
+    public func begin(_ title: String) async {}
+    public func waiting(_ what: String?) async {}
+    public func run(_ line: String, in session: ReplSession) async -> [String] { await session.run(line).output }
 }
 
 /// Runs a demo's steps against live clusters, checking its expectations.
 public struct DemoRunner: Sendable {
     public var pausing: Bool
+    /// Slow motion: a pause before every command too (`--step`), with the command shown.
+    public var stepping = false
     public var waitTimeout: Duration = .seconds(30)
 
-    public init(pausing: Bool) { self.pausing = pausing }
+    public init(pausing: Bool, stepping: Bool = false) {
+        self.pausing = pausing
+        self.stepping = stepping && pausing
+    }
 
     /// Runs every step; throws at the first expectation that fails or wait that times out.
     public func run(_ demo: Demo, host: any DemoHost) async throws {
+        await host.begin(demo.title)
         await host.show(["=== \(demo.title) ==="], narration: true)
         var session: ReplSession?
         var last: [String] = []
+        let total = demo.steps.filter { $0 == .pause }.count
+        var paused = 0
         for step in demo.steps {
             switch step {
             case .cluster(let nodes, let arguments):
-                await host.show(
-                    ["(starting \(([String(nodes) + " nodes"] + arguments).joined(separator: " ")))"], narration: true)
+                await host.waiting("\(([String(nodes) + " nodes"] + arguments).joined(separator: " ")) have started")
                 session = try await host.startCluster(nodes: nodes, nodeArguments: arguments)
+                await host.waiting(nil)
             case .say(let text):
                 await host.show([text], narration: true)
             case .pause:
-                if pausing { await host.pause() }
+                paused += 1
+                if pausing { await host.pause(before: nil, step: paused, of: total) }
             case .command(let line):
                 guard let session else { throw CommandError("\(demo.name): a command before any `cluster` line") }
-                await host.show([session.prompt + line], narration: false)
-                last = await session.run(line).output
+                if stepping { await host.pause(before: line, step: paused + 1, of: total) }
+                // Typed as a person would: at `resolve>` the merged value alone, and any
+                // other command behind the `:` escape.
+                var typed = line
+                if session.resolving { typed = line.hasPrefix("resolve ") ? String(line.dropFirst(8)) : ":" + line }
+                await host.show([session.prompt + typed], narration: false)
+                last = await host.run(typed, in: session)
                 await host.show(last, narration: false)
             case .expect(let text):
                 guard last.contains(where: { $0.contains(text) }) else {
@@ -165,8 +204,11 @@ public struct DemoRunner: Sendable {
                 }
             case .wait(let condition):
                 guard let session else { throw CommandError("\(demo.name): wait before any `cluster` line") }
-                await host.show(["(waiting until \(Self.describe(condition)))"], narration: true)
+                await host.waiting(Self.describe(condition))
                 try await waitUntil(condition, cluster: session.cluster, demo: demo.name)
+                await host.waiting(nil)
+            case .screen:
+                break  // for the screen tests
             }
         }
         await host.show(["=== end of \(demo.name) ==="], narration: true)

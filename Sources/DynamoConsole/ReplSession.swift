@@ -88,12 +88,28 @@ public final class ReplSession: @unchecked Sendable {
     public private(set) var recentKeys: [String] = []
     /// What this session did to the cluster, for the dashboard's event log (taken once).
     private var events: [String] = []
+    /// What the session asked the dashboard to show (`view`, `events`), taken once; a plain
+    /// prompt has no dashboard and says so.
+    private var display: [Command] = []
+    /// Whether a dashboard takes `display` (set by the screen).
+    public var hasDashboard = false
+
     /// The partition last injected, as typed; empty after `heal`; nil when untouched.
     public private(set) var partitionText: String?
 
     public init(cluster: any ClusterControl) {
         self.cluster = cluster
         self.node = cluster.nodeNames.first ?? ""
+    }
+
+    /// Whether `line` asks to leave (at `resolve>` only `:quit` does: `quit` is a value there).
+    public func isQuit(_ line: String) -> Bool {
+        let trimmed = line.trimmed()
+        if resolving {
+            guard trimmed.hasPrefix(":") else { return false }
+            return Command.parse(String(trimmed.dropFirst())) == .success(.quit)
+        }
+        return Command.parse(trimmed) == .success(.quit)
     }
 
     /// Runs one line; returns what to print and whether the session should end.
@@ -129,6 +145,12 @@ public final class ReplSession: @unchecked Sendable {
     public func takeEvents() -> [String] {
         defer { events = [] }
         return events
+    }
+
+    /// The dashboard requests since the last call (`view` and `events` commands).
+    public func takeDisplayRequests() -> [Command] {
+        defer { display = [] }
+        return display
     }
 
     private func remember(_ key: String) {
@@ -304,6 +326,26 @@ public final class ReplSession: @unchecked Sendable {
             try cluster.wipe(name)
             events.append("\(name) wiped: killed, data deleted, restarted empty")
             return ["\(name) wiped and restarting empty: it rejoins and pulls its ranges back"]
+        case .ring(let name):
+            if let name { _ = try node(name) }
+            let status = try await client.status()
+            var tokens: [String: [RingPosition]] = [:]
+            for member in status.members { tokens[member.name] = member.tokens.compactMap(RingPosition.init(hex:)) }
+            let focus = recentKeys.first.map { RingPosition.of(key: Array($0.utf8)) }
+            return RingView.tableLines(ring: Ring(nodes: tokens), n: status.quorum?.n ?? 3, node: name, focus: focus)
+        case .view(let panel):
+            guard hasDashboard else { return ["(view \(panel.rawValue): a view of the dashboard, and this prompt has none)"] }
+            display.append(command)
+            return ["view \(panel.rawValue): \(panel.summary) (\(panel.key); F2 or view all for every panel)"]
+        case .events(let action):
+            guard hasDashboard else { return ["(events changes the dashboard's log: this prompt has none)"] }
+            display.append(command)
+            switch action {
+            case .pause: return ["events paused: new ones are counted in the log's title (events resume)"]
+            case .resume: return ["events resumed"]
+            case .filter(let text?): return ["events: only those containing '\(text)' (events all shows every one)"]
+            case .filter(nil): return ["events: every event"]
+            }
         case .quit:
             return []
         }

@@ -31,8 +31,26 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     /// thread (the session itself is only touched by the task running commands).
     private let recentKeys = NIOLockedValueBox<[String]>([])
 
+    /// What the dashboard shows (view, scrolling, event filter, the demo's narration),
+    /// changed by keys on the screen thread and by commands and demos on theirs.
+    private let display = NIOLockedValueBox(DashboardView.Options())
+    /// `quit` was typed and waits for its confirmation (the nodes this console started
+    /// would stop).
+    private let confirmingQuit = NIOLockedValueBox(false)
+    /// How many nodes quitting would stop (0: attached to someone else's cluster).
+    private let nodesStoppedOnQuit: @Sendable () -> Int
+    /// The narration of the step in progress is complete (a pause ended it): the next
+    /// narration starts a new step.
+    private let stepEnded = NIOLockedValueBox(true)
+    private let demoTitle = NIOLockedValueBox("demo")
+
     // UI-thread state.
-    private var help = false
+    private var help: Bool {
+        get { display.withLockedValue { $0.help } }
+        set { display.withLockedValue { $0.help = newValue } }
+    }
+    /// Bytes of an escape sequence (a function key, PgUp) read so far.
+    private var escape: [Int32] = []
     private var colour = false
     private var unicode = true
     private var lastDrawn = (generation: -1, output: -1, at: 0.0)
@@ -42,9 +60,12 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
 
     public init(
         session: ReplSession, watcher: ClusterWatcher, banner: [String],
+        nodesStoppedOnQuit: @escaping @Sendable () -> Int = { 0 },
         clusterStarter: (@Sendable (Int, [String]) async throws -> ReplSession)? = nil
     ) {
+        session.hasDashboard = true
         self.sessionBox = NIOLockedValueBox(session)
+        self.nodesStoppedOnQuit = nodesStoppedOnQuit
         self.clusterStarter = clusterStarter
         self.watcher = watcher
         self.output = NIOLockedValueBox(banner)
@@ -53,43 +74,122 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         self.submit = submit
     }
 
-    /// Runs one line at the prompt and shows what it printed; true when it asks to quit.
+    /// Runs one line at the prompt and shows what it printed; true when it asks to quit
+    /// (after its confirmation, when quitting would stop nodes this console started).
     private func execute(_ line: String) async -> Bool {
         let session = self.session
-        let (lines, quit) = await session.run(line)
+        if confirmingQuit.withLockedValue({ $0 }) {
+            confirmingQuit.withLockedValue { $0 = false }
+            currentPrompt.withLockedValue { $0 = session.prompt }
+            if ["y", "yes", "quit", "exit", "q"].contains(line.trimmingCharacters(in: .whitespaces).lowercased()) {
+                return true
+            }
+            append(["quit cancelled: the nodes keep running"])
+            return false
+        }
+        if session.isQuit(line) {
+            let count = nodesStoppedOnQuit()
+            guard count > 0 else { return true }
+            confirmingQuit.withLockedValue { $0 = true }
+            append(["quit stops the \(count) node(s) this console started: y (or quit, or Ctrl-D) to confirm, anything else cancels"])
+            currentPrompt.withLockedValue { $0 = "quit? y/N " }
+            return false
+        }
+        let lines = await run(line, in: session)
+        currentPrompt.withLockedValue { $0 = session.prompt }
+        append(lines)
+        return false
+    }
+
+    /// Runs a line in `session` and follows it on the dashboard: the key on the ring, the
+    /// session's actions in the event log, the view and event filter it asked for.
+    public func run(_ line: String, in session: ReplSession) async -> [String] {
+        let (lines, _) = await session.run(line)
         let keys = session.recentKeys
         recentKeys.withLockedValue { $0 = keys }
         if let key = keys.first { watcher.focus(on: key) }
         for event in session.takeEvents() { watcher.note(event) }
         if let partition = session.partitionText { watcher.setPartition(partition.isEmpty ? nil : partition) }
-        currentPrompt.withLockedValue { $0 = session.prompt }
-        append(lines)
-        return quit
+        for request in session.takeDisplayRequests() {
+            display.withLockedValue { options in
+                switch request {
+                case .view(let panel):
+                    options.view = panel
+                    options.outputOffset = 0
+                    options.eventsOffset = 0
+                case .events(.pause): options.eventsPausedAtMs = options.eventsPausedAtMs ?? ClusterWatcher.wallMs
+                case .events(.resume): options.eventsPausedAtMs = nil
+                case .events(.filter(let text)): options.eventFilter = text
+                default: break
+                }
+            }
+        }
+        return lines
     }
 
     // MARK: DemoHost
 
+    /// Narration goes to the pane that stays for the whole step (a new step, after a
+    /// pause, starts it afresh); command output to the output area.
     public func show(_ lines: [String], narration: Bool) async {
-        append(narration ? lines.map { "» " + $0 } : lines)
+        guard narration else { return append(lines) }
+        // The title is the pane's own; the end says what now.
+        if lines.first?.hasPrefix("=== end of") == true {
+            stepEnded.withLockedValue { $0 = true }
+            return await show(["End of the demo. Its cluster keeps running: explore at the prompt; quit stops it."], narration: true)
+        }
+        if lines.first?.hasPrefix("=== ") == true { return }
+        let fresh = stepEnded.withLockedValue { ended -> Bool in
+            defer { ended = false }
+            return ended
+        }
+        let title = demoTitle.withLockedValue { $0 }
+        display.withLockedValue { options in
+            let kept = fresh ? [] : options.narration?.lines ?? []
+            options.narration = .init(title: title, lines: kept + lines, waiting: false)
+        }
+        outputGeneration.withLockedValue { $0 += 1 }
     }
 
-    public func pause() async {
-        append(["» ── press Enter for the next step (commands typed now run first) ──"])
+    public func waiting(_ what: String?) async {
+        display.withLockedValue { $0.narration?.status = what.map { "waiting until \($0)…" } }
+        outputGeneration.withLockedValue { $0 += 1 }
+    }
+
+    public func begin(_ title: String) async {
+        demoTitle.withLockedValue { $0 = title }
+    }
+
+    public func pause(before command: String?, step: Int, of total: Int) async {
+        display.withLockedValue { options in
+            options.narration?.waiting = true
+            options.narration?.next = command
+            options.narration?.step = "\(step)/\(total)"
+        }
         currentPrompt.withLockedValue { $0 = "next> " }
+        outputGeneration.withLockedValue { $0 += 1 }
         while let line = await lines.next() {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { break }
             if await execute(line) {
                 requestQuit()
                 break
             }
-            currentPrompt.withLockedValue { $0 = "next> " }
+            currentPrompt.withLockedValue { $0 = confirmingQuit.withLockedValue { $0 } ? "quit? y/N " : "next> " }
         }
+        display.withLockedValue { options in
+            options.narration?.waiting = false
+            options.narration?.next = nil
+        }
+        // A pause before a command leaves the step's words up while it runs.
+        if command == nil { stepEnded.withLockedValue { $0 = true } }
         currentPrompt.withLockedValue { $0 = "… " }
+        outputGeneration.withLockedValue { $0 += 1 }
     }
 
     public func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession {
         guard let clusterStarter else { throw CommandError("this console cannot start clusters") }
         let session = try await clusterStarter(nodes, nodeArguments)
+        session.hasDashboard = true
         sessionBox.withLockedValue { $0 = session }
         watcher.reset()
         return session
@@ -136,10 +236,14 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     private func append(_ lines: [String]) {
         output.withLockedValue { output in
             output += lines
-            if output.count > 1000 { output.removeFirst(output.count - 1000) }
+            if output.count > Self.outputLimit { output.removeFirst(output.count - Self.outputLimit) }
         }
+        display.withLockedValue { $0.outputOffset = 0 }  // new output: back to the newest
         outputGeneration.withLockedValue { $0 += 1 }
     }
+
+    /// Lines of output kept for scrolling back.
+    static let outputLimit = 2000
 
     // MARK: The screen thread
 
@@ -156,8 +260,11 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             start_color()
             use_default_colors()
             colour = true
+            // 1-5 the meanings (good, bad, warn, accent, mark), 6-11 the nodes on the ring.
             for (pair, fg) in [
                 (1, COLOR_GREEN), (2, COLOR_RED), (3, COLOR_YELLOW), (4, COLOR_CYAN), (5, COLOR_MAGENTA),
+                (6, COLOR_CYAN), (7, COLOR_GREEN), (8, COLOR_YELLOW), (9, COLOR_BLUE), (10, COLOR_MAGENTA),
+                (11, COLOR_WHITE),
             ] {
                 init_pair(Int16(pair), Int16(fg), -1)
             }
@@ -171,6 +278,8 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
                 return requested
             }
             if clear {
+                // In a Ctrl-R search, Ctrl-G leaves it first (as Ctrl-C does in bash).
+                if String(cString: dynamo_rl_display_prompt()) != String(cString: dynamo_rl_prompt()) { feed(7) }
                 dynamo_rl_clear_line()
                 append(["^C (clears the line; quit or Ctrl-D stops the console)"])
                 draw(force: true)
@@ -185,6 +294,11 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             while key != ERR, !quitRequested.withLockedValue({ $0 }) {
                 handle(key: key)
                 key = wgetch(dynamo_stdscr())
+            }
+            // A lone Escape (no sequence followed it): close the help, else readline's.
+            if escape == [27] {
+                escape = []
+                if help { help = false } else { feed(27) }
             }
             wtimeout(dynamo_stdscr(), 50)
             draw(force: true)
@@ -214,13 +328,19 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         rl_callback_handler_install(prompt) { line in
             guard let console = TerminalConsole.current else { return }
             guard let line else {
-                console.requestQuit()  // Ctrl-D on an empty line
+                // Ctrl-D on an empty line: quit, with the same confirmation as `quit`
+                // (a second Ctrl-D confirms); readline wants its handler again after EOF.
+                console.append([console.prompt + "^D"])
+                console.submit.yield(console.confirmingQuit.withLockedValue { $0 } ? "y" : "quit")
                 return
             }
             let text = String(cString: line)
             free(line)
             LineEditor.remember(text)
-            console.append([console.prompt + text])
+            // (Enter alone at a demo's pause goes on: no echo to fill the output.)
+            if !(text.trimmingCharacters(in: .whitespaces).isEmpty && console.prompt == "next> ") {
+                console.append([console.prompt + text])
+            }
             // The list of commands is longer than the output area: show it in the overlay.
             if ["help", "?"].contains(text.trimmingCharacters(in: .whitespaces).lowercased()),
                 console.prompt == "dynamo> "
@@ -238,20 +358,105 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         if key == KEY_RESIZE {
             return
         }
+        if !escape.isEmpty || key == 27 {
+            escape.append(key)
+            guard Self.isComplete(escape) else { return }
+            let sequence = escape
+            escape = []
+            if special(String(decoding: sequence.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)) { return }
+            if help {
+                help = false  // any other key closes the overlay
+                return
+            }
+            for byte in sequence { feed(byte) }
+            return
+        }
         if help {
             help = false  // any key closes the overlay
             return
         }
         if key == Int32(UInt8(ascii: "?")), dynamo_rl_end() == 0 {
-            help = true
+            display.withLockedValue {
+                $0.help = true
+                $0.helpOffset = 0
+            }
             return
         }
+        feed(key)
+    }
+
+    /// Hands a key to readline.
+    private func feed(_ key: Int32) {
         if key == 9 {  // Tab: what completion offers
             LineEditor.nodeNames = watcher.model.memberNames
             LineEditor.recentKeys = recentKeys.withLockedValue { $0 }
         }
         Self.pendingKey = key
         rl_callback_read_char()
+    }
+
+    /// Whether the bytes after ESC make a whole sequence: ESC and one key (Alt-x), ESC O
+    /// and one, or ESC [ up to its final byte (the Linux console's F-keys are ESC [ [ X).
+    static func isComplete(_ bytes: [Int32]) -> Bool {
+        guard bytes.count >= 2 else { return false }
+        switch bytes[1] {
+        case 0x5b:  // [
+            guard bytes.count >= 3 else { return false }
+            if bytes[2] == 0x5b { return bytes.count >= 4 }
+            return (0x40...0x7e).contains(bytes.last ?? 0) && bytes.count >= 3
+        case 0x4f: return bytes.count >= 3  // O
+        default: return true
+        }
+    }
+
+    /// The console's own keys: function keys switch views, PgUp and PgDn scroll (the help
+    /// with the arrows too). False: the sequence is readline's (arrows, Home, End...).
+    private func special(_ sequence: String) -> Bool {
+        let views: [String: DashboardView.Panel] = [
+            "\u{1b}OQ": .all, "\u{1b}[12~": .all, "\u{1b}[[B": .all,
+            "\u{1b}OR": .ring, "\u{1b}[13~": .ring, "\u{1b}[[C": .ring,
+            "\u{1b}OS": .nodes, "\u{1b}[14~": .nodes, "\u{1b}[[D": .nodes,
+            "\u{1b}[15~": .gossip, "\u{1b}[[E": .gossip,
+            "\u{1b}[17~": .sync, "\u{1b}[18~": .events, "\u{1b}[19~": .output,
+        ]
+        if let panel = views[sequence] {
+            display.withLockedValue { options in
+                options.help = false
+                options.view = panel
+                options.outputOffset = 0
+                options.eventsOffset = 0
+            }
+            return true
+        }
+        let step: Int
+        switch sequence {
+        case "\u{1b}[5~": step = 1
+        case "\u{1b}[6~": step = -1
+        case "\u{1b}[A", "\u{1b}OA" where help: step = 2
+        case "\u{1b}[B", "\u{1b}OB" where help: step = -2
+        default: return false
+        }
+        scroll(step)
+        return true
+    }
+
+    /// Scrolls what PgUp/PgDn move: the help when open, the events in the events view,
+    /// else the output; `step` is +1 or -1 page back (±2: one line, for the help's arrows).
+    private func scroll(_ step: Int) {
+        let model = watcher.model
+        let output = output.withLockedValue { $0 }
+        let (width, height) = (Int(dynamo_cols()), Int(dynamo_lines()))
+        display.withLockedValue { options in
+            let page = DashboardView.outputPage(options, model: model, output: output, width: width, height: height)
+            if options.help {
+                options.helpOffset -= abs(step) == 2 ? step / 2 : step * (height - 5)
+            } else if options.view == .events {
+                options.eventsOffset += step * max(1, height - 6)
+            } else {
+                options.outputOffset += step * page
+            }
+            options = DashboardView.clamped(options, model: model, output: output, width: width, height: height)
+        }
     }
 
     /// Resizes ncurses when the terminal's size changed (SIGWINCH is not always delivered
@@ -275,6 +480,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             case .bold, .title: return bold
             case .bad, .mark: return bold | dynamo_attr_reverse()
             case .warn: return bold | dynamo_attr_underline()
+            case .owner0, .owner1, .owner2, .owner3, .owner4, .owner5: return dynamo_attr_normal()
             }
         }
         switch style {
@@ -286,7 +492,10 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         case .bad: return bold | dynamo_color_pair(2)
         case .warn: return dynamo_color_pair(3)
         case .accent: return dynamo_color_pair(4)
-        case .mark: return bold | dynamo_color_pair(5)
+        case .mark: return bold | dynamo_attr_reverse() | dynamo_color_pair(5)
+        case .owner0, .owner1, .owner2, .owner3, .owner4, .owner5:
+            let index = Int32(style.rawValue - Canvas.Style.owner0.rawValue)
+            return dynamo_color_pair(6 + index) | (index == 5 ? bold : 0)
         }
     }
 
@@ -298,10 +507,11 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         guard force || generation != lastDrawn.generation || outputs != lastDrawn.output || now - lastDrawn.at >= 0.25
         else { return }
         lastDrawn = (generation, outputs, now)
+        var options = display.withLockedValue { $0 }
+        options.unicode = unicode
         let canvas = DashboardView.render(
             watcher.model, output: output.withLockedValue { $0 }, width: Int(dynamo_cols()),
-            height: Int(dynamo_lines()),
-            options: .init(unicode: unicode, help: help))
+            height: Int(dynamo_lines()), options: options)
         for row in 0..<canvas.height {
             for run in canvas.runs(row: row) {
                 attrset(attributes(run.style))
@@ -312,21 +522,37 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         drawPrompt()
     }
 
-    /// The prompt row: readline's line, scrolled so the cursor stays visible.
+    /// The prompt row: readline's line, scrolled so the cursor stays visible; while Ctrl-R
+    /// searches, readline's `(reverse-i-search)` prompt; at the end of a command being
+    /// typed, what is left to type, dimmed (`put ` shows `KEY VALUE`).
     func drawPrompt() {
         let row = dynamo_lines() - 1
         let line = String(cString: dynamo_rl_line())
+        let shownPrompt: String
+        let readlinePrompt = String(cString: dynamo_rl_display_prompt())
+        if readlinePrompt != String(cString: dynamo_rl_prompt()), !readlinePrompt.isEmpty {
+            shownPrompt = readlinePrompt
+        } else {
+            shownPrompt = prompt
+        }
         let cursor = String(line.utf8.prefix(Int(dynamo_rl_point()))).map(\.count) ?? line.count
-        let width = Int(dynamo_cols()) - prompt.count - 1
+        let width = max(1, Int(dynamo_cols()) - shownPrompt.count - 1)
         let start = max(0, cursor - width)
         let visible = String(line.dropFirst(start).prefix(width))
         move(row, 0)
         clrtoeol()
         attrset(dynamo_attr_bold())
-        mvaddstr(row, 0, prompt)
+        mvaddstr(row, 0, shownPrompt)
         attrset(dynamo_attr_normal())
         addstr(visible)
-        move(row, Int32(prompt.count + cursor - start))
+        if shownPrompt == prompt, prompt == "dynamo> " || prompt == "next> ", cursor == line.count,
+            let hint = Command.hint(for: line)
+        {
+            attrset(dynamo_attr_dim())
+            addstr(String(hint.prefix(max(0, width - visible.count))))
+            attrset(dynamo_attr_normal())
+        }
+        move(row, Int32(shownPrompt.count + cursor - start))
         refresh()
     }
 }

@@ -203,7 +203,10 @@ struct Console: AsyncParsableCommand {
             for line in banner { say(line) }
             await runPrompt(session, script: nil, interactive: isatty(0) == 1)
         } else {
-            let screen = TerminalConsole(session: session, watcher: ClusterWatcher(cluster: control), banner: banner)
+            let owned = started
+            let screen = TerminalConsole(
+                session: session, watcher: ClusterWatcher(cluster: control), banner: banner,
+                nodesStoppedOnQuit: { owned.map { cluster in cluster.names.filter { cluster.isRunning($0) }.count } ?? 0 })
             // Ctrl-C clears the line being typed, as in a shell; SIGTERM still closes.
             onInterrupt({ screen.requestClearLine() }, terminate: { screen.requestQuit() })
             await screen.run()

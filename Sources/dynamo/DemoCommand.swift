@@ -13,6 +13,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Argument(help: "The demo to run (see the list).") var name: String?
     @Flag(name: .customLong("no-pause"), help: "Run straight through, without waiting for Enter between steps.")
     var noPause = false
+    @Flag(help: "Slow motion: also pause before every command, showing what Enter will run.") var step = false
     @Flag(help: "No dashboard: narration and output as plain text.") var plain = false
     @Option(help: "Directory for node data and logs.") var dir = ".dynamo-demo"
     @Option(name: .customLong("gossip-interval-ms")) var gossipIntervalMs = 200
@@ -34,7 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let clusters = DemoClusters(directory: dir, gossipIntervalMs: gossipIntervalMs)
         defer { clusters.stop() }
-        let runner = DemoRunner(pausing: !noPause)
+        let runner = DemoRunner(pausing: !noPause, stepping: step)
         if !wantsScreen(plain: plain) {
             onInterrupt {
                 clusters.stop()
@@ -53,6 +54,7 @@ struct DemoCommand: AsyncParsableCommand {
         let screen = TerminalConsole(
             session: placeholder, watcher: ClusterWatcher(cluster: clusters.proxy),
             banner: ["demo \(demo.name): \(demo.title)", "quit (or Ctrl-C) ends it and stops every node"],
+            nodesStoppedOnQuit: { clusters.runningCount },
             clusterStarter: { nodes, arguments in try await clusters.start(nodes: nodes, nodeArguments: arguments) })
         onInterrupt { screen.requestQuit() }
         await screen.run { host in try await runner.run(demo, host: host) }
@@ -93,6 +95,12 @@ final class DemoClusters: @unchecked Sendable {
         return ReplSession(cluster: proxy)
     }
 
+    /// How many nodes of the current cluster run (what quitting would stop).
+    var runningCount: Int {
+        guard let cluster = lock.withLock({ current }) else { return 0 }
+        return cluster.names.filter { cluster.isRunning($0) }.count
+    }
+
     func stop() {
         let cluster = lock.withLock {
             defer { current = nil }
@@ -115,9 +123,13 @@ final class PlainDemoHost: DemoHost {
         for line in lines { say(narration ? "» " + line : line) }
     }
 
-    func pause() async {
-        say("» [press Enter to continue]", newline: false)
+    func pause(before command: String?, step: Int, of total: Int) async {
+        say(command.map { "» [press Enter to run: \($0)]" } ?? "» [\(step)/\(total) press Enter to continue]", newline: false)
         _ = readLine()
+    }
+
+    func waiting(_ what: String?) async {
+        if let what { say("» (waiting until \(what))") }
     }
 
     func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession {

@@ -108,6 +108,43 @@ import Testing
         #expect(DashboardModel.Event(.init(seq: 5, timeMs: 1, node: "n1", .storage(degraded: nil))).kind == .recovery)
     }
 
+    /// A partition of five nodes, and a restart delivering 25 hints, are a few lines, not
+    /// thirty: faults, cut links, marks, deliveries and repairs fold by their fields.
+    @Test func aPartitionAndARestartFoldIntoAFewLines() {
+        var model = DashboardModel(nodes: [])
+        var time: UInt64 = 10_000
+        func happened(on node: String, _ event: NodeEvent) {
+            time += 37
+            model.record(.init(EventsDocument.Event(seq: 1, timeMs: time, node: node, event)))
+        }
+        let sides = [["n1", "n2"], ["n3", "n4", "n5"]]
+        for (side, other) in [(sides[0], sides[1]), (sides[1], sides[0])] {
+            for node in side { happened(on: node, .faults(dropped: other)) }
+        }
+        for (side, other) in [(sides[0], sides[1]), (sides[1], sides[0])] {
+            for node in side {
+                for peer in other { happened(on: node, .reachability(peer: peer, reachable: false)) }
+            }
+        }
+        for (side, other) in [(sides[0], sides[1]), (sides[1], sides[0])] {
+            for node in side {
+                for peer in other { happened(on: node, .marked(peer: peer, status: .down, why: .partition)) }
+            }
+        }
+        #expect(
+            model.events.map(\.text) == [
+                "n1,n2 drop all traffic with n3,n4,n5", "n3,n4,n5 drop all traffic with n1,n2",
+                "n1,n2 cannot reach n3,n4,n5; n3,n4,n5 cannot reach n1,n2; routing around",
+                "n1,n2 mark n3,n4,n5 down; n3,n4,n5 mark n1,n2 down",
+            ])
+        model.events = []
+        for _ in 0..<25 { happened(on: "n4", .hintDelivered(target: "n3")) }
+        for peer in ["n1", "n2"] {
+            happened(on: "n3", .antiEntropy(peer: peer, range: KeyRange(start: .init(0), end: .init(1)), differing: 5, repaired: 5))
+        }
+        #expect(model.events.map(\.text) == ["n4 delivered 25 hints to n3", "anti-entropy repaired 10 keys between n1↔n3 n2↔n3"])
+    }
+
     @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
         var model = Self.model()
         model.nodes[1].status?.storage = .init(
@@ -147,7 +184,7 @@ import Testing
         #expect(text.contains("D 14s"), "heartbeat age of the dead node")
         #expect(text.contains("range 00..40: 7 keys differ"), "the differing range itself")
         #expect(text.contains("▁"), "a sparkline")
-        #expect(text.contains("Tab:complete"))
+        #expect(text.contains("F2-F8:views"))
     }
 
     /// The anti-entropy lines count the ranges the nodes hold now: a comparison of a range
@@ -210,18 +247,23 @@ import Testing
                 antiEntropy: .init(trees: 1, keysTracked: 0, exchanges: 1, keysRepaired: 0, ranges: ranges, tracked: tracked))
             return .init(name: name, status: status, answering: true)
         }
-        func render(nodes count: Int, firstPairInSync: Bool) -> String {
+        func render(nodes count: Int, firstPairInSync: Bool, othersInSync: Bool = true) -> String {
             let names = (1...count).map { "n\($0)" }
             var nodes = names.dropFirst().map { node($0, []) }
             let first = exchange("n2", inSync: firstPairInSync, differing: firstPairInSync ? 0 : 4, repaired: 4)
-            nodes.insert(node("n1", [first] + names.dropFirst(2).map { exchange($0, inSync: true) }), at: 0)
+            let others = names.dropFirst(2).map { exchange($0, inSync: othersInSync, differing: othersInSync ? 0 : 2) }
+            nodes.insert(node("n1", [first] + others), at: 0)
             return DashboardView.render(DashboardModel(nodes: nodes), output: [], width: 80, height: 24).lines
                 .joined(separator: "\n")
         }
         #expect(render(nodes: 6, firstPairInSync: false).contains("n1↔n2    0/1 in sync · 4 repaired · 9.0s ago"))
-        #expect(render(nodes: 10, firstPairInSync: true).contains("… 9 more pairs, all in sync"))
-        let hidingADifference = render(nodes: 10, firstPairInSync: false)
-        #expect(hidingADifference.contains("… 9 more") && !hidingADifference.contains("all in sync"))
+        // Ten nodes at 80x24: some pairs are hidden, and the line says whether all are in sync.
+        let allInSync = render(nodes: 10, firstPairInSync: true)
+        #expect(allInSync.contains(/… [0-9]+ more pairs, all in sync/), "\(allInSync)")
+        let showingADifference = render(nodes: 10, firstPairInSync: false)
+        #expect(showingADifference.contains("n1↔n2    0/1 in sync · 4 repaired"), "the differing pair is shown first")
+        let hidingDifferences = render(nodes: 10, firstPairInSync: false, othersInSync: false)
+        #expect(hidingDifferences.contains(/… [0-9]+ more/) && !hidingDifferences.contains("all in sync"))
     }
 
     /// Each number says what its label says: the home share (what a node stores, summing to
@@ -270,9 +312,22 @@ import Testing
     @Test func tooSmallSaysSoAndHelpOverlayListsEveryCommand() {
         let small = DashboardView.render(Self.model(), output: [], width: 40, height: 10)
         #expect(small.lines[0].contains("too small"))
-        let help = DashboardView.render(Self.model(), output: [], width: 80, height: 24, options: .init(help: true))
-        let text = help.lines.joined(separator: "\n")
+        // The overlay scrolls: page through it as PgDn does, to its end.
+        var text = ""
+        var options = DashboardView.Options(help: true)
+        for _ in 0..<20 {
+            let help = DashboardView.render(Self.model(), output: [], width: 80, height: 24, options: options)
+            #expect(help.lines.allSatisfy { $0.count <= 80 })
+            text += help.lines.joined(separator: "\n")
+            options.helpOffset += 20
+            options = DashboardView.clamped(options, model: Self.model(), output: [], width: 80, height: 24)
+        }
         for entry in Command.reference { #expect(text.contains(entry.usage), "help overlay misses \(entry.name)") }
+        // A legend for every column of the node table and every letter of the gossip matrix.
+        for word in ["state", "tok", "home", "keys", "hints→", "rps", "p99ms", "sync", "repairing", "◆", "0↻"] {
+            #expect(text.contains("\n│ \(word) "), "help overlay explains no \(word)")
+        }
+        for letter in ["U ", "D ", "J  L"] { #expect(text.contains("│ \(letter)"), "no legend for \(letter)") }
     }
 
     @Test func everySizeFromMinimumToLargeRendersWithinBounds() {

@@ -21,8 +21,10 @@ import Testing
 
     final class Host: DemoHost, @unchecked Sendable {
         let cluster = SilentCluster()
+        /// Each pause, and the command Enter would run at it.
+        var pauses: [String?] = []
         func show(_ lines: [String], narration: Bool) async {}
-        func pause() async {}
+        func pause(before command: String?, step: Int, of total: Int) async { pauses.append(command) }
         func startCluster(nodes: Int, nodeArguments: [String]) async throws -> ReplSession {
             ReplSession(cluster: cluster)
         }
@@ -32,6 +34,21 @@ import Testing
         var runner = DemoRunner(pausing: false)
         runner.waitTimeout = .seconds(1)
         try await runner.run(try Demo.parse(name: "check", text: text), host: Host())
+    }
+
+    /// `--step` pauses before every command as well, naming it; `--no-pause` never pauses,
+    /// even with `--step`; `screen` lines are for the screen tests and do nothing here.
+    @Test func steppingPausesBeforeEachCommand() async throws {
+        let demo = try Demo.parse(name: "steps", text: "cluster 2\n> look\nstatus\nscreen n1\npause\nstatus")
+        let stepped = Host()
+        try await DemoRunner(pausing: true, stepping: true).run(demo, host: stepped)
+        #expect(stepped.pauses == ["status", nil, "status"])
+        let paced = Host()
+        try await DemoRunner(pausing: true).run(demo, host: paced)
+        #expect(paced.pauses == [nil])
+        let straight = Host()
+        try await DemoRunner(pausing: false, stepping: true).run(demo, host: straight)
+        #expect(straight.pauses.isEmpty)
     }
 
     @Test func aFalseExpectationFailsTheDemo() async throws {

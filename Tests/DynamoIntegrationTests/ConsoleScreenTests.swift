@@ -89,6 +89,15 @@ import Testing
         let directory: String
 
         static func start(width: Int, height: Int, nodes: Int = 5, environment: [String] = []) throws -> Screen {
+            try launch(
+                width: width, height: height, environment: environment,
+                arguments: { ["console", "--nodes", "\(nodes)", "--gossip-interval-ms", "100", "--dir", $0] })
+        }
+
+        /// `dynamo ARGUMENTS` (given the screen's directory) in a tmux session of its own.
+        static func launch(
+            width: Int, height: Int, environment: [String] = [], arguments: (String) -> [String]
+        ) throws -> Screen {
             let binary = try #require(LocalCluster.siblingBinary(named: "dynamo"), "dynamo is not built")
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "dynamo-screen-\(UUID().uuidString)"
@@ -101,7 +110,7 @@ import Testing
                 .joined(separator: " ")
             try tmux([
                 "new-session", "-d", "-s", screen.session, "-x", "\(width)", "-y", "\(height)",
-                "env \(env) \(binary) console --nodes \(nodes) --gossip-interval-ms 100 --dir \(directory)",
+                "env \(env) \(binary) \(arguments(directory).joined(separator: " "))",
             ])
             return screen
         }
@@ -176,7 +185,8 @@ import Testing
         // Tab completion of a command.
         try screen.type("prefl")
         try screen.press("Tab")
-        try await screen.wait("the completed command") { $0.split(separator: "\n").last == "dynamo> preflist" }
+        // Completed, with a hint of what comes next (dimmed on the screen).
+        try await screen.wait("the completed command") { $0.split(separator: "\n").last == "dynamo> preflist KEY" }
         try screen.enter("cart:ann")
         try await screen.waitFor("home nodes")
 
@@ -219,13 +229,15 @@ import Testing
         }
         try await screen.waitFor("resolve>")
         try screen.enter("book+pen+lamp")
-        try await screen.waitFor("dynamo> ")
+        try await screen.wait("the prompt back") { $0.split(separator: "\n").last == "dynamo>" }
         try screen.enter("get cart:ann")
         // One version prints as a bare line (siblings would be numbered).
         try await screen.wait("one resolved value") { $0.split(separator: "\n").contains("book+pen+lamp") }
 
         // Quitting stops every node it started, and the history is kept for the next run.
         try screen.enter("quit")
+        try await screen.waitFor("quit stops the")  // it asks first: these nodes are the console's
+        try screen.enter("y")
         try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
             !(try Self.nodesRunning(under: screen.directory))
         }
@@ -255,7 +267,11 @@ import Testing
         // `help` typed at the prompt opens the same overlay (the list is longer than the output area).
         try screen.enter("help")
         try await screen.waitFor("help COMMAND explains one")
-        #expect(try screen.text().contains("add-node [NAME]"))
+        // Longer than the screen: PgDn pages on to the rest, with a legend of every panel.
+        try screen.press("PageDown")
+        try await screen.waitFor("add-node [NAME]")
+        for _ in 0..<3 { try screen.press("PageDown") }
+        try await screen.waitFor("GOSSIP MATRIX")
         try screen.press("Escape")
         try await screen.wait("the help to close") { !$0.contains("help COMMAND explains one") }
         try screen.enter("frobnicate")
@@ -278,6 +294,8 @@ import Testing
         }
         #expect(try Self.nodesRunning(under: screen.directory), "Ctrl-C stopped nothing")
         try screen.enter("quit")
+        try await screen.waitFor("quit stops the")  // it asks first: these nodes are the console's
+        try screen.enter("y")
         try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
             !(try Self.nodesRunning(under: screen.directory))
         }
