@@ -14,6 +14,9 @@ public struct ReadResult: Sendable {
     public var error: String?
     /// Every replica asked; a fallback as `n5>n3` (standing in for n3).
     public var asked: [String] = []
+    /// When each replica was sent its part and answered, and when the reply went (ms).
+    public var times: [ReplicaTime] = []
+    public var repliedMs: Double?
 
     /// Live values, in sibling order.
     public var values: [[UInt8]] { document?.siblings.compactMap(\.bytes) ?? [] }
@@ -30,6 +33,10 @@ public struct WriteResponse: Sendable {
     public var error: String?
     /// Every replica the write was sent to; a fallback as `n5>n3` (keeping a hint for n3).
     public var asked: [String] = []
+    /// When each replica was sent the write and acknowledged it, and when the reply went
+    /// (ms; none when the write was coordinated by the node it was forwarded to).
+    public var times: [ReplicaTime] = []
+    public var repliedMs: Double?
 
     public var succeeded: Bool { status == 204 }
 }
@@ -89,7 +96,9 @@ public struct DynamoClient: Sendable {
             status: result.status, document: document, context: result.header("X-Dynamo-Context"),
             coordinator: result.header("X-Dynamo-Coordinator"),
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
-            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")))
+            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")),
+            times: ReplicaTime.parse(result.header("X-Dynamo-Replica-Times")),
+            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")))
     }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
@@ -117,7 +126,13 @@ public struct DynamoClient: Sendable {
             status: result.status, context: result.header("X-Dynamo-Context"),
             coordinator: result.header("X-Dynamo-Coordinator"),
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
-            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")))
+            error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")),
+            times: ReplicaTime.parse(result.header("X-Dynamo-Replica-Times")),
+            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")))
+    }
+
+    private static func milliseconds(_ header: String?) -> Double? {
+        header.flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
     }
 
     public func status(timeout: TimeAmount = .seconds(10)) async throws -> StatusDocument {

@@ -48,6 +48,41 @@ public enum Render {
         return text
     }
 
+    /// The request step by step, as cqlsh's TRACING shows a query: for each replica when it
+    /// was sent its part and when it answered (ms since the coordinator took the request),
+    /// a fallback with the home node it stands in for, and those not waited for (the
+    /// quorum was met first) or that never answered (the request timed out). Without times
+    /// (a write coordinated by the node it was forwarded to) the one-line summary.
+    public static func trace(
+        _ times: [ReplicaTime], repliedMs: Double?, coordinator: String?, asked: [String], answered: [String],
+        verb: String, succeeded: Bool
+    ) -> [String] {
+        guard !times.isEmpty else { return [trace(asked: asked, answered: answered, verb: verb)] }
+        func ms(_ value: Double) -> String { String(format: "%.2f ms", value) }
+        var lines = [
+            "trace: coordinated by \(coordinator ?? "?")"
+                + (repliedMs.map { ", client answered at \(ms($0))" } ?? "")
+        ]
+        lines.append("  replica              sent       \(verb)")
+        for time in times {
+            let name = time.node + (time.hintFor.map { " (for \($0))" } ?? "")
+            let outcome: String
+            if time.failed {
+                outcome = time.answeredMs.map { "failed at \(ms($0))" } ?? "failed"
+            } else if let answeredMs = time.answeredMs {
+                outcome = ms(answeredMs)
+            } else {
+                outcome = succeeded ? "not waited for (quorum met first)" : "no answer in time"
+            }
+            lines.append(
+                "  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(ms(time.sentMs).padding(toLength: 10, withPad: " ", startingAt: 0)) \(outcome)")
+        }
+        if times.contains(where: { $0.hintFor != nil }) {
+            lines.append("  (for X): a fallback keeping a hint for home node X")
+        }
+        return lines
+    }
+
     public static func clock(_ clock: [String: UInt64]) -> String {
         clock.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
     }

@@ -219,7 +219,11 @@ public final class ReplSession: @unchecked Sendable {
         case .get(let key):
             remember(key)
             let result = try await client.get(Array(key.utf8), r: r)
-            let trace = tracing ? [Render.trace(asked: result.asked, answered: result.replicas, verb: "answered")] : []
+            let trace =
+                tracing
+                ? Render.trace(
+                    result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
+                    answered: result.replicas, verb: "answered", succeeded: result.status < 500) : []
             if result.status == 300, let document = result.document {
                 pending = (key, result.context, document.siblings)
                 resolving = true
@@ -368,7 +372,11 @@ public final class ReplSession: @unchecked Sendable {
     private func render(_ result: WriteResponse) -> [String] {
         var lines = Render.write(result).split(separator: "\n").map(String.init)
         if !tracing, result.succeeded { lines.removeLast() }  // the context line, unless tracing
-        if tracing { lines.append(Render.trace(asked: result.asked, answered: result.replicas, verb: "acknowledged")) }
+        if tracing {
+            lines += Render.trace(
+                result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
+                answered: result.replicas, verb: "acknowledged", succeeded: result.succeeded)
+        }
         return lines
     }
 }

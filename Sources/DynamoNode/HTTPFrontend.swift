@@ -209,6 +209,7 @@ struct HTTPFrontend: Sendable {
             headers.add(name: "X-Dynamo-Coordinator", value: name)
             headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
             headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(outcome.asked))
+            Self.addTimes(outcome.trace, to: &headers)
             let object = outcome.object
             guard outcome.succeeded else {
                 let failure = ErrorDocument(
@@ -280,6 +281,7 @@ struct HTTPFrontend: Sendable {
             reply.headers.add(name: "X-Dynamo-Coordinator", value: result.coordinator)
             reply.headers.add(name: "X-Dynamo-Replicas", value: result.acks.joined(separator: ","))
             reply.headers.add(name: "X-Dynamo-Asked", value: Self.traceHeader(result.asked))
+            Self.addTimes(result.trace, to: &reply.headers)
             return reply
         }
     }
@@ -296,6 +298,21 @@ struct HTTPFrontend: Sendable {
         guard !outcome.failed.isEmpty else { return head + " in time" }
         let reasons = outcome.failed.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.prefix(200))" }
         return head + "; failed: " + reasons.joined(separator: "; ")
+    }
+
+    /// `X-Dynamo-Replica-Times: n1:0.000:0.412,n5>n3:1.203:-` (each replica asked: name,
+    /// `>home` for a fallback, ms after the request came when it was sent, and when it
+    /// answered: `-` not before the reply, `x` with a failure) and `X-Dynamo-Replied-Ms`.
+    static func addTimes(_ trace: ReplicaTrace?, to headers: inout HTTPHeaders) {
+        guard let trace else { return }
+        func ms(_ us: UInt64) -> String { String(format: "%.3f", Double(us) / 1000) }
+        let replicas = trace.replicas.map { replica in
+            let name = replica.hintFor.map { "\(replica.node)>\($0)" } ?? replica.node
+            let answered = replica.failure != nil ? "x" : replica.answeredUs.map(ms) ?? "-"
+            return "\(name):\(ms(replica.sentUs)):\(answered)"
+        }
+        headers.add(name: "X-Dynamo-Replica-Times", value: replicas.joined(separator: ","))
+        if let replied = trace.repliedUs { headers.add(name: "X-Dynamo-Replied-Ms", value: ms(replied)) }
     }
 
     /// `n1,n2,n5>n3`: the replicas asked, a fallback followed by the home node it stands in for.

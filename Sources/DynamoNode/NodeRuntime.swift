@@ -114,7 +114,9 @@ final class NodeRuntime: @unchecked Sendable {
     var monotonicMs: UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
     var now: NodeMachine.Now {
-        NodeMachine.Now(monotonicMs: monotonicMs, wallMs: config.wallMs)
+        let nanoseconds = NIODeadline.now().uptimeNanoseconds
+        return NodeMachine.Now(
+            monotonicMs: nanoseconds / 1_000_000, wallMs: config.wallMs, monotonicUs: nanoseconds / 1_000)
     }
 
     // MARK: Driving the machine

@@ -55,4 +55,21 @@ import Testing
     func malformedTextIsAClearError(text: String) {
         #expect(throws: ContextHeaderError.self) { try ContextHeader.decode(text) }
     }
+
+    /// The replica times header: what a node sends parses; anything else is left out,
+    /// never trapped on (negative, infinite, huge, malformed).
+    @Test func replicaTimesParseAndRefuseWhatIsNotThem() {
+        #expect(
+            ReplicaTime.parse("n1:0.000:0.412,n5>n3:1.203:-,n2:0.1:x")
+                == [
+                    .init(node: "n1", hintFor: nil, sentMs: 0, answeredMs: 0.412),
+                    .init(node: "n5", hintFor: "n3", sentMs: 1.203, answeredMs: nil),
+                    .init(node: "n2", hintFor: nil, sentMs: 0.1, answeredMs: nil, failed: true),
+                ])
+        for hostile in ["", ":::", "n1:-1:2", "n1:inf:2", "n1:nan:1", "n1:1:", ":1:1", "n1:1:1:1", "n1", String(repeating: "a", count: 9000)] {
+            #expect(ReplicaTime.parse(hostile).isEmpty, "\(hostile.prefix(20))")
+        }
+        #expect(ReplicaTime.parse(Array(repeating: "n1:0:1", count: 500).joined(separator: ",")).count == 64)
+        #expect(ReplicaTime.parse(nil).isEmpty)
+    }
 }

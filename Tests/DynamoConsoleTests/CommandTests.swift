@@ -1,3 +1,4 @@
+import DynamoAPI
 import Testing
 
 @testable import DynamoConsole
@@ -60,5 +61,30 @@ import Testing
             text
                 == "trace: asked n1 n2 n5 (fallback, hint for n3) · acknowledged n1 n5 · not waited for: n2 (quorum met, or no answer)"
         )
+    }
+
+    /// With times, one line per replica: sent and answered (ms), a fallback's home node,
+    /// who was not waited for (a success) or never answered (a timeout), a failure.
+    @Test func aTimedTraceListsEachReplicaAsCqlshTracingDoes() {
+        let times = [
+            ReplicaTime(node: "n1", hintFor: nil, sentMs: 0, answeredMs: 0.41),
+            ReplicaTime(node: "n4", hintFor: nil, sentMs: 0.61, answeredMs: 1.83),
+            ReplicaTime(node: "n3", hintFor: "n5", sentMs: 0.61, answeredMs: nil),
+            ReplicaTime(node: "n2", hintFor: nil, sentMs: 0.7, answeredMs: 0.9, failed: true),
+        ]
+        let lines = Render.trace(
+            times, repliedMs: 1.83, coordinator: "n1", asked: [], answered: [], verb: "acknowledged", succeeded: true)
+        #expect(lines[0] == "trace: coordinated by n1, client answered at 1.83 ms")
+        #expect(lines[2].hasPrefix("  n1 ") && lines[2].hasSuffix("0.00 ms    0.41 ms"))
+        #expect(lines[4].hasPrefix("  n3 (for n5) ") && lines[4].hasSuffix("not waited for (quorum met first)"))
+        #expect(lines[5].hasSuffix("failed at 0.90 ms"))
+        #expect(lines.allSatisfy { $0.count <= 80 })
+        let failed = Render.trace(
+            times, repliedMs: 1000, coordinator: "n1", asked: [], answered: [], verb: "answered", succeeded: false)
+        #expect(failed[4].hasSuffix("no answer in time"))
+        // Without times (a forwarded write), the one-line summary.
+        #expect(
+            Render.trace([], repliedMs: nil, coordinator: nil, asked: ["n1"], answered: ["n1"], verb: "answered", succeeded: true)
+                == ["trace: asked n1 · answered n1"])
     }
 }

@@ -293,6 +293,58 @@ private func version(by actor: NodeName = "n1") -> Version {
         }
     }
 
+    /// A traced read and write: each replica with when it was sent its part and answered
+    /// (µs after the request came), a fallback with the home node it stands in for, the
+    /// one not waited for without an answer, and when the client was answered.
+    @Test func eachReplyCarriesWhenEachReplicaWasAskedAndAnswered() throws {
+        let key = Cluster.key { $0.first == "n1" }
+        let homes = Cluster.homes(key)
+        func at(_ us: UInt64) -> NodeMachine.Now { NodeMachine.Now(monotonicMs: us / 1000, wallMs: 5_000, monotonicUs: us) }
+        var requests = RequestCoordination(settings: Cluster.settings())
+        let asked = requests.read(client: 9, key: key, r: 2, routing: Cluster().routing, mayReap: false, now: at(10_000))
+        guard case .replica(.get, _, let run)? = asked.first else {
+            Issue.record("expected a read, got \(asked)")
+            return
+        }
+        let found = VersionedObject(versions: [version()])
+        var steps = requests.replied(run: run, from: homes[1], .object(found), now: at(10_400))
+        steps += requests.replied(run: run, from: homes[0], .failed("disk"), now: at(10_900))
+        steps += requests.replied(run: run, from: homes[2], .object(found), now: at(11_500))
+        let outcome = try #require(
+            steps.compactMap { step -> GetCoordinator.Outcome? in
+                if case .readReply(9, let outcome) = step { return outcome }
+                return nil
+            }.first)
+        let trace = try #require(outcome.trace)
+        #expect(trace.replicas.map(\.node) == homes)
+        #expect(trace.replicas.map(\.sentUs) == [0, 0, 0])
+        #expect(trace.replicas.map(\.answeredUs) == [900, 400, 1_500])
+        #expect(trace.replicas[0].failure == "disk")
+        #expect(trace.repliedUs == 1_500)
+
+        // A write with a home node down: the fallback is traced with the home it stands
+        // in for; this node's own store counts as its answer.
+        var cluster = Cluster()
+        cluster.down = [homes[2]]
+        let write = requests.write(.client(8), put(key), view: cluster.view, now: at(20_000))
+        guard case .store(_, let id)? = write.last else { return }
+        let sent = requests.stored(id, .version(version(), size: .init(siblings: 1, bytes: 1)), view: cluster.view, now: at(20_300))
+        let replicas = sent.compactMap { step -> (NodeName, RunID)? in
+            if case .replica(.put, let node, let run) = step { return (node, run) }
+            return nil
+        }
+        let (first, putRun) = try #require(replicas.first)
+        let answer = requests.replied(run: putRun, from: first, .stored, now: at(21_000))
+        guard case .writeReply(.client(8), let result)? = answer.first, let writeTrace = result.trace else {
+            Issue.record("expected the answer at W=2, got \(answer)")
+            return
+        }
+        #expect(writeTrace.replicas.first == .init(node: "n1", hintFor: nil, sentUs: 0, answeredUs: 300))
+        #expect(writeTrace.replicas.contains { $0.node == first && $0.sentUs == 300 && $0.answeredUs == 1_000 })
+        let fallback = try #require(writeTrace.replicas.first { $0.hintFor == homes[2] })
+        #expect(fallback.answeredUs == nil && writeTrace.repliedUs == 1_000)
+    }
+
     /// Every run answers by its deadline, and a tick after that leaves nothing running.
     @Test func aTickPastTheDeadlinesAnswersEveryRun() throws {
         let key = Cluster.key { $0.first == "n1" }

@@ -59,6 +59,12 @@ import Testing
             let target = bytes.map { pieces[Int($0) % pieces.count] }.joined()
             _ = RequestTarget.split(target)
             _ = RequestTarget.split(text)
+            // The replica times header, from bytes shaped like it.
+            let timePieces = ["n1", ">", ":", ",", "0.5", "-", "x", "1e308", "-1", "nan", ""]
+            for time in ReplicaTime.parse(bytes.map { timePieces[Int($0) % timePieces.count] }.joined()) {
+                #expect(time.sentMs.isFinite && time.sentMs >= 0 && (time.answeredMs ?? 0) >= 0)
+            }
+            _ = ReplicaTime.parse(text)
         }
     }
 }

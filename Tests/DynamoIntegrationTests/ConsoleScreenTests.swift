@@ -134,7 +134,12 @@ import Testing
             _ what: String, timeout: Duration = .seconds(30), until condition: @escaping @Sendable (String) -> Bool
         ) async throws {
             let me = self
-            try await LocalCluster.waitFor(what, timeout: timeout) { condition(try me.text()) }
+            do {
+                try await LocalCluster.waitFor(what, timeout: timeout) { condition(try me.text()) }
+            } catch {
+                // The screen as it was, to see why.
+                throw LauncherError("\(error)\n\((try? me.text()) ?? "")")
+            }
         }
 
         func waitFor(_ text: String, timeout: Duration = .seconds(30)) async throws {
@@ -387,5 +392,117 @@ import Testing
         #expect(lines.count == 1, "\(second.output)")
         #expect(second.output.contains("already running") && second.output.contains("pid \(first.owner ?? 0)"))
         #expect(second.output.contains("--attach 127.0.0.1:") && !second.output.contains("LOCK"))
+    }
+
+    /// What a class needs at 80x24: three siblings and the resolve> prompt on screen
+    /// together; scrollback (PgUp) to what scrolled away; a view per panel (F3: the ring
+    /// with its ranges); the event log filtered and paused; `ring NODE`; a timed trace;
+    /// Ctrl-R's search and argument hints shown; quit asking once.
+    @Test(.timeLimit(.minutes(4))) func aClassCanFollowItAtEightyByTwentyFour() async throws {
+        let screen = try Screen.start(width: 80, height: 24, nodes: 5)
+        defer { screen.close() }
+        try await screen.wait("five nodes up") { text in
+            (1...5).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true }
+        }
+        @Sendable func lastLine(_ text: String) -> String { String(text.split(separator: "\n").last ?? "") }
+        // Three sides, each holding one of cart:ann's home nodes (n1, n4, n5), one write on
+        // each (W=1: a side of one node can take it), then heal.
+        for line in ["w 1", "partition n1 | n4 | n2,n3,n5"] { try screen.enter(line) }
+        try await screen.waitFor("partitioned: n1 | n4 | n2,n3,n5")
+        for (node, value) in [("n1", "pen"), ("n5", "hat"), ("n4", "lamp")] {
+            try screen.enter("use \(node)")
+            try screen.enter("put cart:ann \(value)")
+            try await screen.waitFor("written via \(node)")
+        }
+        try screen.enter("heal")
+        try await screen.waitFor("healed")
+        try screen.enter("r 3")
+        try await screen.wait("three siblings", timeout: .seconds(20)) { text in
+            if text.contains("3 siblings") { return true }
+            if lastLine(text) == "resolve>" { try? screen.press("Enter") }  // fewer: leave them, read again
+            if lastLine(text) == "dynamo>" { try? screen.enter("get cart:ann") }
+            return false
+        }
+        // The whole reply and the prompt, at once: every sibling with its clock.
+        try await screen.wait("the sibling list whole with resolve>") { text in
+            ["3 siblings", "[1]", "[2]", "[3]", "via n4 (replies", "a number keeps that sibling"].allSatisfy {
+                text.contains($0)
+            } && lastLine(text) == "resolve>" && text.contains("clock n")
+        }
+        try screen.enter("1")
+        try await screen.waitFor("ok: written via n4")
+
+        // PgUp: the output takes the screen, back to the partition; PgDn returns.
+        for _ in 0..<3 { try screen.press("PageUp") }
+        try await screen.wait("the output scrolled back") {
+            $0.contains("partitioned: n1 | n4 | n2,n3,n5") && $0.split(separator: "\n").first?.contains(" output ") == true
+        }
+        for _ in 0..<6 { try screen.press("PageDown") }
+        try await screen.wait("back to every panel") { $0.contains("┌nodes") }
+
+        // F3: the ring and its ranges; F2: every panel again.
+        try screen.press("F3")
+        try await screen.wait("the ring view") { $0.contains("ranges · ring NODE") && $0.contains("0↻") }
+        try screen.press("F2")
+        try await screen.wait("every panel") { !$0.contains("ranges · ring NODE") && $0.contains("nodes") }
+        try screen.enter("ring n2")
+        try await screen.waitFor("n2 is a home node of")
+
+        // The event log filtered, then paused, then back.
+        try screen.enter("events filter heal")
+        try await screen.wait("the filtered log") { $0.contains("events matching 'heal'") && $0.contains("heal: talking") }
+        try screen.enter("events pause")
+        try await screen.waitFor("PAUSED")
+        try screen.enter("events resume")
+        try screen.enter("events all")
+        try await screen.wait("the whole log again") { !$0.contains("PAUSED") && !$0.contains("matching") }
+
+        // A timed trace of a put: each replica with sent and acknowledged times.
+        try screen.enter("trace on")
+        try screen.enter("w 2")
+        try screen.enter("put cart:ann book")
+        try await screen.wait("a timed trace") { $0.contains("trace: coordinated by n4") && $0.contains(" ms ") }
+
+        // Ctrl-R shows its search; Ctrl-C leaves it. A command's arguments are hinted.
+        try screen.press("C-r")
+        try screen.type("partit")
+        try await screen.wait("the search prompt") { lastLine($0).hasPrefix("(reverse-i-search)`partit'") }
+        try screen.press("C-c")
+        try await screen.wait("the search left") { lastLine($0) == "dynamo>" }
+        try screen.type("put ")
+        try await screen.wait("the argument hint") { lastLine($0) == "dynamo> put KEY VALUE" }
+        try screen.press("C-c")
+        try await screen.wait("the line cleared") { lastLine($0) == "dynamo>" }
+
+        // quit asks once; anything but y keeps the nodes.
+        try screen.enter("quit")
+        try await screen.waitFor("quit stops the 5 node(s)")
+        try screen.enter("no")
+        try await screen.waitFor("quit cancelled")
+        #expect(try Self.nodesRunning(under: screen.directory))
+        try screen.enter("quit")
+        try await screen.wait("quit asking again") { lastLine($0).hasPrefix("quit? y/N") }
+        try screen.enter("y")
+        try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
+            !(try Self.nodesRunning(under: screen.directory))
+        }
+    }
+
+    /// At 200x60 the panels grow and nothing is cut: the ring larger, the gossip legend
+    /// whole, latency and sync columns, the full key legend in the header.
+    @Test(.timeLimit(.minutes(3))) func twoHundredBySixtyGrowsThePanelsAndCutsNothing() async throws {
+        let screen = try Screen.start(width: 200, height: 60, nodes: 5)
+        defer { screen.close() }
+        try await screen.wait("five nodes up with sync columns") { text in
+            (1...5).allSatisfy { Screen.nodeRow("n\($0)", in: text)?.contains(" up ") == true } && text.contains("p50ms")
+        }
+        let text = try screen.text()
+        for piece in ["?:help  F2-F8:views  PgUp:scroll", "U up D down J joining L leaving", "heartbeat", "0↻", "sync"] {
+            #expect(text.contains(piece), "missing \(piece) at 200x60")
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.allSatisfy { $0.count <= 200 })
+        try screen.enter("put cart:ann book")
+        try await screen.waitFor("cart:ann → ")
     }
 }

@@ -58,10 +58,14 @@ extension NodeMachine {
     public struct Now: Hashable, Sendable {
         public var monotonicMs: UInt64
         public var wallMs: UInt64
+        /// The monotonic clock in microseconds, for traces only (no decision reads it): a
+        /// replica on the same machine answers in well under a millisecond.
+        public var monotonicUs: UInt64
 
-        public init(monotonicMs: UInt64, wallMs: UInt64) {
+        public init(monotonicMs: UInt64, wallMs: UInt64, monotonicUs: UInt64? = nil) {
             self.monotonicMs = monotonicMs
             self.wallMs = wallMs
+            self.monotonicUs = monotonicUs ?? monotonicMs &* 1000
         }
     }
 

@@ -72,6 +72,9 @@ public struct WriteResult: Hashable, Sendable {
     /// Set when the coordinator refused the write because the key would hold too much
     /// (nothing was stored; `error` says the same in words).
     public var refusal: ObjectLimitRefusal?
+    /// Each replica asked and when it acknowledged, at the coordinator (not carried to a
+    /// node that forwarded the write: its client sees none).
+    public var trace: ReplicaTrace?
 
     public init(
         succeeded: Bool, coordinator: NodeName, acks: [NodeName], required: Int, context: CausalHistory,

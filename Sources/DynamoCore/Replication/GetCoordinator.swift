@@ -19,6 +19,8 @@ public struct GetCoordinator: Sendable {
         /// Replicas that answered with a failure (a storage error, say), with its reason:
         /// a read that fails for that is not reported as a timeout.
         public var failed: [NodeName: String] = [:]
+        /// Each replica asked, and when it answered (set by `RequestCoordination`).
+        public var trace: ReplicaTrace?
     }
 
     public let key: [UInt8]

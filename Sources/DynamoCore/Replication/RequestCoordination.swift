@@ -52,12 +52,14 @@ public struct RequestCoordination: Sendable {
     struct GetRun {
         var coordinator: GetCoordinator
         var client: ClientRequestID
+        var trace: ReplicaTrace
     }
 
     struct PutRun {
         var coordinator: PutCoordinator
         var requester: Requester
         var version: Version
+        var trace: ReplicaTrace
     }
 
     /// A write not yet replicating: waiting for a node it was forwarded to, or for its
@@ -72,6 +74,8 @@ public struct RequestCoordination: Sendable {
         var requester: Requester
         var put: ForwardedPut
         var phase: Phase
+        /// When the write came in (monotonic µs, for its trace).
+        var startUs: UInt64
     }
 
     let settings: NodeSettings
@@ -105,14 +109,16 @@ public struct RequestCoordination: Sendable {
             policy: settings.clocks, now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs,
             mayReap: mayReap)
         let id = newID()
-        gets[id] = GetRun(coordinator: coordinator, client: client)
-        return runGet(id) { $0.start() }
+        gets[id] = GetRun(coordinator: coordinator, client: client, trace: ReplicaTrace(startUs: now.monotonicUs))
+        return runGet(id, now: now) { $0.start() }
     }
 
-    private mutating func runGet(_ id: RunID, _ event: (inout GetCoordinator) -> [GetCoordinator.Action]) -> [Step] {
+    private mutating func runGet(
+        _ id: RunID, now: NodeMachine.Now, _ event: (inout GetCoordinator) -> [GetCoordinator.Action]
+    ) -> [Step] {
         guard var run = gets[id] else { return [] }
         let actions = event(&run.coordinator)
-        gets[id] = run.coordinator.isFinished ? nil : run
+        defer { gets[id] = run.coordinator.isFinished ? nil : run }
         let key = run.coordinator.key
         let forSelf = run.client == Self.internalClient
         var steps: [Step] = []
@@ -124,8 +130,14 @@ public struct RequestCoordination: Sendable {
                     steps.append(.event(.readRepair(key: key, peer: node)))
                 }
                 if case .reap = request { steps.append(.event(.tombstoneReaped(key: key, peer: node))) }
+                if case .get = request {
+                    let hintFor = run.coordinator.replicas.first { $0.node == node }?.hintFor
+                    run.trace.sent(to: node, hintFor: hintFor, nowUs: now.monotonicUs)
+                }
                 steps.append(.replica(request, to: node, run: id))
-            case .respond(let outcome):
+            case .respond(var outcome):
+                run.trace.replied(nowUs: now.monotonicUs)
+                outcome.trace = run.trace
                 if !forSelf, outcome.succeeded { steps.append(.watch(key: key, outcome.object.size, .read)) }
                 if outcome.object.versions.count > 1 {
                     steps.append(.event(.siblingsRead(key: key, count: outcome.object.versions.count)))
@@ -145,7 +157,8 @@ public struct RequestCoordination: Sendable {
     {
         let id = newID()
         let replicas = view.routing.replicas(forKey: put.key)
-        writes[id] = PendingWrite(requester: requester, put: put, phase: .storing(replicas: []))
+        writes[id] = PendingWrite(
+            requester: requester, put: put, phase: .storing(replicas: []), startUs: now.monotonicUs)
         if view.routing.coordinatesHere(replicas) { return coordinateHere(id, view: view, now: now) }
         return forward(id, candidates: replicas.map(\.node), failedHere: nil, view: view, now: now)
     }
@@ -156,7 +169,8 @@ public struct RequestCoordination: Sendable {
         -> [Step]
     {
         let id = newID()
-        writes[id] = PendingWrite(requester: requester, put: put, phase: .storing(replicas: []))
+        writes[id] = PendingWrite(
+            requester: requester, put: put, phase: .storing(replicas: []), startUs: now.monotonicUs)
         return coordinateHere(id, view: view, now: now)
     }
 
@@ -225,8 +239,15 @@ public struct RequestCoordination: Sendable {
         case .version(let version, let size):
             writes[id] = nil
             let w = write.put.w ?? settings.quorum.w
+            // The trace counts this node's own store as its answer.
+            var trace = ReplicaTrace(startUs: write.startUs)
+            let hintFor = replicas.first { $0.node == me }?.hintFor
+            trace.sent(to: me, hintFor: hintFor, nowUs: write.startUs)
+            trace.answered(me, failure: nil, nowUs: now.monotonicUs)
             return [.watch(key: key, size, .written)]
-                + replicate(write.requester, key: key, version: version, replicas: replicas, w: w, view: view, now: now)
+                + replicate(
+                    write.requester, key: key, version: version, replicas: replicas, w: w, trace: trace, view: view,
+                    now: now)
         case .refused(let refusal):
             // Nothing was stored: the client learns why and how to resolve it.
             return [.watch(key: key, refusal.current, .refused)] + writeFailed(id, refusal.description, refusal: refusal)
@@ -245,8 +266,8 @@ public struct RequestCoordination: Sendable {
     }
 
     private mutating func replicate(
-        _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int, view: View,
-        now: NodeMachine.Now
+        _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int,
+        trace: ReplicaTrace, view: View, now: NodeMachine.Now
     ) -> [Step] {
         // With a sloppy quorum, a replica that fails is replaced by the next healthy node of
         // the preference list within this request (with a hint for it).
@@ -258,7 +279,7 @@ public struct RequestCoordination: Sendable {
             localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
             fallbacks: fallbacks)
         let id = newID()
-        puts[id] = PutRun(coordinator: coordinator, requester: requester, version: version)
+        puts[id] = PutRun(coordinator: coordinator, requester: requester, version: version, trace: trace)
         return runPut(id, now: now) { $0.start() }
     }
 
@@ -272,15 +293,19 @@ public struct RequestCoordination: Sendable {
         // tick, lost the answer of a write whose last reply came in between: its client
         // waited for ever (found by an attack review; the simulator now checks every request
         // is answered).
-        puts[id] = run.coordinator.isFinished(now: now.monotonicMs) ? nil : run
+        defer { puts[id] = run.coordinator.isFinished(now: now.monotonicMs) ? nil : run }
         return actions.map { action in
             switch action {
             case .send(let node, let request):
+                let hintFor = run.coordinator.replicas.first { $0.node == node }?.hintFor
+                run.trace.sent(to: node, hintFor: hintFor, nowUs: now.monotonicUs)
                 return .replica(request, to: node, run: id)
             case .respond(let outcome):
-                let result = WriteResult(
+                run.trace.replied(nowUs: now.monotonicUs)
+                var result = WriteResult(
                     succeeded: outcome.succeeded, coordinator: me, acks: outcome.acks, required: outcome.required,
                     context: run.version.clock, dot: run.version.dot, asked: run.coordinator.replicas)
+                result.trace = run.trace
                 return .writeReply(run.requester, result)
             }
         }
@@ -301,8 +326,16 @@ public struct RequestCoordination: Sendable {
     public mutating func replied(run: RunID, from node: NodeName, _ reply: ReplicaReply, now: NodeMachine.Now)
         -> [Step]
     {
-        if gets[run] != nil { return runGet(run) { $0.receive(from: node, reply) } }
-        if puts[run] != nil { return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) } }
+        var failure: String?
+        if case .failed(let reason) = reply { failure = reason }
+        if gets[run] != nil {
+            gets[run]?.trace.answered(node, failure: failure, nowUs: now.monotonicUs)
+            return runGet(run, now: now) { $0.receive(from: node, reply) }
+        }
+        if puts[run] != nil {
+            puts[run]?.trace.answered(node, failure: failure, nowUs: now.monotonicUs)
+            return runPut(run, now: now) { $0.receive(from: node, reply, now: now.monotonicMs) }
+        }
         return []
     }
 
@@ -319,7 +352,7 @@ public struct RequestCoordination: Sendable {
     /// Deadlines: reads and writes answer (or give up repairing) when their time is up.
     public mutating func tick(now: NodeMachine.Now) -> [Step] {
         var steps: [Step] = []
-        for id in gets.keys.sorted() { steps += runGet(id) { $0.tick(now: now.monotonicMs) } }
+        for id in gets.keys.sorted() { steps += runGet(id, now: now) { $0.tick(now: now.monotonicMs) } }
         for id in puts.keys.sorted() { steps += runPut(id, now: now) { $0.tick(now: now.monotonicMs) } }
         return steps
     }
