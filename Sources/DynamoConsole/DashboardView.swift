@@ -253,11 +253,14 @@ public enum DashboardView {
         let up = current.filter(\.answering).count
         let clockText = clock(model.nowMs)
         let viewText = view == .all ? nil : "view \(view.rawValue) (F2: all)"
+        // Levels of shortening: the partition's groups outrank the wording around them.
         func parts(level: Int) -> [String] {
-            var parts = ["dynamo", level < 3 ? "\(current.count) nodes, \(up) up" : "\(up)/\(current.count) up"]
+            var parts = ["dynamo", level < 2 ? "\(current.count) nodes, \(up) up" : "\(up)/\(current.count) up"]
             if !gone.isEmpty { parts.append("\(gone.joined(separator: ",")) left") }
             if let q = model.quorum {
-                parts.append("N\(q.n) R\(q.r) W\(q.w)" + (level < 2 ? (q.sloppy == false ? " strict" : " sloppy") : ""))
+                let strict = q.sloppy == false
+                // A strict quorum is always said (it changes what the cluster accepts).
+                parts.append("N\(q.n) R\(q.r) W\(q.w)" + (level < 1 || strict ? (strict ? " strict" : " sloppy") : ""))
             }
             if let partition = model.partition {
                 switch level {

@@ -145,6 +145,20 @@ import Testing
         #expect(model.events.map(\.text) == ["n4 delivered 25 hints to n3", "anti-entropy repaired 10 keys between n1↔n3 n2↔n3"])
     }
 
+    /// During a partition the header keeps the clock, the help key and the groups: the
+    /// wording around them gives way first.
+    @Test func theHeaderKeepsTheClockHelpAndPartitionAtEighty() {
+        var model = Self.model()
+        model.partition = "n1,n2 | n3,n4,n5"
+        let header = DashboardView.render(model, output: [], width: 80, height: 24).lines[0]
+        #expect(header.contains("partition n1,n2|n3,n4,n5"), "\(header)")
+        #expect(header.contains("?:help") && header.contains(/[0-9]{2}:[0-9]{2}:[0-9]{2}/), "\(header)")
+        model.partition = "n1 | n2 | n3 | n4 | n5,n6,n7,n8,n9,n10,n11,n12"
+        let crowded = DashboardView.render(model, output: [], width: 60, height: 24).lines[0]
+        #expect(crowded.contains("?:help") && crowded.contains(/[0-9]{2}:[0-9]{2}:[0-9]{2}/), "\(crowded)")
+        #expect(crowded.count <= 60)
+    }
+
     @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
         var model = Self.model()
         model.nodes[1].status?.storage = .init(

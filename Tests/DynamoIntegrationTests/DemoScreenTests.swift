@@ -65,7 +65,8 @@ import Testing
             // as wrapping breaks lines after that).
             if let last = words.last {
                 let start = last.split(separator: " ").prefix(6).joined(separator: " ")
-                #expect(try screen.text().contains(start), "pause \(pause) of \(name): '\(start)' not on screen")
+                let text = try screen.text()
+                #expect(text.contains(start), "pause \(pause) of \(name): '\(start)' not on screen:\n\(text)")
             }
             let text = try screen.text()
             #expect(!text.contains("error:"), "pause \(pause) of \(name):\n\(text)")
