@@ -68,9 +68,10 @@ public enum DashboardView {
         /// Lines the help overlay is scrolled down.
         public var helpOffset = 0
         public var view: Panel = .all
-        /// Lines the output area is scrolled back from where it rests (negative: forward,
-        /// through a reply longer than the area).
-        public var outputOffset = 0
+        /// The first output line shown while scrolled (PgUp/PgDn); nil: at rest, the newest
+        /// lines (or the start of a reply longer than the area). Scrolled, the output
+        /// takes the screen.
+        public var outputTop: Int?
         /// Lines the event log is scrolled back from the newest.
         public var eventsOffset = 0
         /// Only events whose text contains this (case-insensitive).
@@ -78,6 +79,9 @@ public enum DashboardView {
         /// The log is paused: events after this wall time are held back (counted).
         public var eventsPausedAtMs: UInt64?
         public var narration: Narration?
+        /// R and W set for this session (`r N`, `w N`): the header shows them, starred.
+        public var sessionR: Int?
+        public var sessionW: Int?
 
         public init(unicode: Bool = true, help: Bool = false) {
             self.unicode = unicode
@@ -96,7 +100,7 @@ public enum DashboardView {
         var outputLines: [(text: String, style: Canvas.Style, continued: Bool)]
         /// The first of `outputLines` shown, and the offset that gives it (clamped).
         var outputTop: Int
-        var outputOffset: Int
+        var scrolled: Bool
         var large: Bool
     }
 
@@ -116,7 +120,9 @@ public enum DashboardView {
         let layout = plan(model, output: output, width: width, height: height, options: options)
         let names = model.memberNames
         let ring = model.ring
-        drawHeader(model, view: options.outputOffset > 0 && options.view != .events ? .output : options.view, into: &canvas)
+        drawHeader(
+            model, view: options.outputTop != nil && options.view != .events ? .output : options.view,
+            session: (options.sessionR, options.sessionW), into: &canvas)
         for (panel, rect) in layout.panels {
             let large = layout.large || options.view == panel
             switch panel {
@@ -131,40 +137,63 @@ public enum DashboardView {
         if let rect = layout.narration, let narration = options.narration {
             drawNarration(narration, into: &canvas, rect)
         }
-        drawOutput(layout, scrolled: options.outputOffset != 0, into: &canvas)
+        drawOutput(layout, into: &canvas)
         if options.help { drawHelp(model, offset: options.helpOffset, into: &canvas) }
         return canvas
     }
 
-    /// The offsets in `options` kept within what there is to scroll at this size (the
-    /// screen calls it after each scroll key, so an offset never runs past the end).
+    /// The offsets in `options` kept within what there is to scroll at this size.
     public static func clamped(
         _ options: Options, model: DashboardModel, output: [String], width: Int, height: Int
     ) -> Options {
         var options = options
         guard width >= minimumWidth, height >= minimumHeight else { return options }
-        let layout = plan(model, output: output, width: width, height: height, options: options)
-        options.outputOffset = layout.outputOffset
+        if options.outputTop != nil {
+            options.outputTop = plan(model, output: output, width: width, height: height, options: options).outputTop
+        }
         let events = filteredEvents(model, options: options)
         options.eventsOffset = max(0, min(options.eventsOffset, events.count - 1))
-        options.helpOffset = max(0, min(options.helpOffset, helpLines(model, width: width - 4).count - (height - 4)))
+        options.helpOffset = max(0, min(options.helpOffset, helpLines(model, width: width - 3).count - (height - 4)))
         return options
     }
 
-    /// Rows of the output area at this size: a page for PgUp/PgDn.
-    public static func outputPage(_ options: Options, model: DashboardModel, output: [String], width: Int, height: Int)
-        -> Int
-    {
-        guard width >= minimumWidth, height >= minimumHeight else { return max(1, height - 3) }
-        var scrolled = options
-        scrolled.outputOffset = 1  // as the page will show: the output alone
-        return max(1, plan(model, output: output, width: width, height: height, options: scrolled).output.height - 1)
+    /// `options` after PgUp (`pages` 1) or PgDn (-1), or an arrow in the help (±0.5: a
+    /// line, given as `lines`): the help scrolls when open, the events in the events view,
+    /// else the output, a page at a time without skipping a line. The first PgUp or PgDn
+    /// gives the output the screen; PgDn at its end returns to where it rests.
+    public static func scrolled(
+        _ options: Options, pages: Int, lines: Int = 0, model: DashboardModel, output: [String], width: Int,
+        height: Int
+    ) -> Options {
+        var options = options
+        guard width >= minimumWidth, height >= minimumHeight else { return options }
+        if options.help {
+            options.helpOffset -= lines != 0 ? lines : pages * (height - 5)
+        } else if options.view == .events {
+            options.eventsOffset += pages * max(1, height - 6)
+        } else {
+            let now = plan(model, output: output, width: width, height: height, options: options)
+            var alone = options
+            alone.outputTop = 0
+            let page = plan(model, output: output, width: width, height: height, options: alone)
+            let rows = page.output.height
+            let last = max(0, now.outputLines.count - rows)
+            if pages > 0 {
+                options.outputTop = max(0, (options.outputTop ?? now.outputTop) - (rows - 1) * pages)
+            } else if let top = options.outputTop {
+                options.outputTop = top >= last ? nil : min(last, top + (rows - 1) * -pages)
+            } else if now.outputTop + now.output.height < now.outputLines.count {
+                // At rest with more below (a long reply): on from the last line shown.
+                options.outputTop = min(last, now.outputTop + now.output.height - 1)
+            }
+        }
+        return clamped(options, model: model, output: output, width: width, height: height)
     }
 
     static func plan(_ model: DashboardModel, output: [String], width: Int, height: Int, options: Options) -> Layout {
         // Scrolled back, the output takes the screen (a page of three lines is no use).
         var options = options
-        if options.outputOffset > 0, options.view != .events { options.view = .output }
+        if options.outputTop != nil, options.view != .events { options.view = .output }
         let large = options.view == .all && width >= 120 && height >= 36
         let names = model.memberNames
         let body = height - 2  // header and prompt
@@ -179,31 +208,33 @@ public enum DashboardView {
         let lines = wrapOutput(output, width: width)
         let replyStart = lines.lastIndex { isEcho($0.text) } ?? max(0, lines.count - 3)
         let needed = lines.count - replyStart
-        let minimumPanels = options.view == .all ? 8 : 6
         let outputRows: Int
         if options.view == .output {
             outputRows = body - narrationRows
         } else {
-            let cap = max(3, body - narrationRows - minimumPanels)
-            outputRows = min(cap, max(needed, large ? 6 : 3))
+            // The panels keep 8 rows when the reply fits beside them; a longer reply (a
+            // sibling list at 60x16, a trace) takes all but the events' 3 rows.
+            let beside = body - narrationRows - 8
+            let cap = needed <= beside ? beside : body - narrationRows - 3
+            outputRows = max(1, min(max(3, cap), max(needed, large ? 6 : 3)))
         }
         // At rest the area ends with the newest line; a reply longer than it shows from
         // its first line (the rest a PgDn away).
         var restingTop = needed <= outputRows ? max(0, lines.count - outputRows) : replyStart
         // Never the tail of a wrapped line at the top: start at the next whole line.
         while restingTop > 0, restingTop < lines.count, lines[restingTop].continued { restingTop += 1 }
-        let top = max(0, min(restingTop - options.outputOffset, max(lines.count - outputRows, restingTop)))
+        let top = options.outputTop.map { max(0, min($0, lines.count - outputRows)) } ?? restingTop
         var layout = Layout(
             output: Rect(row: height - 1 - outputRows, col: 0, width: width, height: outputRows), outputLines: lines,
-            outputTop: top, outputOffset: restingTop - top, large: large)
+            outputTop: top, scrolled: options.outputTop != nil, large: large)
         var row = 1
         let area = body - narrationRows - outputRows
         switch options.view {
         case .all:
             let leftWidth = large ? min(56, width / 3) : max(26, min(34, width / 3))
             // The ring and node table take at most half (the table says `… N more`).
-            let top = min(max(names.count + 3, large ? 15 : 8), max(8, area / 2), area - 3)
-            var middle = min(names.count + 3 + (large ? 2 : 0), area - top - 3)
+            let top = max(0, min(max(names.count + 3, large ? 15 : 8), max(8, area / 2), area - 2))
+            var middle = max(0, min(names.count + 3 + (large ? 2 : 0), area - top - 3))
             if middle < min(names.count + 3, 6) { middle = 0 }
             layout.panels.append((.ring, Rect(row: row, col: 0, width: leftWidth, height: top)))
             layout.panels.append((.nodes, Rect(row: row, col: leftWidth, width: width - leftWidth, height: top)))
@@ -247,7 +278,9 @@ public enum DashboardView {
 
     /// The cluster's vital signs, then the keys. The clock and `?:help` always show: what
     /// does not fit gives way in order (the partition spelled shorter, then the policy).
-    private static func drawHeader(_ model: DashboardModel, view: Panel, into canvas: inout Canvas) {
+    private static func drawHeader(
+        _ model: DashboardModel, view: Panel, session: (r: Int?, w: Int?), into canvas: inout Canvas
+    ) {
         let current = model.nodes.filter { !$0.departed }
         let gone = model.nodes.filter(\.departed).map(\.name)
         let up = current.filter(\.answering).count
@@ -260,7 +293,10 @@ public enum DashboardView {
             if let q = model.quorum {
                 let strict = q.sloppy == false
                 // A strict quorum is always said (it changes what the cluster accepts).
-                parts.append("N\(q.n) R\(q.r) W\(q.w)" + (level < 1 || strict ? (strict ? " strict" : " sloppy") : ""))
+                // The session's own R and W, starred, over the cluster's (what requests use).
+                let r = session.r.map { "R\($0)*" } ?? "R\(q.r)"
+                let w = session.w.map { "W\($0)*" } ?? "W\(q.w)"
+                parts.append("N\(q.n) \(r) \(w)" + (level < 1 || strict ? (strict ? " strict" : " sloppy") : ""))
             }
             if let partition = model.partition {
                 switch level {
@@ -296,11 +332,13 @@ public enum DashboardView {
     private static func drawNodes(
         _ model: DashboardModel, ring: Ring, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
     ) {
-        let inside = canvas.box(rect, title: "nodes")
-        guard inside.height >= 1 else { return }
-        let shares = ring.homeShare(n: model.quorum?.n ?? 3)
         var header = " node  state   tok home   keys  hints→   rps p99ms"
         if large { header += " p50ms sync     requests/s (last 30 polls)" }
+        // Columns that do not fit are said to be there.
+        let cut = header.count > rect.width - 2 && !large
+        let inside = canvas.box(rect, title: cut ? "nodes (F4: every column)" : "nodes")
+        guard inside.height >= 1 else { return }
+        let shares = ring.homeShare(n: model.quorum?.n ?? 3)
         canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
         // Rows that do not fit: the nodes down first among those shown, then a line that
         // says how many more (and how many of them are down).
@@ -667,7 +705,7 @@ public enum DashboardView {
 
     /// The prompt's output: the lines from `layout.outputTop`, with a marker when more
     /// lies below (a reply longer than the area) or the area is scrolled back.
-    private static func drawOutput(_ layout: Layout, scrolled: Bool, into canvas: inout Canvas) {
+    private static func drawOutput(_ layout: Layout, into canvas: inout Canvas) {
         let rect = layout.output
         guard rect.height > 0 else { return }
         let lines = layout.outputLines
@@ -683,8 +721,8 @@ public enum DashboardView {
             canvas.put(
                 more.padding(toLength: rect.width, withPad: " ", startingAt: 0), row: rect.row + rect.height - 1,
                 col: 0, style: .mark)
-        } else if scrolled, layout.outputOffset > 0 {
-            let note = "↑ scrolled back · PgDn or End returns"
+        } else if layout.scrolled {
+            let note = "↑ scrolled back · PgDn returns"
             canvas.put(note, row: rect.row, col: max(0, rect.width - note.count), style: .mark)
         }
     }

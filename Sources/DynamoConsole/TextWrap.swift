@@ -2,35 +2,45 @@
 /// mid-word; a word longer than the line (a base64 value, a context) is cut where it must.
 enum TextWrap {
     /// `text` as lines of at most `width` characters; continuation lines are indented two
-    /// more than the text's own leading spaces, so a wrapped sibling still reads as one.
+    /// more than the text's own leading spaces (`hanging`), so a wrapped sibling still
+    /// reads as one. Linear in the text's length (a pasted megabyte is wrapped 4 times a
+    /// second while on screen).
     static func wrap(_ text: String, width: Int, hanging: Bool = true) -> [String] {
         guard width > 0 else { return [] }
-        let lead = text.prefix { $0 == " " }.count
+        guard text.utf8.count > width else { return [text] }  // (no character is narrower than a byte)
+        let characters = Array(text)
+        guard characters.count > width else { return [text] }
+        let lead = characters.prefix { $0 == " " }.count
         let indent = String(repeating: " ", count: min(lead + (hanging ? 2 : 0), max(0, width / 3)))
         var lines: [String] = []
-        var rest = Substring(text)
+        var start = 0
         var first = true
-        while true {
+        while start < characters.count {
             let room = first ? width : width - indent.count
             let prefix = first ? "" : indent
-            if rest.count <= room {
-                lines.append(prefix + rest)
-                return lines
+            if characters.count - start <= room {
+                lines.append(prefix + String(characters[start...]))
+                break
             }
-            // The last space within the room (a space just past it also ends the line).
-            let window = rest.prefix(room + 1)
-            var cut = rest.index(rest.startIndex, offsetBy: room)
+            // The last space within the room (a space just past it also ends the line),
+            // unless that would leave the line too short.
+            var cut = start + room
             var next = cut
-            if let space = window.lastIndex(of: " "),
-                rest.distance(from: rest.startIndex, to: space) > (first ? lead : 0) + room / 4
-            {
-                cut = space
-                next = rest.index(after: space)
+            let floor = start + (first ? lead : 0) + room / 4
+            var index = start + room
+            while index > floor {
+                if characters[index] == " " {
+                    cut = index
+                    next = index + 1
+                    break
+                }
+                index -= 1
             }
-            lines.append(prefix + rest[..<cut])
-            rest = rest[next...].drop { $0 == " " }
+            lines.append(prefix + String(characters[start..<cut]))
+            start = next
+            while start < characters.count, characters[start] == " " { start += 1 }
             first = false
-            if rest.isEmpty { return lines }
         }
+        return lines
     }
 }

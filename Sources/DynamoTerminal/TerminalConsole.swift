@@ -25,7 +25,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     private let quitRequested = NIOLockedValueBox(false)
     private let clearRequested = NIOLockedValueBox(false)
     private let lines: LineQueue
-    private let submit: AsyncStream<String>.Continuation
+    private let submit: AsyncStream<Typed>.Continuation
     private let outputGeneration = NIOLockedValueBox(0)
     /// The session's recent keys as of its last command, for completion on the screen
     /// thread (the session itself is only touched by the task running commands).
@@ -51,6 +51,8 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     }
     /// Bytes of an escape sequence (a function key, PgUp) read so far.
     private var escape: [Int32] = []
+    /// Readline changed the line since the prompt row was drawn.
+    fileprivate var promptDirty = false
     private var colour = false
     private var unicode = true
     private var lastDrawn = (generation: -1, output: -1, at: 0.0)
@@ -69,29 +71,41 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         self.clusterStarter = clusterStarter
         self.watcher = watcher
         self.output = NIOLockedValueBox(banner)
-        let (commands, submit) = AsyncStream.makeStream(of: String.self)
+        let (commands, submit) = AsyncStream.makeStream(of: Typed.self)
         self.lines = LineQueue(commands)
         self.submit = submit
     }
 
     /// Runs one line at the prompt and shows what it printed; true when it asks to quit
     /// (after its confirmation, when quitting would stop nodes this console started).
-    private func execute(_ line: String) async -> Bool {
+    ///
+    /// Only a line typed at `resolve>` can be a merged value: one typed ahead while a read
+    /// ran, or at a demo's `next>`, is a command even if the read left siblings (found by
+    /// an attack review: a typed-ahead `put` was written over the siblings instead).
+    private func execute(_ typed: Typed) async -> Bool {
         let session = self.session
         if confirmingQuit.withLockedValue({ $0 }) {
             confirmingQuit.withLockedValue { $0 = false }
             currentPrompt.withLockedValue { $0 = session.prompt }
-            if ["y", "yes", "quit", "exit", "q"].contains(line.trimmingCharacters(in: .whitespaces).lowercased()) {
+            if typed.endOfInput
+                || ["y", "yes", "quit", "exit", "q"].contains(typed.text.trimmingCharacters(in: .whitespaces).lowercased())
+            {
                 return true
             }
             append(["quit cancelled: the nodes keep running"])
             return false
         }
-        if session.isQuit(line) {
+        var line = typed.text
+        if session.resolving, typed.prompt != "resolve> ", !line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
+            line = ":" + line
+        }
+        if typed.endOfInput || session.isQuit(line) {
             let count = nodesStoppedOnQuit()
             guard count > 0 else { return true }
             confirmingQuit.withLockedValue { $0 = true }
-            append(["quit stops the \(count) node(s) this console started: y (or quit, or Ctrl-D) to confirm, anything else cancels"])
+            append([
+                "quit stops the \(count) \(count == 1 ? "node" : "nodes") this console started: y and Enter (or quit, or Ctrl-D) to confirm, anything else cancels"
+            ])
             currentPrompt.withLockedValue { $0 = "quit? y/N " }
             return false
         }
@@ -115,7 +129,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
                 switch request {
                 case .view(let panel):
                     options.view = panel
-                    options.outputOffset = 0
+                    options.outputTop = nil
                     options.eventsOffset = 0
                 case .events(.pause): options.eventsPausedAtMs = options.eventsPausedAtMs ?? ClusterWatcher.wallMs
                 case .events(.resume): options.eventsPausedAtMs = nil
@@ -164,12 +178,13 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         display.withLockedValue { options in
             options.narration?.waiting = true
             options.narration?.next = command
-            options.narration?.step = "\(step)/\(total)"
+            // A pause before a command (--step) is within the step: no number of its own.
+            options.narration?.step = command == nil ? "\(step)/\(total)" : nil
         }
         currentPrompt.withLockedValue { $0 = "next> " }
         outputGeneration.withLockedValue { $0 += 1 }
         while let line = await lines.next() {
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { break }
+            if !line.endOfInput, line.text.trimmingCharacters(in: .whitespaces).isEmpty { break }
             if await execute(line) {
                 requestQuit()
                 break
@@ -238,7 +253,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             output += lines
             if output.count > Self.outputLimit { output.removeFirst(output.count - Self.outputLimit) }
         }
-        display.withLockedValue { $0.outputOffset = 0 }  // new output: back to the newest
+        display.withLockedValue { $0.outputTop = nil }  // new output: back to the newest
         outputGeneration.withLockedValue { $0 += 1 }
     }
 
@@ -317,7 +332,9 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
                 return TerminalConsole.pendingKey
             },
             { TerminalConsole.pendingKey >= 0 ? 1 : 0 },
-            { TerminalConsole.current?.drawPrompt() },
+            // Readline redisplays after every key: a pasted megabyte would redraw the line a
+            // million times. The screen loop draws once the keys read so far are handled.
+            { TerminalConsole.current?.promptDirty = true },
             { matches, count, _ in
                 guard let matches, count > 0 else { return }
                 var words: [String] = []
@@ -331,7 +348,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
                 // Ctrl-D on an empty line: quit, with the same confirmation as `quit`
                 // (a second Ctrl-D confirms); readline wants its handler again after EOF.
                 console.append([console.prompt + "^D"])
-                console.submit.yield(console.confirmingQuit.withLockedValue { $0 } ? "y" : "quit")
+                console.submit.yield(Typed(text: "", prompt: console.prompt, endOfInput: true))
                 return
             }
             let text = String(cString: line)
@@ -339,17 +356,23 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             LineEditor.remember(text)
             // (Enter alone at a demo's pause goes on: no echo to fill the output.)
             if !(text.trimmingCharacters(in: .whitespaces).isEmpty && console.prompt == "next> ") {
-                console.append([console.prompt + text])
+                // A paste of a megabyte is echoed by its start (the whole goes to the command).
+                let echo = text.count > 300 ? "\(text.prefix(300))… (\(text.count - 300) more characters)" : text
+                console.append([console.prompt + echo])
             }
             // The list of commands is longer than the output area: show it in the overlay.
             if ["help", "?"].contains(text.trimmingCharacters(in: .whitespaces).lowercased()),
                 console.prompt == "dynamo> "
             {
-                console.help = true
+                console.display.withLockedValue {
+                    $0.help = true
+                    $0.helpOffset = 0
+                }
                 return
             }
+            let typedAt = console.prompt
             console.currentPrompt.withLockedValue { $0 = "… " }  // until the command finishes
-            console.submit.yield(text)
+            console.submit.yield(Typed(text: text, prompt: typedAt))
         }
         wtimeout(dynamo_stdscr(), 50)
     }
@@ -358,7 +381,13 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         if key == KEY_RESIZE {
             return
         }
-        if !escape.isEmpty || key == 27 {
+        // A control byte inside a sequence, or more bytes than any key sends, is no key:
+        // what came so far is dropped and the byte handled on its own (a stray `ESC [` once
+        // swallowed the Enter and the line after it).
+        if !escape.isEmpty, key < 0x20 || escape.count >= 8 {
+            escape = key == 27 ? [27] : []
+            if key == 27 { return }
+        } else if !escape.isEmpty || key == 27 {
             escape.append(key)
             guard Self.isComplete(escape) else { return }
             let sequence = escape
@@ -375,7 +404,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             help = false  // any key closes the overlay
             return
         }
-        if key == Int32(UInt8(ascii: "?")), dynamo_rl_end() == 0 {
+        if key == Int32(UInt8(ascii: "?")), dynamo_rl_end() == 0, prompt == "dynamo> " || prompt == "next> " {
             display.withLockedValue {
                 $0.help = true
                 $0.helpOffset = 0
@@ -423,40 +452,27 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             display.withLockedValue { options in
                 options.help = false
                 options.view = panel
-                options.outputOffset = 0
+                options.outputTop = nil
                 options.eventsOffset = 0
             }
             return true
         }
-        let step: Int
+        let (pages, lines): (Int, Int)
         switch sequence {
-        case "\u{1b}[5~": step = 1
-        case "\u{1b}[6~": step = -1
-        case "\u{1b}[A", "\u{1b}OA" where help: step = 2
-        case "\u{1b}[B", "\u{1b}OB" where help: step = -2
+        case "\u{1b}[5~": (pages, lines) = (1, 0)
+        case "\u{1b}[6~": (pages, lines) = (-1, 0)
+        case "\u{1b}[A", "\u{1b}OA" where help: (pages, lines) = (0, 1)
+        case "\u{1b}[B", "\u{1b}OB" where help: (pages, lines) = (0, -1)
         default: return false
         }
-        scroll(step)
-        return true
-    }
-
-    /// Scrolls what PgUp/PgDn move: the help when open, the events in the events view,
-    /// else the output; `step` is +1 or -1 page back (±2: one line, for the help's arrows).
-    private func scroll(_ step: Int) {
         let model = watcher.model
         let output = output.withLockedValue { $0 }
         let (width, height) = (Int(dynamo_cols()), Int(dynamo_lines()))
         display.withLockedValue { options in
-            let page = DashboardView.outputPage(options, model: model, output: output, width: width, height: height)
-            if options.help {
-                options.helpOffset -= abs(step) == 2 ? step / 2 : step * (height - 5)
-            } else if options.view == .events {
-                options.eventsOffset += step * max(1, height - 6)
-            } else {
-                options.outputOffset += step * page
-            }
-            options = DashboardView.clamped(options, model: model, output: output, width: width, height: height)
+            options = DashboardView.scrolled(
+                options, pages: pages, lines: lines, model: model, output: output, width: width, height: height)
         }
+        return true
     }
 
     /// Resizes ncurses when the terminal's size changed (SIGWINCH is not always delivered
@@ -520,6 +536,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         }
         attrset(dynamo_attr_normal())
         drawPrompt()
+        promptDirty = false
     }
 
     /// The prompt row: readline's line, scrolled so the cursor stays visible; while Ctrl-R
@@ -557,12 +574,20 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     }
 }
 
+/// A line typed, with the prompt it was typed at (`resolve>`, `next>`, `… ` while a
+/// command ran); `endOfInput`: Ctrl-D on an empty line.
+struct Typed: Sendable {
+    var text: String
+    var prompt: String
+    var endOfInput = false
+}
+
 /// The lines typed at the prompt, taken one at a time by whichever part of the console is
 /// waiting (the command loop, or a demo's pause). Only one task reads at a time.
 final class LineQueue: @unchecked Sendable {
-    private var iterator: AsyncStream<String>.Iterator
+    private var iterator: AsyncStream<Typed>.Iterator
 
-    init(_ stream: AsyncStream<String>) { iterator = stream.makeAsyncIterator() }
+    init(_ stream: AsyncStream<Typed>) { iterator = stream.makeAsyncIterator() }
 
-    func next() async -> String? { await iterator.next() }
+    func next() async -> Typed? { await iterator.next() }
 }

@@ -159,6 +159,26 @@ import Testing
         #expect(crowded.count <= 60)
     }
 
+    /// At 60x16 what does not fit says so: the node table ends in "… N more nodes" and
+    /// names cut columns, and a long line wraps at a word boundary.
+    @Test func theSmallestScreenSaysWhatItCannotShow() {
+        let long = "ok: written via n1 (acks n1 n4) and a sentence long enough to need a second line here"
+        var reply: [String] = ["dynamo> status"]
+        for i in 1...5 { reply.append("n\(i)  12 keys  0 hints") }
+        reply.append(long)
+        let canvas = DashboardView.render(Self.model(), output: reply, width: 60, height: 16)
+        let lines: [String] = canvas.lines
+        let text: String = lines.joined(separator: "\n")
+        let first: Bool = lines.contains("ok: written via n1 (acks n1 n4) and a sentence long enough")
+        let second: Bool = lines.contains("  to need a second line here")
+        #expect(first && second, "\(text)")
+        // A shorter reply leaves the ring and node table room; the table says what it hides.
+        let small = DashboardView.render(Self.model(), output: ["dynamo> get k", "v", "via n1"], width: 60, height: 16)
+        let smallText: String = small.lines.joined(separator: "\n")
+        let said: Bool = smallText.contains("nodes (F4: every column)")
+        #expect(said, "columns cut say so: \(smallText)")
+    }
+
     @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
         var model = Self.model()
         model.nodes[1].status?.storage = .init(
