@@ -113,6 +113,11 @@ public enum Command: Equatable, Sendable {
                 $0.split(separator: ",").map { String($0).trimmed() }.filter { !$0.isEmpty }
             }
             guard groups.count >= 2, groups.allSatisfy({ !$0.isEmpty }) else { return .failure(usage("partition")) }
+            // A node in two groups would drop traffic one way only: not a partition.
+            let all = groups.flatMap { $0 }
+            if let twice = all.first(where: { name in all.filter { $0 == name }.count > 1 }) {
+                return .failure(CommandError("\(twice) is in two groups: each node belongs to one side"))
+            }
             return .success(.partition(groups))
         case "isolate": return one(Command.isolate)
         case "heal": return words.isEmpty ? .success(.heal) : .failure(usage("heal"))

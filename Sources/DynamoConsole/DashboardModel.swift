@@ -130,10 +130,14 @@ public struct DashboardModel: Sendable {
             }
         }
 
+        /// When it happened (a folded line: when its first event did, so the log stays in
+        /// time order).
         public var timeMs: UInt64
         public var text: String
         public var kind: Kind
         var fold: Fold?
+        /// A folded line's latest event: a burst goes on folding while events keep coming.
+        var lastMs: UInt64 = 0
 
         /// A line of the console's own (a partition it injected, a node it killed).
         public init(timeMs: UInt64, text: String, kind: Kind = .console) {
@@ -241,16 +245,16 @@ public struct DashboardModel: Sendable {
         if let fold = event.fold {
             for index in events.indices.suffix(8).reversed() {
                 guard let earlier = events[index].fold, let merged = Self.merge(earlier, fold),
-                    event.timeMs <= events[index].timeMs + earlier.windowMs
+                    event.timeMs <= max(events[index].timeMs, events[index].lastMs) + earlier.windowMs
                 else { continue }
                 // (An observer telling the same again leaves the line as it was.)
                 if merged != earlier {
                     events[index].fold = merged
                     events[index].text = merged.text
                 }
-                // Bursts slide: the line's time is its latest event's. A status change
-                // keeps its first time (when it began).
-                if case .marked = merged {} else { events[index].timeMs = event.timeMs }
+                // Bursts slide: the window runs from the latest event (a status change
+                // from its first); the line keeps the time the burst began.
+                if case .marked = merged {} else { events[index].lastMs = max(events[index].lastMs, event.timeMs) }
                 return
             }
         }

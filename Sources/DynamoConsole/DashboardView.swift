@@ -333,7 +333,7 @@ public enum DashboardView {
         _ model: DashboardModel, ring: Ring, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
     ) {
         var header = " node  state   tok home   keys  hints→   rps p99ms"
-        if large { header += " p50ms sync     requests/s (last 30 polls)" }
+        if large { header += rect.width - 2 >= header.count + 44 ? " p50ms sync     requests/s (last 30 polls)" : " p50ms sync     req/s" }
         // Columns that do not fit are said to be there.
         let cut = header.count > rect.width - 2 && !large
         let inside = canvas.box(rect, title: cut ? "nodes (F4: every column)" : "nodes")
@@ -343,13 +343,22 @@ public enum DashboardView {
         // Rows that do not fit: the nodes down first among those shown, then a line that
         // says how many more (and how many of them are down).
         let fit = names.count + 1 <= inside.height ? names.count : max(0, inside.height - 2)
+        // Rows that say something (a node down, holding hints, not up) are kept before
+        // quiet ones, in table order: a demo pointing at a fallback's hints finds its row.
+        func notable(_ name: String) -> Bool {
+            guard let node = model.nodes.first(where: { $0.name == name }), node.answering else { return true }
+            return (node.status?.hints.pending ?? 0) > 0 || node.departed
+                || node.status?.members.first { $0.name == name }?.status != "up"
+        }
+        let kept = Set((names.filter(notable) + names.filter { !notable($0) }).prefix(fit))
+        let shown = names.filter { kept.contains($0) }
         if fit < names.count {
-            let hidden = Array(names.dropFirst(fit))
+            let hidden = names.filter { !kept.contains($0) }
             let down = hidden.filter { name in model.nodes.first { $0.name == name }?.answering != true }.count
             let more = " … \(hidden.count) more nodes\(down > 0 ? ", \(down) not answering" : "") · F4 shows all"
             canvas.put(more, row: inside.row + inside.height - 1, col: inside.col, style: down > 0 ? .warn : .dim, limit: inside.width)
         }
-        for (i, name) in names.prefix(fit).enumerated() {
+        for (i, name) in shown.enumerated() {
             let row = inside.row + 1 + i
             let node = model.nodes.first { $0.name == name }
             let status = node?.status
@@ -492,7 +501,10 @@ public enum DashboardView {
     private static func drawRepair(
         _ model: DashboardModel, names: [String], large: Bool, into canvas: inout Canvas, _ rect: Rect
     ) {
-        let inside = canvas.box(rect, title: "hints & anti-entropy")
+        var totalRepaired = 0
+        for node in model.nodes where node.answering { totalRepaired += node.status?.antiEntropy?.keysRepaired ?? 0 }
+        let inside = canvas.box(
+            rect, title: large ? "hints & anti-entropy · \(totalRepaired) keys repaired so far" : "hints & anti-entropy")
         guard inside.height >= 1 else { return }
         var lines: [(String, Canvas.Style)] = []
         /// How many of the last lines are pairs in sync (listed last).
@@ -528,19 +540,13 @@ public enum DashboardView {
                 for range in pair.differingRanges {
                     lines.append(
                         (
-                            "   range \(range.range): \(range.keysDiffering) keys differ, \(range.keysRepaired) repaired",
+                            "   range \(range.range): \(range.keysDiffering) \(range.keysDiffering == 1 ? "key differs" : "keys differ"), \(range.keysRepaired) repaired",
                             .warn
                         ))
                 }
             }
         }
         if lines.count == 1 { lines.append(("anti-entropy: no exchange yet", .dim)) }
-        var totalRepaired = 0
-        for node in model.nodes where node.answering { totalRepaired += node.status?.antiEntropy?.keysRepaired ?? 0 }
-        if large {
-            lines.append(("keys repaired by anti-entropy so far: \(totalRepaired)", .dim))
-            inSyncLines = 0
-        }
         // Each line wrapped at word boundaries; the lines that fit whole are shown.
         let wrapped = lines.map { TextWrap.wrap($0.0, width: inside.width - 1) }
         var shown = 0

@@ -38,6 +38,14 @@ public struct Demo: Sendable, Equatable {
         case keys(node: String, atLeast: Int)
         /// Every replica pair found every range they share in sync (as the panel counts it).
         case inSync
+
+        /// The node the condition is about, if any.
+        var node: String? {
+            switch self {
+            case .status(let node, _), .keys(let node, _): node
+            default: nil
+            }
+        }
     }
 
     public var name: String
@@ -46,7 +54,8 @@ public struct Demo: Sendable, Equatable {
 
     public static func parse(name: String, text: String) throws(CommandError) -> Demo {
         var demo = Demo(name: name, title: name, steps: [])
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line ending (a file written on Windows ends lines in CRLF: one Character).
+        for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = String(raw).trimmed()
             func fail(_ why: String) -> CommandError { CommandError("\(name).demo line \(number + 1): \(why)") }
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -107,8 +116,12 @@ public struct Demo: Sendable, Equatable {
     }
 
     public static func load(_ name: String, from directory: String) throws(CommandError) -> Demo {
-        guard let text = try? String(contentsOfFile: "\(directory)/\(name).demo", encoding: .utf8) else {
+        let path = "\(directory)/\(name).demo"
+        guard FileManager.default.fileExists(atPath: path) else {
             throw CommandError("no demo named \(name) in \(directory); `dynamo demo` lists them")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError("\(path) cannot be read as UTF-8 text")
         }
         return try parse(name: name, text: text)
     }
@@ -176,7 +189,8 @@ public struct DemoRunner: Sendable {
         for step in demo.steps {
             switch step {
             case .cluster(let nodes, let arguments):
-                await host.waiting("\(([String(nodes) + " nodes"] + arguments).joined(separator: " ")) have started")
+                let flags = arguments.isEmpty ? "" : " (\(arguments.joined(separator: " ")))"
+                await host.waiting("\(nodes) nodes\(flags) have started")
                 session = try await host.startCluster(nodes: nodes, nodeArguments: arguments)
                 await host.waiting(nil)
             case .say(let text):
@@ -204,6 +218,9 @@ public struct DemoRunner: Sendable {
                 }
             case .wait(let condition):
                 guard let session else { throw CommandError("\(demo.name): wait before any `cluster` line") }
+                if let node = condition.node, !session.cluster.nodeNames.contains(node) {
+                    throw CommandError("\(demo.name): wait for \(node), but the cluster has no node named \(node)")
+                }
                 await host.waiting(Self.describe(condition))
                 try await waitUntil(condition, cluster: session.cluster, demo: demo.name)
                 await host.waiting(nil)

@@ -9,7 +9,9 @@ public enum Render {
         switch result.status {
         case 200:
             let value = result.document?.siblings.first?.bytes ?? []
-            return "\(printable(value))\n\(via), context \(result.context ?? "-")"
+            // Its clock too: a class sees a resolved value descend from both siblings.
+            let clockText = result.document?.siblings.first.map { ", clock \(clock($0.clock))" } ?? ""
+            return "\(printable(value))\n\(via)\(clockText), context \(result.context ?? "-")"
         case 300:
             var lines = ["\(result.document?.siblings.count ?? 0) siblings (context \(result.context ?? "-")):"]
             for (i, sibling) in (result.document?.siblings ?? []).enumerated() {

@@ -340,7 +340,7 @@ public final class ReplSession: @unchecked Sendable {
         case .view(let panel):
             guard hasDashboard else { return ["(view \(panel.rawValue): a view of the dashboard, and this prompt has none)"] }
             display.append(command)
-            return ["view \(panel.rawValue): \(panel.summary) (\(panel.key); F2 or view all for every panel)"]
+            return [panel == .all ? "view all: every panel (F2)" : "view \(panel.rawValue): \(panel.summary) (\(panel.key); F2 or view all for every panel)"]
         case .events(let action):
             guard hasDashboard else { return ["(events changes the dashboard's log: this prompt has none)"] }
             display.append(command)

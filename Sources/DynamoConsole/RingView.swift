@@ -17,7 +17,7 @@ enum RingView {
         let inside = canvas.box(circle, title: title(model.focus, ring: ring, width: circle.width - 2))
         if zoomed {
             let tableRect = Rect(row: rect.row, col: rect.col + circle.width, width: tableWidth, height: rect.height)
-            let table = canvas.box(tableRect, title: "ranges · ring NODE: a node's")
+            let table = canvas.box(tableRect, title: "ranges (ring NODE: a node's)")
             let lines = tableLines(ring: ring, n: n, node: nil, focus: model.focus?.position)
             // The summary and the column heads, then a window of rows holding the key's.
             let rows = Array(lines.dropFirst(2))
@@ -179,7 +179,7 @@ enum RingView {
                 "\(mark)\(range)  \(token.owner.padding(toLength: 5, withPad: " ", startingAt: 0))  \(homes.joined(separator: " "))")
         }
         guard let node else {
-            return ["\(tokens.count) ranges, N=\(n) · ◆ the last key's"] + lines
+            return ["\(tokens.count) ranges, N=\(n) · ◆ holds the last key"] + lines
         }
         let places = counts.enumerated().filter { $0.element > 0 }.map { "\(ordinal($0.offset + 1)) for \($0.element)" }
         let total = counts.reduce(0, +)

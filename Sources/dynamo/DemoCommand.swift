@@ -53,10 +53,12 @@ struct DemoCommand: AsyncParsableCommand {
         let placeholder = ReplSession(cluster: clusters.proxy)
         let screen = TerminalConsole(
             session: placeholder, watcher: ClusterWatcher(cluster: clusters.proxy),
-            banner: ["demo \(demo.name): \(demo.title)", "quit (or Ctrl-C) ends it and stops every node"],
+            banner: ["demo \(demo.name): \(demo.title)", "quit ends it and stops every node (Ctrl-C clears the line)"],
             nodesStoppedOnQuit: { clusters.runningCount },
             clusterStarter: { nodes, arguments in try await clusters.start(nodes: nodes, nodeArguments: arguments) })
-        onInterrupt { screen.requestQuit() }
+        // As at the console: Ctrl-C clears the line (a teacher fixing a typo keeps the
+        // demo); quit or Ctrl-D ends it, SIGTERM at once.
+        onInterrupt({ screen.requestClearLine() }, terminate: { screen.requestQuit() })
         await screen.run { host in try await runner.run(demo, host: host) }
         say("stopping nodes...")
     }

@@ -34,6 +34,7 @@ import Testing
         ("r zero", "usage: r N"),
         ("partition n1,n2", "usage: partition"),
         ("trace maybe", "usage: trace"),
+        ("partition n1,n2 | n2,n3", "n2 is in two groups: each node belongs to one side"),
         ("kill", "usage: kill NODE"),
     ])
     func mistakesGetClearMessages(line: String, message: String) {

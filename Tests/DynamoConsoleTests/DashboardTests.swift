@@ -179,6 +179,31 @@ import Testing
         #expect(said, "columns cut say so: \(smallText)")
     }
 
+    /// PgDn through a reply longer than the screen shows every line once at least, then
+    /// returns to rest; PgUp from rest goes back through what scrolled away.
+    @Test func pagingThroughALongReplySkipsNoLine() {
+        let model = Self.model()
+        var output: [String] = ["dynamo> earlier", "older line"]
+        output.append("dynamo> ring")
+        for i in 1...60 { output.append("line \(i) of the reply") }
+        var options = DashboardView.Options()
+        var seen = Set<String>()
+        for _ in 0..<10 {
+            let lines: [String] = DashboardView.render(model, output: output, width: 80, height: 24, options: options).lines
+            for line in lines where line.hasPrefix("line ") { seen.insert(line) }
+            options = DashboardView.scrolled(options, pages: -1, model: model, output: output, width: 80, height: 24)
+            if options.outputTop == nil { break }
+        }
+        #expect(seen.count == 60, "lines never shown: \(60 - seen.count)")
+        #expect(options.outputTop == nil, "PgDn at the end returns to rest")
+        options = DashboardView.scrolled(options, pages: 1, model: model, output: output, width: 80, height: 24)
+        options = DashboardView.scrolled(options, pages: 1, model: model, output: output, width: 80, height: 24)
+        options = DashboardView.scrolled(options, pages: 1, model: model, output: output, width: 80, height: 24)
+        let back: String = DashboardView.render(model, output: output, width: 80, height: 24, options: options).lines
+            .joined(separator: "\n")
+        #expect(back.contains("older line") && back.contains("↓"), "\(back)")
+    }
+
     @Test func aNodeWhoseDiskIsFullSaysSoInItsState() {
         var model = Self.model()
         model.nodes[1].status?.storage = .init(

@@ -61,4 +61,14 @@ import Testing
     @Test func noHintsIsNotSatisfiedByNodesThatDoNotAnswer() async throws {
         await #expect(throws: (any Error).self) { try await run("cluster 2\nwait no-hints") }
     }
+
+    /// A demo written on Windows (CRLF) parses line by line; a wait for a node the cluster
+    /// does not have fails at once, not after its timeout.
+    @Test func crlfDemosParseAndAWaitForANodeThatIsNotThereFails() async throws {
+        let demo = try Demo.parse(name: "crlf", text: "title T\r\ncluster 2\r\nstatus\r\nexpect n1\r\n")
+        #expect(demo.title == "T" && demo.steps.count == 3)
+        let started = ContinuousClock.now
+        await #expect(throws: CommandError.self) { try await run("cluster 2\nwait n9 up") }
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
 }

@@ -442,9 +442,9 @@ import Testing
 
         // F3: the ring and its ranges; F2: every panel again.
         try screen.press("F3")
-        try await screen.wait("the ring view") { $0.contains("ranges · ring NODE") && $0.contains("0↻") }
+        try await screen.wait("the ring view") { $0.contains("ranges (ring NODE") && $0.contains("0↻") }
         try screen.press("F2")
-        try await screen.wait("every panel") { !$0.contains("ranges · ring NODE") && $0.contains("nodes") }
+        try await screen.wait("every panel") { !$0.contains("ranges (ring NODE") && $0.contains("nodes") }
         try screen.enter("ring n2")
         try await screen.waitFor("n2 is a home node of")
 

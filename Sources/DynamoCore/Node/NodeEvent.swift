@@ -177,7 +177,10 @@ public enum NodeEvent: Hashable, Sendable {
         case .rejoined(let members):
             return "\(node) rejoined the cluster (\(members) members known)"
         case .readRepair(let key, let peer):
-            return "\(node) read-repairs \(KeyText.short(key)) on \(peer)"
+            // The coordinator's own copy can be the stale one.
+            return peer == node
+                ? "\(node) read-repairs its own copy of \(KeyText.short(key))"
+                : "\(node) read-repairs \(KeyText.short(key)) on \(peer)"
         case .tombstoneReaped(_, let peer):
             return "\(node) reaps a tombstone every replica has, on \(peer)"
         case .siblingsRead(let key, let count):
