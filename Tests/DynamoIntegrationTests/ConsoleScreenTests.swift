@@ -476,7 +476,7 @@ import Testing
 
         // quit asks once; anything but y keeps the nodes.
         try screen.enter("quit")
-        try await screen.waitFor("quit stops the 5 node(s)")
+        try await screen.waitFor("quit stops the 5 nodes")
         try screen.enter("no")
         try await screen.waitFor("quit cancelled")
         #expect(try Self.nodesRunning(under: screen.directory))
