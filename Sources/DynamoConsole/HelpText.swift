@@ -16,6 +16,7 @@ enum HelpText {
                     ("Ctrl-C", "clear the line being typed"),
                     ("quit, Ctrl-D", "leave; asks once when it would stop the nodes this console started"),
                     (":CMD at resolve>", "run a command instead of writing the text as the merged value"),
+                    ("R3* W1*", "in the header: R or W set for this session (r N, w N), what its requests use"),
                 ]
             ),
             ("VIEWS (view NAME, or its key)", DashboardView.Panel.allCases.map { ("\($0.key)  \($0.rawValue)", $0.summary) }),

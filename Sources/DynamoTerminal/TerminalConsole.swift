@@ -124,6 +124,11 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         if let key = keys.first { watcher.focus(on: key) }
         for event in session.takeEvents() { watcher.note(event) }
         if let partition = session.partitionText { watcher.setPartition(partition.isEmpty ? nil : partition) }
+        let (r, w) = (session.r, session.w)
+        display.withLockedValue {
+            $0.sessionR = r
+            $0.sessionW = w
+        }
         for request in session.takeDisplayRequests() {
             display.withLockedValue { options in
                 switch request {

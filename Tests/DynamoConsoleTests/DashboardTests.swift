@@ -157,6 +157,12 @@ import Testing
         let crowded = DashboardView.render(model, output: [], width: 60, height: 24).lines[0]
         #expect(crowded.contains("?:help") && crowded.contains(/[0-9]{2}:[0-9]{2}:[0-9]{2}/), "\(crowded)")
         #expect(crowded.count <= 60)
+        // R and W set for the session are what requests use: the header shows them, starred.
+        var options = DashboardView.Options()
+        options.sessionR = 3
+        options.sessionW = 1
+        let session: String = DashboardView.render(Self.model(), output: [], width: 80, height: 24, options: options).lines[0]
+        #expect(session.contains("N3 R3* W1*"), "\(session)")
     }
 
     /// At 60x16 what does not fit says so: the node table ends in "… N more nodes" and
