@@ -51,8 +51,6 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     }
     /// Bytes of an escape sequence (a function key, PgUp) read so far.
     private var escape: [Int32] = []
-    /// Readline changed the line since the prompt row was drawn.
-    fileprivate var promptDirty = false
     private var colour = false
     private var unicode = true
     private var lastDrawn = (generation: -1, output: -1, at: 0.0)
@@ -339,7 +337,7 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
             { TerminalConsole.pendingKey >= 0 ? 1 : 0 },
             // Readline redisplays after every key: a pasted megabyte would redraw the line a
             // million times. The screen loop draws once the keys read so far are handled.
-            { TerminalConsole.current?.promptDirty = true },
+            {},
             { matches, count, _ in
                 guard let matches, count > 0 else { return }
                 var words: [String] = []
@@ -541,7 +539,6 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
         }
         attrset(dynamo_attr_normal())
         drawPrompt()
-        promptDirty = false
     }
 
     /// The prompt row: readline's line, scrolled so the cursor stays visible; while Ctrl-R

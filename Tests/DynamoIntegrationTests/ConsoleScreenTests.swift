@@ -156,6 +156,20 @@ import Testing
             screen.split(separator: "\n").map(String.init).first { $0.hasPrefix("│ \(observer) ") && !$0.contains("%") }
         }
 
+        /// `quit`, its one confirmation (the question on screen, the prompt asking), `y`,
+        /// and every node the console started stopped.
+        func quitStoppingItsNodes() async throws {
+            try enter("quit")
+            try await wait("quit asking to confirm") { text in
+                text.contains("quit stops the") && text.split(separator: "\n").last?.hasPrefix("quit? y/N") == true
+            }
+            try enter("y")
+            let directory = self.directory
+            try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
+                !(try ConsoleScreenTests.nodesRunning(under: directory))
+            }
+        }
+
         func close() {
             _ = try? tmux(["kill-session", "-t", session])
             _ = try? ConsoleScreenTests.run(["pkill", "-9", "-f", directory])
@@ -240,12 +254,7 @@ import Testing
         try await screen.wait("one resolved value") { $0.split(separator: "\n").contains("book+pen+lamp") }
 
         // Quitting stops every node it started, and the history is kept for the next run.
-        try screen.enter("quit")
-        try await screen.waitFor("quit stops the")  // it asks first: these nodes are the console's
-        try screen.enter("y")
-        try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
-            !(try Self.nodesRunning(under: screen.directory))
-        }
+        try await screen.quitStoppingItsNodes()  // it asks first: these nodes are the console's
         let history = try String(contentsOfFile: "\(screen.directory)/history", encoding: .utf8)
         #expect(history.contains("put cart:ann book"))
     }
@@ -298,12 +307,7 @@ import Testing
             text.contains("^C (clears the line") && text.split(separator: "\n").last == "dynamo>"
         }
         #expect(try Self.nodesRunning(under: screen.directory), "Ctrl-C stopped nothing")
-        try screen.enter("quit")
-        try await screen.waitFor("quit stops the")  // it asks first: these nodes are the console's
-        try screen.enter("y")
-        try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
-            !(try Self.nodesRunning(under: screen.directory))
-        }
+        try await screen.quitStoppingItsNodes()  // it asks first: these nodes are the console's
     }
 
     /// At 80x24, after `wipe` the anti-entropy lines settle to every pair in sync, and after
@@ -480,12 +484,7 @@ import Testing
         try screen.enter("no")
         try await screen.waitFor("quit cancelled")
         #expect(try Self.nodesRunning(under: screen.directory))
-        try screen.enter("quit")
-        try await screen.wait("quit asking again") { lastLine($0).hasPrefix("quit? y/N") }
-        try screen.enter("y")
-        try await LocalCluster.waitFor("every node to stop after quit", timeout: .seconds(30)) {
-            !(try Self.nodesRunning(under: screen.directory))
-        }
+        try await screen.quitStoppingItsNodes()
     }
 
     /// At 200x60 the panels grow and nothing is cut: the ring larger, the gossip legend

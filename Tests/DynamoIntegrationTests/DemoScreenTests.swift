@@ -77,11 +77,6 @@ import Testing
             try screen.press("Enter")
         }
         try await screen.waitFor("End of the demo", timeout: .seconds(60))
-        try screen.enter("quit")
-        try await screen.waitFor("quit stops the")
-        try screen.enter("y")
-        try await LocalCluster.waitFor("the demo's nodes to stop", timeout: .seconds(30)) {
-            !(try ConsoleScreenTests.nodesRunning(under: screen.directory))
-        }
+        try await screen.quitStoppingItsNodes()
     }
 }
