@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5
 
-.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer fuzz-build fuzz-run bench format clean
+.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer fuzz-build fuzz-run bench bench-compare format clean
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
@@ -59,6 +59,11 @@ fuzz-run:
 
 bench: release
 	.build/release/dynamo bench
+
+# The same wrk load against a 3-node etcd and a 3-node cluster of this project, one
+# table with the ratios (installs etcd-server and wrk if missing; see scripts/bench-compare.sh).
+bench-compare: release
+	scripts/bench-compare.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
