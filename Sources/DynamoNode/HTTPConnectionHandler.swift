@@ -33,7 +33,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     private let runtime: NodeRuntime
     private var state = State.idle
-    private var deadline: Scheduled<Void>?
+    /// The current deadline and what happens when it passes (nil: none runs).
+    private var deadline: (at: NIODeadline, expired: (HTTPConnectionHandler, ChannelHandlerContext) -> Void)?
+    /// The one timer of the connection, and when it fires: at or before the deadline. A
+    /// timer per request was a good share of a request's cost; this one moves only when
+    /// a deadline comes sooner than it, or when it fires early (then to the deadline).
+    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
     private var stalled: Scheduled<Void>?
 
     init(runtime: NodeRuntime) { self.runtime = runtime }
@@ -47,7 +52,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        deadline = nil
+        timer?.task.cancel()
+        timer = nil
         stalled?.cancel()
         context.fireChannelInactive()
     }
@@ -72,7 +79,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
             state = .reading(head, body: body)
         case (.end, .reading(let head, let body)):
-            deadline?.cancel()
+            deadline = nil
             let request = HTTPRequestData(method: head.method, uri: head.uri, headers: head.headers, body: body)
             state = .waitingForWritable(request, head)
             // On the next turn of the loop, not here: an answer that is ready at once
@@ -132,7 +139,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     /// Answers with `reply` and closes: nothing more is read from this client.
     private func refuse(_ reply: HTTPReply, context: ChannelHandlerContext) {
-        deadline?.cancel()
+        deadline = nil
         let version: HTTPVersion
         if case .reading(let head, _) = state { version = head.version } else { version = .http1_1 }
         state = .closing
@@ -168,17 +175,32 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         _ context: ChannelHandlerContext, in timeout: TimeAmount,
         _ expired: @escaping (HTTPConnectionHandler, ChannelHandlerContext) -> Void
     ) {
-        deadline?.cancel()
-        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            expired(self, context)
+        let at = NIODeadline.now() + timeout
+        deadline = (at, expired)
+        if let timer, timer.at <= at { return }
+        timer?.task.cancel()
+        schedule(context, at: at)
+    }
+
+    private func schedule(_ context: ChannelHandlerContext, at: NIODeadline) {
+        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: at) { [self] in
+            timer = nil
+            guard let deadline else { return }
+            if deadline.at <= NIODeadline.now() {
+                self.deadline = nil
+                deadline.expired(self, context)
+            } else {
+                schedule(context, at: deadline.at)
+            }
         }
+        timer = (task, at)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Parser errors reach here after every earlier response was written, and were
         // answered with 400 by the protocol error handler in front.
         state = .closing
-        deadline?.cancel()
+        deadline = nil
         context.close(promise: nil)
     }
 }

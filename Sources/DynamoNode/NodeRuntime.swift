@@ -138,7 +138,7 @@ final class NodeRuntime: @unchecked Sendable {
                 let link = links[address] ?? openLink(to: address)
                 link.inflight.insert(requestID)
                 requestLinks[requestID] = link
-                link.send(.request(id: requestID.value, request))
+                if let channel = link.send(.request(id: requestID.value, request)) { flushSoon(channel) }
             case .respond(let handle, let response):
                 guard let target = inbound.removeValue(forKey: handle) else { continue }
                 var message = PeerMessage.response(id: target.requestID, response)
@@ -146,7 +146,8 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("answering a peer with an error: \(problem)")
                     message = .response(id: target.requestID, .error(problem))
                 }
-                target.channel.writeAndFlush(message, promise: nil)
+                target.channel.write(message, promise: nil)
+                flushSoon(target.channel)
             case .ignore(let handle):
                 inbound[handle] = nil
             case .identityChanged(let generation, let dotFloor):
@@ -156,17 +157,11 @@ final class NodeRuntime: @unchecked Sendable {
             case .joined(let dotFloor):
                 persistIdentity("the completed join") { try NodeIdentity.markJoined(in: $0, dotFloor: dotFloor) }
             case .storage(let token, let op):
-                let store = self.store
-                let policy = config.clocks
-                pool.runIfActive(eventLoop: loop) { store.perform(op, policy: policy) }.whenComplete { result in
-                    switch result {
-                    case .success(let done):
-                        if case .failed(let reason) = done.result { self.storageFailed(reason) }
-                        self.handle(.storageResult(token: token, done.result, treeUpdates: done.treeUpdates))
-                    case .failure(let error):
-                        self.storageFailed("\(error)")
-                        self.handle(.storageResult(token: token, .failed("\(error)"), treeUpdates: store.takeTreeUpdates()))
-                    }
+                if op.changesData {
+                    pendingChanges.append((token, op))
+                    commitSoon()
+                } else {
+                    perform([(token, op)])
                 }
             case .readReply(let client, let outcome):
                 reads.removeValue(forKey: client)?.succeed(outcome)
@@ -180,6 +175,83 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("\(text)")
                 }
             }
+        }
+    }
+
+    // MARK: Batched peer writes
+
+    /// Peer connections written to in this turn of the loop, flushed together at its end:
+    /// the replica requests (or answers) of every client request that arrived with one
+    /// wakeup leave in one system call per peer instead of one each.
+    private var unflushed: [ObjectIdentifier: any Channel] = [:]
+
+    private func flushSoon(_ channel: any Channel) {
+        if unflushed.isEmpty {
+            loop.execute {
+                let channels = self.unflushed.values
+                self.unflushed = [:]
+                for channel in channels { channel.flush() }
+            }
+        }
+        unflushed[ObjectIdentifier(channel)] = channel
+    }
+
+    // MARK: Group commit
+
+    /// Storage changes waiting for the next write batch.
+    private var pendingChanges: [(token: StorageToken, op: StorageOp)] = []
+    /// A write batch is being written: changes wait for it, and go as the next one.
+    private var batchInFlight = false
+    private var batchScheduled = false
+    /// The most changes in one write batch (bounds its latency and memory).
+    static let maxBatch = 512
+
+    /// Writes the pending changes as one batch at the end of this turn of the loop, when
+    /// every request that arrived with this wakeup has added its own; or, while a batch is
+    /// being written, right after it. One sync then covers every write of the batch.
+    private func commitSoon() {
+        guard !batchInFlight, !batchScheduled else { return }
+        batchScheduled = true
+        loop.execute {
+            self.batchScheduled = false
+            self.writeBatch()
+        }
+    }
+
+    private func writeBatch() {
+        guard !batchInFlight, !pendingChanges.isEmpty else { return }
+        let batch = Array(pendingChanges.prefix(Self.maxBatch))
+        pendingChanges.removeFirst(batch.count)
+        batchInFlight = true
+        perform(batch) {
+            self.batchInFlight = false
+            self.writeBatch()
+        }
+    }
+
+    /// Runs storage operations on the pool (changes as one transaction) and hands each
+    /// result to the machine; then `done`.
+    private func perform(_ batch: [(token: StorageToken, op: StorageOp)], then done: @escaping @Sendable () -> Void = {}) {
+        let store = self.store
+        let policy = config.clocks
+        let ops = batch.map(\.op)
+        pool.runIfActive(eventLoop: loop) { store.perform(batch: ops, policy: policy) }.whenComplete { result in
+            switch result {
+            case .success(let completions):
+                for (entry, completion) in zip(batch, completions) {
+                    if case .failed(let reason) = completion.result { self.storageFailed(reason) }
+                    self.handle(
+                        .storageResult(token: entry.token, completion.result, treeUpdates: completion.treeUpdates))
+                }
+            case .failure(let error):
+                self.storageFailed("\(error)")
+                var treeUpdates = store.takeTreeUpdates()
+                for entry in batch {
+                    self.handle(.storageResult(token: entry.token, .failed("\(error)"), treeUpdates: treeUpdates))
+                    treeUpdates = []
+                }
+            }
+            done()
         }
     }
 

@@ -228,15 +228,19 @@ final class PeerLink: @unchecked Sendable {  // only touched on the node's event
 
     init(address: String) { self.address = address }
 
-    func send(_ message: PeerMessage) {
+    /// Queues the message, or writes it without a flush: the caller flushes the channel
+    /// returned (once for everything written in this turn of the loop).
+    func send(_ message: PeerMessage) -> (any Channel)? {
         switch state {
         case .connecting(var queued):
             queued.append(message)
             state = .connecting(queued: queued)
+            return nil
         case .connected(let channel):
-            channel.writeAndFlush(message, promise: nil)
+            channel.write(message, promise: nil)
+            return channel
         case .closed:
-            break
+            return nil
         }
     }
 

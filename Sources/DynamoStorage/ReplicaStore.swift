@@ -7,30 +7,42 @@ import NIOConcurrencyHelpers
 /// Layout: `0x01 | MD5(key) (16 bytes) | key` so a scan walks keys in ring order (what
 /// handoff and Merkle trees need); `0x02 | MD5(key) | u16 key length | key | target` for
 /// hints, kept apart so they never count as this node's own data; `0x03 | MD5(key) | key`
-/// for departure marks (see `counterFloor`); `0x00 | name` holds node metadata. All keys
-/// of one user key share the MD5, hence the lock stripe. Updates to one key are read-merge-write under a striped lock, so
-/// concurrent writes never lose a version.
+/// for departure marks (see `counterFloor`); `0x00 | name` holds node metadata.
+///
+/// Every change is a read-merge-write inside a `StoreTransaction` under one writer lock, so
+/// concurrent writes never lose a version; `perform(batch:)` runs many operations as one
+/// transaction, committed with one engine write and one sync (group commit). Reads take
+/// no lock: the engine shows each key as before or after a commit.
 public final class ReplicaStore: Sendable {
     public let engine: any StorageEngine
-    private let stripes: [NIOLock]
+    /// Held by the transaction that reads, merges and commits: the engine sees one
+    /// transaction's writes at a time, and none is lost between a read and its commit.
+    private let writer = NIOLock()
     private let keyCounter: NIOLockedValueBox<Int>
     private let hintCounter: NIOLockedValueBox<[NodeName: Int]>
+    /// How many hints are held for each key that has any: a write looks for hints of its
+    /// key only when there are some (a scan per write was a good share of its cost).
+    private let hintedKeys: NIOLockedValueBox<[[UInt8]: Int]>
     /// Mutation sequence and the tree updates not yet taken by the node.
     private let treeUpdates = NIOLockedValueBox<(seq: UInt64, pending: [TreeUpdate])>((0, []))
 
     public init(engine: any StorageEngine) throws(StorageError) {
         self.engine = engine
-        self.stripes = (0..<64).map { _ in NIOLock() }
         self.keyCounter = NIOLockedValueBox(0)
         self.hintCounter = NIOLockedValueBox([:])
+        self.hintedKeys = NIOLockedValueBox([:])
         var count = 0
         try Self.forEach(in: engine, prefix: StorageKey.data) { _, _ in count += 1 }
         var hints: [NodeName: Int] = [:]
+        var hinted: [[UInt8]: Int] = [:]
         try Self.forEach(in: engine, prefix: StorageKey.hint) { key, _ in
-            if let parsed = StorageKey.parseHint(key) { hints[parsed.target, default: 0] += 1 }
+            guard let parsed = StorageKey.parseHint(key) else { return }
+            hints[parsed.target, default: 0] += 1
+            hinted[parsed.key, default: 0] += 1
         }
         keyCounter.withLockedValue { $0 = count }
         hintCounter.withLockedValue { $0 = hints }
+        hintedKeys.withLockedValue { $0 = hinted }
     }
 
     /// Visits every entry whose storage key starts with `prefix`, in order, in batches.
@@ -50,13 +62,53 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Records a change of own data (call with the key's stripe lock held, so updates of one
-    /// key are numbered in the order they happened).
-    private func changed(_ key: [UInt8], to object: VersionedObject?) {
-        let hash = object.map { MerkleTree.hash(key: key, object: $0) }
-        treeUpdates.withLockedValue { state in
-            state.seq += 1
-            state.pending.append(TreeUpdate(key: key, hash: hash, seq: state.seq))
+    /// Records a change of own data in the transaction (numbered when it commits, in the
+    /// order the changes happened).
+    private func changed(_ key: [UInt8], to object: VersionedObject?, in tx: StoreTransaction) {
+        tx.treeChanges.append((key, object.map { MerkleTree.hash(key: key, object: $0) }))
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` as one transaction and commits it.
+    private func transaction<T>(_ body: (StoreTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        writer.lock()
+        defer { writer.unlock() }
+        let tx = StoreTransaction(engine: engine)
+        let result = try body(tx)
+        try commit(tx)
+        return result
+    }
+
+    /// Writes a transaction to the engine (one atomic batch, one sync if any change asked
+    /// for it), then applies its effects. Call with `writer` held. Tree updates are numbered
+    /// after the engine has the data: a Merkle scan stamped with an earlier sequence then
+    /// gets the update again, which is harmless, and never misses one.
+    private func commit(_ tx: StoreTransaction) throws(StorageError) {
+        guard !tx.changes.isEmpty else { return }
+        try engine.write(tx.changes, sync: tx.sync)
+        if tx.keyDelta != 0 { keyCounter.withLockedValue { $0 += tx.keyDelta } }
+        if !tx.hintDelta.isEmpty {
+            hintCounter.withLockedValue { counts in
+                for (target, delta) in tx.hintDelta {
+                    let count = counts[target, default: 0] + delta
+                    counts[target] = count > 0 ? count : nil
+                }
+            }
+            hintedKeys.withLockedValue { counts in
+                for (key, delta) in tx.hintKeyDelta {
+                    let count = counts[key, default: 0] + delta
+                    counts[key] = count > 0 ? count : nil
+                }
+            }
+        }
+        if !tx.treeChanges.isEmpty {
+            treeUpdates.withLockedValue { state in
+                for (key, hash) in tx.treeChanges {
+                    state.seq += 1
+                    state.pending.append(TreeUpdate(key: key, hash: hash, seq: state.seq))
+                }
+            }
         }
     }
 
@@ -99,13 +151,13 @@ public final class ReplicaStore: Sendable {
     /// Keys held in this store (values and tombstones).
     public var keyCount: Int { keyCounter.withLockedValue { $0 } }
 
-    private func stripe(for storageKey: [UInt8]) -> NIOLock {
-        // Bytes 1...2 are the start of the key's MD5: uniformly spread.
-        stripes[Int(storageKey[1] ^ storageKey[2]) % stripes.count]
-    }
-
     public func object(for key: [UInt8]) throws(StorageError) -> VersionedObject? {
         guard let bytes = try engine.get(StorageKey.data(key)) else { return nil }
+        return try Self.decode(bytes, key: key)
+    }
+
+    private func object(for key: [UInt8], in tx: StoreTransaction) throws(StorageError) -> VersionedObject? {
+        guard let bytes = try tx.get(StorageKey.data(key)) else { return nil }
         return try Self.decode(bytes, key: key)
     }
 
@@ -118,20 +170,23 @@ public final class ReplicaStore: Sendable {
     public func update(
         _ key: [UInt8], sync: Bool, _ transform: (VersionedObject?) -> VersionedObject
     ) throws(StorageError) -> VersionedObject {
+        try transaction { tx throws(StorageError) in try update(key, sync: sync, in: tx, transform) }
+    }
+
+    private func update(
+        _ key: [UInt8], sync: Bool, in tx: StoreTransaction, _ transform: (VersionedObject?) -> VersionedObject
+    ) throws(StorageError) -> VersionedObject {
         let storageKey = StorageKey.data(key)
-        let lock = stripe(for: storageKey)
-        lock.lock()
-        defer { lock.unlock() }
-        let stored = try engine.get(storageKey)
+        let stored = try tx.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = transform(current)
         if next != current {
             let (encoded, size) = Self.encoded(next)
             try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
-            try recordForgottenCounters(of: key, from: current, to: next, sync: sync)
-            try engine.put(storageKey, encoded, sync: sync)
-            if current == nil { keyCounter.withLockedValue { $0 += 1 } }
-            changed(key, to: next)
+            try recordForgottenCounters(of: key, from: current, to: next, sync: sync, in: tx)
+            tx.put(storageKey, encoded, sync: sync)
+            if current == nil { tx.keyDelta += 1 }
+            changed(key, to: next, in: tx)
         }
         return next
     }
@@ -152,7 +207,14 @@ public final class ReplicaStore: Sendable {
     public func merge(_ key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool) throws(StorageError)
         -> VersionedObject
     {
-        try update(key, sync: sync) { ($0 ?? VersionedObject()).merged(with: incoming, policy: policy) }
+        try transaction { tx throws(StorageError) in try merge(key, incoming, policy: policy, sync: sync, in: tx) }
+    }
+
+    @discardableResult
+    private func merge(
+        _ key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool, in tx: StoreTransaction
+    ) throws(StorageError) -> VersionedObject {
+        try update(key, sync: sync, in: tx) { ($0 ?? VersionedObject()).merged(with: incoming, policy: policy) }
     }
 
     /// Coordinates a write here: generates the new version from what is stored and the
@@ -164,22 +226,31 @@ public final class ReplicaStore: Sendable {
         _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64, policy: ClockPolicy,
         sync: Bool, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
     ) throws(StorageError) -> (version: Version, size: ObjectSize) {
+        try transaction { tx throws(StorageError) in
+            try coordinateWrite(
+                key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
+                counterFloor: counterFloor, limits: limits, in: tx)
+        }
+    }
+
+    private func coordinateWrite(
+        _ key: [UInt8], value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64, policy: ClockPolicy,
+        sync: Bool, counterFloor: UInt64, limits: ObjectLimits, in tx: StoreTransaction
+    ) throws(StorageError) -> (version: Version, size: ObjectSize) {
         let storageKey = StorageKey.data(key)
-        let lock = stripe(for: storageKey)
-        lock.lock()
-        defer { lock.unlock() }
-        let stored = try engine.get(storageKey)
+        let stored = try tx.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let floor = max(
-            try highestCounter(of: actor, for: key, own: current, hints: try hints(for: key)), counterFloor)
+            try highestCounter(of: actor, for: key, own: current, hints: try hints(for: key, in: tx), in: tx),
+            counterFloor)
         let (next, version) = try Self.write(
             value, on: current ?? VersionedObject(), context: context, actor: actor, now: now, policy: policy,
             counterFloor: floor)
         let (encoded, size) = Self.encoded(next)
         try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: limits)
-        try engine.put(storageKey, encoded, sync: sync)
-        if current == nil { keyCounter.withLockedValue { $0 += 1 } }
-        changed(key, to: next)
+        tx.put(storageKey, encoded, sync: sync)
+        if current == nil { tx.keyDelta += 1 }
+        changed(key, to: next, in: tx)
         return (version, size)
     }
 
@@ -205,7 +276,15 @@ public final class ReplicaStore: Sendable {
     /// dot that still lives elsewhere (a client's context covering the old one would then
     /// silently supersede the new one). New dots start above this mark.
     public func departureMark(for key: [UInt8]) throws(StorageError) -> CausalHistory? {
-        guard let bytes = try engine.get(StorageKey.departure(key)) else { return nil }
+        try Self.departureMark(try engine.get(StorageKey.departure(key)))
+    }
+
+    private func departureMark(for key: [UInt8], in tx: StoreTransaction) throws(StorageError) -> CausalHistory? {
+        try Self.departureMark(try tx.get(StorageKey.departure(key)))
+    }
+
+    private static func departureMark(_ bytes: [UInt8]?) throws(StorageError) -> CausalHistory? {
+        guard let bytes else { return nil }
         var reader = ByteReader(bytes)
         do {
             return try CausalHistory.decode(from: &reader)
@@ -214,9 +293,11 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Records that `object` left this node. Call with the key's stripe lock held.
-    private func recordDeparture(of key: [UInt8], _ object: VersionedObject) throws(StorageError) {
-        try recordDeparture(of: key, counters: object.context.summary)
+    /// Records that `object` left this node.
+    private func recordDeparture(of key: [UInt8], _ object: VersionedObject, in tx: StoreTransaction)
+        throws(StorageError)
+    {
+        try recordDeparture(of: key, counters: object.context.summary, in: tx)
     }
 
     /// A merge whose result no longer shows counters the key's history had: a version
@@ -224,20 +305,20 @@ public final class ReplicaStore: Sendable {
     /// so the versions it superseded took that actor's counters with them. Without a mark
     /// this node, as that actor, would number its next write of the key like an old one
     /// (found by the simulator with clocks pruned to 2 entries). Only pruning does this,
-    /// so the extra write is rare. It is written just before the merge, synced alike: the
-    /// log is sequential, so the merge never outlives its mark. Call with the key's stripe
-    /// lock held.
+    /// so the extra write is rare. It is written in the merge's transaction, before it: the
+    /// batch is atomic, so the merge never outlives its mark.
     private func recordForgottenCounters(
-        of key: [UInt8], from current: VersionedObject?, to next: VersionedObject, sync: Bool
+        of key: [UInt8], from current: VersionedObject?, to next: VersionedObject, sync: Bool, in tx: StoreTransaction
     ) throws(StorageError) {
         guard let current, !current.isEmpty else { return }
         let forgotten = current.context.summary.filter { next.maxCounter(of: $0.key) < $0.value }
-        if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten, sync: sync) }
+        if !forgotten.isEmpty { try recordDeparture(of: key, counters: forgotten, sync: sync, in: tx) }
     }
 
-    private func recordDeparture(of key: [UInt8], counters: [ActorName: UInt64], sync: Bool = true) throws(StorageError)
-    {
-        var mark = try departureMark(for: key) ?? .empty
+    private func recordDeparture(
+        of key: [UInt8], counters: [ActorName: UInt64], sync: Bool = true, in tx: StoreTransaction
+    ) throws(StorageError) {
+        var mark = try departureMark(for: key, in: tx) ?? .empty
         for (actor, counter) in counters where counter > mark.maxCounter(of: actor) {
             mark.insert(Dot(actor: actor, counter: counter), timestamp: 0)
         }
@@ -245,7 +326,7 @@ public final class ReplicaStore: Sendable {
         let compact = CausalHistory(dots: mark.summary.map { Dot(actor: $0.key, counter: $0.value) })
         var writer = ByteWriter()
         compact.encode(into: &writer)
-        try engine.put(StorageKey.departure(key), writer.bytes, sync: sync)
+        tx.put(StorageKey.departure(key), writer.bytes, sync: sync)
     }
 
     /// This node's own keys in ring order, starting after `after` (or at the beginning).
@@ -260,15 +341,18 @@ public final class ReplicaStore: Sendable {
     /// Deletes the key if it still holds exactly `object` (a reaped tombstone, or data
     /// handed off to its home nodes); false if it changed meanwhile.
     public func forget(_ key: [UInt8], ifStill object: VersionedObject) throws(StorageError) -> Bool {
+        try transaction { tx throws(StorageError) in try forget(key, ifStill: object, in: tx) }
+    }
+
+    private func forget(_ key: [UInt8], ifStill object: VersionedObject, in tx: StoreTransaction) throws(StorageError)
+        -> Bool
+    {
         let storageKey = StorageKey.data(key)
-        let lock = stripe(for: storageKey)
-        lock.lock()
-        defer { lock.unlock() }
-        guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: key) == object else { return false }
-        try recordDeparture(of: key, object)
-        try engine.delete(storageKey, sync: true)
-        keyCounter.withLockedValue { $0 -= 1 }
-        changed(key, to: nil)
+        guard let bytes = try tx.get(storageKey), try Self.decode(bytes, key: key) == object else { return false }
+        try recordDeparture(of: key, object, in: tx)
+        tx.delete(storageKey, sync: true)
+        tx.keyDelta -= 1
+        changed(key, to: nil, in: tx)
         return true
     }
 
@@ -297,46 +381,54 @@ public final class ReplicaStore: Sendable {
     public func storeHint(target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool)
         throws(StorageError)
     {
-        let lock = stripe(for: StorageKey.data(key))
-        lock.lock()
-        defer { lock.unlock() }
-        try storeHintLocked(target: target, key: key, incoming, policy: policy, sync: sync)
+        try transaction { tx throws(StorageError) in
+            try storeHint(target: target, key: key, incoming, policy: policy, sync: sync, in: tx)
+        }
     }
 
-    private func storeHintLocked(
-        target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool
+    private func storeHint(
+        target: NodeName, key: [UInt8], _ incoming: VersionedObject, policy: ClockPolicy, sync: Bool,
+        in tx: StoreTransaction
     ) throws(StorageError) {
         let storageKey = try StorageKey.hint(for: key, target: target)
-        let stored = try engine.get(storageKey)
+        let stored = try tx.get(storageKey)
         let current = try stored.map { bytes throws(StorageError) in try Self.decode(bytes, key: key) }
         let next = (current ?? VersionedObject()).merged(with: incoming, policy: policy)
         guard next != current else { return }
         // A hint travels to its target in one frame.
         let (encoded, size) = Self.encoded(next)
         try Self.check(key, from: Self.size(of: current, bytes: stored), to: size, limits: nil)
-        try recordForgottenCounters(of: key, from: current, to: next, sync: sync)
-        try engine.put(storageKey, encoded, sync: sync)
-        if current == nil { hintCounter.withLockedValue { $0[target, default: 0] += 1 } }
+        try recordForgottenCounters(of: key, from: current, to: next, sync: sync, in: tx)
+        tx.put(storageKey, encoded, sync: sync)
+        if current == nil { tx.countHint(of: key, for: target, 1) }
     }
 
     /// The highest counter `actor` has used for `key` as far as this node can tell: in its
     /// own data (`own`), in each hint it holds for the key (dots it made as a fallback), and
     /// in the departure mark. Each is read on its own: merging them first could let a
-    /// version with a pruned clock supersede the one that showed a counter. Call with the
-    /// key's stripe lock held.
+    /// version with a pruned clock supersede the one that showed a counter.
     private func highestCounter(
-        of actor: ActorName, for key: [UInt8], own: VersionedObject?, hints: [VersionedObject]
+        of actor: ActorName, for key: [UInt8], own: VersionedObject?, hints: [VersionedObject], in tx: StoreTransaction
     ) throws(StorageError) -> UInt64 {
         let fromHints = hints.map { $0.maxCounter(of: actor) }.max() ?? 0
-        return max(own?.maxCounter(of: actor) ?? 0, try departureMark(for: key)?.maxCounter(of: actor) ?? 0, fromHints)
+        return max(
+            own?.maxCounter(of: actor) ?? 0, try departureMark(for: key, in: tx)?.maxCounter(of: actor) ?? 0, fromHints)
     }
 
-    /// Each hint held here for `key`, one per target, decoded.
-    private func hints(for key: [UInt8]) throws(StorageError) -> [VersionedObject] {
+    /// Each hint held here for `key`, one per target, decoded (as `tx` sees them, else as
+    /// the engine holds them).
+    private func hints(for key: [UInt8], in tx: StoreTransaction? = nil) throws(StorageError) -> [VersionedObject] {
+        let mayHold = (tx?.changesHints(of: key) ?? false) || hintedKeys.withLockedValue { $0[key] != nil }
+        guard mayHold else { return [] }
         let prefix = try StorageKey.hintPrefix(for: key)
         var result: [VersionedObject] = []
         // Targets are UTF-8 names, which never contain the byte 0xff.
-        for entry in try engine.scan(from: prefix, to: prefix + [0xff], limit: 1024) {
+        let end = prefix + [0xff]
+        let entries =
+            if let tx { try tx.scan(from: prefix, to: end, limit: 1024) } else {
+                try engine.scan(from: prefix, to: end, limit: 1024)
+            }
+        for entry in entries {
             guard let parsed = StorageKey.parseHint(entry.key), parsed.key == key else { continue }
             result.append(try Self.decode(entry.value, key: key))
         }
@@ -374,20 +466,19 @@ public final class ReplicaStore: Sendable {
     /// next round, so versions that arrived meanwhile are delivered too).
     @discardableResult
     public func removeHint(_ hint: Hint) throws(StorageError) -> Bool {
+        try transaction { tx throws(StorageError) in try removeHint(hint, in: tx) }
+    }
+
+    private func removeHint(_ hint: Hint, in tx: StoreTransaction) throws(StorageError) -> Bool {
         let storageKey = try StorageKey.hint(for: hint.key, target: hint.target)
-        let lock = stripe(for: storageKey)
-        lock.lock()
-        defer { lock.unlock() }
-        guard let bytes = try engine.get(storageKey), try Self.decode(bytes, key: hint.key) == hint.object else {
+        guard let bytes = try tx.get(storageKey), try Self.decode(bytes, key: hint.key) == hint.object else {
             return false
         }
-        // Mark first: a crash in between must over-remember, never forget.
-        try recordDeparture(of: hint.key, hint.object)
-        try engine.delete(storageKey, sync: true)
-        hintCounter.withLockedValue { counts in
-            counts[hint.target, default: 1] -= 1
-            if counts[hint.target] == 0 { counts[hint.target] = nil }
-        }
+        // The mark goes in the same atomic batch: a crash never leaves the hint forgotten
+        // without its mark.
+        try recordDeparture(of: hint.key, hint.object, in: tx)
+        tx.delete(storageKey, sync: true)
+        tx.countHint(of: hint.key, for: hint.target, -1)
         return true
     }
 
@@ -398,19 +489,28 @@ public final class ReplicaStore: Sendable {
         _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64,
         policy: ClockPolicy, counterFloor: UInt64 = 0, limits: ObjectLimits = ObjectLimits()
     ) throws(StorageError) -> (version: Version, size: ObjectSize) {
-        let lock = stripe(for: StorageKey.data(key))
-        lock.lock()
-        defer { lock.unlock() }
-        let own = try object(for: key)
-        let held = try hints(for: key)
+        try transaction { tx throws(StorageError) in
+            try coordinateHintedWrite(
+                key, target: target, value: value, context: context, actor: actor, now: now, policy: policy,
+                counterFloor: counterFloor, limits: limits, in: tx)
+        }
+    }
+
+    private func coordinateHintedWrite(
+        _ key: [UInt8], target: NodeName, value: [UInt8]?, context: CausalHistory?, actor: ActorName, now: UInt64,
+        policy: ClockPolicy, counterFloor: UInt64, limits: ObjectLimits, in tx: StoreTransaction
+    ) throws(StorageError) -> (version: Version, size: ObjectSize) {
+        let own = try object(for: key, in: tx)
+        let held = try hints(for: key, in: tx)
         let base = (own ?? VersionedObject()).merged(
             with: Self.merged(held, policy: policy) ?? VersionedObject(), policy: policy)
-        let floor = max(try highestCounter(of: actor, for: key, own: own, hints: held), counterFloor)
+        let floor = max(try highestCounter(of: actor, for: key, own: own, hints: held, in: tx), counterFloor)
         let (next, version) = try Self.write(
             value, on: base, context: context, actor: actor, now: now, policy: policy, counterFloor: floor)
         let size = next.size
         try Self.check(key, from: base.isEmpty ? .zero : base.size, to: size, limits: limits)
-        try storeHintLocked(target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true)
+        try storeHint(
+            target: target, key: key, VersionedObject(versions: [version]), policy: policy, sync: true, in: tx)
         return (version, size)
     }
 
@@ -430,50 +530,111 @@ public final class ReplicaStore: Sendable {
     /// Executes one storage operation of the node state machine (blocking), with the tree
     /// updates pending after it: what a shell hands back to the node.
     public func perform(_ op: StorageOp, policy: ClockPolicy) -> StorageCompletion {
-        let result = execute(op, policy: policy)
-        return StorageCompletion(result, treeUpdates: takeTreeUpdates())
+        perform(batch: [op], policy: policy)[0]
+    }
+
+    /// Executes storage operations of the node state machine (blocking), with every change
+    /// they make in one transaction: one engine write and one sync for the lot (group
+    /// commit), so a node under load pays one fsync for many writes. Each operation sees
+    /// the changes of those before it; one that fails or is refused leaves nothing behind;
+    /// if the commit fails, every operation that changed something fails with it. Nothing
+    /// is answered before the commit, so no write is acknowledged before it is durable.
+    /// Reads in the batch see the engine as it was before the batch. The tree updates
+    /// pending after the commit go with the first completion.
+    public func perform(batch ops: [StorageOp], policy: ClockPolicy) -> [StorageCompletion] {
+        var completions = execute(batch: ops, policy: policy).map { StorageCompletion($0) }
+        if !completions.isEmpty { completions[0].treeUpdates = takeTreeUpdates() }
+        return completions
+    }
+
+    /// `perform(batch:)` without taking the tree updates.
+    private func execute(batch ops: [StorageOp], policy: ClockPolicy) -> [StorageResult] {
+        var results: [StorageResult] = []
+        results.reserveCapacity(ops.count)
+        if ops.contains(where: \.changesData) {
+            writer.lock()
+            defer { writer.unlock() }
+            let tx = StoreTransaction(engine: engine)
+            var changed: [Int] = []
+            for op in ops {
+                guard op.changesData else {
+                    results.append(execute(op, policy: policy, in: nil))
+                    continue
+                }
+                let child = StoreTransaction(engine: engine, parent: tx)
+                let result = execute(op, policy: policy, in: child)
+                switch result {
+                case .failed, .refused: break
+                default:
+                    tx.absorb(child)
+                    changed.append(results.count)
+                }
+                results.append(result)
+            }
+            do {
+                try commit(tx)
+            } catch {
+                for index in changed { results[index] = .failed(error.message) }
+            }
+        } else {
+            for op in ops { results.append(execute(op, policy: policy, in: nil)) }
+        }
+        return results
     }
 
     /// Executes one storage operation of the node state machine (blocking).
     public func execute(_ op: StorageOp, policy: ClockPolicy) -> StorageResult {
+        execute(batch: [op], policy: policy)[0]
+    }
+
+    /// Executes one operation; one that `changesData` needs a transaction.
+    private func execute(_ op: StorageOp, policy: ClockPolicy, in tx: StoreTransaction?) -> StorageResult {
         do {
-            switch op {
-            case .read(let key):
+            switch (op, tx) {
+            case (.read(let key), _):
                 let own = try object(for: key)
                 guard let hinted = try hintedObject(for: key, policy: policy) else { return .object(own) }
                 return .object((own ?? VersionedObject()).merged(with: hinted, policy: policy))
-            case .merge(let key, let object, let hintFor?, let sync):
-                try storeHint(target: hintFor, key: key, object, policy: policy, sync: sync)
+            case (.merge(let key, let object, let hintFor?, let sync), let tx?):
+                try storeHint(target: hintFor, key: key, object, policy: policy, sync: sync, in: tx)
                 return .stored
-            case .merge(let key, let object, nil, let sync):
-                try merge(key, object, policy: policy, sync: sync)
+            case (.merge(let key, let object, nil, let sync), let tx?):
+                try merge(key, object, policy: policy, sync: sync, in: tx)
                 return .stored
-            case .coordinateWrite(
-                let key, let value, let context, let actor, let now, let hintFor?, _, let floor, let limits):
+            case (
+                .coordinateWrite(
+                    let key, let value, let context, let actor, let now, let hintFor?, _, let floor, let limits),
+                let tx?
+            ):
                 let (version, size) = try coordinateHintedWrite(
                     key, target: hintFor, value: value, context: context, actor: actor, now: now, policy: policy,
-                    counterFloor: floor, limits: limits)
+                    counterFloor: floor, limits: limits, in: tx)
                 return .version(version, size: size)
-            case .coordinateWrite(
-                let key, let value, let context, let actor, let now, nil, let sync, let floor, let limits):
+            case (
+                .coordinateWrite(
+                    let key, let value, let context, let actor, let now, nil, let sync, let floor, let limits),
+                let tx?
+            ):
                 let (version, size) = try coordinateWrite(
                     key, value: value, context: context, actor: actor, now: now, policy: policy, sync: sync,
-                    counterFloor: floor, limits: limits)
+                    counterFloor: floor, limits: limits, in: tx)
                 return .version(version, size: size)
-            case .loadHints(let limit, let targets):
+            case (.loadHints(let limit, let targets), _):
                 return .hints(
                     try pendingHints(limit: limit) { targets.contains($0) }, total: hintCounts.values.reduce(0, +))
-            case .removeHint(let hint):
-                return .removed(try removeHint(hint))
-            case .forget(let key, let object):
-                return .removed(try forget(key, ifStill: object))
-            case .scanOwn(let after, let limit):
+            case (.removeHint(let hint), let tx?):
+                return .removed(try removeHint(hint, in: tx))
+            case (.forget(let key, let object), let tx?):
+                return .removed(try forget(key, ifStill: object, in: tx))
+            case (.scanOwn(let after, let limit), _):
                 return .entries(try scanOwn(after: after, limit: limit))
-            case .rangeHashes(let start, let end):
+            case (.rangeHashes(let start, let end), _):
                 let (hashes, seq) = try rangeHashes(start: start, end: end)
                 return .keyHashes(hashes, seq: seq)
-            case .findTombstones(let before, let limit):
+            case (.findTombstones(let before, let limit), _):
                 return .keys(try tombstones(before: before, limit: limit))
+            case (.merge, nil), (.coordinateWrite, nil), (.removeHint, nil), (.forget, nil):
+                return .failed("internal error: a change outside a transaction")
             }
         } catch {
             if let refusal = error.refusal { return .refused(refusal) }
@@ -487,7 +648,7 @@ public final class ReplicaStore: Sendable {
     }
 
     public func setMetadata(_ name: String, _ value: [UInt8]) throws(StorageError) {
-        try engine.put(StorageKey.meta(name), value, sync: true)
+        try transaction { tx throws(StorageError) in tx.put(StorageKey.meta(name), value, sync: true) }
     }
 
     private static func decode(_ bytes: [UInt8], key: [UInt8]) throws(StorageError) -> VersionedObject {

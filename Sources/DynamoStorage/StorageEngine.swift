@@ -10,6 +10,10 @@ public protocol StorageEngine: Sendable {
     /// not just a process crash).
     func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError)
     func delete(_ key: [UInt8], sync: Bool) throws(StorageError)
+    /// Applies the changes in order, atomically where the engine can (a crash keeps all or
+    /// none of them), with one sync for the lot when `sync` is set. An extension gives
+    /// engines without batches a sequential default.
+    func write(_ changes: [StorageChange], sync: Bool) throws(StorageError)
     /// Up to `limit` entries with `start <= key < end` (no end: to the last key), in key order.
     func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]

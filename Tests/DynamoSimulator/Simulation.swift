@@ -104,6 +104,9 @@ public final class Simulation {
         /// workers are busy (as `NIOThreadPool(numberOfThreads: 2)` in the product).
         var storageQueue: [(token: StorageToken, op: StorageOp)] = []
         var busyWorkers = 0
+        /// A worker is writing a batch of changes (group commit: one at a time, as the
+        /// product's `NodeRuntime` does; changes queued meanwhile go as the next batch).
+        var writingBatch = false
         /// Running slow until then (monotonic ms).
         var slowUntil: UInt64 = 0
         /// This node's wall clock is off by this much.
@@ -123,7 +126,7 @@ public final class Simulation {
         case request(from: NodeName, fromIncarnation: UInt64, to: NodeName, requestID: PeerRequestID, PeerRequest)
         case response(to: NodeName, incarnation: UInt64, requestID: PeerRequestID, PeerResponse?)
         /// A pool worker finishes an operation: its effect happens now.
-        case execute(NodeName, incarnation: UInt64, token: StorageToken, StorageOp)
+        case execute(NodeName, incarnation: UInt64, [(token: StorageToken, op: StorageOp)])
         /// The operation's result reaches the node's event loop.
         case storage(NodeName, incarnation: UInt64, token: StorageToken, StorageCompletion)
         case client(ClientOp)
@@ -373,25 +376,47 @@ public final class Simulation {
         }
     }
 
-    /// Hands queued storage operations to idle workers (two per node, first come first
-    /// served); each takes a few ms, or much longer while the node runs slow.
+    /// Hands queued storage operations to idle workers (two per node), as the product's
+    /// shell does: every queued change together as one write batch while no batch is being
+    /// written, and reads one at a time, first come first served. Each takes a few ms, or
+    /// much longer while the node runs slow.
     private func startWorkers(_ name: NodeName) {
-        while nodes[name]!.busyWorkers < 2, !nodes[name]!.storageQueue.isEmpty {
-            let (token, op) = nodes[name]!.storageQueue.removeFirst()
+        while nodes[name]!.busyWorkers < 2 {
+            let queue = nodes[name]!.storageQueue
+            let batch: [(token: StorageToken, op: StorageOp)]
+            if !nodes[name]!.writingBatch, queue.contains(where: { $0.op.changesData }) {
+                let taken = queue.indices.filter { queue[$0].op.changesData }.prefix(512)
+                batch = taken.map { queue[$0] }
+                let takenSet = Set(taken)
+                nodes[name]!.storageQueue = queue.indices.filter { !takenSet.contains($0) }.map { queue[$0] }
+                nodes[name]!.writingBatch = true
+            } else if let index = queue.firstIndex(where: { !$0.op.changesData }) {
+                batch = [nodes[name]!.storageQueue.remove(at: index)]
+            } else {
+                break
+            }
             nodes[name]!.busyWorkers += 1
             let duration =
                 isSlow(name) ? UInt64.random(in: 40...350, using: &rng) : UInt64.random(in: 0...4, using: &rng)
-            schedule(.execute(name, incarnation: nodes[name]!.incarnation, token: token, op), in: duration)
+            schedule(.execute(name, incarnation: nodes[name]!.incarnation, batch), in: duration)
         }
     }
 
-    /// A worker runs `op` against the store; its result reaches the node a moment later
-    /// (and is lost if the node dies meanwhile, though the effect stays).
-    private func run(_ op: StorageOp, token: StorageToken, at name: NodeName) throws {
-        let incarnation = nodes[name]!.incarnation
-        let done = nodes[name]!.store.perform(op, policy: policy)
-        let result = done.result
+    /// A worker runs a batch against the store (changes in one transaction); each result
+    /// reaches the node a moment later (and is lost if the node dies meanwhile, though the
+    /// effect stays).
+    private func run(_ batch: [(token: StorageToken, op: StorageOp)], at name: NodeName) throws {
+        let completions = nodes[name]!.store.perform(batch: batch.map(\.op), policy: policy)
         nodes[name]!.busyWorkers -= 1
+        if batch.contains(where: { $0.op.changesData }) { nodes[name]!.writingBatch = false }
+        for ((token, op), done) in zip(batch, completions) { try completed(op, done, token: token, at: name) }
+        startWorkers(name)
+    }
+
+    /// What a finished storage operation means for the checks, and its result on the way.
+    private func completed(_ op: StorageOp, _ done: StorageCompletion, token: StorageToken, at name: NodeName) throws {
+        let incarnation = nodes[name]!.incarnation
+        let result = done.result
         if case .failed = result, nodes[name]!.disk.isFull {
             writesRefusedByFullDisks += 1
             if case .coordinateWrite = op { coordinationsRefusedByFullDisks += 1 }
@@ -413,7 +438,6 @@ public final class Simulation {
         schedule(
             .storage(name, incarnation: incarnation, token: token, done),
             in: UInt64.random(in: 0...2, using: &rng))
-        startWorkers(name)
     }
 
     private func trace(_ op: StorageOp, _ result: StorageResult, at name: NodeName) {
@@ -573,10 +597,10 @@ public final class Simulation {
         case .response(let to, let incarnation, let requestID, let response):
             guard nodes[to]?.incarnation == incarnation else { return }
             try feed(to, .peerResponse(requestID: requestID, response))
-        case .execute(let name, let incarnation, let token, let op):
+        case .execute(let name, let incarnation, let batch):
             // A crash lost what had not reached the engine.
             guard nodes[name]?.incarnation == incarnation else { return }
-            try run(op, token: token, at: name)
+            try run(batch, at: name)
         case .storage(let name, let incarnation, let token, let done):
             guard nodes[name]?.incarnation == incarnation else { return }
             try feed(name, .storageResult(token: token, done.result, treeUpdates: done.treeUpdates))
@@ -595,6 +619,7 @@ public final class Simulation {
             dropClientRequests(at: name)
             nodes[name]!.storageQueue = []
             nodes[name]!.busyWorkers = 0
+            nodes[name]!.writingBatch = false
             nodes[name]!.crashedAt = now
             maxDownAtOnce = max(maxDownAtOnce, downCount)
             var what: [String] = []

@@ -23,6 +23,10 @@ public struct PhiAccrualDetector: Sendable, Hashable {
     private let acceptablePauseMs: Double
     /// Pauses longer than this many mean intervals are restarts, not samples.
     private static let restartFactor = 10.0
+    /// The window's mean and standard deviation, kept with each heartbeat: phi is asked
+    /// on every request (is this replica up?), heartbeats come once a gossip interval.
+    private var mean: Double
+    private var standardDeviation: Double
 
     public init(expectedIntervalMs: UInt64, windowSize: Int = 100) {
         self.windowSize = windowSize
@@ -30,6 +34,8 @@ public struct PhiAccrualDetector: Sendable, Hashable {
         self.acceptablePauseMs = max(Double(expectedIntervalMs) * 2, 300)
         // Seed with the expected interval so a fresh peer is judged sensibly.
         self.intervals = [Double(expectedIntervalMs)]
+        self.mean = Double(expectedIntervalMs)
+        self.standardDeviation = minStdDevMs
     }
 
     public mutating func heartbeat(at now: UInt64) {
@@ -38,17 +44,13 @@ public struct PhiAccrualDetector: Sendable, Hashable {
             if interval <= mean * Self.restartFactor {
                 intervals.append(interval)
                 if intervals.count > windowSize { intervals.removeFirst() }
+                let m = intervals.reduce(0, +) / Double(intervals.count)
+                let variance = intervals.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(intervals.count)
+                mean = m
+                standardDeviation = max(variance.squareRoot(), minStdDevMs)
             }
         }
         lastArrival = now
-    }
-
-    private var mean: Double { intervals.reduce(0, +) / Double(intervals.count) }
-
-    private var standardDeviation: Double {
-        let m = mean
-        let variance = intervals.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(intervals.count)
-        return max(variance.squareRoot(), minStdDevMs)
     }
 
     /// Suspicion level at `now`: about 1 means "10% chance it is just late", 8 means

@@ -28,6 +28,16 @@ public enum StorageOp: Hashable, Sendable {
     case findTombstones(before: UInt64, limit: Int)
 }
 
+extension StorageOp {
+    /// Whether the operation may change the store (it then runs in a write batch).
+    public var changesData: Bool {
+        switch self {
+        case .merge, .coordinateWrite, .removeHint, .forget: true
+        case .read, .loadHints, .scanOwn, .rangeHashes, .findTombstones: false
+        }
+    }
+}
+
 public enum StorageResult: Hashable, Sendable {
     case object(VersionedObject?)
     case stored

@@ -76,9 +76,12 @@ public struct Token: Hashable, Sendable {
 public struct Ring: Sendable, Equatable {
     /// Tokens sorted by position (ties broken by owner so every node builds the same ring).
     public private(set) var tokens: [Token]
+    /// Distinct owners: a preference-list walk stops once it has found them all.
+    private let nodeCount: Int
 
     public init(tokens: [Token]) {
         self.tokens = tokens.sorted { ($0.position, $0.owner) < ($1.position, $1.owner) }
+        self.nodeCount = Set(tokens.map(\.owner)).count
     }
 
     public init(nodes: [NodeName: [RingPosition]]) {
@@ -105,11 +108,17 @@ public struct Ring: Sendable, Equatable {
     public func preferenceList(for position: RingPosition) -> PreferenceList {
         guard !tokens.isEmpty else { return PreferenceList(nodes: []) }
         var chosen: [NodeName] = []
-        var seen: Set<NodeName> = []
+        chosen.reserveCapacity(nodeCount)
+        // Every request walks this: a small cluster checks the few chosen names directly,
+        // a large one keeps a set; either stops once every node is found.
+        var seen: Set<NodeName>? = nodeCount > 16 ? [] : nil
         let start = successorIndex(of: position)
-        for step in 0..<tokens.count {
-            let owner = tokens[(start + step) % tokens.count].owner
-            if seen.insert(owner).inserted { chosen.append(owner) }
+        var index = start
+        for _ in 0..<tokens.count where chosen.count < nodeCount {
+            let owner = tokens[index].owner
+            index = index + 1 == tokens.count ? 0 : index + 1
+            let isNew = seen?.insert(owner).inserted ?? !chosen.contains(owner)
+            if isNew { chosen.append(owner) }
         }
         return PreferenceList(nodes: chosen)
     }
