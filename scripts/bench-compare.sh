@@ -8,6 +8,9 @@
 # (linearizable reads, as etcdctl does); this project runs N=3, R=2, W=2 with its
 # default durability (the coordinator fsyncs before it acknowledges).
 #
+# The last column is the CPU time all three servers used per operation (user + system,
+# from /proc): on a shared 2-core machine throughput moves between runs, this much less.
+#
 # Everything listens on 127.0.0.1 and is stopped at the end (also on Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,16 +89,36 @@ check_preload() {
   [ "$found" = "$KEYS" ] || { echo "the preload left $found of $KEYS keys" >&2; exit 1; }
 }
 
+# CPU seconds (user + system) the servers used so far: throughput on a shared machine
+# varies from run to run, CPU per operation much less.
+server_cpu() {
+  local ticks=0 pid
+  for pid in "${pids[@]}"; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz}'
+}
+
 declare -A result
+# Runs one phase: its wrk figures and the servers' CPU microseconds per operation.
+phase() {  # api op url
+  local before after figures
+  before=$(server_cpu)
+  figures=$(run_wrk "$1" "$2" "$3" "$DURATION")
+  after=$(server_cpu)
+  awk -v f="$figures" -v b="$before" -v a="$after" -v d="$DURATION" \
+    'BEGIN {split(f, x, " "); printf "%s %.0f\n", f, (a - b) * 1e6 / (x[1] * d)}'
+}
+
 measure() {  # api url
   local api=$1 url=$2
   echo "  preload $KEYS keys"
   python3 bench/preload.py "$api" "$url"
   check_preload "$api" "$url"
   echo "  puts for $DURATION s"
-  result[$api-put]=$(run_wrk "$api" put "$url" "$DURATION")
+  result[$api-put]=$(phase "$api" put "$url")
   echo "  gets for $DURATION s"
-  result[$api-get]=$(run_wrk "$api" get "$url" "$DURATION")
+  result[$api-get]=$(phase "$api" get "$url")
 }
 
 start_etcd() {
@@ -143,14 +166,15 @@ fi
 row() {  # label key [baseline]
   local label=$1 mine=${result[$2]:-} base=${3:-}
   [ -n "$mine" ] || return 0
-  read -r rps p50 p99 p999 errors <<<"$mine"
+  read -r rps p50 p99 p999 errors cpu <<<"$mine"
   local ratio=""
   if [ -n "$base" ]; then ratio=$(awk -v a="$rps" -v b="${base%% *}" 'BEGIN {printf " (%.2fx)", a / b}'); fi
-  printf "| %-16s | %10.0f%-8s | %7.2f | %7.2f | %7.2f | %6s |\n" "$label" "$rps" "$ratio" "$p50" "$p99" "$p999" "$errors"
+  printf "| %-16s | %10.0f%-8s | %7.2f | %7.2f | %7.2f | %6s | %9s |\n" "$label" "$rps" "$ratio" "$p50" "$p99" "$p999" \
+    "$errors" "$cpu"
 }
 echo
-echo "| store, op        | ops/s              | p50 ms  | p99 ms  | p99.9ms | errors |"
-echo "|------------------|--------------------|---------|---------|---------|--------|"
+echo "| store, op        | ops/s              | p50 ms  | p99 ms  | p99.9ms | errors | CPU µs/op |"
+echo "|------------------|--------------------|---------|---------|---------|--------|-----------|"
 row "etcd put" etcd-put
 row "dynamo put" dynamo-put "${result[etcd-put]:-}"
 row "etcd get" etcd-get

@@ -159,10 +159,10 @@ final class NodeRuntime: @unchecked Sendable {
             case .storage(let token, let op):
                 if op.changesData {
                     pendingChanges.append((token, op))
-                    commitSoon()
                 } else {
-                    perform([(token, op)])
+                    pendingReads.append((token, op))
                 }
+                atEndOfTurn()
             case .readReply(let client, let outcome):
                 reads.removeValue(forKey: client)?.succeed(outcome)
             case .writeReply(let client, let result):
@@ -178,7 +178,29 @@ final class NodeRuntime: @unchecked Sendable {
         }
     }
 
-    // MARK: Batched peer writes
+    // MARK: The end of a turn of the loop
+
+    /// Work gathered while the loop handles one wakeup's events (every request that
+    /// arrived with it), and done once at the end: storage in batches, peer writes in one
+    /// flush per connection.
+    private var endOfTurnScheduled = false
+
+    private func atEndOfTurn() {
+        guard !endOfTurnScheduled else { return }
+        endOfTurnScheduled = true
+        loop.execute {
+            self.endOfTurnScheduled = false
+            while !self.pendingReads.isEmpty {
+                let reads = Array(self.pendingReads.prefix(Self.maxBatch))
+                self.pendingReads.removeFirst(reads.count)
+                self.perform(reads)
+            }
+            self.writeBatch()
+            let channels = self.unflushed.values
+            self.unflushed = [:]
+            for channel in channels { channel.flush() }
+        }
+    }
 
     /// Peer connections written to in this turn of the loop, flushed together at its end:
     /// the replica requests (or answers) of every client request that arrived with one
@@ -186,37 +208,23 @@ final class NodeRuntime: @unchecked Sendable {
     private var unflushed: [ObjectIdentifier: any Channel] = [:]
 
     private func flushSoon(_ channel: any Channel) {
-        if unflushed.isEmpty {
-            loop.execute {
-                let channels = self.unflushed.values
-                self.unflushed = [:]
-                for channel in channels { channel.flush() }
-            }
-        }
         unflushed[ObjectIdentifier(channel)] = channel
+        atEndOfTurn()
     }
+
+    /// Storage reads of this turn: they go to the pool as one job (one thread hop for
+    /// all), beside a write batch.
+    private var pendingReads: [(token: StorageToken, op: StorageOp)] = []
 
     // MARK: Group commit
 
     /// Storage changes waiting for the next write batch.
     private var pendingChanges: [(token: StorageToken, op: StorageOp)] = []
-    /// A write batch is being written: changes wait for it, and go as the next one.
+    /// A write batch is being written: changes wait for it, and go as the next one. One
+    /// sync then covers every write of the batch.
     private var batchInFlight = false
-    private var batchScheduled = false
-    /// The most changes in one write batch (bounds its latency and memory).
+    /// The most operations in one pool job (bounds its latency and memory).
     static let maxBatch = 512
-
-    /// Writes the pending changes as one batch at the end of this turn of the loop, when
-    /// every request that arrived with this wakeup has added its own; or, while a batch is
-    /// being written, right after it. One sync then covers every write of the batch.
-    private func commitSoon() {
-        guard !batchInFlight, !batchScheduled else { return }
-        batchScheduled = true
-        loop.execute {
-            self.batchScheduled = false
-            self.writeBatch()
-        }
-    }
 
     private func writeBatch() {
         guard !batchInFlight, !pendingChanges.isEmpty else { return }
