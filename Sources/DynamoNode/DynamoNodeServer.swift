@@ -131,6 +131,7 @@ final class CloseOnIdle: ChannelInboundHandler {
 public final class DynamoNodeServer: Sendable {
     private let runtime: NodeRuntime
     private let group: MultiThreadedEventLoopGroup
+    private let httpGroup: MultiThreadedEventLoopGroup?
     private let pool: NIOThreadPool
     private let channels: [any Channel]
 
@@ -156,6 +157,9 @@ public final class DynamoNodeServer: Sendable {
         }
         // One event loop carries the node's whole protocol state; storage runs on the pool.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // HTTP connections on loops of their own (parsing, encoding, the connection's
+        // timers), each request handed to the protocol loop and its reply handed back.
+        let httpGroup = config.httpThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: config.httpThreads) : nil
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         let loop = group.next()
@@ -166,16 +170,18 @@ public final class DynamoNodeServer: Sendable {
         var channels: [any Channel] = []
         do {
             channels.append(try await bindPeer(runtime: runtime, group: group))
-            channels.append(try await bindHTTP(runtime: runtime, group: group))
+            channels.append(try await bindHTTP(runtime: runtime, group: httpGroup ?? group))
         } catch {
             for channel in channels { try? await channel.close() }
             runtime.left.fail(error)
             try? await pool.shutdownGracefully()
             try? await runtime.renderPool.shutdownGracefully()
+            try? await httpGroup?.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
-        let server = DynamoNodeServer(runtime: runtime, group: group, pool: pool, channels: channels)
+        let server = DynamoNodeServer(
+            runtime: runtime, group: group, httpGroup: httpGroup, pool: pool, channels: channels)
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(NodeRuntime.tickIntervalMs)) { _ in
             runtime.handle(.tick)
             runtime.checkLeft()
@@ -187,10 +193,13 @@ public final class DynamoNodeServer: Sendable {
         return server
     }
 
-    private init(runtime: NodeRuntime, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, channels: [any Channel])
-    {
+    private init(
+        runtime: NodeRuntime, group: MultiThreadedEventLoopGroup, httpGroup: MultiThreadedEventLoopGroup?,
+        pool: NIOThreadPool, channels: [any Channel]
+    ) {
         self.runtime = runtime
         self.group = group
+        self.httpGroup = httpGroup
         self.pool = pool
         self.channels = channels
     }
@@ -283,6 +292,7 @@ public final class DynamoNodeServer: Sendable {
         try? await pool.shutdownGracefully()
         try? await runtime.renderPool.shutdownGracefully()
         try? runtime.keeper.refreshSeal()
+        try? await httpGroup?.shutdownGracefully()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")
     }

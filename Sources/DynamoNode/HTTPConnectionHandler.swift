@@ -117,7 +117,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private func serve(_ request: HTTPRequestData, head: HTTPRequestHead, context: ChannelHandlerContext) {
         state = .serving
         let channel = context.channel
-        HTTPFrontend(runtime: runtime).handleHTTP(request).assumeIsolated().whenComplete { result in
+        let frontend = HTTPFrontend(runtime: runtime)
+        // The frontend runs on the node's protocol loop; the reply comes back to this one.
+        let answer =
+            runtime.loop.inEventLoop
+            ? frontend.handleHTTP(request)
+            : runtime.loop.flatSubmit { frontend.handleHTTP(request) }.hop(to: context.eventLoop)
+        answer.assumeIsolated().whenComplete { result in
             let reply: HTTPReply
             switch result {
             case .success(let value): reply = value

@@ -1,6 +1,7 @@
 public import DynamoAPI
 public import DynamoCore
 import Foundation
+import NIOCore
 
 /// Everything a node is started with (the `dynamo-node` flags, spec section 5).
 public struct NodeConfig: Sendable {
@@ -44,6 +45,13 @@ public struct NodeConfig: Sendable {
     /// ages and everything else the node dates. For showing what clock skew does to
     /// `--policy lww` on one machine, in a demo or a test.
     public var clockOffsetMs: Int64 = 0
+    /// Event loops for the HTTP API besides the node's protocol loop (`--http-threads`):
+    /// they parse requests and write replies, so a node uses more than one core; the
+    /// protocol state stays on its one loop. 0 serves HTTP on the protocol loop too.
+    public var httpThreads: Int = NodeConfig.defaultHTTPThreads
+
+    /// One HTTP loop per core beyond the protocol loop's, at least one, at most four.
+    public static var defaultHTTPThreads: Int { min(4, max(1, System.coreCount - 1)) }
 
     /// This node's wall clock in ms since 1970, with its offset (never below 0).
     public var wallMs: UInt64 {

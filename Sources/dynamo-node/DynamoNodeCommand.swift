@@ -69,6 +69,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         help: "Report keys whose object is this large. Default: 5 MiB, or --max-object-bytes if lower.")
     var warnObjectBytes: Int?
     @Option(help: "Conflict policy for the cluster: siblings or lww.") var policy: String = "siblings"
+    @Option(
+        name: .customLong("http-threads"),
+        help: "Event loops parsing HTTP besides the protocol loop (default: cores - 1, 1 to 4; 0: none).")
+    var httpThreads: Int?
     @Option(name: .customLong("clock-max-entries"), help: "Prune causal clocks beyond this many entries.")
     var clockMaxEntries = 10
     @Option(name: .customLong("durable-writes"), help: "Which replica writes are fsynced: all, coordinator, none.")
@@ -249,6 +253,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             tls: tlsCert.map { NodeTLS(certificateFile: $0, privateKeyFile: tlsKey!, caFile: tlsCA!) },
             repairStore: repairStore, objectLimits: objectLimits)
         config.clockOffsetMs = clockOffsetMs
+        if let httpThreads { config.httpThreads = httpThreads }
 
         let server: DynamoNodeServer
         do {
