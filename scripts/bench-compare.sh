@@ -24,6 +24,7 @@ NODE=${NODE:-.build/release/dynamo-node}
 ONLY=${ONLY:-both}          # both, etcd or dynamo
 TASKSET=${TASKSET:-}        # e.g. "taskset -c 0": pins the servers (not wrk)
 NODE_FLAGS=${NODE_FLAGS:-}  # extra dynamo-node flags
+NODES=${NODES:-3}           # dynamo nodes: 3 (N=3 R=2 W=2), or 1 for one node alone (N=R=W=1)
 export THREADS KEYS VALUE_SIZE
 
 missing=""
@@ -135,17 +136,19 @@ start_etcd() {
 }
 
 start_dynamo() {
-  for i in 1 2 3; do
+  local quorum="--n 3 --r 2 --w 2"
+  [ "$NODES" = 1 ] && quorum="--n 1 --r 1 --w 1"
+  for i in $(seq "$NODES"); do
     local seeds=""
     [ $i = 1 ] || seeds="--seeds 127.0.0.1:24801"
     # shellcheck disable=SC2086
     $TASKSET "$NODE" --name n$i --host 127.0.0.1 --peer-port 2480$i --http-port 2479$i \
-      --data-dir "$root/dynamo-$i" $seeds --n 3 --r 2 --w 2 --gossip-interval-ms 500 $NODE_FLAGS \
+      --data-dir "$root/dynamo-$i" $seeds $quorum --gossip-interval-ms 500 $NODE_FLAGS \
       >"$root/dynamo-$i.log" 2>&1 &
     pids+=($!)
   done
-  for i in 1 2 3; do
-    wait_for http://127.0.0.1:2479$i/admin/status '("status": ?"up".*){3}'
+  for i in $(seq "$NODES"); do
+    wait_for http://127.0.0.1:2479$i/admin/status "(\"status\": ?\"up\".*){$NODES}"
   done
 }
 
@@ -157,7 +160,7 @@ if [ "$ONLY" != dynamo ]; then
   stop_all
 fi
 if [ "$ONLY" != etcd ]; then
-  echo "dynamo, 3 nodes (N=3 R=2 W=2${NODE_FLAGS:+, $NODE_FLAGS})"
+  echo "dynamo, $NODES node(s) ($( [ "$NODES" = 1 ] && echo "N=R=W=1" || echo "N=3 R=2 W=2")${NODE_FLAGS:+, $NODE_FLAGS}${TASKSET:+, $TASKSET})"
   start_dynamo
   measure dynamo http://127.0.0.1:24791
   stop_all

@@ -145,11 +145,19 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         public var lostAtStart: String?
         /// Set while the store fails (\"disk full\"), until it takes writes again.
         public var degraded: String?
+        /// Group commit since the node started: write batches committed, how many of them
+        /// were synced, and the storage operations they carried.
+        public var batches: UInt64?
+        public var syncs: UInt64?
+        public var batchedOperations: UInt64?
 
         public init(
             failures: UInt64, lastError: String?, lastErrorMsAgo: UInt64?, lostAtStart: String? = nil,
-            degraded: String? = nil
+            degraded: String? = nil, batches: UInt64? = nil, syncs: UInt64? = nil, batchedOperations: UInt64? = nil
         ) {
+            self.batches = batches
+            self.syncs = syncs
+            self.batchedOperations = batchedOperations
             self.degraded = degraded
             self.lostAtStart = lostAtStart
             self.failures = failures

@@ -388,7 +388,9 @@ struct HTTPFrontend: Sendable {
             storage: .init(
                 failures: runtime.storageFailures.count, lastError: runtime.storageFailures.last,
                 lastErrorMsAgo: runtime.storageFailures.last == nil ? nil : now - min(now, runtime.storageFailures.atMs),
-                lostAtStart: runtime.storeLoss, degraded: runtime.storageDegraded),
+                lostAtStart: runtime.storeLoss, degraded: runtime.storageDegraded,
+                batches: store.commitCounts.batches, syncs: store.commitCounts.syncs,
+                batchedOperations: store.commitCounts.operations),
             objects: objectsStatus(now: now), departed: departed(now: now))
     }
 

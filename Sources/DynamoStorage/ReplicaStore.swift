@@ -23,6 +23,8 @@ public final class ReplicaStore: Sendable {
     /// How many hints are held for each key that has any: a write looks for hints of its
     /// key only when there are some (a scan per write was a good share of its cost).
     private let hintedKeys: NIOLockedValueBox<[[UInt8]: Int]>
+    /// Commits so far: batches written, of them synced, and the operations they carried.
+    private let commits = NIOLockedValueBox<CommitCounts>(CommitCounts())
     /// Mutation sequence and the tree updates not yet taken by the node.
     private let treeUpdates = NIOLockedValueBox<(seq: UInt64, pending: [TreeUpdate])>((0, []))
 
@@ -84,9 +86,14 @@ public final class ReplicaStore: Sendable {
     /// for it), then applies its effects. Call with `writer` held. Tree updates are numbered
     /// after the engine has the data: a Merkle scan stamped with an earlier sequence then
     /// gets the update again, which is harmless, and never misses one.
-    private func commit(_ tx: StoreTransaction) throws(StorageError) {
+    private func commit(_ tx: StoreTransaction, operations: Int = 1) throws(StorageError) {
         guard !tx.changes.isEmpty else { return }
         try engine.write(tx.changes, sync: tx.sync)
+        commits.withLockedValue { counts in
+            counts.batches += 1
+            if tx.sync { counts.syncs += 1 }
+            counts.operations += UInt64(operations)
+        }
         if tx.keyDelta != 0 { keyCounter.withLockedValue { $0 += tx.keyDelta } }
         if !tx.hintDelta.isEmpty {
             hintCounter.withLockedValue { counts in
@@ -147,6 +154,9 @@ public final class ReplicaStore: Sendable {
         }
         return (result, seq)
     }
+
+    /// Write batches committed since the store opened (group commit's figures).
+    public var commitCounts: CommitCounts { commits.withLockedValue { $0 } }
 
     /// Keys held in this store (values and tombstones).
     public var keyCount: Int { keyCounter.withLockedValue { $0 } }
@@ -572,7 +582,7 @@ public final class ReplicaStore: Sendable {
                 results.append(result)
             }
             do {
-                try commit(tx)
+                try commit(tx, operations: changed.count)
             } catch {
                 for index in changed { results[index] = .failed(error.message) }
             }
@@ -659,4 +669,12 @@ public final class ReplicaStore: Sendable {
             throw StorageError("stored object for a key of \(key.count) bytes is corrupt: \(error.reason)")
         }
     }
+}
+
+/// Group commit's figures: write batches committed, how many were synced, and the
+/// operations they carried (operations / batches is the batching achieved).
+public struct CommitCounts: Hashable, Sendable {
+    public var batches: UInt64 = 0
+    public var syncs: UInt64 = 0
+    public var operations: UInt64 = 0
 }

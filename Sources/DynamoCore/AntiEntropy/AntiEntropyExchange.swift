@@ -121,8 +121,9 @@ public struct AntiEntropy: Sendable {
     public mutating func apply(_ updates: [TreeUpdate]) {
         guard !rangeIndex.isEmpty else { return }
         for update in updates {
-            guard let range = range(containing: RingPosition.of(key: update.key)) else { continue }
-            trees[range]?.tree.set(update.key, hash: update.hash, seq: update.seq)
+            let position = RingPosition.of(key: update.key)
+            guard let range = range(containing: position) else { continue }
+            trees[range]?.tree.set(update.key, hash: update.hash, seq: update.seq, position: position)
         }
     }
 

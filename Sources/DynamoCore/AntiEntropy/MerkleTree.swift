@@ -46,22 +46,26 @@ public struct MerkleTree: Sendable, Equatable {
 
     /// The segment (leaf) of a key: low bits of MD5(key), independent of ring ranges.
     public static func segment(of key: [UInt8]) -> UInt32 {
-        let digest = MD5.digest(key)
-        let value = UInt32(digest[13]) << 16 | UInt32(digest[14]) << 8 | UInt32(digest[15])
-        return value & ((1 << (bitsPerLevel * depth)) - 1)
+        segment(at: .of(key: key))
+    }
+
+    /// The segment of a key at `position` (its MD5): the digest's last bytes.
+    public static func segment(at position: RingPosition) -> UInt32 {
+        UInt32(truncatingIfNeeded: position.value) & ((1 << (bitsPerLevel * depth)) - 1)
     }
 
     public var root: UInt64 { levels[0][0] ?? 0 }
 
     /// Sets a key's hash (nil: the key is gone) as of mutation `seq`; older news is ignored.
-    public mutating func set(_ key: [UInt8], hash newHash: UInt64?, seq: UInt64) {
+    /// `position`, when the caller has it, saves hashing the key again.
+    public mutating func set(_ key: [UInt8], hash newHash: UInt64?, seq: UInt64, position: RingPosition? = nil) {
         let current = keys[key]
         if let current, current.seq > seq { return }
         let old = current?.hash ?? 0
         let new = newHash ?? 0
         keys[key] = (new, seq)
         let delta = old ^ new
-        let segment = Self.segment(of: key)
+        let segment = Self.segment(at: position ?? .of(key: key))
         if old == 0, new != 0 {
             count += 1
             segments[segment, default: []].insert(key)

@@ -11,10 +11,13 @@ public struct Routing {
     /// strict: healthy home nodes only.
     public var sloppyQuorum: Bool
     /// The ring of up members, on which writes are routed.
-    public var routingRing: Ring
+    public let routingRing: Ring
     /// The ring counting joining and leaving members too.
     public var ring: Ring
     public var isReachable: (NodeName) -> Bool
+    /// The last key's preference list on the routing ring: one decision asks for it
+    /// several times (replicas, the coordinator's own, fallbacks), each an MD5 and a walk.
+    private let lastPreference = PreferenceMemo()
 
     public init(
         me: NodeName, n: Int, sloppyQuorum: Bool, routingRing: Ring, ring: Ring,
@@ -30,8 +33,16 @@ public struct Routing {
 
     /// The first N healthy nodes of the key's preference list on the routing ring, each
     /// fallback with the home node it stands in for.
+    /// The key's preference list on the routing ring.
+    private func preference(forKey key: [UInt8]) -> PreferenceList {
+        if let last = lastPreference.entry, last.key == key { return last.list }
+        let list = routingRing.preferenceList(forKey: key)
+        lastPreference.entry = (key, list)
+        return list
+    }
+
     public func replicas(forKey key: [UInt8]) -> [HintedReplica] {
-        let sloppy = routingRing.preferenceList(forKey: key).sloppyReplicas(n: n, isHealthy: isReachable)
+        let sloppy = preference(forKey: key).sloppyReplicas(n: n, isHealthy: isReachable)
         return sloppyQuorum ? sloppy : sloppy.filter { $0.hintFor == nil }
     }
 
@@ -58,7 +69,7 @@ public struct Routing {
     public func coordinatorReplicas(forKey key: [UInt8]) -> [HintedReplica] {
         var replicas = replicas(forKey: key)
         if !replicas.contains(where: { $0.node == me }) {
-            let home = routingRing.preferenceList(forKey: key).home(n)
+            let home = preference(forKey: key).home(n)
             let standIn =
                 home.contains(me) ? nil : home.first { h in !replicas.contains { $0.node == h } } ?? home.first
             replicas.insert(HintedReplica(node: me, hintFor: standIn), at: 0)
@@ -69,7 +80,7 @@ public struct Routing {
     /// The key's extended preference list, in order, without this node, the `excluded`
     /// ones and those it cannot reach: where a write or hint can go instead.
     public func reachablePreference(forKey key: [UInt8], excluding excluded: Set<NodeName>) -> [NodeName] {
-        routingRing.preferenceList(forKey: key).nodes.filter { node in
+        preference(forKey: key).nodes.filter { node in
             node != me && !excluded.contains(node) && isReachable(node)
         }
     }
@@ -81,7 +92,7 @@ public struct Routing {
     /// simulator: such a copy was then lost with a log tail.)
     public func standIn(for hint: Hint) -> NodeName? {
         let candidates = reachablePreference(forKey: hint.key, excluding: [hint.target])
-        let home = Set(routingRing.preferenceList(forKey: hint.key).home(n))
+        let home = Set(preference(forKey: hint.key).home(n))
         let makers = Set(hint.object.versions.map(\.dot.actor))
         return candidates.first { home.contains($0) && !makers.contains($0) } ?? candidates.first
     }
@@ -94,4 +105,9 @@ public struct Routing {
         if sloppyQuorum { others += reachablePreference(forKey: key, excluding: Set(others)) }
         return others
     }
+}
+
+/// One remembered preference list (a `Routing` value lives for one decision).
+private final class PreferenceMemo {
+    var entry: (key: [UInt8], list: PreferenceList)?
 }
