@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 NODES ?= 5
 
-.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer fuzz-build fuzz-run bench bench-compare format clean
+.PHONY: deps build release console cluster test test-fast fuzz fuzz-libfuzzer fuzz-build fuzz-run bench bench-compare bench-micro format clean
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
@@ -64,6 +64,11 @@ bench: release
 # table with the ratios (installs etcd-server and wrk if missing; see scripts/bench-compare.sh).
 bench-compare: release
 	scripts/bench-compare.sh
+
+# Micro-benchmarks of the core's hot paths with allocations per operation (ordo-one
+# package-benchmark, in a package of its own so that tests never build it).
+bench-micro: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

@@ -16,6 +16,9 @@ let package = Package(
         .executable(name: "dynamo-node", targets: ["dynamo-node"]),
         .executable(name: "dynamo", targets: ["dynamo"]),
         .library(name: "DynamoClient", targets: ["DynamoClient"]),
+        // The pure core and the wire codec, for the micro-benchmarks package (Benchmarks/).
+        .library(name: "DynamoCore", targets: ["DynamoCore"]),
+        .library(name: "DynamoWire", targets: ["DynamoWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -1,0 +1,72 @@
+import Benchmark
+import DynamoCore
+import DynamoWire
+
+/// The core's work per request, each with its allocations: what the node does on every
+/// put and get besides waiting for the disk and the network.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(2), maxIterations: 1_000_000)
+
+    let policy = ClockPolicy()
+    let key10 = Array("cart:12345".utf8)
+    let key100 = [UInt8](repeating: 0x61, count: 100)
+    let value = [UInt8](repeating: 0x78, count: 100)
+    // A key with two concurrent versions, and a write that supersedes one of them.
+    let (one, first) = try! VersionedObject().writing(
+        value, context: nil, actor: "n1", now: 1, policy: policy)
+    let (two, _) = try! one.writing(value, context: nil, actor: "n2", now: 2, policy: policy)
+    let incoming = VersionedObject(versions: [first])
+    let stored = two.encoded()
+    let put = PeerMessage.request(id: 42, .replica(.put(key: key10, object: incoming, hintFor: nil)))
+    let putBytes = PeerCodec.encode(put)
+
+    Benchmark("MD5 of a 10-byte key") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(MD5.digest(key10)) }
+    }
+    Benchmark("MD5 of a 100-byte key") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(MD5.digest(key100)) }
+    }
+    Benchmark("Ring position of a key") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(RingPosition.of(key: key10)) }
+    }
+    Benchmark("Clock merge: a replica write into two siblings") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(two.merged(with: incoming, policy: policy)) }
+    }
+    Benchmark("Coordinated write on two siblings") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try? two.writing(value, context: two.context, actor: "n1", now: 3, policy: policy))
+        }
+    }
+    Benchmark("Object decode and encode (two siblings)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try? VersionedObject(decoding: stored).encoded())
+        }
+    }
+    Benchmark("Peer codec: encode a replica put") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(PeerCodec.encode(put)) }
+    }
+    Benchmark("Peer codec: decode a replica put") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try? PeerCodec.decode(putBytes)) }
+    }
+    let tree = TreeBox()
+    Benchmark("Merkle update of one key in a tree of 100,000", configuration: .init(scalingFactor: .kilo)) {
+        benchmark in
+        for i in benchmark.scaledIterations {
+            tree.seq += 1
+            tree.tree.set(tree.keys[i & 1023], hash: tree.seq | 1, seq: tree.seq)
+        }
+        blackHole(tree.tree.root)
+    }
+}
+
+/// A Merkle tree of 100,000 keys, built once and updated in place by its benchmark.
+final class TreeBox: @unchecked Sendable {
+    var tree = MerkleTree()
+    let keys = (0..<1024).map { Array("key-\($0 * 97)".utf8) }
+    var seq: UInt64 = 1
+
+    init() {
+        for i in 0..<100_000 { tree.set(Array("key-\(i)".utf8), hash: UInt64(i) | 1, seq: 1) }
+    }
+}

@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+// Micro-benchmarks of the core's hot paths (ordo-one package-benchmark): a package of its
+// own so that `make test` and CI never build the benchmark harness. Run `make bench-micro`.
+import PackageDescription
+
+let package = Package(
+    name: "DynamoBenchmarks",
+    dependencies: [
+        .package(name: "Dynamo", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "CoreBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "DynamoCore", package: "Dynamo"),
+                .product(name: "DynamoWire", package: "Dynamo"),
+            ],
+            path: "Benchmarks/CoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ]
+)
