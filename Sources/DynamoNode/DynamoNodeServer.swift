@@ -289,10 +289,12 @@ public final class DynamoNodeServer: Sendable {
         let runtime = self.runtime
         try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
         runtime.left.fail(ChannelError.ioOnClosedChannel)
+        // The HTTP loops first (closing their connections), while the protocol loop can
+        // still answer what they handed it; then storage, then the protocol loop.
+        try? await httpGroup?.shutdownGracefully()
         try? await pool.shutdownGracefully()
         try? await runtime.renderPool.shutdownGracefully()
         try? runtime.keeper.refreshSeal()
-        try? await httpGroup?.shutdownGracefully()
         try? await group.shutdownGracefully()
         runtime.logger.info("node \(runtime.name) stopped")
     }

@@ -18,12 +18,20 @@ struct NodeIdentity: Equatable {
 
     static let metadataKey = "identity"
 
-    /// Reads the stored identity, changes it and stores it again (nothing without one).
+    /// Reads the stored identity, changes it and stores it again (nothing without one), in
+    /// one store transaction: two changes made at once (a new generation and a completed
+    /// join, say) never lose each other's.
     private static func modify(in store: ReplicaStore, _ change: (inout NodeIdentity) -> Void) throws {
-        guard let bytes = try store.metadata(metadataKey) else { return }
-        var identity = try decode(bytes)
-        change(&identity)
-        try store.setMetadata(metadataKey, identity.encoded())
+        try store.modifyMetadata(metadataKey) { bytes throws(StorageError) in
+            var identity: NodeIdentity
+            do {
+                identity = try decode(bytes)
+            } catch {
+                throw StorageError("the stored identity is unreadable: \(error)")
+            }
+            change(&identity)
+            return identity.encoded()
+        }
     }
 
     /// Records that the node's join is complete, and the dot floor it reached.

@@ -12,8 +12,10 @@ import NIOSSL
 ///
 /// It only executes what the machine asks for: requests go out on persistent peer links,
 /// answers go back on the connection they came from, storage operations run on `pool`
-/// (they block), and client promises are completed. Everything here runs on `loop`, the
-/// node's single event loop, as do all its channel handlers, so no locks are needed.
+/// (they block; a loop turn's changes as one write batch), and client promises are
+/// completed. Everything here runs on `loop`, the node's protocol loop, as do the peer
+/// channel handlers and the HTTP frontend (HTTP connections live on loops of their own and
+/// hand each request over), so no locks are needed.
 final class NodeRuntime: @unchecked Sendable {
     let config: NodeConfig
     let loop: any EventLoop
@@ -159,8 +161,12 @@ final class NodeRuntime: @unchecked Sendable {
             case .storage(let token, let op):
                 if op.changesData {
                     pendingChanges.append((token, op))
-                } else {
+                } else if case .read = op {
                     pendingReads.append((token, op))
+                } else {
+                    // Scans (a tree build, a tombstone sweep, a handoff) run alone: a
+                    // client's read must not wait behind one.
+                    perform([(token, op)])
                 }
                 atEndOfTurn()
             case .readReply(let client, let outcome):
@@ -212,8 +218,8 @@ final class NodeRuntime: @unchecked Sendable {
         atEndOfTurn()
     }
 
-    /// Storage reads of this turn: they go to the pool as one job (one thread hop for
-    /// all), beside a write batch.
+    /// Key reads of this turn: they go to the pool as one job (one thread hop for all),
+    /// beside a write batch.
     private var pendingReads: [(token: StorageToken, op: StorageOp)] = []
 
     // MARK: Group commit
@@ -226,10 +232,21 @@ final class NodeRuntime: @unchecked Sendable {
     /// The most operations in one pool job (bounds its latency and memory).
     static let maxBatch = 512
 
+    /// The most value bytes in one write batch (one log record): a batch of big objects
+    /// stops here.
+    static let maxBatchBytes = 8 << 20
+
     private func writeBatch() {
         guard !batchInFlight, !pendingChanges.isEmpty else { return }
-        let batch = Array(pendingChanges.prefix(Self.maxBatch))
-        pendingChanges.removeFirst(batch.count)
+        var count = 0
+        var bytes = 0
+        for entry in pendingChanges.prefix(Self.maxBatch) {
+            bytes += entry.op.valueBytes
+            if count > 0, bytes > Self.maxBatchBytes { break }
+            count += 1
+        }
+        let batch = Array(pendingChanges.prefix(count))
+        pendingChanges.removeFirst(count)
         batchInFlight = true
         perform(batch) {
             self.batchInFlight = false
@@ -403,9 +420,15 @@ final class NodeRuntime: @unchecked Sendable {
 
     func isReachable(_ node: NodeName) -> Bool { machine.isReachable(node, at: monotonicMs) }
 
-    /// Drops every link and fails what waits on them (shutdown).
+    /// Drops every link and fails what waits on them, then every client request still
+    /// waiting (shutdown: their answers reach the HTTP loops before those stop).
     func closeAllLinks() {
         for link in Array(links.values) { linkClosed(link) }
+        let (pendingReads, pendingWrites) = (reads, writes)
+        reads = [:]
+        writes = [:]
+        for promise in pendingReads.values { promise.fail(NodeStopping()) }
+        for promise in pendingWrites.values { promise.fail(NodeStopping()) }
     }
 
     // MARK: Peer links
@@ -471,4 +494,9 @@ final class NodeRuntime: @unchecked Sendable {
         link.inflight = []
         for id in failed.sorted() { complete(requestID: id, with: nil) }
     }
+}
+
+/// A client request the node could not finish because it is stopping.
+struct NodeStopping: Error, CustomStringConvertible {
+    var description: String { "the node is stopping" }
 }

@@ -146,6 +146,7 @@ final class StoreKeeper: Sendable {
         let probe = Array(String(UInt64.random(in: .min ... .max)).utf8)
         do {
             try store.setMetadata("probe", probe)
+            try store.recountIfUncertain()
             return false
         } catch {
             let room = RocksDBEngine.roomToRecover(path: engine.path)
@@ -155,6 +156,8 @@ final class StoreKeeper: Sendable {
             }
             try engine.reopen()
             try store.setMetadata("probe", probe)
+            // A batch whose sync failed may have come back with the log: count it.
+            try store.recountIfUncertain()
             return true
         }
     }

@@ -18,6 +18,18 @@ public final class MemoryEngine: StorageEngine, Sendable {
         state.withLockedValue { _ = $0.removeValue(forKey: key) }
     }
 
+    /// All the changes at once, as RocksDB's write batch does.
+    public func write(_ changes: [StorageChange], sync: Bool) throws(StorageError) {
+        state.withLockedValue { entries in
+            for change in changes {
+                switch change {
+                case .put(let key, let value): entries[key] = value
+                case .delete(let key): entries[key] = nil
+                }
+            }
+        }
+    }
+
     public func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {

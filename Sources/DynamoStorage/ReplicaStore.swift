@@ -23,6 +23,11 @@ public final class ReplicaStore: Sendable {
     /// How many hints are held for each key that has any: a write looks for hints of its
     /// key only when there are some (a scan per write was a good share of its cost).
     private let hintedKeys: NIOLockedValueBox<[[UInt8]: Int]>
+    /// Set when a commit failed: the engine may still hold it (a log record written whole
+    /// whose sync failed comes back when the store is reopened), so the counts and
+    /// `hintedKeys` may be short until `recountIfUncertain()`; meanwhile every write looks
+    /// for hints of its key (a hint missed there could let a dot be used twice).
+    private let countsUncertain = NIOLockedValueBox(false)
     /// Commits so far: batches written, of them synced, and the operations they carried.
     private let commits = NIOLockedValueBox<CommitCounts>(CommitCounts())
     /// Mutation sequence and the tree updates not yet taken by the node.
@@ -33,6 +38,11 @@ public final class ReplicaStore: Sendable {
         self.keyCounter = NIOLockedValueBox(0)
         self.hintCounter = NIOLockedValueBox([:])
         self.hintedKeys = NIOLockedValueBox([:])
+        try count()
+    }
+
+    /// Counts keys and hints from what the engine holds.
+    private func count() throws(StorageError) {
         var count = 0
         try Self.forEach(in: engine, prefix: StorageKey.data) { _, _ in count += 1 }
         var hints: [NodeName: Int] = [:]
@@ -45,6 +55,16 @@ public final class ReplicaStore: Sendable {
         keyCounter.withLockedValue { $0 = count }
         hintCounter.withLockedValue { $0 = hints }
         hintedKeys.withLockedValue { $0 = hinted }
+    }
+
+    /// After a failed commit, once the store takes writes again (reopened): counts keys
+    /// and hints anew from what the engine holds, which may include the failed batch.
+    public func recountIfUncertain() throws(StorageError) {
+        guard countsUncertain.withLockedValue({ $0 }) else { return }
+        writer.lock()
+        defer { writer.unlock() }
+        try count()
+        countsUncertain.withLockedValue { $0 = false }
     }
 
     /// Visits every entry whose storage key starts with `prefix`, in order, in batches.
@@ -88,7 +108,12 @@ public final class ReplicaStore: Sendable {
     /// gets the update again, which is harmless, and never misses one.
     private func commit(_ tx: StoreTransaction, operations: Int = 1) throws(StorageError) {
         guard !tx.changes.isEmpty else { return }
-        try engine.write(tx.changes, sync: tx.sync)
+        do {
+            try engine.write(tx.changes, sync: tx.sync)
+        } catch {
+            countsUncertain.withLockedValue { $0 = true }
+            throw error
+        }
         commits.withLockedValue { counts in
             counts.batches += 1
             if tx.sync { counts.syncs += 1 }
@@ -428,7 +453,9 @@ public final class ReplicaStore: Sendable {
     /// Each hint held here for `key`, one per target, decoded (as `tx` sees them, else as
     /// the engine holds them).
     private func hints(for key: [UInt8], in tx: StoreTransaction? = nil) throws(StorageError) -> [VersionedObject] {
-        let mayHold = (tx?.changesHints(of: key) ?? false) || hintedKeys.withLockedValue { $0[key] != nil }
+        let mayHold =
+            (tx?.changesHints(of: key) ?? false) || hintedKeys.withLockedValue { $0[key] != nil }
+            || countsUncertain.withLockedValue { $0 }
         guard mayHold else { return [] }
         let prefix = try StorageKey.hintPrefix(for: key)
         var result: [VersionedObject] = []
@@ -576,8 +603,11 @@ public final class ReplicaStore: Sendable {
                 switch result {
                 case .failed, .refused: break
                 default:
-                    tx.absorb(child)
-                    changed.append(results.count)
+                    // (An operation that changed nothing stands, whatever the commit does.)
+                    if !child.changes.isEmpty {
+                        tx.absorb(child)
+                        changed.append(results.count)
+                    }
                 }
                 results.append(result)
             }
@@ -659,6 +689,18 @@ public final class ReplicaStore: Sendable {
 
     public func setMetadata(_ name: String, _ value: [UInt8]) throws(StorageError) {
         try transaction { tx throws(StorageError) in tx.put(StorageKey.meta(name), value, sync: true) }
+    }
+
+    /// Replaces metadata `name` with `change(current)` (nothing when absent or when `change`
+    /// returns nil), atomically with every other change of the store: two updates of one
+    /// record never lose each other's.
+    public func modifyMetadata(_ name: String, _ change: ([UInt8]) throws(StorageError) -> [UInt8]?)
+        throws(StorageError)
+    {
+        try transaction { tx throws(StorageError) in
+            guard let current = try tx.get(StorageKey.meta(name)), let next = try change(current) else { return }
+            tx.put(StorageKey.meta(name), next, sync: true)
+        }
     }
 
     private static func decode(_ bytes: [UInt8], key: [UInt8]) throws(StorageError) -> VersionedObject {

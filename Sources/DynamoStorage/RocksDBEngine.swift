@@ -59,8 +59,7 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         rocksdb_block_based_options_destroy(table)
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, 0.1)
         rocksdb_options_set_memtable_whole_key_filtering(options, 1)
-        // A write batch's log append overlaps the previous batch's memtable insert.
-        rocksdb_options_set_enable_pipelined_write(options, 1)
+        // (Pipelined writes gain nothing here: the store writes one batch at a time.)
         readOptions = rocksdb_readoptions_create()
         writeOptions = rocksdb_writeoptions_create()
         syncWriteOptions = rocksdb_writeoptions_create()

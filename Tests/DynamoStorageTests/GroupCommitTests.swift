@@ -8,13 +8,19 @@ import Testing
 /// An engine that counts the batches written to it and can be made to fail them.
 final class CountingEngine: StorageEngine, Sendable {
     let inner = MemoryEngine()
-    private let state = NIOLockedValueBox((batches: 0, syncedBatches: 0, failing: false))
+    private let state = NIOLockedValueBox((batches: 0, syncedBatches: 0, failing: false, applyThenFail: false))
 
     var batches: Int { state.withLockedValue { $0.batches } }
     var syncedBatches: Int { state.withLockedValue { $0.syncedBatches } }
     var failing: Bool {
         get { state.withLockedValue { $0.failing } }
         set { state.withLockedValue { $0.failing = newValue } }
+    }
+    /// Writes take effect and then fail, as a log record written whole whose sync failed
+    /// does once the store is reopened.
+    var applyThenFail: Bool {
+        get { state.withLockedValue { $0.applyThenFail } }
+        set { state.withLockedValue { $0.applyThenFail = newValue } }
     }
 
     func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? { try inner.get(key) }
@@ -36,6 +42,7 @@ final class CountingEngine: StorageEngine, Sendable {
         }
         if failing { throw StorageError("IO error: No space left on device (test)") }
         try inner.write(changes, sync: sync)
+        if applyThenFail { throw StorageError("IO error: sync failed (test)") }
     }
 }
 
@@ -141,6 +148,46 @@ final class CountingEngine: StorageEngine, Sendable {
             return
         }
         #expect(store.keyCount == 2)
+    }
+
+    /// Found by a review: a batch whose sync failed can come back with the log. The store
+    /// then looks for hints of every key it writes (else a hint's dot could be numbered
+    /// again), and counts keys and hints anew once it takes writes again.
+    @Test func aBatchThatFailedButCameBackIsCountedAndItsHintsAreSeen() throws {
+        let engine = CountingEngine()
+        let store = try ReplicaStore(engine: engine)
+        let key = Array("h".utf8)
+        let hinted = VersionedObject(versions: [
+            Version(dot: Dot(actor: "n1", counter: 40), past: .empty, value: [1], timestamp: 1)
+        ])
+        engine.applyThenFail = true
+        let failed = store.perform(batch: [.merge(key: key, object: hinted, hintFor: "n3", sync: true)], policy: policy)
+        guard case .failed = failed[0].result else {
+            Issue.record("the merge must fail: \(failed[0].result)")
+            return
+        }
+        #expect(store.hintCounts.isEmpty, "nothing is counted for a failed commit")
+        engine.applyThenFail = false
+        guard case .version(let written, _) = store.perform(batch: [coordinate("h", "new")], policy: policy)[0].result
+        else {
+            Issue.record("the write must be stored")
+            return
+        }
+        #expect(written.dot.counter > 40, "the new dot counts on from the hint the failed batch left")
+        try store.recountIfUncertain()
+        #expect(store.hintCounts == ["n3": 1])
+        #expect(store.keyCount == 1)
+    }
+
+    @Test func metadataChangesMadeTogetherKeepEachOther() throws {
+        let store = try ReplicaStore(engine: MemoryEngine())
+        try store.setMetadata("m", [0])
+        DispatchQueue.concurrentPerform(iterations: 200) { _ in
+            try? store.modifyMetadata("m") { bytes throws(StorageError) in [bytes[0] &+ 1] }
+        }
+        #expect(try store.metadata("m") == [200])
+        try store.modifyMetadata("absent") { _ throws(StorageError) in [1] }
+        #expect(try store.metadata("absent") == nil, "nothing is made up for a record that is not there")
     }
 
     @Test func rocksDBWritesABatchAtomicallyInOrder() throws {

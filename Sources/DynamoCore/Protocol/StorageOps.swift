@@ -36,6 +36,16 @@ extension StorageOp {
         case .read, .loadHints, .scanOwn, .rangeHashes, .findTombstones: false
         }
     }
+
+    /// The value bytes the operation writes (what bounds a write batch).
+    public var valueBytes: Int {
+        switch self {
+        case .merge(_, let object, _, _), .forget(_, let object): object.valueBytes
+        case .coordinateWrite(_, let value, _, _, _, _, _, _, _): value?.count ?? 0
+        case .removeHint(let hint): hint.object.valueBytes
+        case .read, .loadHints, .scanOwn, .rangeHashes, .findTombstones: 0
+        }
+    }
 }
 
 public enum StorageResult: Hashable, Sendable {

@@ -112,11 +112,12 @@ public struct Ring: Sendable, Equatable {
         // Every request walks this: a small cluster checks the few chosen names directly,
         // a large one keeps a set; either stops once every node is found.
         var seen: Set<NodeName>? = nodeCount > 16 ? [] : nil
-        let start = successorIndex(of: position)
-        var index = start
-        for _ in 0..<tokens.count where chosen.count < nodeCount {
+        var index = successorIndex(of: position)
+        var walked = 0
+        while chosen.count < nodeCount, walked < tokens.count {
             let owner = tokens[index].owner
             index = index + 1 == tokens.count ? 0 : index + 1
+            walked += 1
             let isNew = seen?.insert(owner).inserted ?? !chosen.contains(owner)
             if isNew { chosen.append(owner) }
         }
