@@ -287,7 +287,7 @@ public final class DynamoNodeServer: Sendable {
     public func stop() async {
         for channel in channels { try? await channel.close() }
         let runtime = self.runtime
-        try? await runtime.loop.submit { runtime.closeAllLinks() }.get()
+        try? await runtime.loop.submit { runtime.closeForShutdown() }.get()
         runtime.left.fail(ChannelError.ioOnClosedChannel)
         // The HTTP loops first (closing their connections), while the protocol loop can
         // still answer what they handed it; then storage, then the protocol loop.

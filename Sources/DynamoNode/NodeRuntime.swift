@@ -420,9 +420,9 @@ final class NodeRuntime: @unchecked Sendable {
 
     func isReachable(_ node: NodeName) -> Bool { machine.isReachable(node, at: monotonicMs) }
 
-    /// Drops every link and fails what waits on them, then every client request still
-    /// waiting (shutdown: their answers reach the HTTP loops before those stop).
-    func closeAllLinks() {
+    /// Shutdown: drops every link and fails what waits on them, then every client request
+    /// still waiting (their answers reach the HTTP loops before those stop).
+    func closeForShutdown() {
         for link in Array(links.values) { linkClosed(link) }
         let (pendingReads, pendingWrites) = (reads, writes)
         reads = [:]

@@ -203,19 +203,7 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
     }
 
     public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool) throws(StorageError) {
-        try write("put") { db, error in
-            key.withUnsafeBufferPointer { k in
-                value.withUnsafeBufferPointer { v in
-                    k.withMemoryRebound(to: CChar.self) { kc in
-                        v.withMemoryRebound(to: CChar.self) { vc in
-                            rocksdb_put(
-                                db, sync ? syncWriteOptions : writeOptions, kc.baseAddress, kc.count, vc.baseAddress,
-                                vc.count, &error)
-                        }
-                    }
-                }
-            }
-        }
+        try write([.put(key: key, value: value)], sync: sync)
     }
 
     /// The changes as one atomic write batch: one log record, synced once (group commit).
@@ -241,19 +229,13 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
                 }
             }
         }
-        try write("batch write") { db, error in
+        try write("write") { db, error in
             rocksdb_write(db, sync ? syncWriteOptions : writeOptions, batch, &error)
         }
     }
 
     public func delete(_ key: [UInt8], sync: Bool) throws(StorageError) {
-        try write("delete") { db, error in
-            key.withUnsafeBufferPointer { k in
-                k.withMemoryRebound(to: CChar.self) {
-                    rocksdb_delete(db, sync ? syncWriteOptions : writeOptions, $0.baseAddress, $0.count, &error)
-                }
-            }
-        }
+        try write([.delete(key: key)], sync: sync)
     }
 
     public func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(

@@ -31,8 +31,6 @@ public struct Routing {
         self.isReachable = isReachable
     }
 
-    /// The first N healthy nodes of the key's preference list on the routing ring, each
-    /// fallback with the home node it stands in for.
     /// The key's preference list on the routing ring.
     private func preference(forKey key: [UInt8]) -> PreferenceList {
         if let last = lastPreference.entry, last.key == key { return last.list }
@@ -41,6 +39,8 @@ public struct Routing {
         return list
     }
 
+    /// The first N healthy nodes of the key's preference list on the routing ring, each
+    /// fallback with the home node it stands in for.
     public func replicas(forKey key: [UInt8]) -> [HintedReplica] {
         let sloppy = preference(forKey: key).sloppyReplicas(n: n, isHealthy: isReachable)
         return sloppyQuorum ? sloppy : sloppy.filter { $0.hintFor == nil }
