@@ -13,7 +13,8 @@ public enum PeerCodec {
         case proof = 0x04
         case replicaGet = 0x10
         case replicaPut = 0x11
-        case gossip = 0x12
+        case gossipDigest = 0x18
+        case gossipRows = 0x19
         case coordinatePut = 0x13
         case replicaReap = 0x14
         case pull = 0x15
@@ -22,7 +23,7 @@ public enum PeerCodec {
         case replyObject = 0x20
         case replyStored = 0x21
         case replyFailed = 0x22
-        case replyGossip = 0x23
+        case replyGossipDelta = 0x29
         case replyCoordinated = 0x24
         case replyError = 0x25
         case replyTransfer = 0x26
@@ -110,9 +111,12 @@ public enum PeerCodec {
             w.write(Tag.replicaReap.rawValue)
             w.write(bytes: key)
             object.encode(into: &w)
-        case .gossip(let members):
-            w.write(Tag.gossip.rawValue)
-            encode(members, into: &w)
+        case .gossipDigest(let digests):
+            w.write(Tag.gossipDigest.rawValue)
+            encode(digests, into: &w)
+        case .gossipRows(let rows):
+            w.write(Tag.gossipRows.rawValue)
+            encode(rows, into: &w)
         case .pull(let requester, let after):
             w.write(Tag.pull.rawValue)
             encode([requester], into: &w)
@@ -152,8 +156,10 @@ public enum PeerCodec {
         case .replicaReap:
             let key = try r.readBytes(max: maxKey)
             return .replica(.reap(key: key, object: try VersionedObject.decode(from: &r)))
-        case .gossip:
-            return .gossip(try decodeMembers(&r))
+        case .gossipDigest:
+            return .gossipDigest(try decodeDigests(&r))
+        case .gossipRows:
+            return .gossipRows(try decodeRows(&r))
         case .pull:
             let members = try decodeMembers(&r)
             guard members.count == 1 else { throw ByteDecodingError("pull names one requester") }
@@ -207,9 +213,10 @@ public enum PeerCodec {
         case .replica(.failed(let reason)):
             w.write(Tag.replyFailed.rawValue)
             w.write(string: reason)
-        case .gossip(let members):
-            w.write(Tag.replyGossip.rawValue)
-            encode(members, into: &w)
+        case .gossipDelta(let rows, let wanted):
+            w.write(Tag.replyGossipDelta.rawValue)
+            encode(rows, into: &w)
+            encode(wanted, into: &w)
         case .coordinated(let result):
             w.write(Tag.replyCoordinated.rawValue)
             w.write(bool: result.succeeded)
@@ -264,8 +271,8 @@ public enum PeerCodec {
             return .replica(.stored)
         case .replyFailed:
             return .replica(.failed(try r.readString()))
-        case .replyGossip:
-            return .gossip(try decodeMembers(&r))
+        case .replyGossipDelta:
+            return .gossipDelta(rows: try decodeRows(&r), wanted: try decodeDigests(&r))
         case .replyCoordinated:
             let succeeded = try r.readBool()
             let coordinator = try r.readString(max: 255)
@@ -341,46 +348,119 @@ public enum PeerCodec {
 
     private static func encode(_ members: [Member], into w: inout ByteWriter) {
         w.write(varint: UInt64(members.count))
-        for m in members {
-            w.write(string: m.name)
-            w.write(string: m.peerAddress)
-            w.write(string: m.httpAddress)
-            w.write(varint: UInt64(m.tokens.count))
-            for t in m.tokens { w.write(raw: t.bytes) }
-            w.write(UInt8(MemberStatus.allCases.firstIndex(of: m.status)!))
-            w.write(varint: m.heartbeat)
-            w.write(varint: m.generation)
-            w.write(bool: m.settled)
-            w.write(bytes: m.admission)
-        }
+        for m in members { encode(m, into: &w) }
+    }
+
+    private static func encode(_ m: Member, into w: inout ByteWriter) {
+        w.write(string: m.name)
+        w.write(string: m.peerAddress)
+        w.write(string: m.httpAddress)
+        w.write(varint: UInt64(m.tokens.count))
+        for t in m.tokens { w.write(raw: t.bytes) }
+        w.write(UInt8(MemberStatus.allCases.firstIndex(of: m.status)!))
+        w.write(varint: m.heartbeat)
+        w.write(varint: m.generation)
+        w.write(bool: m.settled)
+        w.write(bytes: m.admission)
     }
 
     private static func decodeMembers(_ r: inout ByteReader) throws(ByteDecodingError) -> [Member] {
         let count = try r.readInt(max: maxMembers)
         var members: [Member] = []
+        for _ in 0..<count { members.append(try decodeMember(&r)) }
+        return members
+    }
+
+    private static func decodeMember(_ r: inout ByteReader) throws(ByteDecodingError) -> Member {
+        let name = try r.readString(max: 255)
+        let peer = try r.readString(max: 255)
+        let http = try r.readString(max: 255)
+        let tokenCount = try r.readInt(max: maxTokens)
+        var tokens: [RingPosition] = []
+        for _ in 0..<tokenCount { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
+        let status = try decodeStatus(&r)
+        let (heartbeat, generation) = try decodeVersion(&r)
+        let settled = try r.readBool()
+        let admission = try r.readBytes(max: 64)
+        return Member(
+            name: name, peerAddress: peer, httpAddress: http, tokens: tokens, status: status,
+            heartbeat: heartbeat, generation: generation, settled: settled, admission: admission)
+    }
+
+    private static func decodeStatus(_ r: inout ByteReader) throws(ByteDecodingError) -> MemberStatus {
+        let statusIndex = Int(try r.readByte())
+        guard statusIndex < MemberStatus.allCases.count else { throw ByteDecodingError("bad member status") }
+        return MemberStatus.allCases[statusIndex]
+    }
+
+    /// A heartbeat and a generation, each at most `Member.maxVersion`.
+    private static func decodeVersion(_ r: inout ByteReader) throws(ByteDecodingError) -> (UInt64, UInt64) {
+        let heartbeat = try r.readVarint()
+        let generation = try r.readVarint()
+        guard heartbeat <= Member.maxVersion, generation <= Member.maxVersion else {
+            throw ByteDecodingError("member heartbeat or generation out of range")
+        }
+        return (heartbeat, generation)
+    }
+
+    private static func encode(_ digests: [MemberDigest], into w: inout ByteWriter) {
+        w.write(varint: UInt64(digests.count))
+        for d in digests {
+            w.write(string: d.name)
+            w.write(varint: d.heartbeat)
+            w.write(varint: d.generation)
+        }
+    }
+
+    private static func decodeDigests(_ r: inout ByteReader) throws(ByteDecodingError) -> [MemberDigest] {
+        let count = try r.readInt(max: maxMembers)
+        var digests: [MemberDigest] = []
         for _ in 0..<count {
             let name = try r.readString(max: 255)
-            let peer = try r.readString(max: 255)
-            let http = try r.readString(max: 255)
-            let tokenCount = try r.readInt(max: maxTokens)
-            var tokens: [RingPosition] = []
-            for _ in 0..<tokenCount { tokens.append(RingPosition(bytes: try r.readRaw(16))) }
-            let statusIndex = Int(try r.readByte())
-            guard statusIndex < MemberStatus.allCases.count else { throw ByteDecodingError("bad member status") }
-            let status = MemberStatus.allCases[statusIndex]
-            let heartbeat = try r.readVarint()
-            let generation = try r.readVarint()
-            guard heartbeat <= Member.maxVersion, generation <= Member.maxVersion else {
-                throw ByteDecodingError("member heartbeat or generation out of range")
-            }
-            let settled = try r.readBool()
-            let admission = try r.readBytes(max: 64)
-            members.append(
-                Member(
-                    name: name, peerAddress: peer, httpAddress: http, tokens: tokens, status: status,
-                    heartbeat: heartbeat, generation: generation, settled: settled, admission: admission))
+            let (heartbeat, generation) = try decodeVersion(&r)
+            digests.append(MemberDigest(name: name, generation: generation, heartbeat: heartbeat))
         }
-        return members
+        return digests
+    }
+
+    /// Gossip rows: a byte says whole (1) or state only (0).
+    private static func encode(_ rows: [GossipRow], into w: inout ByteWriter) {
+        w.write(varint: UInt64(rows.count))
+        for row in rows {
+            switch row {
+            case .full(let member):
+                w.write(1 as UInt8)
+                encode(member, into: &w)
+            case .state(let state):
+                w.write(0 as UInt8)
+                w.write(string: state.name)
+                w.write(UInt8(MemberStatus.allCases.firstIndex(of: state.status)!))
+                w.write(varint: state.heartbeat)
+                w.write(varint: state.generation)
+                w.write(bool: state.settled)
+            }
+        }
+    }
+
+    private static func decodeRows(_ r: inout ByteReader) throws(ByteDecodingError) -> [GossipRow] {
+        let count = try r.readInt(max: maxMembers)
+        var rows: [GossipRow] = []
+        for _ in 0..<count {
+            switch try r.readByte() {
+            case 1: rows.append(.full(try decodeMember(&r)))
+            case 0:
+                let name = try r.readString(max: 255)
+                let status = try decodeStatus(&r)
+                let (heartbeat, generation) = try decodeVersion(&r)
+                let settled = try r.readBool()
+                rows.append(
+                    .state(
+                        MemberState(
+                            name: name, generation: generation, heartbeat: heartbeat, status: status, settled: settled)))
+            default: throw ByteDecodingError("bad gossip row kind")
+            }
+        }
+        return rows
     }
 }
 

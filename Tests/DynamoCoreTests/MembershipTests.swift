@@ -18,9 +18,11 @@ import Testing
         for round in 1...rounds {
             for i in nodes.indices.shuffled(using: &rng) {
                 for action in nodes[i].tick(now: UInt64(round), rng: &rng) {
-                    guard case .gossip(let address, let table) = action, let j = index[address] else { continue }
-                    _ = nodes[j].receive(table, now: UInt64(round))
-                    _ = nodes[i].receive(nodes[j].table, now: UInt64(round))
+                    guard case .gossip(let address, let digests) = action, let j = index[address] else { continue }
+                    let (rows, wanted) = GossipDigest.answer(to: digests, from: nodes[j].table)
+                    _ = nodes[i].receive(nodes[i].resolve(rows), now: UInt64(round))
+                    let asked = GossipDigest.rows(wanted, from: nodes[i].table)
+                    _ = nodes[j].receive(nodes[j].resolve(asked), now: UInt64(round))
                 }
             }
         }

@@ -355,7 +355,11 @@ private func hint(_ key: String, for target: NodeName) -> Hint {
         _ = gossip.receive([member("n2"), member("n3")], now: 1)
         let first = gossip.depart(now: 3)
         #expect(first.map(\.target) == ["n2", "n3"])
-        #expect(first.allSatisfy { $0.members.first { $0.name == "n1" }?.status == .left })
+        #expect(
+            first.allSatisfy {
+                guard case .gossipRows(let rows) = $0.request, case .full(let row)? = rows.first else { return false }
+                return rows.count == 1 && row.name == "n1" && row.status == .left
+            }, "its own row, whole")
         #expect(!gossip.hasDeparted)
         #expect(gossip.farewellAnswered(by: "n2", answered: false).isEmpty)
         let second = gossip.farewellAnswered(by: "n3", answered: false)

@@ -11,9 +11,12 @@ import Testing
             tokens: Token.defaultPositions(for: "n3", count: 8), generation: 2, seeds: ["127.0.0.1:7001"],
             freshIdentity: freshIdentity)
         var machine = NodeMachine(settings: settings, seed: 1)
-        for action in machine.handle(.tick, now: .init(monotonicMs: 10, wallMs: 10)) {
-            if case .send(_, _, .gossip(let members)) = action {
-                return members.first { $0.name == "n3" }?.status
+        let now = NodeMachine.Now(monotonicMs: 10, wallMs: 10)
+        // The seed answers the SYN asking for n3's row; the ACK2 carries it.
+        for case .send(let id, _, .gossipDigest) in machine.handle(.tick, now: now) {
+            let ack = PeerResponse.gossipDelta(rows: [], wanted: [MemberDigest(name: "n3", generation: 0, heartbeat: 0)])
+            for case .send(_, _, .gossipRows(let rows)) in machine.handle(.peerResponse(requestID: id, ack), now: now) {
+                for case .full(let member) in rows where member.name == "n3" { return member.status }
             }
         }
         return nil
@@ -67,7 +70,9 @@ import Testing
             name: "n1", peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
             tokens: Token.defaultPositions(for: "n1", count: 8), status: .up, heartbeat: 5)
         for action in step(.tick) {
-            if case .send(let id, _, .gossip) = action { _ = step(.peerResponse(requestID: id, .gossip([n1]))) }
+            if case .send(let id, _, .gossipDigest) = action {
+                _ = step(.peerResponse(requestID: id, .gossipDelta(rows: [.full(n1)], wanted: [])))
+            }
         }
         guard let first = pullOnce() else {
             Issue.record("no pull was sent")
@@ -120,7 +125,7 @@ import Testing
                 let n2 = Member(
                     name: "n2", peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002",
                     tokens: Token.defaultPositions(for: "n2", count: 8), status: .up, heartbeat: 9)
-                _ = known.handle(.peerRequest(handle: 1, from: "n2", .gossip([n2])), now: .init(monotonicMs: t, wallMs: t))
+                _ = known.handle(.peerRequest(handle: 1, from: "n2", .gossipRows([.full(n2)])), now: .init(monotonicMs: t, wallMs: t))
             }
             let actions = known.handle(.tick, now: .init(monotonicMs: t, wallMs: t))
             #expect(!isJoined(actions), "never up before it pulled")
@@ -201,7 +206,7 @@ import Testing
                 tokens: Token.defaultPositions(for: "n1", count: 8)),
             seed: 3)
         let others = (2...5).map { member("n\($0)", port: $0) }
-        _ = node.handle(.peerRequest(handle: 1, from: "n2", .gossip(others)), now: now)
+        _ = node.handle(.peerRequest(handle: 1, from: "n2", .gossipRows(others.map { .full($0) })), now: now)
         for i in 0..<1000 {
             let key = Array("key\(i)".utf8)
             let homes = node.membership.routingRing.preferenceList(forKey: key).home(3)

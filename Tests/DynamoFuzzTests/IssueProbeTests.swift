@@ -64,7 +64,7 @@ import Testing
     @Test func aGossipRowWithAnImpossibleGenerationIsRefused() {
         var row = FuzzTarget.member("n1")
         row.generation = .max
-        let frame = PeerCodec.encode(.request(id: 1, .gossip([row])))
+        let frame = PeerCodec.encode(.request(id: 1, .gossipRows([.full(row)])))
         #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(frame) }
         // At the ceiling, the membership keeps its own generation instead of trapping.
         row.generation = Member.maxVersion

@@ -71,22 +71,29 @@ public enum FuzzTarget: UInt8, CaseIterable, Sendable {
         return broken
     }
 
-    /// Gossip rows (about anyone, the receiver included) through a membership, with and
-    /// without a cluster secret.
+    /// A gossip ACK (rows about anyone, the receiver included, and digests) through a
+    /// membership, with and without a cluster secret: the rows merged, the digests answered
+    /// and the wanted rows sent; every message it makes must round-trip.
     static func gossip(_ bytes: [UInt8]) -> [String] {
-        guard case .request(_, .gossip(let rows))? = try? PeerCodec.decode([0x02, 0x00, 0x12] + bytes) else {
-            return []
-        }
+        guard case .response(_, .gossipDelta(let rows, let digests))? = try? PeerCodec.decode([0x03, 0x00, 0x29] + bytes)
+        else { return [] }
         var broken: [String] = []
         for key in [nil, try? ClusterKey(text: "fuzzing cluster secret")] {
             var membership = Membership(me: member("n1"), seeds: ["127.0.0.1:9"], key: key)
             var rng = SeededRandom(seed: 1)
-            _ = membership.receive(rows, now: 10)
+            _ = membership.receive(membership.resolve(rows), now: 10)
             _ = membership.tick(now: 20, rng: &rng)
-            _ = membership.receive(rows, now: 30)
+            _ = membership.receive(membership.resolve(rows), now: 30)
             membership.setLocalStatus(.leaving, now: 40)
-            let table = PeerMessage.response(id: 1, .gossip(membership.table))
-            if (try? PeerCodec.decode(PeerCodec.encode(table))) != table { broken.append("table does not round-trip") }
+            let (answer, wanted) = GossipDigest.answer(to: digests, from: membership.table)
+            let messages: [PeerMessage] = [
+                .response(id: 1, .gossipDelta(rows: answer, wanted: wanted)),
+                .request(id: 2, .gossipRows(GossipDigest.rows(digests, from: membership.table))),
+                .request(id: 3, .gossipDigest(GossipDigest.digests(of: membership.table))),
+            ]
+            for message in messages where (try? PeerCodec.decode(PeerCodec.encode(message))) != message {
+                broken.append("gossip message does not round-trip")
+            }
         }
         return broken
     }
@@ -154,7 +161,7 @@ extension HostileBytes {
         switch target {
         case .context: return contextBytes()
         case .objects: return objectBytes() + objectBytes()
-        case .gossip: return memberBytes()
+        case .gossip: return gossipBytes()
         case .peerMessage: return peerMessage()
         case .frames:
             var stream: [UInt8] = []
@@ -182,7 +189,7 @@ struct NodeHarness {
         machine = NodeMachine(settings: settings, seed: 1)
         store = try! ReplicaStore(engine: MemoryEngine())
         // Two more members, so requests have replicas, fallbacks and hints to work with.
-        run(.peerRequest(handle: 1, from: "n2", .gossip([FuzzTarget.member("n2"), FuzzTarget.member("n3")])))
+        run(.peerRequest(handle: 1, from: "n2", .gossipRows([.full(FuzzTarget.member("n2")), .full(FuzzTarget.member("n3"))])))
     }
 
     /// Feeds an input, executes the storage it asks for until nothing is left, and ticks.
@@ -206,8 +213,10 @@ struct NodeHarness {
         case .replica(.object(let object?)):
             _ = store.execute(.merge(key: [1], object: object, hintFor: "n3", sync: false), policy: ClockPolicy())
             _ = store.execute(.read(key: [1]), policy: ClockPolicy())
-        case .gossip(let members):
-            run(.peerRequest(handle: 2, from: "n2", .gossip(members)))
+        case .gossipDelta(let rows, let wanted):
+            run(.peerRequest(handle: 2, from: "n2", .gossipRows(rows)))
+            run(.peerRequest(handle: 3, from: "n2", .gossipDigest(wanted)))
+            run(.peerResponse(requestID: 1, response))
         case .transfer(let entries, _):
             for entry in entries {
                 _ = store.execute(

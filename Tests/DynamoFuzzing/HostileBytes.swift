@@ -85,21 +85,47 @@ public struct HostileBytes {
         }
     }
 
-    mutating func members(into w: inout ByteWriter) {
+    mutating func member(into w: inout ByteWriter) {
+        w.write(string: name())
+        w.write(string: chance(90) ? "127.0.0.1:\(below(65_536))" : name())
+        w.write(string: "127.0.0.1:\(below(65_536))")
+        let tokens = self.count(upTo: 8)
+        w.write(varint: tokens)
+        for _ in 0..<min(tokens, 8) { w.write(raw: (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        w.write(UInt8(below(5)))
+        w.write(varint: number())
+        w.write(varint: number())
+        w.write(UInt8(below(3)))
+        w.write(bytes: chance(80) ? [] : bytes(count: chance(50) ? 32 : below(80)))
+    }
+
+    /// Gossip rows: whole members, and state rows (mostly of names `name()` also gives).
+    mutating func rows(into w: inout ByteWriter) {
         let count = count()
         w.write(varint: count)
         for _ in 0..<min(count, 4) {
+            let whole = chance(50)
+            w.write(whole ? 1 : (chance(90) ? 0 : UInt8(truncatingIfNeeded: 2 + below(3))))
+            if whole {
+                member(into: &w)
+            } else {
+                w.write(string: name())
+                w.write(UInt8(below(6)))
+                w.write(varint: number())
+                w.write(varint: number())
+                w.write(UInt8(below(3)))
+            }
+        }
+    }
+
+    /// Gossip digests: names with a heartbeat and a generation.
+    mutating func digests(into w: inout ByteWriter) {
+        let count = count()
+        w.write(varint: count)
+        for _ in 0..<min(count, 6) {
             w.write(string: name())
-            w.write(string: chance(90) ? "127.0.0.1:\(below(65_536))" : name())
-            w.write(string: "127.0.0.1:\(below(65_536))")
-            let tokens = self.count(upTo: 8)
-            w.write(varint: tokens)
-            for _ in 0..<min(tokens, 8) { w.write(raw: (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
-            w.write(UInt8(below(5)))
             w.write(varint: number())
             w.write(varint: number())
-            w.write(UInt8(below(3)))
-            w.write(bytes: chance(80) ? [] : bytes(count: chance(50) ? 32 : below(80)))
         }
     }
 
@@ -131,8 +157,8 @@ public struct HostileBytes {
             w.write(bytes: key())
             object(into: &w)
         case 3:
-            w.write(0x12)
-            members(into: &w)
+            w.write(chance(50) ? 0x18 : 0x19)
+            if w.bytes.last == 0x18 { digests(into: &w) } else { rows(into: &w) }
         case 4:
             w.write(0x13)
             w.write(bytes: key())
@@ -167,8 +193,9 @@ public struct HostileBytes {
             w.write(1)
             object(into: &w)
         case 1:
-            w.write(0x23)
-            members(into: &w)
+            w.write(0x29)
+            rows(into: &w)
+            digests(into: &w)
         case 2:
             w.write(0x24)
             w.write(UInt8(below(2)))
@@ -250,9 +277,11 @@ public struct HostileBytes {
         return mutated(w.bytes)
     }
 
-    public mutating func memberBytes() -> [UInt8] {
+    /// A gossip exchange's payload: rows, then digests.
+    public mutating func gossipBytes() -> [UInt8] {
         var w = ByteWriter()
-        members(into: &w)
+        rows(into: &w)
+        digests(into: &w)
         return mutated(w.bytes)
     }
 

@@ -49,7 +49,7 @@ import Testing
             row.admission = key.admission(of: row)
             let gossip = try PeerSocket(port: port)
             #expect(gossip.handshake(as: "n2", key: key) != nil)
-            gossip.send(.request(id: 1, .gossip([row])))
+            gossip.send(.request(id: 1, .gossipRows([.full(row)])))
             #expect(gossip.isClosedByPeer())
             // A replica put with a 65,536-byte key and a hint target.
             let object = try VersionedObject().writing([1], context: nil, actor: "n2", now: 1, policy: ClockPolicy())
@@ -138,12 +138,18 @@ import Testing
                     tokens: Token.defaultPositions(for: "fake\(i)", count: 8), status: .up, heartbeat: 1_000,
                     admission: i == 3 ? [UInt8](repeating: 7, count: 32) : [])
             }
-            peer.send(.request(id: 1, .gossip(fakes)))
-            guard case .response(1, .gossip(let table))? = peer.receive() else {
+            peer.send(.request(id: 1, .gossipRows(fakes.map { .full($0) })))
+            guard case .response(1, .gossipDelta)? = peer.receive() else {
                 Issue.record("no gossip answer")
                 return
             }
-            #expect(Set(table.map(\.name)) == Set(cluster.names))
+            // A SYN that knows nobody: the answer is n1's whole table.
+            peer.send(.request(id: 2, .gossipDigest([])))
+            guard case .response(2, .gossipDelta(let rows, _))? = peer.receive() else {
+                Issue.record("no answer to the SYN")
+                return
+            }
+            #expect(Set(rows.map(\.name)) == Set(cluster.names))
             let status = try await cluster.client("n1").status()
             #expect(Set(status.members.map(\.name)) == Set(cluster.names))
             let events = try await cluster.client("n1").events(since: 0).events.map(\.text)

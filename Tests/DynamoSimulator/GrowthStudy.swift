@@ -13,23 +13,24 @@ public enum GrowthStudy {
     public struct Gossip: Sendable, CustomStringConvertible {
         public var nodes: Int
         public var tokens: Int
-        /// One gossip message (the whole membership table), as the wire codec encodes it.
-        public var messageBytes: Int
-        /// Bytes a node sends per gossip interval in steady state: its own round's message
-        /// and its answers to the rounds of others (one on average).
+        /// The whole membership table, as the wire codec encodes it (what every gossip
+        /// message carried before digest gossip, and what a new node still receives once).
+        public var tableBytes: Int
+        /// Bytes a node sends per gossip interval, on average: its round's SYN and ACK2 and
+        /// its answers (ACKs) to the rounds of others, as the wire codec encodes them.
         public var bytesPerNodePerRound: Int
         /// Rounds until a heartbeat of one node is known to every node (the worst of `trials`).
         public var roundsToReachAll: Int
 
         public var description: String {
-            "\(nodes) nodes x \(tokens) tokens: \(messageBytes) bytes a message, \(bytesPerNodePerRound) bytes per node per round, \(roundsToReachAll) rounds to reach every node"
+            "\(nodes) nodes x \(tokens) tokens: \(bytesPerNodePerRound) bytes per node per round (a whole table: \(tableBytes) bytes), \(roundsToReachAll) rounds to reach every node"
         }
     }
 
     /// A converged cluster of `nodes` members with `tokens` tokens each, gossiping as the
-    /// product does (each round every node sends its table to one random member, which
-    /// answers with its own). A heartbeat of n1 made at round 0 spreads; the rounds until
-    /// every node knows it are counted.
+    /// product does (each round every node runs a digest exchange with one random member:
+    /// SYN, ACK, ACK2; see `GossipDigest`). A heartbeat of n1 made at round 0 spreads; the
+    /// rounds until every node knows it are counted, and the bytes every message took.
     public static func gossip(nodes count: Int, tokens: Int, seed: UInt64 = 1) -> Gossip {
         let names = (1...count).map { "n\($0)" }
         let rows = names.map { name in
@@ -41,30 +42,36 @@ public enum GrowthStudy {
         for index in views.indices { _ = views[index].receive(rows, now: 0) }
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         let addressed = Dictionary(uniqueKeysWithValues: rows.map { ($0.peerAddress, $0.name) })
-
-        let message = PeerMessage.request(id: 1, .gossip(views[0].table))
-        let messageBytes = PeerCodec.encode(message).count
+        let tableBytes = PeerCodec.encode(.response(id: 1, .gossipDelta(rows: views[0].table.map { .full($0) }, wanted: []))).count
 
         var rng = SeededRandom(seed: seed)
         // The heartbeat n1 has after its first tick below: the change to spread.
         let target = views[0].local.heartbeat + 1
         var round = 0
         var now: UInt64 = 0
+        var sent = 0
+        func size(_ message: PeerMessage) -> Int { PeerCodec.encode(message).count }
         while true {
             round += 1
             now += 1000
             for sender in views.indices {
-                for case .gossip(let address, let table) in views[sender].tick(now: now, rng: &rng) {
+                for case .gossip(let address, let digests) in views[sender].tick(now: now, rng: &rng) {
                     guard let name = addressed[address], let receiver = index[name] else { continue }
-                    _ = views[receiver].receive(table, now: now)
-                    _ = views[sender].receive(views[receiver].table, now: now)
+                    sent += size(.request(id: 1, .gossipDigest(digests)))
+                    let (answer, wanted) = GossipDigest.answer(to: digests, from: views[receiver].table)
+                    sent += size(.response(id: 1, .gossipDelta(rows: answer, wanted: wanted)))
+                    _ = views[sender].receive(views[sender].resolve(answer), now: now)
+                    let rows = GossipDigest.rows(wanted, from: views[sender].table)
+                    guard !rows.isEmpty else { continue }
+                    sent += size(.request(id: 2, .gossipRows(rows))) + size(.response(id: 2, .gossipDelta(rows: [], wanted: [])))
+                    _ = views[receiver].receive(views[receiver].resolve(rows), now: now)
                 }
             }
             let reached = views.allSatisfy { ($0.member("n1")?.heartbeat ?? 0) >= target }
             if reached || round >= 10 * count { break }
         }
         return Gossip(
-            nodes: count, tokens: tokens, messageBytes: messageBytes, bytesPerNodePerRound: 2 * messageBytes,
+            nodes: count, tokens: tokens, tableBytes: tableBytes, bytesPerNodePerRound: sent / (count * round),
             roundsToReachAll: round)
     }
 

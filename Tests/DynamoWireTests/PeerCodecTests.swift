@@ -42,18 +42,26 @@ import Testing
         .response(id: 15, .treeKeys([KeyHash(key: [1, 2], hash: 77)])),
         .request(
             id: 4,
-            .gossip([
-                Member(
-                    name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2",
-                    tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)
+            .gossipRows([
+                .full(
+                    Member(
+                        name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2",
+                        tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)),
+                .state(MemberState(name: "n2", generation: 3, heartbeat: 1 << 40, status: .leaving, settled: true)),
             ])),
+        .request(id: 20, .gossipDigest([MemberDigest(name: "n1", generation: 2, heartbeat: 9)])),
         .request(id: 5, .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3))),
         .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
         .response(id: 1, .replica(.object(object))),
         .response(id: 2, .replica(.object(nil))),
         .response(id: 3, .replica(.stored)),
         .response(id: 4, .replica(.failed("disk full"))),
-        .response(id: 5, .gossip([])),
+        .response(id: 5, .gossipDelta(rows: [], wanted: [])),
+        .response(
+            id: 17,
+            .gossipDelta(
+                rows: [.state(MemberState(name: "n3", generation: 1, heartbeat: 2, status: .left, settled: false))],
+                wanted: [MemberDigest(name: "n4", generation: 0, heartbeat: 0)])),
         .response(
             id: 6,
             .coordinated(

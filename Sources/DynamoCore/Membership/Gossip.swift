@@ -9,7 +9,7 @@ public struct Gossip: Sendable {
     public struct Round: Hashable, Sendable {
         public var address: String
         public var target: NodeName?
-        public var members: [Member]
+        public var request: PeerRequest
     }
 
     /// What a gossip message told this node.
@@ -82,10 +82,10 @@ public struct Gossip: Sendable {
         guard now >= nextRoundAt else { return ([], []) }
         nextRoundAt = now + intervalMs
         var rounds: [Round] = []
-        for case .gossip(let address, let members) in membership.tick(now: now, rng: &rng) {
+        for case .gossip(let address, let digests) in membership.tick(now: now, rng: &rng) {
             let target = membership.member(atAddress: address)?.name
             if let target, dropped.contains(target) { continue }
-            rounds.append(Round(address: address, target: target, members: announced(members)))
+            rounds.append(Round(address: address, target: target, request: .gossipDigest(digests)))
         }
         return (rounds, statusChanges(now: now))
     }
@@ -101,6 +101,18 @@ public struct Gossip: Sendable {
             if member.name == me { member.status = .up }
             return member
         }
+    }
+
+    /// The ACK to a peer's SYN: our rows newer than its, and the versions we want.
+    public func answer(to digests: [MemberDigest]) -> PeerResponse {
+        let (rows, wanted) = GossipDigest.answer(to: digests, from: announced(membership.table))
+        return .gossipDelta(rows: rows, wanted: wanted)
+    }
+
+    /// The ACK2 to a peer's ACK: the rows it asked for (nil: it asked for none).
+    public func rows(for wanted: [MemberDigest]) -> PeerRequest? {
+        let rows = GossipDigest.rows(wanted, from: announced(membership.table))
+        return rows.isEmpty ? nil : .gossipRows(rows)
     }
 
     private mutating func statusChanges(now: UInt64) -> [NodeEvent] {
@@ -121,6 +133,11 @@ public struct Gossip: Sendable {
             events.append(.marked(peer: member.name, status: status, why: why))
         }
         return events
+    }
+
+    /// Merges a peer's rows into the view (state rows take the identity we hold).
+    public mutating func receive(_ rows: [GossipRow], now: UInt64) -> Heard {
+        receive(membership.resolve(rows), now: now)
     }
 
     /// Merges a peer's gossip into the view.
@@ -164,7 +181,10 @@ public struct Gossip: Sendable {
         // (With nobody to tell, there is nothing to wait for.)
         next.heard = next.heard || targets.isEmpty
         farewell = next
-        return targets.map { Round(address: $0.peerAddress, target: $0.name, members: membership.table) }
+        // Its own row is all it has to say (whole: a member that missed its generation
+        // still takes it).
+        let farewell = PeerRequest.gossipRows([.full(membership.local)])
+        return targets.map { Round(address: $0.peerAddress, target: $0.name, request: farewell) }
     }
 
     /// A member answered the farewell (or did not): another round when none took it.

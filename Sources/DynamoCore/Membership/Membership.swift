@@ -60,13 +60,13 @@ public struct Member: Hashable, Sendable {
 }
 
 /// Gossip-based membership: every round, a node bumps its own heartbeat and exchanges its
-/// whole table with one random peer; both keep, per member, the row with the larger
-/// version. Seeds are contacted until some other member is known, so separately started
+/// table with one random peer (by digests, see `GossipDigest`); both keep, per member, the
+/// row with the larger version. Seeds are contacted until some other member is known, so separately started
 /// nodes do not stay in logical partitions.
 public struct Membership: Sendable {
     public enum Action: Hashable, Sendable {
-        /// Send our table to the peer at this address; it answers with its own.
-        case gossip(toAddress: String, members: [Member])
+        /// Send the digests of our table to the peer at this address (a digest exchange).
+        case gossip(toAddress: String, digests: [MemberDigest])
         /// The ring changed (a member appeared or its tokens changed).
         case ringChanged
         /// A row about this member was ignored: its admission tag is not one that a holder
@@ -162,7 +162,8 @@ public struct Membership: Sendable {
         if let peer = known.randomElement(using: &rng) { targets.append(peer) }
         let unknownSeeds = seeds.filter { !known.contains($0) }
         if let seed = unknownSeeds.randomElement(using: &rng) { targets.append(seed) }
-        return targets.map { .gossip(toAddress: $0, members: table) }
+        let digests = GossipDigest.digests(of: table)
+        return targets.map { .gossip(toAddress: $0, digests: digests) }
     }
 
     /// The table to send, sorted for determinism.

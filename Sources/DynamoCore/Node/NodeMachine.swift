@@ -33,7 +33,8 @@ public struct NodeMachine: Sendable {
     /// What an answer from a peer is for.
     enum Outgoing {
         case replica(run: RunID, node: NodeName)
-        case gossip(target: NodeName?)
+        /// A gossip SYN or ACK2, to a member or a seed known by its address.
+        case gossip(target: NodeName?, address: String)
         case farewell(target: NodeName)
         case forward(write: RunID, target: NodeName)
         case hint(Hint)
@@ -126,7 +127,7 @@ public struct NodeMachine: Sendable {
         rounds.flatMap { round -> [Action] in
             guard let target = round.target else { return [] }
             return send(
-                .gossip(round.members), to: target, purpose: .farewell(target: target),
+                round.request, to: target, purpose: .farewell(target: target),
                 timeoutMs: settings.quorum.requestTimeoutMs, now: now)
         }
     }
@@ -173,9 +174,15 @@ public struct NodeMachine: Sendable {
             let reply = RequestCoordination.reply(response, from: node)
             return noteAnswer(from: node, answered: answered, now: now)
                 + self.run(requests.replied(run: run, from: node, reply, now: now), now: now)
-        case .gossip(let target):
+        case .gossip(let target, let address):
             var actions: [Action] = []
-            if case .gossip(let members) = response { actions += receiveGossip(members, now: now) }
+            if case .gossipDelta(let rows, let wanted) = response {
+                actions += receiveGossip(rows, now: now)
+                // The ACK2, unless a fault cut the peer off meanwhile.
+                if let rows = gossip.rows(for: wanted), !(target.map(dropped.contains) ?? false) {
+                    actions += sendGossip(rows, to: address, target: target, now: now)
+                }
+            }
             if let target { actions += noteAnswer(from: target, answered: answered, now: now) }
             return actions
         case .farewell(let target):
@@ -217,9 +224,7 @@ public struct NodeMachine: Sendable {
         actions += run(requests.tick(now: now), now: now)
         let (rounds, events) = gossip.tick(now: t, rng: &rng)
         for round in rounds {
-            let id: PeerRequestID = newID()
-            outgoing[id] = (.gossip(target: round.target), t + settings.quorum.requestTimeoutMs)
-            actions.append(.send(requestID: id, toAddress: round.address, .gossip(round.members)))
+            actions += sendGossip(round.request, to: round.address, target: round.target, now: now)
         }
         actions += events.map(Action.event)
         // The view the components decide on this tick (none of them changes membership).
@@ -257,8 +262,16 @@ public struct NodeMachine: Sendable {
         run(antiEntropy.refresh(ring: membership.routingRing, me: name, n: settings.quorum.n), now: now)
     }
 
-    mutating func receiveGossip(_ members: [Member], now: Now) -> [Action] {
-        let heard = gossip.receive(members, now: now.monotonicMs)
+    private mutating func sendGossip(_ request: PeerRequest, to address: String, target: NodeName?, now: Now)
+        -> [Action]
+    {
+        let id: PeerRequestID = newID()
+        outgoing[id] = (.gossip(target: target, address: address), now.monotonicMs + settings.quorum.requestTimeoutMs)
+        return [.send(requestID: id, toAddress: address, request)]
+    }
+
+    mutating func receiveGossip(_ rows: [GossipRow], now: Now) -> [Action] {
+        let heard = gossip.receive(rows, now: now.monotonicMs)
         var actions: [Action] = heard.refused.map { .event(.gossipRefused(peer: $0)) }
         if heard.outlivedEarlierSelf {
             // Its data dir is older than the cluster's memory of it (deleted, or restored

@@ -37,9 +37,10 @@ extension NodeMachine {
                 + storage(
                     .merge(key: key, object: object, hintFor: target, sync: sync),
                     wait: .serve(handle: handle, isPut: true))
-        case .gossip(let members):
-            let actions = receiveGossip(members, now: now)
-            return actions + [.respond(handle: handle, .gossip(gossip.announced(membership.table)))]
+        case .gossipDigest(let digests):
+            return [.respond(handle: handle, gossip.answer(to: digests))]
+        case .gossipRows(let rows):
+            return receiveGossip(rows, now: now) + [.respond(handle: handle, .gossipDelta(rows: [], wanted: []))]
         case .treeChildren, .treeSegments:
             return [.respond(handle: handle, antiEntropy.serve(request))]
         case .pull(let requester, let after):

@@ -1,7 +1,10 @@
 /// Requests nodes make of each other (carried by the peer protocol, see DynamoWire).
 public enum PeerRequest: Hashable, Sendable {
     case replica(ReplicaRequest)
-    case gossip([Member])
+    /// Gossip SYN: the version of every row the sender holds (see `GossipDigest`).
+    case gossipDigest([MemberDigest])
+    /// Gossip ACK2 (the rows a SYN's answer asked for), or a departing node's farewell.
+    case gossipRows([GossipRow])
     /// A node outside a key's top N hands a client write to one inside it.
     case coordinatePut(ForwardedPut)
     /// A joining node asks for the keys it will own (judged with its own row added to the
@@ -26,7 +29,9 @@ public struct MerkleNodeID: Hashable, Sendable {
 
 public enum PeerResponse: Hashable, Sendable {
     case replica(ReplicaReply)
-    case gossip([Member])
+    /// Gossip ACK: the rows the responder holds newer, and the versions it wants (empty
+    /// both, the answer to an ACK2).
+    case gossipDelta(rows: [GossipRow], wanted: [MemberDigest])
     case coordinated(WriteResult)
     /// A batch of keys for a joining node; `next` is where to continue (nil: done).
     case transfer(entries: [KeyedObject], next: [UInt8]?)
