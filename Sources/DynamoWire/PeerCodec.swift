@@ -403,12 +403,18 @@ public enum PeerCodec {
         return (heartbeat, generation)
     }
 
+    /// A `Member.fingerprint`: 8 bytes, big-endian.
+    private static func decodeFingerprint(_ r: inout ByteReader) throws(ByteDecodingError) -> UInt64 {
+        try r.readRaw(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     private static func encode(_ digests: [MemberDigest], into w: inout ByteWriter) {
         w.write(varint: UInt64(digests.count))
         for d in digests {
             w.write(string: d.name)
             w.write(varint: d.heartbeat)
             w.write(varint: d.generation)
+            w.write(raw: withUnsafeBytes(of: d.identity.bigEndian, Array.init))
         }
     }
 
@@ -418,7 +424,8 @@ public enum PeerCodec {
         for _ in 0..<count {
             let name = try r.readString(max: 255)
             let (heartbeat, generation) = try decodeVersion(&r)
-            digests.append(MemberDigest(name: name, generation: generation, heartbeat: heartbeat))
+            let identity = try decodeFingerprint(&r)
+            digests.append(MemberDigest(name: name, generation: generation, heartbeat: heartbeat, identity: identity))
         }
         return digests
     }
@@ -438,6 +445,7 @@ public enum PeerCodec {
                 w.write(varint: state.heartbeat)
                 w.write(varint: state.generation)
                 w.write(bool: state.settled)
+                w.write(raw: withUnsafeBytes(of: state.identity.bigEndian, Array.init))
             }
         }
     }
@@ -453,10 +461,12 @@ public enum PeerCodec {
                 let status = try decodeStatus(&r)
                 let (heartbeat, generation) = try decodeVersion(&r)
                 let settled = try r.readBool()
+                let identity = try decodeFingerprint(&r)
                 rows.append(
                     .state(
                         MemberState(
-                            name: name, generation: generation, heartbeat: heartbeat, status: status, settled: settled)))
+                            name: name, generation: generation, heartbeat: heartbeat, status: status, settled: settled,
+                            identity: identity)))
             default: throw ByteDecodingError("bad gossip row kind")
             }
         }

@@ -4,7 +4,7 @@ import Testing
 
 /// The digest exchange (SYN, ACK, ACK2): after one exchange both sides hold the newer row
 /// of every member either held, and a member's tokens travel only to a side that lacked
-/// its generation.
+/// its identity.
 @Suite struct GossipDigestTests {
     func member(_ name: String, generation: UInt64 = 1, heartbeat: UInt64 = 0, status: MemberStatus = .up) -> Member {
         Member(
@@ -22,7 +22,7 @@ import Testing
         return (rows, asked)
     }
 
-    @Test func newerRowsGoAsStatesToAHolderOfTheGenerationAndWholeToOthers() {
+    @Test func newerRowsGoAsStatesToAHolderOfTheIdentityAndWholeToOthers() {
         var a = Membership(me: member("a"), seeds: [])
         var b = Membership(me: member("b"), seeds: [])
         _ = a.receive([member("c", heartbeat: 5), member("d", generation: 1, heartbeat: 9)], now: 0)
@@ -30,7 +30,8 @@ import Testing
         let (ack, ack2) = exchange(&a, &b)
         // b holds c newer in the same generation (state), d in a later one and e that a
         // lacks (whole), and b's own row a lacks (whole).
-        #expect(ack.contains(.state(MemberState(name: "c", generation: 1, heartbeat: 7, status: .up, settled: false))))
+        let c = member("c", heartbeat: 7)
+        #expect(ack.contains(.state(MemberState(c, identity: c.fingerprint))))
         #expect(ack.contains(.full(member("d", generation: 2))))
         #expect(ack.contains(.full(member("e"))))
         #expect(ack.contains { $0.name == "b" })
@@ -54,20 +55,49 @@ import Testing
         #expect(a.member("b")?.tokens == member("b").tokens)
     }
 
-    @Test func aStateOfAGenerationTheReceiverLacksTellsItNothing() {
+    @Test func aStateOfAnIdentityTheReceiverLacksTellsItNothing() {
         let a = Membership(me: member("a"), seeds: [])
-        let forged = GossipRow.state(MemberState(name: "x", generation: 3, heartbeat: 1, status: .up, settled: true))
+        let x3 = member("x", generation: 3)
+        let forged = GossipRow.state(
+            MemberState(name: "x", generation: 3, heartbeat: 1, status: .up, settled: true, identity: x3.fingerprint))
         #expect(a.resolve([forged]).isEmpty)
         var b = a
         _ = b.receive([member("x", generation: 2)], now: 1)
         #expect(b.resolve([forged]).isEmpty, "generation 2 held, not 3")
+        var moved = member("x", generation: 3)
+        moved.peerAddress = "x:9"
+        _ = b.receive([moved], now: 2)
+        #expect(b.resolve([forged]).isEmpty, "generation 3 held, but another identity")
+        #expect(b.resolve([.state(MemberState(x3, identity: moved.fingerprint))]).first?.peerAddress == "x:9")
+    }
+
+    /// Found by a helper on real processes: a node that lost its data dir starts again at
+    /// generation 1, here on new ports with other tokens, while the cluster remembers an
+    /// earlier generation 1 of it. Its new row must reach the others whole, whichever side
+    /// starts the exchange (a state row would leave them its dead address for ever).
+    @Test(arguments: [false, true]) func aNewIdentityAtTheSameGenerationTravelsWhole(newLifeStarts: Bool) {
+        var old = member("x", heartbeat: 3)
+        old.tokens = Token.defaultPositions(for: "x", count: 8)
+        var cluster = Membership(me: member("a"), seeds: [])
+        _ = cluster.receive([old], now: 0)
+        var life = member("x", heartbeat: 0)
+        life.peerAddress = "x:17117"
+        life.tokens = Token.defaultPositions(for: "x", count: 16)
+        var x = Membership(me: life, seeds: [])
+        var rng = SeededRandom(seed: 1)
+        for _ in 0..<10 { _ = x.tick(now: 1, rng: &rng) }  // the new life's heartbeat passes the old one's
+        if newLifeStarts { _ = exchange(&x, &cluster) } else { _ = exchange(&cluster, &x) }
+        #expect(cluster.member("x")?.peerAddress == "x:17117")
+        #expect(cluster.member("x")?.tokens.count == 16)
     }
 
     @Test func aSynNamingAMemberTwiceCountsItsHighestVersion() {
         let b = Membership(me: member("b"), seeds: [])
         let digests = [
-            MemberDigest(name: "b", generation: 1, heartbeat: 0), MemberDigest(name: "b", generation: 9, heartbeat: 9),
-            MemberDigest(name: "z", generation: 1, heartbeat: 1), MemberDigest(name: "z", generation: 0, heartbeat: 0),
+            MemberDigest(name: "b", generation: 1, heartbeat: 0, identity: 7),
+            MemberDigest(name: "b", generation: 9, heartbeat: 9, identity: 7),
+            MemberDigest(name: "z", generation: 1, heartbeat: 1, identity: 7),
+            MemberDigest(name: "z", generation: 0, heartbeat: 0, identity: 0),
         ]
         let (rows, wanted) = GossipDigest.answer(to: digests, from: b.table)
         #expect(rows.isEmpty, "the SYN's b is newer than b's own row")
@@ -84,8 +114,11 @@ import Testing
                 // (One version, one row: a member says one thing per heartbeat.)
                 let heartbeat = UInt64.random(in: 0...4, using: &rng)
                 let status = [MemberStatus.up, .joining, .leaving][Int(heartbeat % 3)]
-                return member(
+                var row = member(
                     "m\(i)", generation: UInt64.random(in: 1...3, using: &rng), heartbeat: heartbeat, status: status)
+                // Two lives may share a generation (a node that lost its data dir).
+                row.peerAddress = "m\(i):\(1 + heartbeat % 2)"
+                return row
             }
         }
         var a = Membership(me: member("a"), seeds: [])

@@ -14,7 +14,7 @@ import Testing
         let now = NodeMachine.Now(monotonicMs: 10, wallMs: 10)
         // The seed answers the SYN asking for n3's row; the ACK2 carries it.
         for case .send(let id, _, .gossipDigest) in machine.handle(.tick, now: now) {
-            let ack = PeerResponse.gossipDelta(rows: [], wanted: [MemberDigest(name: "n3", generation: 0, heartbeat: 0)])
+            let ack = PeerResponse.gossipDelta(rows: [], wanted: [MemberDigest(name: "n3", generation: 0, heartbeat: 0, identity: 0)])
             for case .send(_, _, .gossipRows(let rows)) in machine.handle(.peerResponse(requestID: id, ack), now: now) {
                 for case .full(let member) in rows where member.name == "n3" { return member.status }
             }

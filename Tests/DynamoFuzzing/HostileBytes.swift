@@ -114,6 +114,7 @@ public struct HostileBytes {
                 w.write(varint: number())
                 w.write(varint: number())
                 w.write(UInt8(below(3)))
+                fingerprint(into: &w)
             }
         }
     }
@@ -126,7 +127,15 @@ public struct HostileBytes {
             w.write(string: name())
             w.write(varint: number())
             w.write(varint: number())
+            fingerprint(into: &w)
         }
+    }
+
+    /// An identity fingerprint: mostly that of a member `member(into:)` could make (so
+    /// state rows sometimes match a held row), else any 8 bytes.
+    mutating func fingerprint(into w: inout ByteWriter) {
+        let value = chance(50) ? FuzzTarget.member(name()).fingerprint : rng.next()
+        w.write(raw: withUnsafeBytes(of: value.bigEndian, Array.init))
     }
 
     mutating func bytes(count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }

@@ -47,9 +47,12 @@ import Testing
                     Member(
                         name: "n1", peerAddress: "127.0.0.1:1", httpAddress: "127.0.0.1:2",
                         tokens: Token.defaultPositions(for: "n1", count: 3), status: .up, heartbeat: 9, generation: 2)),
-                .state(MemberState(name: "n2", generation: 3, heartbeat: 1 << 40, status: .leaving, settled: true)),
+                .state(
+                    MemberState(
+                        name: "n2", generation: 3, heartbeat: 1 << 40, status: .leaving, settled: true,
+                        identity: .max)),
             ])),
-        .request(id: 20, .gossipDigest([MemberDigest(name: "n1", generation: 2, heartbeat: 9)])),
+        .request(id: 20, .gossipDigest([MemberDigest(name: "n1", generation: 2, heartbeat: 9, identity: 0x0102_0304_0506_0708)])),
         .request(id: 5, .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3))),
         .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
         .response(id: 1, .replica(.object(object))),
@@ -60,8 +63,11 @@ import Testing
         .response(
             id: 17,
             .gossipDelta(
-                rows: [.state(MemberState(name: "n3", generation: 1, heartbeat: 2, status: .left, settled: false))],
-                wanted: [MemberDigest(name: "n4", generation: 0, heartbeat: 0)])),
+                rows: [
+                    .state(
+                        MemberState(name: "n3", generation: 1, heartbeat: 2, status: .left, settled: false, identity: 1))
+                ],
+                wanted: [MemberDigest(name: "n4", generation: 0, heartbeat: 0, identity: 0)])),
         .response(
             id: 6,
             .coordinated(

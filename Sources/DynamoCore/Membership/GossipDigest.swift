@@ -2,48 +2,61 @@
 /// version (SYN: name, generation, heartbeat); the peer answers with the rows it holds newer
 /// and the versions it wants (ACK); the first node sends those rows (ACK2).
 ///
-/// A row's identity (addresses, tokens, admission tag) is fixed for a generation: a node
-/// that changes them restarts, and a restart takes a new generation. So a peer that holds a
-/// member's generation gets only the member's changing state (heartbeat, status, settled);
-/// the whole row, with its 64 tokens, goes only to a peer that lacks that generation. At 500
-/// nodes this makes a round some 30 KB instead of two 527 KB tables (README, "Growth").
+/// A row's identity (addresses, tokens, generation, admission tag) changes only when the
+/// member restarts. Each digest carries a fingerprint of the identity its sender holds, so a
+/// peer that holds the same identity gets only the member's changing state (heartbeat,
+/// status, settled), and the whole row, with its 64 tokens, goes only to a peer that holds
+/// another identity or none. (Not the generation alone: a node that lost its data dir
+/// starts again at generation 1, perhaps on new ports or with other tokens, while the
+/// cluster may remember an earlier generation 1 of it.) At 500 nodes a round is some 10 KB a
+/// node instead of two 527 KB tables (README, "As the cluster grows").
 
-/// What a node holds of a member: its version only.
+/// What a node holds of a member: its version, and which identity (0: none).
 public struct MemberDigest: Hashable, Sendable {
     public var name: NodeName
     public var generation: UInt64
     public var heartbeat: UInt64
+    /// `Member.fingerprint` of the row held (0: the sender holds no row of the member).
+    public var identity: UInt64
 
-    public init(name: NodeName, generation: UInt64, heartbeat: UInt64) {
+    public init(name: NodeName, generation: UInt64, heartbeat: UInt64, identity: UInt64) {
         self.name = name
         self.generation = generation
         self.heartbeat = heartbeat
+        self.identity = identity
     }
 
     /// The digest of a node that does not know the member at all.
-    static func unknown(_ name: NodeName) -> MemberDigest { MemberDigest(name: name, generation: 0, heartbeat: 0) }
+    static func unknown(_ name: NodeName) -> MemberDigest {
+        MemberDigest(name: name, generation: 0, heartbeat: 0, identity: 0)
+    }
 }
 
-/// The part of a member's row that changes within a generation.
+/// The part of a member's row that changes while its identity stays.
 public struct MemberState: Hashable, Sendable {
     public var name: NodeName
     public var generation: UInt64
     public var heartbeat: UInt64
     public var status: MemberStatus
     public var settled: Bool
+    /// The identity this state belongs to (`Member.fingerprint`).
+    public var identity: UInt64
 
-    public init(name: NodeName, generation: UInt64, heartbeat: UInt64, status: MemberStatus, settled: Bool) {
+    public init(
+        name: NodeName, generation: UInt64, heartbeat: UInt64, status: MemberStatus, settled: Bool, identity: UInt64
+    ) {
         self.name = name
         self.generation = generation
         self.heartbeat = heartbeat
         self.status = status
         self.settled = settled
+        self.identity = identity
     }
 
-    init(_ member: Member) {
+    init(_ member: Member, identity: UInt64) {
         self.init(
             name: member.name, generation: member.generation, heartbeat: member.heartbeat, status: member.status,
-            settled: member.settled)
+            settled: member.settled, identity: identity)
     }
 }
 
@@ -62,15 +75,39 @@ public enum GossipRow: Hashable, Sendable {
 }
 
 extension Member {
-    var digest: MemberDigest { MemberDigest(name: name, generation: generation, heartbeat: heartbeat) }
+    /// A 64-bit FNV-1a hash of the identity (`sameIdentity`'s fields), never 0: what a
+    /// digest says of the row its sender holds.
+    public var fingerprint: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
+        func mix(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { mix($0) } }
+        for text in [name, peerAddress, httpAddress] {
+            mix(UInt64(text.utf8.count))
+            mix(text.utf8)
+        }
+        mix(UInt64(tokens.count))
+        for token in tokens { mix(token.bytes) }
+        mix(generation)
+        mix(UInt64(admission.count))
+        mix(admission)
+        return hash == 0 ? 1 : hash
+    }
+
+    var digest: MemberDigest {
+        MemberDigest(name: name, generation: generation, heartbeat: heartbeat, identity: fingerprint)
+    }
 
     func isNewer(than digest: MemberDigest) -> Bool {
         (generation, heartbeat) > (digest.generation, digest.heartbeat)
     }
 
-    /// This row as sent to a node whose version of it is `digest`.
+    /// This row as sent to a node whose version of it is `digest`: its state only if that
+    /// node holds this very identity.
     func row(for digest: MemberDigest) -> GossipRow {
-        digest.generation == generation ? .state(MemberState(self)) : .full(self)
+        let identity = fingerprint
+        return digest.identity == identity ? .state(MemberState(self, identity: identity)) : .full(self)
     }
 }
 
@@ -122,15 +159,18 @@ public enum GossipDigest {
 }
 
 extension Membership {
-    /// Whole rows for `rows`: a state row takes the identity of the row this node holds of
-    /// the same generation; one of a generation this node does not hold tells it nothing
-    /// (the sender's view was out of date, or the row is forged) and is left out.
+    /// Whole rows for `rows`: a state row takes the identity of the row this node holds,
+    /// if it is the same identity; one of an identity this node does not hold tells it
+    /// nothing (the sender's view was out of date, or the row is forged) and is left out:
+    /// the next exchange sends that row whole.
     public func resolve(_ rows: [GossipRow]) -> [Member] {
         rows.compactMap { row in
             switch row {
             case .full(let member): return member
             case .state(let state):
-                guard var member = members[state.name], member.generation == state.generation else { return nil }
+                guard var member = members[state.name], member.generation == state.generation,
+                    member.fingerprint == state.identity
+                else { return nil }
                 member.heartbeat = state.heartbeat
                 member.status = state.status
                 member.settled = state.settled
