@@ -139,6 +139,15 @@ public struct DynamoClient: Sendable {
         try decode(StatusDocument.self, from: try await raw(.GET, "/admin/status", timeout: timeout))
     }
 
+    /// The node's `GET /metrics`: Prometheus text.
+    public func metrics(timeout: TimeAmount = .seconds(10)) async throws -> String {
+        let result = try await raw(.GET, "/metrics", timeout: timeout)
+        guard result.status == 200 else {
+            throw ClientError.badResponse("\(address) answered \(result.status): \(result.bodyText)")
+        }
+        return result.bodyText
+    }
+
     public func preferenceList(_ key: [UInt8]) async throws -> PreflistDocument {
         try decode(PreflistDocument.self, from: try await raw(.GET, "/admin/preflist/\(PercentEncoding.encode(key))"))
     }

@@ -104,6 +104,10 @@ struct HTTPFrontend: Sendable {
             switch (request.method, path) {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
+            case (.GET, "/metrics"):
+                var reply = HTTPReply(status: .ok, body: runtime.metrics.scrape(runtime: runtime, status: statusDocument()))
+                reply.headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+                return loop.makeSucceededFuture(reply)
             case (.GET, "/admin/events"):
                 guard let since = UInt64(query["since"] ?? "0") else {
                     throw APIError.badRequest("since must be an event number (0 for every event kept)")
@@ -138,9 +142,22 @@ struct HTTPFrontend: Sendable {
                 throw APIError.notFound("no such endpoint: \(request.method) \(Self.excerpt(path, 100))")
             }
         } catch let error as APIError {
+            if path.hasPrefix("/kv/"), let op = Self.op(request.method) {
+                runtime.recordRequest(op, .badRequest, nanoseconds: 0)
+            }
             return loop.makeSucceededFuture(error.reply)
         } catch {
             return loop.makeSucceededFuture(.json(.internalServerError, ErrorDocument(error: "\(error)")))
+        }
+    }
+
+    /// The operation a `/kv/` request asks for (nil: a method the API does not take).
+    static func op(_ method: HTTPMethod) -> RequestOp? {
+        switch method {
+        case .GET, .HEAD: .get
+        case .PUT: .put
+        case .DELETE: .delete
+        default: nil
         }
     }
 

@@ -43,7 +43,9 @@ final class NodeRuntime: @unchecked Sendable {
     private var nextHandle: UInt64 = 1
     /// Recent events and client request statistics, for `/admin/events` and the status.
     var events = EventLog()
-    var requestStats = RequestStats()
+    private(set) var requestStats = RequestStats()
+    /// `/metrics` (see `NodeMetrics`).
+    let metrics = NodeMetrics()
 
     /// How often the machine's timers (deadlines, gossip, hints) are checked.
     static let tickIntervalMs: Int64 = 20
@@ -142,6 +144,9 @@ final class NodeRuntime: @unchecked Sendable {
                 requestLinks[requestID] = link
                 if let channel = link.send(.request(id: requestID.value, request)) { flushSoon(channel) }
             case .respond(let handle, let response):
+                if case .coordinated(let result) = response, let micros = result.trace?.repliedUs {
+                    metrics.coordinated(.write, micros: micros)
+                }
                 guard let target = inbound.removeValue(forKey: handle) else { continue }
                 var message = PeerMessage.response(id: target.requestID, response)
                 if let problem = PeerCodec.tooLarge(message) {
@@ -170,10 +175,15 @@ final class NodeRuntime: @unchecked Sendable {
                 }
                 atEndOfTurn()
             case .readReply(let client, let outcome):
+                if let micros = outcome.trace?.repliedUs { metrics.coordinated(.get, micros: micros) }
+                if outcome.succeeded, !outcome.object.isEmpty { metrics.read(siblings: outcome.object.versions.count) }
                 reads.removeValue(forKey: client)?.succeed(outcome)
             case .writeReply(let client, let result):
+                // (A write forwarded to another coordinator comes back without a trace.)
+                if let micros = result.trace?.repliedUs { metrics.coordinated(.write, micros: micros) }
                 writes.removeValue(forKey: client)?.succeed(result)
             case .event(let event):
+                metrics.observe(event)
                 logger.info("\(event.text(node: name))")
                 events.append(event, on: name, wallMs: now.wallMs)
             case .objectNearLimit(let report):
@@ -309,6 +319,9 @@ final class NodeRuntime: @unchecked Sendable {
     func refreshSeal() {
         let keeper = self.keeper
         pool.runIfActive(eventLoop: loop) { try keeper.refreshSeal() }.whenFailure { error in
+            // The pool stops at shutdown, which seals the store itself: not a fault (a
+            // leaving node logged "storage degraded" as it exited).
+            if error is NIOThreadPoolError.ThreadPoolInactive { return }
             self.storageFailed("cannot refresh the store seal: \(error)")
         }
     }
@@ -382,8 +395,8 @@ final class NodeRuntime: @unchecked Sendable {
     /// Hands a client request to the machine; `waiting` holds its promise until the machine
     /// answers (with the reply type of that kind of request).
     private func clientRequest<Reply>(
-        isRead: Bool, _ waiting: ReferenceWritableKeyPath<NodeRuntime, [ClientRequestID: EventLoopPromise<Reply>]>,
-        _ make: (ClientRequestID) -> NodeMachine.Input
+        _ op: RequestOp, _ waiting: ReferenceWritableKeyPath<NodeRuntime, [ClientRequestID: EventLoopPromise<Reply>]>,
+        outcome: @escaping (Reply) -> RequestOutcome, _ make: (ClientRequestID) -> NodeMachine.Input
     ) -> EventLoopFuture<Reply> {
         let id = ClientRequestID(nextHandle)
         nextHandle += 1
@@ -392,18 +405,39 @@ final class NodeRuntime: @unchecked Sendable {
         let started = NIODeadline.now()
         handle(make(id))
         return promise.futureResult.map { reply in
-            let micros = (NIODeadline.now() - started).nanoseconds / 1000
-            self.requestStats.record(isRead: isRead, micros: UInt64(max(0, micros)))
+            let nanos = max(0, (NIODeadline.now() - started).nanoseconds)
+            self.recordRequest(op, outcome(reply), nanoseconds: nanos)
             return reply
         }
     }
 
+    /// A client request answered: counted once, for the status and `/metrics` alike.
+    func recordRequest(_ op: RequestOp, _ outcome: RequestOutcome, nanoseconds: Int64) {
+        requestStats.record(op, outcome, micros: UInt64(nanoseconds / 1000))
+        if outcome != .badRequest { metrics.requestReceived(op, seconds: Double(nanoseconds) / 1e9) }
+    }
+
     func clientRead(key: [UInt8], r: Int?) -> EventLoopFuture<GetCoordinator.Outcome> {
-        clientRequest(isRead: true, \.reads) { .clientGet(id: $0, key: key, r: r) }
+        clientRequest(.get, \.reads, outcome: Self.outcome) { .clientGet(id: $0, key: key, r: r) }
     }
 
     func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
-        clientRequest(isRead: false, \.writes) { .clientWrite(id: $0, key: key, value: value, context: context, w: w) }
+        clientRequest(value == nil ? .delete : .put, \.writes, outcome: Self.outcome) {
+            .clientWrite(id: $0, key: key, value: value, context: context, w: w)
+        }
+    }
+
+    /// How a read ended, as the frontend answers it (503, 404, 200 or 300).
+    static func outcome(_ read: GetCoordinator.Outcome) -> RequestOutcome {
+        guard read.succeeded else { return .unavailable }
+        return read.object.isEmpty || read.object.isDeleted ? .notFound : .ok
+    }
+
+    /// How a write ended, as the frontend answers it (409, 503 or 204).
+    static func outcome(_ write: WriteResult) -> RequestOutcome {
+        if write.refusal != nil { return .refused }
+        if write.error != nil { return .failed }
+        return write.succeeded ? .ok : .unavailable
     }
 
     /// Replaces the injected faults; links to newly cut peers close now, so nothing already

@@ -6,6 +6,11 @@ public final class MemoryEngine: StorageEngine, Sendable {
 
     public init() {}
 
+    /// Keys and values, byte for byte.
+    public var approximateBytes: UInt64? {
+        state.withLockedValue { entries in entries.reduce(0) { $0 + UInt64($1.key.count + $1.value.count) } }
+    }
+
     public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
         state.withLockedValue { $0[key] }
     }

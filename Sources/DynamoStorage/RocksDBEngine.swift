@@ -94,6 +94,19 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         return try body(handle)
     }
 
+    /// Table files plus memtables (RocksDB's own figures; no I/O). The write-ahead log is
+    /// not counted: its records are in the memtables too.
+    public var approximateBytes: UInt64? {
+        try? withDB { db in
+            var tables: UInt64 = 0
+            var memtables: UInt64 = 0
+            guard rocksdb_property_int(db, "rocksdb.total-sst-files-size", &tables) == 0,
+                rocksdb_property_int(db, "rocksdb.cur-size-all-mem-tables", &memtables) == 0
+            else { return nil }
+            return tables &+ memtables
+        }
+    }
+
     /// The sequence number of the last write the store holds (RocksDB numbers every write);
     /// nil while the store is closed.
     public var latestSequence: UInt64? { try? withDB { rocksdb_get_latest_sequence_number($0) } }

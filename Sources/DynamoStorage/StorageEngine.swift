@@ -18,6 +18,9 @@ public protocol StorageEngine: Sendable {
     func scan(from start: [UInt8], to end: [UInt8]?, limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )]
+    /// Bytes the engine holds, as cheaply as it can estimate them (for `/metrics`; nil:
+    /// unknown, the store is closed, say).
+    var approximateBytes: UInt64? { get }
 }
 
 /// A storage failure, with what a person needs to fix it.
@@ -35,4 +38,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+extension StorageEngine {
+    /// Engines that cannot tell say nothing.
+    public var approximateBytes: UInt64? { nil }
 }

@@ -44,11 +44,18 @@ import Testing
 
     @Test func requestStatsQuantiles() {
         var stats = RequestStats(window: 100)
-        for i in 1...100 { stats.record(isRead: i % 2 == 0, micros: UInt64(i * 1000)) }
+        for i in 1...100 {
+            stats.record(i % 2 == 0 ? .get : i % 4 == 1 ? .put : .delete, i == 7 ? .unavailable : .ok, micros: UInt64(i * 1000))
+        }
+        // Bad requests count by their outcome, not as served, and not in the quantiles.
+        stats.record(.put, .badRequest, micros: 1_000_000)
         let document = stats.document
         #expect(document.gets == 50 && document.writes == 50)
         #expect(document.p50Ms == 50)
         #expect(document.p99Ms == 99)
+        #expect(stats.counts[.put]?[.badRequest] == 1)
+        #expect(stats.counts[.put]?[.ok] == 25 && stats.counts[.delete]?[.ok] == 24)
+        #expect(stats.counts[.delete]?[.unavailable] == 1)
     }
 }
 

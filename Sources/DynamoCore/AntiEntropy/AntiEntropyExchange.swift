@@ -59,6 +59,8 @@ public struct AntiEntropy: Sendable {
     public private(set) var trees: [KeyRange: RangeTree] = [:]
     public private(set) var exchanges: [String: ExchangeRecord] = [:]
     public private(set) var exchangeCount = 0
+    /// Keys found differing, summed over every exchange.
+    public private(set) var keysDiffering = 0
     public private(set) var keysRepaired = 0
     /// The ring the trees were planned on.
     public private(set) var ring = Ring(tokens: [])
@@ -212,6 +214,7 @@ public struct AntiEntropy: Sendable {
             let segments = Array(current.walk.differingSegments.prefix(Self.nodeLimit))
             let keys = MerkleComparison.differingKeys(local: tree, remote: listing, segments: segments)
             current.record.keysDiffering = keys.count
+            keysDiffering += keys.count
             let remote = Set(listing.map(\.key))
             let wanted = keys.filter { remote.contains($0) }.prefix(Self.keyLimit)
             current.pending = wanted.count

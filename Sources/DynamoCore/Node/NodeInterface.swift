@@ -77,6 +77,7 @@ extension NodeMachine {
     public var exchanges: [String: AntiEntropy.ExchangeRecord] { antiEntropy.exchanges }
     public var exchangeCount: Int { antiEntropy.exchangeCount }
     public var keysRepairedByExchange: Int { antiEntropy.keysRepaired }
+    public var keysDifferingByExchange: Int { antiEntropy.keysDiffering }
 
     public func isReachable(_ node: NodeName, at now: UInt64) -> Bool { gossip.isReachable(node, at: now) }
     public func status(of node: NodeName, at now: UInt64) -> MemberStatus? { gossip.status(of: node, at: now) }

@@ -24,6 +24,8 @@ public struct NodeMachine: Sendable {
     public internal(set) var join: JoinTransfer
     public internal(set) var antiEntropy: AntiEntropy
     public internal(set) var reaper: TombstoneReaper
+    /// Replica requests per peer and gossip rounds, counted for `/metrics`.
+    public private(set) var traffic = PeerTraffic()
 
     var rng: SeededRandom
     private var nextID: UInt64 = 1
@@ -152,6 +154,7 @@ public struct NodeMachine: Sendable {
     {
         let id: PeerRequestID = newID()
         outgoing[id] = (purpose, now.monotonicMs + timeoutMs)
+        if case .replica = purpose { traffic.sent(to: node) }
         guard !dropped.contains(node), let address = membership.member(node)?.peerAddress else { return [] }
         return [.send(requestID: id, toAddress: address, request)]
     }
@@ -171,6 +174,7 @@ public struct NodeMachine: Sendable {
         let answered = response != nil
         switch purpose {
         case .replica(let run, let node):
+            traffic.settled(from: node, answered: answered)
             let reply = RequestCoordination.reply(response, from: node)
             return noteAnswer(from: node, answered: answered, now: now)
                 + self.run(requests.replied(run: run, from: node, reply, now: now), now: now)
@@ -224,6 +228,7 @@ public struct NodeMachine: Sendable {
         actions += run(requests.tick(now: now), now: now)
         let (rounds, events) = gossip.tick(now: t, rng: &rng)
         for round in rounds {
+            traffic.gossipRoundStarted()
             actions += sendGossip(round.request, to: round.address, target: round.target, now: now)
         }
         actions += events.map(Action.event)

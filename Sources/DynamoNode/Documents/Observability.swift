@@ -30,10 +30,33 @@ public struct EventLog: Sendable {
     }
 }
 
-/// Client requests served, and the latency of the most recent ones.
+/// What a client asked for, as `/metrics` labels it (`op`).
+public enum RequestOp: String, CaseIterable, Sendable {
+    case get, put, delete
+}
+
+/// How a client request ended, as `/metrics` labels it (`outcome`).
+public enum RequestOutcome: String, CaseIterable, Sendable {
+    /// Read or written with its quorum (a read of several siblings too).
+    case ok
+    /// Read with its quorum, and nothing there (or a tombstone).
+    case notFound = "not_found"
+    /// Too few replicas answered in time (503).
+    case unavailable
+    /// The object limits refused the write (409).
+    case refused
+    /// The coordinator failed outright (a storage error, say).
+    case failed
+    /// The request itself was wrong (400, 413, 414): it reached no coordinator.
+    case badRequest = "bad_request"
+}
+
+/// Client requests served, by operation and outcome, and the latency of the most recent
+/// ones: the one source of `/admin/status`'s `requests` and `/metrics`'s
+/// `dynamo_requests_total`.
 public struct RequestStats: Sendable {
-    public private(set) var gets: UInt64 = 0
-    public private(set) var writes: UInt64 = 0
+    /// Requests since the node started, per (op, outcome).
+    public private(set) var counts: [RequestOp: [RequestOutcome: UInt64]] = [:]
     /// Latencies in microseconds of the last `window` requests (a ring).
     private var recent: [UInt64] = []
     private var next = 0
@@ -41,8 +64,20 @@ public struct RequestStats: Sendable {
 
     public init(window: Int = 1024) { self.window = window }
 
-    public mutating func record(isRead: Bool, micros: UInt64) {
-        if isRead { gets += 1 } else { writes += 1 }
+    /// Requests that reached a coordinator (bad ones did not).
+    private func served(_ ops: [RequestOp]) -> UInt64 {
+        ops.reduce(0) { sum, op in
+            sum + (counts[op] ?? [:]).filter { $0.key != .badRequest }.values.reduce(0, +)
+        }
+    }
+    public var gets: UInt64 { served([.get]) }
+    public var writes: UInt64 { served([.put, .delete]) }
+
+    /// One request answered; a bad request's latency says nothing of the cluster and is
+    /// left out of the quantiles.
+    public mutating func record(_ op: RequestOp, _ outcome: RequestOutcome, micros: UInt64) {
+        counts[op, default: [:]][outcome, default: 0] += 1
+        guard outcome != .badRequest else { return }
         if recent.count < window {
             recent.append(micros)
         } else {
