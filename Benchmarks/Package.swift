@@ -8,14 +8,19 @@ let package = Package(
     dependencies: [
         .package(name: "Dynamo", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        // Only to compare MD5s (issue 16): the node keeps its own (README, "Micro-benchmarks").
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
+        .systemLibrary(name: "CLibcrypto", path: "Sources/CLibcrypto", providers: [.apt(["libssl-dev"])]),
         .executableTarget(
             name: "CoreBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "DynamoCore", package: "Dynamo"),
                 .product(name: "DynamoWire", package: "Dynamo"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                "CLibcrypto",
             ],
             path: "Benchmarks/CoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -283,6 +283,28 @@ public final class DynamoNodeServer: Sendable {
         runtime.left.futureResult.whenSuccess { body() }
     }
 
+    /// A graceful stop's first half: the HTTP port stops taking connections, requests
+    /// arriving on open ones get 503 ("shutting down", `Connection: close`), and those
+    /// already being served finish, for at most `timeout`. The node keeps serving its
+    /// peers meanwhile (it is still a replica of the writes in flight).
+    public func drain(timeout: Duration) async {
+        runtime.drainGate.close()
+        if channels.count > 1 { try? await channels[1].close() }
+        let deadline = ContinuousClock.now + timeout
+        while runtime.drainGate.inside > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = runtime.drainGate.inside
+        if left > 0 { runtime.logger.warning("stopping with \(left) client requests unanswered after \(timeout)") }
+    }
+
+    /// How long a graceful stop waits for the requests in flight: each is answered within
+    /// the request timeout (a replica that never answers counts as failed then), twice
+    /// that leaves room for a forwarded write; at least 2 s.
+    public var drainTimeout: Duration {
+        .milliseconds(max(2_000, 2 * Int64(clamping: runtime.config.quorum.requestTimeoutMs)))
+    }
+
     /// Stops listening, closes peer links and storage; pending requests fail.
     public func stop() async {
         for channel in channels { try? await channel.close() }
@@ -296,6 +318,8 @@ public final class DynamoNodeServer: Sendable {
         try? await runtime.renderPool.shutdownGracefully()
         try? runtime.keeper.refreshSeal()
         try? await group.shutdownGracefully()
+        // Nothing uses the store any more: every loop and pool has stopped.
+        runtime.store.engine.close()
         runtime.logger.info("node \(runtime.name) stopped")
     }
 }

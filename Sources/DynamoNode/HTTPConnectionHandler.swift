@@ -115,6 +115,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     }
 
     private func serve(_ request: HTTPRequestData, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let gate = runtime.drainGate
+        guard gate.enter() else {
+            // Stopping: a clear answer, and no more requests on this connection.
+            state = .reading(head, body: [])
+            refuse(
+                .json(.serviceUnavailable, ErrorDocument(error: "node \(runtime.name) is shutting down; ask another node")),
+                context: context)
+            return
+        }
         state = .serving
         let channel = context.channel
         let frontend = HTTPFrontend(runtime: runtime)
@@ -130,7 +139,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             case .failure(let error):
                 reply = .json(.internalServerError, ErrorDocument(error: "internal error: \(error)"))
             }
-            guard channel.isActive else { return }
+            guard channel.isActive else {
+                gate.leave()
+                return
+            }
             // Idle first: writing the end of this reply makes the pipelining handler in
             // front deliver the next request at once.
             if head.isKeepAlive {
@@ -139,7 +151,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             } else {
                 self.state = .closing
             }
-            self.write(reply, for: head, on: channel)
+            self.write(reply, for: head, on: channel).whenComplete { _ in gate.leave() }
         }
     }
 
@@ -152,14 +164,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         Self.write(reply, version: version, isHead: false, keepAlive: false, on: context.channel)
     }
 
-    private func write(_ reply: HTTPReply, for head: HTTPRequestHead, on channel: any Channel) {
+    /// Writes the reply (completed once it is written, or failed to be).
+    private func write(_ reply: HTTPReply, for head: HTTPRequestHead, on channel: any Channel) -> EventLoopFuture<Void> {
         Self.write(reply, version: head.version, isHead: head.method == .HEAD, keepAlive: head.isKeepAlive, on: channel)
     }
 
     /// A HEAD request gets the GET answer's head (with its Content-Length) and no body.
+    @discardableResult
     private static func write(
         _ reply: HTTPReply, version: HTTPVersion, isHead: Bool, keepAlive: Bool, on channel: any Channel
-    ) {
+    ) -> EventLoopFuture<Void> {
         var headers = reply.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
@@ -171,6 +185,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
         let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
         if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+        return done
     }
 
     private func armIdleDeadline(_ context: ChannelHandlerContext) {

@@ -46,6 +46,8 @@ final class NodeRuntime: @unchecked Sendable {
     private(set) var requestStats = RequestStats()
     /// `/metrics` (see `NodeMetrics`).
     let metrics = NodeMetrics()
+    /// Client requests being served, for a graceful stop (see `DrainGate`).
+    let drainGate = DrainGate()
 
     /// How often the machine's timers (deadlines, gossip, hints) are checked.
     static let tickIntervalMs: Int64 = 20
@@ -396,7 +398,7 @@ final class NodeRuntime: @unchecked Sendable {
     /// answers (with the reply type of that kind of request).
     private func clientRequest<Reply>(
         _ op: RequestOp, _ waiting: ReferenceWritableKeyPath<NodeRuntime, [ClientRequestID: EventLoopPromise<Reply>]>,
-        outcome: @escaping (Reply) -> RequestOutcome, _ make: (ClientRequestID) -> NodeMachine.Input
+        outcome: @escaping @Sendable (Reply) -> RequestOutcome, _ make: (ClientRequestID) -> NodeMachine.Input
     ) -> EventLoopFuture<Reply> {
         let id = ClientRequestID(nextHandle)
         nextHandle += 1

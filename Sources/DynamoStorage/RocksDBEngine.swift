@@ -133,6 +133,17 @@ public final class RocksDBEngine: StorageEngine, @unchecked Sendable {
         return (free, logs + (1 << 20))
     }
 
+    /// Closes the store for good (the node is stopping): RocksDB flushes what it must and
+    /// stops its background threads. Left open, a process that exits while a flush runs
+    /// can abort in RocksDB's static destructors. Later calls say it is closed.
+    public func close() {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        if let handle { rocksdb_close(handle) }
+        handle = nil
+        closedBecause = "the node stopped"
+    }
+
     /// Closes and opens the store again. After a failed write-ahead-log append (a full
     /// disk) RocksDB refuses every write until it is reopened; its C API has no resume.
     /// Users wait while this runs; if the open fails the store stays closed (every call

@@ -21,6 +21,8 @@ public protocol StorageEngine: Sendable {
     /// Bytes the engine holds, as cheaply as it can estimate them (for `/metrics`; nil:
     /// unknown, the store is closed, say).
     var approximateBytes: UInt64? { get }
+    /// Closes the engine for good (the node stops); nothing may use it afterwards.
+    func close()
 }
 
 /// A storage failure, with what a person needs to fix it.
@@ -43,4 +45,6 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
 extension StorageEngine {
     /// Engines that cannot tell say nothing.
     public var approximateBytes: UInt64? { nil }
+    /// Engines with nothing to release do nothing.
+    public func close() {}
 }

@@ -4,6 +4,7 @@ import DynamoCore
 import DynamoNode
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `dynamo-node`: one storage node (flags are a contract, see SPEC section 5).
 @main
@@ -11,7 +12,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dynamo-node",
         abstract: "Run one Dynamo storage node.",
-        discussion: "Ready when GET /admin/status answers 200. Stops cleanly on SIGTERM or SIGINT.")
+        discussion: "Ready when GET /admin/status answers 200. On SIGTERM or SIGINT it drains (requests in flight finish, new ones get 503), stops and exits 0.")
 
     @Option(help: "Stable identity of this node.") var name: String
     @Option(help: "Address to listen on and advertise (default 127.0.0.1; see --listen and --advertise).")
@@ -263,77 +264,41 @@ struct DynamoNodeCommand: AsyncParsableCommand {
             Foundation.exit(1)
         }
         let exitWithParent = ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1"
-        // Stop on a signal, or once a requested leave has handed everything off.
-        await StopSignal.wait(exitWithParent: exitWithParent) { stop in server.whenLeft(stop) }
-        await server.stop()
+        // SIGTERM or SIGINT: drain, stop, exit 0 (swift-service-lifecycle, as hummingbird).
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [NodeService(server: server, exitWithParent: exitWithParent)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
-/// Waits for SIGTERM or SIGINT, or (when asked) for the parent process to go away, so a
-/// launcher that crashes never leaves orphan nodes behind. Returns early if cancelled.
-enum StopSignal {
-    /// - Parameter alsoWhen: registers another reason to stop (it calls the closure it gets).
-    static func wait(exitWithParent: Bool, alsoWhen: (@escaping @Sendable () -> Void) -> Void = { _ in }) async {
-        let waiter = Waiter()
-        alsoWhen { waiter.resume() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                waiter.set(continuation)
-                let queue = DispatchQueue(label: "dynamo-node.signals")
-                var sources: [any DispatchSourceProtocol] = []
-                for sig in [SIGTERM, SIGINT] {
-                    signal(sig, SIG_IGN)
-                    let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                    source.setEventHandler { waiter.resume() }
-                    source.resume()
-                    sources.append(source)
-                }
-                if exitWithParent {
-                    let parent = getppid()
-                    let timer = DispatchSource.makeTimerSource(queue: queue)
-                    timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
-                    timer.setEventHandler { if getppid() != parent { waiter.resume() } }
-                    timer.resume()
-                    sources.append(timer)
-                }
-                waiter.keep(sources)
-            }
-        } onCancel: {
-            waiter.resume()
-        }
-    }
+/// The node as a service of a `ServiceGroup`: it runs until a graceful shutdown is asked
+/// (a signal), a requested leave has handed everything off, or (when asked) the parent
+/// process goes away, so a launcher that crashes never leaves orphan nodes behind. Then it
+/// drains (the requests in flight finish, new ones get 503) and stops.
+struct NodeService: Service {
+    let server: DynamoNodeServer
+    let exitWithParent: Bool
 
-    /// Resumes its continuation exactly once, whichever comes first (even before it is set).
-    final class Waiter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var continuation: CheckedContinuation<Void, Never>?
-        private var done = false
-        private var sources: [any DispatchSourceProtocol] = []
-
-        func set(_ continuation: CheckedContinuation<Void, Never>) {
-            lock.lock()
-            if done {
-                lock.unlock()
-                continuation.resume()
-                return
-            }
-            self.continuation = continuation
-            lock.unlock()
+    func run() async throws {
+        let (reasons, reason) = AsyncStream.makeStream(of: Void.self)
+        server.whenLeft { reason.yield() }
+        let shutdown = Task {
+            try? await gracefulShutdown()
+            reason.yield()
         }
-
-        func resume() {
-            lock.lock()
-            let pending = continuation
-            continuation = nil
-            done = true
-            lock.unlock()
-            pending?.resume()
-        }
-
-        func keep(_ sources: [any DispatchSourceProtocol]) {
-            lock.lock()
-            self.sources += sources
-            lock.unlock()
-        }
+        let parentWatch: Task<Void, Never>? =
+            exitWithParent
+            ? Task {
+                let parent = getppid()
+                while !Task.isCancelled, getppid() == parent { try? await Task.sleep(for: .milliseconds(500)) }
+                reason.yield()
+            } : nil
+        for await _ in reasons { break }
+        shutdown.cancel()
+        parentWatch?.cancel()
+        await server.drain(timeout: server.drainTimeout)
+        await server.stop()
     }
 }

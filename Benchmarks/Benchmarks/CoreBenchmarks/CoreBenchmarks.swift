@@ -1,6 +1,18 @@
 import Benchmark
+import CLibcrypto
+import Crypto
 import DynamoCore
 import DynamoWire
+
+/// MD5 by the system's libcrypto (one-shot EVP), for comparison with the project's own.
+func libcryptoMD5(_ bytes: [UInt8]) -> [UInt8] {
+    var digest = [UInt8](repeating: 0, count: 16)
+    var length: UInt32 = 0
+    _ = bytes.withUnsafeBytes { input in
+        EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_md5(), nil)
+    }
+    return digest
+}
 
 /// The core's work per request, each with its allocations: what the node does on every
 /// put and get besides waiting for the disk and the network.
@@ -26,6 +38,19 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("MD5 of a 100-byte key") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(MD5.digest(key100)) }
+    }
+    // The same digests by libraries (issue 16: the project's MD5 stays unless one is faster).
+    Benchmark("MD5 of a 10-byte key, swift-crypto Insecure.MD5") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(Insecure.MD5.hash(data: key10)) }
+    }
+    Benchmark("MD5 of a 100-byte key, swift-crypto Insecure.MD5") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(Insecure.MD5.hash(data: key100)) }
+    }
+    Benchmark("MD5 of a 10-byte key, system libcrypto") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(libcryptoMD5(key10)) }
+    }
+    Benchmark("MD5 of a 100-byte key, system libcrypto") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(libcryptoMD5(key100)) }
     }
     Benchmark("Ring position of a key") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(RingPosition.of(key: key10)) }
