@@ -90,17 +90,8 @@ struct HTTPFrontend: Sendable {
         // HEAD is GET without the body (the connection handler leaves the body out).
         var request = request
         if request.method == .HEAD { request.method = .GET }
+        if path.hasPrefix("/kv/") { return handleKV(request, path: path, query: query) }
         do {
-            if path.hasPrefix("/kv/") {
-                let key = try parseKey(path.dropFirst(4))
-                switch request.method {
-                case .GET: return try handleGet(key: key, query: query, headers: request.headers)
-                case .PUT:
-                    return try handleWrite(key: key, value: request.body, query: query, headers: request.headers)
-                case .DELETE: return try handleWrite(key: key, value: nil, query: query, headers: request.headers)
-                default: throw APIError.methodNotAllowed(request.method, "/kv")
-                }
-            }
             switch (request.method, path) {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
@@ -142,12 +133,50 @@ struct HTTPFrontend: Sendable {
                 throw APIError.notFound("no such endpoint: \(request.method) \(Self.excerpt(path, 100))")
             }
         } catch let error as APIError {
-            if path.hasPrefix("/kv/"), let op = Self.op(request.method) {
-                runtime.recordRequest(op, .badRequest, nanoseconds: 0)
-            }
             return loop.makeSucceededFuture(error.reply)
         } catch {
             return loop.makeSucceededFuture(.json(.internalServerError, ErrorDocument(error: "\(error)")))
+        }
+    }
+
+    /// A `/kv/` request, under its request id (the client's `X-Dynamo-Request-Id` if valid,
+    /// else a new one): answered with that id, and logged (at debug) under it.
+    private func handleKV(_ request: HTTPRequestData, path: String, query: [String: String])
+        -> EventLoopFuture<HTTPReply>
+    {
+        let requestId =
+            request.headers.first(name: RequestId.header).flatMap { RequestId.isValid($0) ? $0 : nil }
+            ?? runtime.newRequestId()
+        let started = NIODeadline.now()
+        let answer: EventLoopFuture<HTTPReply>
+        var keyText = "?"
+        do {
+            let key = try parseKey(path.dropFirst(4))
+            keyText = KeyText.short(key)
+            switch request.method {
+            case .GET: answer = try handleGet(key: key, query: query, headers: request.headers)
+            case .PUT:
+                answer = try handleWrite(
+                    key: key, value: request.body, query: query, headers: request.headers, requestId: requestId)
+            case .DELETE:
+                answer = try handleWrite(key: key, value: nil, query: query, headers: request.headers, requestId: requestId)
+            default: throw APIError.methodNotAllowed(request.method, "/kv")
+            }
+        } catch let error as APIError {
+            if let op = Self.op(request.method) { runtime.recordRequest(op, .badRequest, nanoseconds: 0) }
+            answer = loop.makeSucceededFuture(error.reply)
+        } catch {
+            answer = loop.makeSucceededFuture(.json(.internalServerError, ErrorDocument(error: "\(error)")))
+        }
+        let runtime = self.runtime
+        let method = request.method
+        let key = keyText
+        return answer.map { reply in
+            let micros = (NIODeadline.now() - started).nanoseconds / 1000
+            let coordinator = reply.headers.first(name: "X-Dynamo-Coordinator").map { ", coordinator \($0)" } ?? ""
+            runtime.logger(forRequest: requestId).debug(
+                "\(method) \(key): \(reply.status.code) in \(micros) us\(coordinator)")
+            return reply.adding(RequestId.header, requestId)
         }
     }
 
@@ -268,15 +297,15 @@ struct HTTPFrontend: Sendable {
     /// The largest sibling document (by value bytes) encoded on the event loop itself.
     static let renderOnLoopBytes = 64 << 10
 
-    private func handleWrite(key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders)
-        throws(APIError) -> EventLoopFuture<HTTPReply>
-    {
+    private func handleWrite(
+        key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders, requestId: String
+    ) throws(APIError) -> EventLoopFuture<HTTPReply> {
         let w = try quorumParameter("w", query)
         let context = try parseContext(headers, key: key)
         if let value, value.count > config.maxValueBytes {
             throw .valueTooLarge(value.count, limit: config.maxValueBytes)
         }
-        return runtime.clientWrite(key: key, value: value, context: context, w: w).map { result in
+        return runtime.clientWrite(key: key, value: value, context: context, w: w, requestId: requestId).map { result in
             var reply: HTTPReply
             if let refusal = result.refusal {
                 reply = .json(.conflict, ErrorDocument(refusal: refusal))

@@ -146,8 +146,15 @@ final class NodeRuntime: @unchecked Sendable {
                 requestLinks[requestID] = link
                 if let channel = link.send(.request(id: requestID.value, request)) { flushSoon(channel) }
             case .respond(let handle, let response):
-                if case .coordinated(let result) = response, let micros = result.trace?.repliedUs {
-                    metrics.coordinated(.write, micros: micros)
+                if case .coordinated(let result) = response {
+                    if let micros = result.trace?.repliedUs { metrics.coordinated(.write, micros: micros) }
+                    if let (id, peer, at) = forwarded.removeValue(forKey: handle) {
+                        logger(forRequest: id).debug(
+                            "coordinated a write forwarded by \(peer): \(result.succeeded ? "ok" : "failed"), acks \(result.acks.joined(separator: ",")) of \(result.required), \((NIODeadline.now() - at).nanoseconds / 1000) us"
+                        )
+                    }
+                } else {
+                    forwarded[handle] = nil
                 }
                 guard let target = inbound.removeValue(forKey: handle) else { continue }
                 var message = PeerMessage.response(id: target.requestID, response)
@@ -159,6 +166,7 @@ final class NodeRuntime: @unchecked Sendable {
                 flushSoon(target.channel)
             case .ignore(let handle):
                 inbound[handle] = nil
+                forwarded[handle] = nil
             case .identityChanged(let generation, let dotFloor):
                 persistIdentity("the node's new generation") {
                     try NodeIdentity.update(in: $0, generation: generation, dotFloor: dotFloor)
@@ -389,7 +397,29 @@ final class NodeRuntime: @unchecked Sendable {
         let handle = PeerHandle(nextHandle)
         nextHandle += 1
         inbound[handle] = (channel, requestID)
+        if case .coordinatePut(let put) = request, let id = put.requestId, RequestId.isValid(id) {
+            forwarded[handle] = (id, peer, NIODeadline.now())
+        }
         self.handle(.peerRequest(handle: handle, from: peer, request))
+    }
+
+    /// Writes forwarded to this node to coordinate, with their client request's id, until
+    /// answered: the answer is logged under that id.
+    private var forwarded: [PeerHandle: (requestId: String, from: NodeName, at: NIODeadline)] = [:]
+
+    /// A new request id: this node's name, a number drawn at start, a counter.
+    func newRequestId() -> String {
+        requestCounter += 1
+        return "\(name)-\(requestNonce)-\(requestCounter)"
+    }
+    private var requestCounter: UInt64 = 0
+    private let requestNonce = String(UInt32.random(in: 0...0xff_ffff), radix: 16)
+
+    /// `logger` with the request id as metadata (`request_id`).
+    func logger(forRequest id: String) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "request_id"] = .string(id)
+        return logger
     }
 
     // MARK: Client requests
@@ -423,9 +453,11 @@ final class NodeRuntime: @unchecked Sendable {
         clientRequest(.get, \.reads, outcome: Self.outcome) { .clientGet(id: $0, key: key, r: r) }
     }
 
-    func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) -> EventLoopFuture<WriteResult> {
+    func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil)
+        -> EventLoopFuture<WriteResult>
+    {
         clientRequest(value == nil ? .delete : .put, \.writes, outcome: Self.outcome) {
-            .clientWrite(id: $0, key: key, value: value, context: context, w: w)
+            .clientWrite(id: $0, key: key, value: value, context: context, w: w, requestId: requestId)
         }
     }
 

@@ -141,6 +141,7 @@ public enum PeerCodec {
             w.write(bool: put.context != nil)
             put.context?.encode(into: &w)
             w.write(varint: UInt64(put.w ?? 0))
+            writeOptional(put.requestId.map { Array($0.utf8) }, into: &w)
         }
     }
 
@@ -196,7 +197,9 @@ public enum PeerCodec {
             let value: [UInt8]? = try r.readBool() ? r.readBytes() : nil
             let context: CausalHistory? = try r.readBool() ? CausalHistory.decode(from: &r) : nil
             let w = try r.readInt(max: 1024)
-            return .coordinatePut(ForwardedPut(key: key, value: value, context: context, w: w == 0 ? nil : w))
+            let requestId: String? = try r.readBool() ? r.readString(max: ForwardedPut.maxRequestIdBytes) : nil
+            return .coordinatePut(
+                ForwardedPut(key: key, value: value, context: context, w: w == 0 ? nil : w, requestId: requestId))
         default:
             throw ByteDecodingError("unknown request type")
         }

@@ -79,6 +79,10 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("durable-writes"), help: "Which replica writes are fsynced: all, coordinator, none.")
     var durableWrites = "coordinator"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(
+        name: .customLong("log-format"),
+        help: "text, or json: one JSON object a line with the node's name and, on request paths, the request id.")
+    var logFormat = "text"
     @Option(name: .customLong("tls-cert"), help: "PEM certificate (chain) of this node: TLS on both ports.")
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
@@ -129,6 +133,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         }
         if let problem = objectLimits.problem(maxValueBytes: maxValueBytes) { throw ValidationError(problem) }
         guard ConflictPolicy(rawValue: policy) != nil else { throw ValidationError("--policy must be siblings or lww") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
         guard Durability(rawValue: durableWrites) != nil else {
             throw ValidationError("--durable-writes must be all, coordinator or none")
         }
@@ -222,7 +227,13 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel)!
         let nodeName = name
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label, node: nodeName)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -277,9 +288,11 @@ struct DynamoNodeCommand: AsyncParsableCommand {
 /// (a signal), a requested leave has handed everything off, or (when asked) the parent
 /// process goes away, so a launcher that crashes never leaves orphan nodes behind. Then it
 /// drains (the requests in flight finish, new ones get 503) and stops.
-struct NodeService: Service {
+struct NodeService: Service, CustomStringConvertible {
     let server: DynamoNodeServer
     let exitWithParent: Bool
+
+    var description: String { "dynamo-node" }
 
     func run() async throws {
         let (reasons, reason) = AsyncStream.makeStream(of: Void.self)

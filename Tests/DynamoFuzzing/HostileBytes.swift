@@ -176,6 +176,8 @@ public struct HostileBytes {
             w.write(hasContext ? 1 : 0)
             if hasContext { clock(into: &w) }
             w.write(varint: count())
+            // The request id: often a plausible one, sometimes control characters or too long.
+            optionalBytes(into: &w) { $0.chance(70) ? Array("n2-\($0.below(1 << 20))".utf8) : $0.bytes(count: $0.below(80)) }
         case 5:
             w.write(0x16)
             range(into: &w)

@@ -53,7 +53,9 @@ import Testing
                         identity: .max)),
             ])),
         .request(id: 20, .gossipDigest([MemberDigest(name: "n1", generation: 2, heartbeat: 9, identity: 0x0102_0304_0506_0708)])),
-        .request(id: 5, .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3))),
+        .request(
+            id: 5,
+            .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3, requestId: "n2-7f3a9c-17"))),
         .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
         .response(id: 1, .replica(.object(object))),
         .response(id: 2, .replica(.object(nil))),

@@ -10,7 +10,8 @@ extension NodeMachine {
     public enum Input: Hashable, Sendable {
         case clientGet(id: ClientRequestID, key: [UInt8], r: Int?)
         /// value nil: delete.
-        case clientWrite(id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?)
+        case clientWrite(
+            id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil)
         case peerRequest(handle: PeerHandle, from: NodeName, PeerRequest)
         /// nil: the request failed or its connection broke.
         case peerResponse(requestID: PeerRequestID, PeerResponse?)

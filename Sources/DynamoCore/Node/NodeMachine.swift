@@ -97,8 +97,8 @@ public struct NodeMachine: Sendable {
         switch input {
         case .clientGet(let id, let key, let r):
             return startRead(client: id, key: key, r: r, now: now)
-        case .clientWrite(let id, let key, let value, let context, let w):
-            let put = ForwardedPut(key: key, value: value, context: context, w: w)
+        case .clientWrite(let id, let key, let value, let context, let w, let requestId):
+            let put = ForwardedPut(key: key, value: value, context: context, w: w, requestId: requestId)
             return run(requests.write(.client(id), put, view: coordinationView(now: now), now: now), now: now)
         case .peerRequest(let handle, let from, let request):
             return serve(handle: handle, from: from, request, now: now)

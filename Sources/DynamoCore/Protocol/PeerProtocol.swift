@@ -50,12 +50,18 @@ public struct ForwardedPut: Hashable, Sendable {
     public var value: [UInt8]?
     public var context: CausalHistory?
     public var w: Int?
+    /// The client request's id (`X-Dynamo-Request-Id`), so the coordinator's log names it
+    /// too; at most `maxRequestIdBytes`.
+    public var requestId: String?
 
-    public init(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?) {
+    public static let maxRequestIdBytes = 64
+
+    public init(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil) {
         self.key = key
         self.value = value
         self.context = context
         self.w = w
+        self.requestId = requestId
     }
 }
 

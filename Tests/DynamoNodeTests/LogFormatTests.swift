@@ -1,0 +1,37 @@
+import DynamoAPI
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import DynamoNode
+
+/// `--log-format json` lines and request ids: what a log shipper and a log line can take.
+@Suite struct LogFormatTests {
+    @Test func everyLineIsOneFlatJSONObjectWithItsFieldsEscaped() throws {
+        let lines = NIOLockedValueBox<[String]>([])
+        var handler = JSONLogHandler(label: "dynamo-node.n1", node: "n1") { line in lines.withLockedValue { $0.append(line) } }
+        handler.logLevel = .debug
+        handler[metadataKey: "request_id"] = "r-1"
+        let logger = Logger(label: "dynamo-node.n1") { _ in handler }
+        logger.info("a \"quoted\" key\nwith a newline, a \\ and a \u{01}", metadata: ["peer": "n2", "message": "not this"])
+        logger.trace("below the level")
+        let written = lines.withLockedValue { $0 }
+        try #require(written.count == 1)
+        #expect(written[0].hasSuffix("\n") && written[0].dropLast().contains("\n") == false)
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(written[0].utf8)) as? [String: String])
+        #expect(object["message"] == "a \"quoted\" key\nwith a newline, a \\ and a \u{01}")
+        #expect(object["level"] == "info" && object["node"] == "n1" && object["logger"] == "dynamo-node.n1")
+        #expect(object["request_id"] == "r-1" && object["peer"] == "n2")
+        let time = try #require(object["time"])
+        #expect(time.count == 24 && time.hasSuffix("Z") && time.contains("T"), "\(time)")
+    }
+
+    @Test func requestIdsAreLogSafe() {
+        #expect(RequestId.isValid("cart-checkout-42") && RequestId.isValid("n1-a2920f-1") && RequestId.isValid("a.b:c_d"))
+        for bad in ["", "two words", "line\nbreak", "quote\"", String(repeating: "a", count: 65), "é"] {
+            #expect(!RequestId.isValid(bad), "\(bad.debugDescription)")
+        }
+    }
+}
