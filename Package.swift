@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // C libraries from the OS package manager.
@@ -50,7 +51,7 @@ let package = Package(
         .target(name: "DynamoAPI", swiftSettings: optimizedSettings),
         // The pure core: ring, clocks, objects and protocol state machines. No I/O, no HTTP.
         .target(
-            name: "DynamoCore", dependencies: ["COpenSSL"],
+            name: "DynamoCore", dependencies: ["COpenSSL", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimizedSettings),
         // The peer wire protocol: frames, handshake, message codec.
         .target(
