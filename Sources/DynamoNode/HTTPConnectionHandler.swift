@@ -121,7 +121,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             state = .reading(head, body: [])
             refuse(
                 .json(.serviceUnavailable, ErrorDocument(error: "node \(runtime.name) is shutting down; ask another node")),
-                context: context)
+                as: .unavailable, context: context)
             return
         }
         state = .serving
@@ -155,11 +155,25 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Answers with `reply` and closes: nothing more is read from this client.
-    private func refuse(_ reply: HTTPReply, context: ChannelHandlerContext) {
+    /// Answers with `reply` and closes: nothing more is read from this client. A `/kv`
+    /// request refused here (too large, too slow, or the node stopping) is still counted
+    /// (as `outcome`), answered with its request id and logged under it, as the frontend
+    /// does with the requests it answers.
+    private func refuse(_ reply: HTTPReply, as outcome: RequestOutcome = .badRequest, context: ChannelHandlerContext) {
         deadline = nil
-        let version: HTTPVersion
-        if case .reading(let head, _) = state { version = head.version } else { version = .http1_1 }
+        var reply = reply
+        var version = HTTPVersion.http1_1
+        if case .reading(let head, _) = state {
+            version = head.version
+            if head.uri.hasPrefix("/kv/"), let op = HTTPFrontend.op(head.method) {
+                let runtime = self.runtime
+                let id = runtime.requestId(head.headers)
+                reply.headers.add(name: RequestId.header, value: id)
+                runtime.logger(forRequest: id).debug(
+                    "\(head.method) \(HTTPFrontend.excerpt(head.uri, 100)): \(reply.status.code) before it reached the node")
+                runtime.loop.execute { runtime.recordRequest(op, outcome, nanoseconds: 0) }
+            }
+        }
         state = .closing
         Self.write(reply, version: version, isHead: false, keepAlive: false, on: context.channel)
     }

@@ -144,9 +144,7 @@ struct HTTPFrontend: Sendable {
     private func handleKV(_ request: HTTPRequestData, path: String, query: [String: String])
         -> EventLoopFuture<HTTPReply>
     {
-        let requestId =
-            request.headers.first(name: RequestId.header).flatMap { RequestId.isValid($0) ? $0 : nil }
-            ?? runtime.newRequestId()
+        let requestId = runtime.requestId(request.headers)
         let started = NIODeadline.now()
         let answer: EventLoopFuture<HTTPReply>
         var keyText = "?"

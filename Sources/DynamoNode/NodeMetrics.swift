@@ -78,8 +78,10 @@ final class NodeMetrics {
         switch event {
         case .hintKept(_, let target): counter("dynamo_hints_stored_total", [("target", target)]).increment()
         case .readRepair(_, let peer): counter("dynamo_read_repairs_total", [("peer", peer)]).increment()
-        case .nearLimit(_, _, _, let refused):
-            counter("dynamo_objects_near_limit_total", [("refused", refused ? "true" : "false")]).increment()
+        case .nearLimit:
+            // Told once per key as it enters the hot-key list; refusals count in
+            // dynamo_writes_refused_total, each one.
+            counter("dynamo_objects_near_limit_total", []).increment()
         default: break
         }
     }
@@ -223,7 +225,7 @@ final class NodeMetrics {
         "dynamo_storage_errors_total": "Storage operations that failed (a full disk, say).",
         "dynamo_read_siblings": "Siblings a coordinated read returned.",
         "dynamo_writes_refused_total": "Writes the object limits refused (nothing was stored).",
-        "dynamo_objects_near_limit_total": "Keys read or written at or past a warning limit, or refused.",
+        "dynamo_objects_near_limit_total": "Keys that entered the hot-key list: seen at or past a warning limit, or refused.",
         "dynamo_objects_near_limit": "Keys recently seen near or over the object limits (up to 10 kept).",
         "dynamo_object_limit_siblings": "The sibling limits: warn and max.",
     ]

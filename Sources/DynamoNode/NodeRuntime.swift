@@ -4,7 +4,9 @@ import DynamoStorage
 import DynamoWire
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
@@ -407,13 +409,22 @@ final class NodeRuntime: @unchecked Sendable {
     /// answered: the answer is logged under that id.
     private var forwarded: [PeerHandle: (requestId: String, from: NodeName, at: NIODeadline)] = [:]
 
-    /// A new request id: this node's name, a number drawn at start, a counter.
+    /// A new request id: this node's name, a number drawn at start, a counter. (Any loop
+    /// may ask: the HTTP loops' own refusals carry one too.)
     func newRequestId() -> String {
-        requestCounter += 1
-        return "\(name)-\(requestNonce)-\(requestCounter)"
+        let count = requestCounter.withLockedValue { count in
+            count += 1
+            return count
+        }
+        return "\(name)-\(requestNonce)-\(count)"
     }
-    private var requestCounter: UInt64 = 0
+    private let requestCounter = NIOLockedValueBox<UInt64>(0)
     private let requestNonce = String(UInt32.random(in: 0...0xff_ffff), radix: 16)
+
+    /// The request id a `/kv` request goes by: its client's if valid, else a new one.
+    func requestId(_ headers: HTTPHeaders) -> String {
+        headers.first(name: RequestId.header).flatMap { RequestId.isValid($0) ? $0 : nil } ?? newRequestId()
+    }
 
     /// `logger` with the request id as metadata (`request_id`).
     func logger(forRequest id: String) -> Logger {
