@@ -290,13 +290,21 @@ public final class DynamoNodeServer: Sendable {
     public func drain(timeout: Duration) async {
         runtime.drainGate.close()
         if channels.count > 1 { try? await channels[1].close() }
-        let deadline = ContinuousClock.now + timeout
-        while runtime.drainGate.inside > 0, ContinuousClock.now < deadline {
+        let start = ContinuousClock.now
+        let deadline = start + timeout
+        // At least a moment, so a request already on its way on an open connection gets
+        // its 503 rather than a closed connection; then until nothing is being served.
+        while ContinuousClock.now < deadline,
+            runtime.drainGate.inside > 0 || ContinuousClock.now < start + Self.drainGrace
+        {
             try? await Task.sleep(for: .milliseconds(10))
         }
         let left = runtime.drainGate.inside
         if left > 0 { runtime.logger.warning("stopping with \(left) client requests unanswered after \(timeout)") }
     }
+
+    /// The shortest drain.
+    static let drainGrace: Duration = .milliseconds(250)
 
     /// How long a graceful stop waits for the requests in flight: each is answered within
     /// the request timeout (a replica that never answers counts as failed then), twice

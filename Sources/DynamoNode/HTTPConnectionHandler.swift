@@ -52,6 +52,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        release(held)
         deadline = nil
         timer?.task.cancel()
         timer = nil
@@ -63,6 +64,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             state = .reading(head, body: [])
+            // A request counts for a graceful stop from its head on (one still arriving
+            // is waited for too); one that comes while the node drains gets 503.
+            guard runtime.drainGate.enter() else {
+                refuse(
+                    .json(.serviceUnavailable, ErrorDocument(error: "node \(runtime.name) is shutting down; ask another node")),
+                    as: .unavailable, context: context)
+                return
+            }
+            held += 1
             arm(context, in: limits.requestReadTimeout) { handler, context in
                 handler.refuse(
                     .json(.requestTimeout, ErrorDocument(error: "the request did not arrive whole in time")),
@@ -114,16 +124,19 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// Requests of this connection counted in the drain gate (from their head to their
+    /// reply written): more than one for a moment, as a pipelined request's head arrives
+    /// while the reply before it is written.
+    private var held = 0
+
+    /// One request of this connection is answered (or gone).
+    private func release(_ count: Int = 1) {
+        let count = min(count, held)
+        held -= count
+        for _ in 0..<count { runtime.drainGate.leave() }
+    }
+
     private func serve(_ request: HTTPRequestData, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let gate = runtime.drainGate
-        guard gate.enter() else {
-            // Stopping: a clear answer, and no more requests on this connection.
-            state = .reading(head, body: [])
-            refuse(
-                .json(.serviceUnavailable, ErrorDocument(error: "node \(runtime.name) is shutting down; ask another node")),
-                as: .unavailable, context: context)
-            return
-        }
         state = .serving
         let channel = context.channel
         let frontend = HTTPFrontend(runtime: runtime)
@@ -140,7 +153,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
                 reply = .json(.internalServerError, ErrorDocument(error: "internal error: \(error)"))
             }
             guard channel.isActive else {
-                gate.leave()
+                self.release()
                 return
             }
             // Idle first: writing the end of this reply makes the pipelining handler in
@@ -151,7 +164,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             } else {
                 self.state = .closing
             }
-            self.write(reply, for: head, on: channel).whenComplete { _ in gate.leave() }
+            self.write(reply, for: head, on: channel).assumeIsolated().whenComplete { _ in self.release() }
         }
     }
 
@@ -175,7 +188,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             }
         }
         state = .closing
-        Self.write(reply, version: version, isHead: false, keepAlive: false, on: context.channel)
+        // The refused request leaves the gate once its answer is written (the connection
+        // then closes, which releases whatever else it held).
+        let written = Self.write(reply, version: version, isHead: false, keepAlive: false, on: context.channel)
+        if outcome != .unavailable { written.assumeIsolated().whenComplete { _ in self.release() } }
     }
 
     /// Writes the reply (completed once it is written, or failed to be).

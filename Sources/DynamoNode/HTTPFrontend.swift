@@ -96,9 +96,13 @@ struct HTTPFrontend: Sendable {
             case (.GET, "/admin/status"):
                 return loop.makeSucceededFuture(.json(.ok, statusDocument()))
             case (.GET, "/metrics"):
-                var reply = HTTPReply(status: .ok, body: runtime.metrics.scrape(runtime: runtime, status: statusDocument()))
-                reply.headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
-                return loop.makeSucceededFuture(reply)
+                runtime.metrics.refresh(runtime: runtime, status: statusDocument())
+                let registry = runtime.metrics.registry
+                return runtime.renderPool.runIfActive(eventLoop: loop) {
+                    var reply = HTTPReply(status: .ok, body: NodeMetrics.render(registry))
+                    reply.headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+                    return reply
+                }
             case (.GET, "/admin/events"):
                 guard let since = UInt64(query["since"] ?? "0") else {
                     throw APIError.badRequest("since must be an event number (0 for every event kept)")

@@ -74,9 +74,14 @@ final class NodeMetrics {
         recorder("dynamo_read_siblings", []).record(siblings)
     }
 
+    /// A replica is being stored here as a hint for `target` (served for a coordinator, or
+    /// this coordinator's own replica standing in for a home node).
+    func hintStored(for target: NodeName) {
+        counter("dynamo_hints_stored_total", [("target", target)]).increment()
+    }
+
     func observe(_ event: NodeEvent) {
         switch event {
-        case .hintKept(_, let target): counter("dynamo_hints_stored_total", [("target", target)]).increment()
         case .readRepair(_, let peer): counter("dynamo_read_repairs_total", [("peer", peer)]).increment()
         case .nearLimit:
             // Told once per key as it enters the hot-key list; refusals count in
@@ -88,9 +93,10 @@ final class NodeMetrics {
 
     // MARK: When scraped
 
-    /// Everything the node counts elsewhere, read now; then the whole registry as
-    /// Prometheus text (version 0.0.4), with a HELP line for each metric.
-    func scrape(runtime: NodeRuntime, status: StatusDocument) -> [UInt8] {
+    /// Brings every figure the node counts elsewhere up to date (on the loop; cheap). The
+    /// text is then rendered by `render`, off the loop: a flood of scrapes must not stall
+    /// the node's protocol (peers would mark it down).
+    func refresh(runtime: NodeRuntime, status: StatusDocument) {
         let machine = runtime.machine
         for (op, outcomes) in runtime.requestStats.counts {
             for (outcome, count) in outcomes {
@@ -134,9 +140,14 @@ final class NodeMetrics {
             gauge("dynamo_object_limit_siblings", [("limit", "max")]).record(objects.maxSiblings)
             gauge("dynamo_objects_near_limit", []).record(objects.nearLimits.count)
         }
+    }
+
+    /// The whole registry as Prometheus text (version 0.0.4), with a HELP line for each
+    /// metric. Any thread: the registry locks.
+    static func render(_ registry: PrometheusCollectorRegistry) -> [UInt8] {
         var text: [UInt8] = []
         registry.emit(into: &text)
-        return Self.withHelp(text)
+        return withHelp(text)
     }
 
     // MARK: Handles

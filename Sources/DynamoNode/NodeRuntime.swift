@@ -176,6 +176,7 @@ final class NodeRuntime: @unchecked Sendable {
             case .joined(let dotFloor):
                 persistIdentity("the completed join") { try NodeIdentity.markJoined(in: $0, dotFloor: dotFloor) }
             case .storage(let token, let op):
+                if case .merge(_, _, let target?, _) = op { metrics.hintStored(for: target) }
                 if op.changesData {
                     pendingChanges.append((token, op))
                 } else if case .read = op {
@@ -291,7 +292,8 @@ final class NodeRuntime: @unchecked Sendable {
                         .storageResult(token: entry.token, completion.result, treeUpdates: completion.treeUpdates))
                 }
             case .failure(let error):
-                self.storageFailed("\(error)")
+                // The pool stopped: the node is stopping, the store is fine.
+                if !(error is NIOThreadPoolError.ThreadPoolInactive) { self.storageFailed("\(error)") }
                 var treeUpdates = store.takeTreeUpdates()
                 for entry in batch {
                     self.handle(.storageResult(token: entry.token, .failed("\(error)"), treeUpdates: treeUpdates))
@@ -416,7 +418,13 @@ final class NodeRuntime: @unchecked Sendable {
             count += 1
             return count
         }
-        return "\(name)-\(requestNonce)-\(count)"
+        return "\(requestPrefix)-\(requestNonce)-\(count)"
+    }
+    /// The node's name as a request id may carry it (valid characters, at most 32 bytes),
+    /// so every id this node makes is valid (and fits a forwarded write).
+    private var requestPrefix: String {
+        let kept = String(String.UnicodeScalarView(name.unicodeScalars.filter { RequestId.isValid(String($0)) }.prefix(32)))
+        return kept.isEmpty ? "node" : kept
     }
     private let requestCounter = NIOLockedValueBox<UInt64>(0)
     private let requestNonce = String(UInt32.random(in: 0...0xff_ffff), radix: 16)

@@ -141,7 +141,9 @@ public enum PeerCodec {
             w.write(bool: put.context != nil)
             put.context?.encode(into: &w)
             w.write(varint: UInt64(put.w ?? 0))
-            writeOptional(put.requestId.map { Array($0.utf8) }, into: &w)
+            // (Never one the decoder would refuse: that would close the link.)
+            let requestId = put.requestId.map { Array($0.utf8) }.flatMap { $0.count <= ForwardedPut.maxRequestIdBytes ? $0 : nil }
+            writeOptional(requestId, into: &w)
         }
     }
 

@@ -103,8 +103,9 @@ struct DynamoNodeCommand: AsyncParsableCommand {
     var sloppyQuorum = "on"
 
     func validate() throws {
-        guard !name.isEmpty, name.utf8.count <= 64, !name.contains(",") else {
-            throw ValidationError("--name must be 1 to 64 characters without commas")
+        // (A name goes into headers, logs and request ids as it is.)
+        guard RequestId.isValid(name) else {
+            throw ValidationError("--name must be 1 to 64 letters, digits and . _ : -")
         }
         guard (1...65535).contains(peerPort), (1...65535).contains(httpPort) else {
             throw ValidationError("ports must be between 1 and 65535")
@@ -243,8 +244,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         do {
             clusterKey = try Self.clusterKey(file: clusterSecretFile)
         } catch {
-            FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
-            Foundation.exit(1)
+            NodeService.fail("\(error)", logger: logger, json: json)
         }
         var config = NodeConfig(
             name: name, host: hostAddress, peerPort: peerPort, httpPort: httpPort, dataDir: dataDir, seeds: seedList,
@@ -267,20 +267,20 @@ struct DynamoNodeCommand: AsyncParsableCommand {
         config.clockOffsetMs = clockOffsetMs
         if let httpThreads { config.httpThreads = httpThreads }
 
-        let server: DynamoNodeServer
-        do {
-            server = try await DynamoNodeServer.start(config: config, logger: logger)
-        } catch {
-            FileHandle.standardError.write(Data("dynamo-node: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
         let exitWithParent = ProcessInfo.processInfo.environment["DYNAMO_EXIT_WITH_PARENT"] == "1"
         // SIGTERM or SIGINT: drain, stop, exit 0 (swift-service-lifecycle, as hummingbird).
+        // The group's signal handlers come first, so a signal during start-up is a
+        // graceful stop too; the node leaving, or its parent gone, ends it the same way.
+        let service = NodeService(config: config, logger: logger, exitWithParent: exitWithParent, json: json)
         let group = ServiceGroup(
             configuration: .init(
-                services: [NodeService(server: server, exitWithParent: exitWithParent)],
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            NodeService.fail("\(error)", logger: logger, json: json)
+        }
     }
 }
 
@@ -289,12 +289,30 @@ struct DynamoNodeCommand: AsyncParsableCommand {
 /// process goes away, so a launcher that crashes never leaves orphan nodes behind. Then it
 /// drains (the requests in flight finish, new ones get 503) and stops.
 struct NodeService: Service, CustomStringConvertible {
-    let server: DynamoNodeServer
+    let config: NodeConfig
+    let logger: Logger
     let exitWithParent: Bool
+    let json: Bool
 
     var description: String { "dynamo-node" }
 
+    /// A start that failed: one line on stderr (a log line with `--log-format json`), exit 1.
+    static func fail(_ reason: String, logger: Logger, json: Bool) -> Never {
+        if json {
+            logger.critical("\(reason)")
+        } else {
+            FileHandle.standardError.write(Data("dynamo-node: \(reason)\n".utf8))
+        }
+        Foundation.exit(1)
+    }
+
     func run() async throws {
+        let server: DynamoNodeServer
+        do {
+            server = try await DynamoNodeServer.start(config: config, logger: logger)
+        } catch {
+            Self.fail("\(error)", logger: logger, json: json)
+        }
         let (reasons, reason) = AsyncStream.makeStream(of: Void.self)
         server.whenLeft { reason.yield() }
         let shutdown = Task {
