@@ -103,13 +103,16 @@ final class NodeMetrics {
                 mirror("dynamo_requests_total", [("op", op.rawValue), ("outcome", outcome.rawValue)], count)
             }
         }
-        for (peer, counts) in machine.traffic.replicaRequests {
+        let members = Set(machine.membership.members.keys)
+        for (peer, counts) in machine.traffic.replicaRequests where members.contains(peer) {
             mirror("dynamo_replica_requests_sent_total", [("peer", peer)], counts.sent)
             mirror("dynamo_replica_requests_answered_total", [("peer", peer)], counts.answered)
             mirror("dynamo_replica_requests_timed_out_total", [("peer", peer)], counts.unanswered)
         }
         mirror("dynamo_gossip_rounds_total", [], machine.traffic.gossipRounds)
-        for (target, count) in machine.hintsDelivered { mirror("dynamo_hints_delivered_total", [("target", target)], count) }
+        for (target, count) in machine.hintsDelivered where members.contains(target) {
+            mirror("dynamo_hints_delivered_total", [("target", target)], count)
+        }
         mirror("dynamo_anti_entropy_exchanges_total", [], machine.exchangeCount)
         mirror("dynamo_anti_entropy_keys_differing_total", [], machine.keysDifferingByExchange)
         mirror("dynamo_anti_entropy_keys_repaired_total", [], machine.keysRepairedByExchange)
@@ -119,6 +122,10 @@ final class NodeMetrics {
         mirror("dynamo_storage_syncs_total", [], commits.syncs)
         mirror("dynamo_storage_batched_operations_total", [], commits.operations)
         mirror("dynamo_storage_errors_total", [], runtime.storageFailures.count)
+
+        // Series of nodes the membership no longer holds (it keeps the last 64 that left)
+        // go, so names seen over the years cannot grow the scrape without bound.
+        forgetNodes(keeping: members)
 
         // Gauges, from the status document the admin API serves (one source).
         var byStatus = Dictionary(uniqueKeysWithValues: MemberStatus.allCases.map { ($0.rawValue, 0) })
@@ -148,6 +155,21 @@ final class NodeMetrics {
         var text: [UInt8] = []
         registry.emit(into: &text)
         return withHelp(text)
+    }
+
+    /// The labels that name another node.
+    static let nodeLabels: Set<String> = ["peer", "target"]
+
+    /// Drops every counter series labelled with a node not in `keeping` (with what its
+    /// mirror remembered of it).
+    func forgetNodes(keeping: Set<NodeName>) {
+        for (series, counter) in counters {
+            let pairs = stride(from: 0, to: series.labels.count - 1, by: 2).map { (series.labels[$0], series.labels[$0 + 1]) }
+            guard pairs.contains(where: { Self.nodeLabels.contains($0.0) && !keeping.contains($0.1) }) else { continue }
+            counter.destroy()
+            counters[series] = nil
+            mirrored[series] = nil
+        }
     }
 
     // MARK: Handles

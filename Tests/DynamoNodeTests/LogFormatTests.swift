@@ -35,3 +35,20 @@ import Testing
         }
     }
 }
+
+/// `/metrics` stays bounded as nodes come and go.
+@Suite struct NodeMetricsTests {
+    @Test func seriesOfNodesNoLongerMembersGo() {
+        let metrics = NodeMetrics()
+        metrics.hintStored(for: "gone")
+        metrics.hintStored(for: "n2")
+        metrics.observe(.readRepair(key: [1], peer: "gone"))
+        let before = String(decoding: NodeMetrics.render(metrics.registry), as: UTF8.self)
+        #expect(before.contains(#"target="gone""#) && before.contains(#"peer="gone""#))
+        metrics.forgetNodes(keeping: ["n1", "n2"])
+        let after = String(decoding: NodeMetrics.render(metrics.registry), as: UTF8.self)
+        #expect(!after.contains("gone"), "\(after)")
+        #expect(after.contains(#"dynamo_hints_stored_total{target="n2"} 1"#))
+        #expect(after.contains("# HELP dynamo_hints_stored_total "))
+    }
+}
