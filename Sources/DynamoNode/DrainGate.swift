@@ -24,8 +24,6 @@ final class DrainGate: Sendable {
     /// From now on no request enters.
     func close() { state.withLockedValue { $0.draining = true } }
 
-    var isDraining: Bool { state.withLockedValue { $0.draining } }
-
     /// Requests between `enter` and `leave`.
     var inside: Int { state.withLockedValue { $0.inside } }
 }

@@ -182,8 +182,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
                 let runtime = self.runtime
                 let id = runtime.requestId(head.headers)
                 reply.headers.add(name: RequestId.header, value: id)
-                runtime.logger(forRequest: id).debug(
-                    "\(head.method) \(HTTPFrontend.excerpt(head.uri, 100)): \(reply.status.code) before it reached the node")
+                runtime.logRequest(
+                    id, "\(head.method) \(HTTPFrontend.excerpt(head.uri, 100)): \(reply.status.code) before it reached the node")
                 runtime.loop.execute { runtime.recordRequest(op, outcome, nanoseconds: 0) }
             }
         }

@@ -151,10 +151,10 @@ struct HTTPFrontend: Sendable {
         let requestId = runtime.requestId(request.headers)
         let started = NIODeadline.now()
         let answer: EventLoopFuture<HTTPReply>
-        var keyText = "?"
+        var parsed: [UInt8]?
         do {
             let key = try parseKey(path.dropFirst(4))
-            keyText = KeyText.short(key)
+            parsed = key
             switch request.method {
             case .GET: answer = try handleGet(key: key, query: query, headers: request.headers)
             case .PUT:
@@ -172,12 +172,12 @@ struct HTTPFrontend: Sendable {
         }
         let runtime = self.runtime
         let method = request.method
-        let key = keyText
+        let key = parsed
         return answer.map { reply in
-            let micros = (NIODeadline.now() - started).nanoseconds / 1000
-            let coordinator = reply.headers.first(name: "X-Dynamo-Coordinator").map { ", coordinator \($0)" } ?? ""
-            runtime.logger(forRequest: requestId).debug(
-                "\(method) \(key): \(reply.status.code) in \(micros) us\(coordinator)")
+            runtime.logRequest(
+                requestId,
+                "\(method) \(key.map(KeyText.short) ?? "?"): \(reply.status.code) in \((NIODeadline.now() - started).nanoseconds / 1000) us\(reply.headers.first(name: "X-Dynamo-Coordinator").map { ", coordinator \($0)" } ?? "")"
+            )
             return reply.adding(RequestId.header, requestId)
         }
     }

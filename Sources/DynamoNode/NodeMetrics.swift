@@ -25,17 +25,20 @@ final class NodeMetrics {
     /// What each mirrored counter's source held at the last scrape.
     private var mirrored: [Series: Int64] = [:]
     private var gauges: [Series: CoreMetrics.Gauge] = [:]
-    private var timers: [Series: CoreMetrics.Timer] = [:]
-    private var recorders: [Series: CoreMetrics.Recorder] = [:]
+    // The per-request handles, by their one label (no series to build on the hot path).
+    private var received: [RequestOp: CoreMetrics.Timer] = [:]
+    private var coordination: [Coordinated: CoreMetrics.Timer] = [:]
+    private lazy var readSiblings = CoreMetrics.Recorder(
+        label: "dynamo_read_siblings", dimensions: [], aggregate: true, factory: factory)
 
     /// A metric name and its labels.
     private struct Series: Hashable {
         var name: String
-        var labels: [String]
+        var labels: [String: String]
 
         init(_ name: String, _ dimensions: [(String, String)]) {
             self.name = name
-            self.labels = dimensions.flatMap { [$0.0, $0.1] }
+            self.labels = Dictionary(dimensions, uniquingKeysWith: { first, _ in first })
         }
     }
 
@@ -55,7 +58,9 @@ final class NodeMetrics {
 
     /// A client request this node's API answered (`seconds` from its arrival to its reply).
     func requestReceived(_ op: RequestOp, seconds: Double) {
-        timer("dynamo_request_duration_seconds", [("op", op.rawValue)]).recordNanoseconds(Self.nanoseconds(seconds))
+        Self.cached(&received, op) {
+            CoreMetrics.Timer(label: "dynamo_request_duration_seconds", dimensions: [("op", op.rawValue)], factory: factory)
+        }.recordNanoseconds(Self.nanoseconds(seconds))
     }
 
     /// What a coordinator ran: a read, or a write (a put or a delete: a write forwarded to
@@ -65,13 +70,15 @@ final class NodeMetrics {
     /// A request this node coordinated (its own client's, or a write forwarded to it), from
     /// the coordinator's trace: `micros` from taking it to meeting its quorum (or failing).
     func coordinated(_ op: Coordinated, micros: UInt64) {
-        timer("dynamo_coordination_duration_seconds", [("op", op.rawValue)])
-            .recordNanoseconds(Int64(clamping: micros.multipliedReportingOverflow(by: 1000).partialValue))
+        Self.cached(&coordination, op) {
+            CoreMetrics.Timer(
+                label: "dynamo_coordination_duration_seconds", dimensions: [("op", op.rawValue)], factory: factory)
+        }.recordNanoseconds(Int64(clamping: micros.multipliedReportingOverflow(by: 1000).partialValue))
     }
 
     /// The siblings a coordinated read returned (how close keys run to the sibling limits).
     func read(siblings: Int) {
-        recorder("dynamo_read_siblings", []).record(siblings)
+        readSiblings.record(siblings)
     }
 
     /// A replica is being stored here as a hint for `target` (served for a coordinator, or
@@ -164,8 +171,8 @@ final class NodeMetrics {
     /// mirror remembered of it).
     func forgetNodes(keeping: Set<NodeName>) {
         for (series, counter) in counters {
-            let pairs = stride(from: 0, to: series.labels.count - 1, by: 2).map { (series.labels[$0], series.labels[$0 + 1]) }
-            guard pairs.contains(where: { Self.nodeLabels.contains($0.0) && !keeping.contains($0.1) }) else { continue }
+            guard series.labels.contains(where: { Self.nodeLabels.contains($0.key) && !keeping.contains($0.value) })
+            else { continue }
             counter.destroy()
             counters[series] = nil
             mirrored[series] = nil
@@ -174,45 +181,35 @@ final class NodeMetrics {
 
     // MARK: Handles
 
-    private func counter(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let series = Series(name, dimensions)
-        if let existing = counters[series] { return existing }
-        let made = CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
-        counters[series] = made
+    /// The handle `cache` holds for `key`, made by `make` the first time.
+    private static func cached<Key: Hashable, Handle>(_ cache: inout [Key: Handle], _ key: Key, _ make: () -> Handle)
+        -> Handle
+    {
+        if let existing = cache[key] { return existing }
+        let made = make()
+        cache[key] = made
         return made
     }
 
+    private func counter(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        Self.cached(&counters, Series(name, dimensions)) {
+            CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
+        }
+    }
+
     private func gauge(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Gauge {
-        let series = Series(name, dimensions)
-        if let existing = gauges[series] { return existing }
-        let made = CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
-        gauges[series] = made
-        return made
+        Self.cached(&gauges, Series(name, dimensions)) {
+            CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
+        }
     }
 
     /// Drops the series of `name` whose one label is not in `keeping` (a peer gone, a
     /// target whose hints were all delivered): they would show stale values for ever.
     private func forgetGauges(_ name: String, keeping: Set<String>) {
-        for (series, gauge) in gauges where series.name == name && !keeping.contains(series.labels.last ?? "") {
+        for (series, gauge) in gauges where series.name == name && !series.labels.values.allSatisfy(keeping.contains) {
             gauge.destroy()
             gauges[series] = nil
         }
-    }
-
-    private func timer(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let series = Series(name, dimensions)
-        if let existing = timers[series] { return existing }
-        let made = CoreMetrics.Timer(label: name, dimensions: dimensions, factory: factory)
-        timers[series] = made
-        return made
-    }
-
-    private func recorder(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Recorder {
-        let series = Series(name, dimensions)
-        if let existing = recorders[series] { return existing }
-        let made = CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, factory: factory)
-        recorders[series] = made
-        return made
     }
 
     /// Raises a counter to its source's total (sources only grow while the process lives).

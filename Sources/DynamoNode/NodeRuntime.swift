@@ -75,6 +75,7 @@ final class NodeRuntime: @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.name = config.name
+        self.requestPrefix = Self.requestIdPrefix(config.name)
         let settings = NodeSettings(
             name: config.name, peerAddress: config.peerAddress, httpAddress: config.httpAddress,
             tokens: identity.tokens, generation: identity.generation, seeds: config.seeds, quorum: config.quorum,
@@ -151,7 +152,8 @@ final class NodeRuntime: @unchecked Sendable {
                 if case .coordinated(let result) = response {
                     if let micros = result.trace?.repliedUs { metrics.coordinated(.write, micros: micros) }
                     if let (id, peer, at) = forwarded.removeValue(forKey: handle) {
-                        logger(forRequest: id).debug(
+                        logRequest(
+                            id,
                             "coordinated a write forwarded by \(peer): \(result.succeeded ? "ok" : "failed"), acks \(result.acks.joined(separator: ",")) of \(result.required), \((NIODeadline.now() - at).nanoseconds / 1000) us"
                         )
                     }
@@ -401,14 +403,14 @@ final class NodeRuntime: @unchecked Sendable {
         let handle = PeerHandle(nextHandle)
         nextHandle += 1
         inbound[handle] = (channel, requestID)
-        if case .coordinatePut(let put) = request, let id = put.requestId, RequestId.isValid(id) {
+        if logsRequests, case .coordinatePut(let put) = request, let id = put.requestId, RequestId.isValid(id) {
             forwarded[handle] = (id, peer, NIODeadline.now())
         }
         self.handle(.peerRequest(handle: handle, from: peer, request))
     }
 
     /// Writes forwarded to this node to coordinate, with their client request's id, until
-    /// answered: the answer is logged under that id.
+    /// answered: the answer is logged under that id (kept only when requests are logged).
     private var forwarded: [PeerHandle: (requestId: String, from: NodeName, at: NIODeadline)] = [:]
 
     /// A new request id: this node's name, a number drawn at start, a counter. (Any loop
@@ -422,7 +424,9 @@ final class NodeRuntime: @unchecked Sendable {
     }
     /// The node's name as a request id may carry it (valid characters, at most 32 bytes),
     /// so every id this node makes is valid (and fits a forwarded write).
-    private var requestPrefix: String {
+    private let requestPrefix: String
+
+    static func requestIdPrefix(_ name: NodeName) -> String {
         let kept = String(String.UnicodeScalarView(name.unicodeScalars.filter { RequestId.isValid(String($0)) }.prefix(32)))
         return kept.isEmpty ? "node" : kept
     }
@@ -434,11 +438,16 @@ final class NodeRuntime: @unchecked Sendable {
         headers.first(name: RequestId.header).flatMap { RequestId.isValid($0) ? $0 : nil } ?? newRequestId()
     }
 
-    /// `logger` with the request id as metadata (`request_id`).
-    func logger(forRequest id: String) -> Logger {
+    /// Whether requests are logged one by one (`--log-level debug` or below).
+    var logsRequests: Bool { logger.logLevel <= .debug }
+
+    /// Logs `message` at debug under the request id (metadata `request_id`). Nothing is
+    /// built when requests are not logged: this is on every request's path.
+    func logRequest(_ id: String, _ message: @autoclosure () -> Logger.Message) {
+        guard logsRequests else { return }
         var logger = self.logger
         logger[metadataKey: "request_id"] = .string(id)
-        return logger
+        logger.debug(message())
     }
 
     // MARK: Client requests

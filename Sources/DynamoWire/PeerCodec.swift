@@ -362,9 +362,8 @@ public enum PeerCodec {
         w.write(string: m.httpAddress)
         w.write(varint: UInt64(m.tokens.count))
         for t in m.tokens { w.write(raw: t.bytes) }
-        w.write(UInt8(MemberStatus.allCases.firstIndex(of: m.status)!))
-        w.write(varint: m.heartbeat)
-        w.write(varint: m.generation)
+        encode(m.status, into: &w)
+        encodeVersion(heartbeat: m.heartbeat, generation: m.generation, into: &w)
         w.write(bool: m.settled)
         w.write(bytes: m.admission)
     }
@@ -392,10 +391,19 @@ public enum PeerCodec {
             heartbeat: heartbeat, generation: generation, settled: settled, admission: admission)
     }
 
+    private static func encode(_ status: MemberStatus, into w: inout ByteWriter) {
+        w.write(UInt8(MemberStatus.allCases.firstIndex(of: status)!))
+    }
+
     private static func decodeStatus(_ r: inout ByteReader) throws(ByteDecodingError) -> MemberStatus {
         let statusIndex = Int(try r.readByte())
         guard statusIndex < MemberStatus.allCases.count else { throw ByteDecodingError("bad member status") }
         return MemberStatus.allCases[statusIndex]
+    }
+
+    private static func encodeVersion(heartbeat: UInt64, generation: UInt64, into w: inout ByteWriter) {
+        w.write(varint: heartbeat)
+        w.write(varint: generation)
     }
 
     /// A heartbeat and a generation, each at most `Member.maxVersion`.
@@ -409,6 +417,10 @@ public enum PeerCodec {
     }
 
     /// A `Member.fingerprint`: 8 bytes, big-endian.
+    private static func encodeFingerprint(_ fingerprint: UInt64, into w: inout ByteWriter) {
+        w.write(raw: withUnsafeBytes(of: fingerprint.bigEndian, Array.init))
+    }
+
     private static func decodeFingerprint(_ r: inout ByteReader) throws(ByteDecodingError) -> UInt64 {
         try r.readRaw(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
@@ -417,9 +429,8 @@ public enum PeerCodec {
         w.write(varint: UInt64(digests.count))
         for d in digests {
             w.write(string: d.name)
-            w.write(varint: d.heartbeat)
-            w.write(varint: d.generation)
-            w.write(raw: withUnsafeBytes(of: d.identity.bigEndian, Array.init))
+            encodeVersion(heartbeat: d.heartbeat, generation: d.generation, into: &w)
+            encodeFingerprint(d.identity, into: &w)
         }
     }
 
@@ -446,11 +457,10 @@ public enum PeerCodec {
             case .state(let state):
                 w.write(0 as UInt8)
                 w.write(string: state.name)
-                w.write(UInt8(MemberStatus.allCases.firstIndex(of: state.status)!))
-                w.write(varint: state.heartbeat)
-                w.write(varint: state.generation)
+                encode(state.status, into: &w)
+                encodeVersion(heartbeat: state.heartbeat, generation: state.generation, into: &w)
                 w.write(bool: state.settled)
-                w.write(raw: withUnsafeBytes(of: state.identity.bigEndian, Array.init))
+                encodeFingerprint(state.identity, into: &w)
             }
         }
     }

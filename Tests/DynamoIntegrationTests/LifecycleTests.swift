@@ -69,10 +69,10 @@ import Testing
         try await withCluster(nodes: 3) { cluster in
             let port = try #require(cluster.spec("n1")).httpPort
             let pid = try #require(cluster.processID("n1"))
-            let connection = try KeepAlive(port: port)
-            defer { connection.close() }
+            let connection = try PeerSocket(port: port, timeoutMs: 5000)
             func put(_ key: String) -> String {
-                connection.exchange("PUT /kv/\(key) HTTP/1.1\r\nHost: n1\r\nContent-Length: 1\r\n\r\nv")
+                connection.send(raw: Array("PUT /kv/\(key) HTTP/1.1\r\nHost: n1\r\nContent-Length: 1\r\n\r\nv".utf8))
+                return connection.receiveHTTPAnswer()
             }
             #expect(put("drain:before").hasPrefix("HTTP/1.1 204"))
             kill(pid, SIGTERM)
@@ -86,45 +86,4 @@ import Testing
             #expect(cluster.stop("n1", .graceful) == 0)
         }
     }
-}
-
-/// One keep-alive HTTP connection, for requests sent at a chosen moment.
-final class KeepAlive {
-    private let fd: Int32
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, connected == 0 else { throw LauncherError("connect to \(port) failed") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// Sends `request` and reads one answer (its head and the body its Content-Length
-    /// gives), or what came before the connection closed ("" for nothing).
-    func exchange(_ request: String) -> String {
-        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let text = String(decoding: received, as: UTF8.self)
-            if let end = text.range(of: "\r\n\r\n") {
-                let head = text[..<end.lowerBound].lowercased()
-                let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
-                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                if text.utf8.count - text.utf8.distance(from: text.startIndex, to: end.upperBound) >= length { return text }
-            }
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { return text }
-            received += buffer[0..<n]
-        }
-    }
-
-    func close() { _ = Glibc.close(fd) }
 }

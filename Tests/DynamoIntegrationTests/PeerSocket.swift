@@ -110,6 +110,32 @@ final class PeerSocket {
         }
     }
 
+    /// One HTTP answer (its head and the body its Content-Length gives), or what came
+    /// before the connection closed or went quiet ("" for nothing): for requests sent raw
+    /// on the HTTP port at a chosen moment.
+    func receiveHTTPAnswer() -> String {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let end = buffer.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: buffer[..<end.lowerBound], as: UTF8.self).lowercased()
+                let length =
+                    head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if buffer.count - end.upperBound >= length {
+                    let answer = String(decoding: buffer[..<(end.upperBound + length)], as: UTF8.self)
+                    buffer.removeFirst(end.upperBound + length)
+                    return answer
+                }
+            }
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 {
+                defer { buffer = [] }
+                return String(decoding: buffer, as: UTF8.self)
+            }
+            buffer += chunk[0..<n]
+        }
+    }
+
     /// Everything the node sends until it closes the connection (or goes quiet).
     func readAll() -> [UInt8] {
         var received = buffer
