@@ -17,6 +17,8 @@ public struct ReadResult: Sendable {
     /// When each replica was sent its part and answered, and when the reply went (ms).
     public var times: [ReplicaTime] = []
     public var repliedMs: Double?
+    /// The request's id (`X-Dynamo-Request-Id`): a traced request's trace goes by it.
+    public var requestId: String?
 
     /// Live values, in sibling order.
     public var values: [[UInt8]] { document?.siblings.compactMap(\.bytes) ?? [] }
@@ -37,6 +39,7 @@ public struct WriteResponse: Sendable {
     /// (ms; none when the write was coordinated by the node it was forwarded to).
     public var times: [ReplicaTime] = []
     public var repliedMs: Double?
+    public var requestId: String?
 
     public var succeeded: Bool { status == 204 }
 }
@@ -85,10 +88,13 @@ public struct DynamoClient: Sendable {
 
     /// Reads a key, always as the JSON sibling document. (`timeout`: how long to wait for
     /// the node's answer; it answers within its own request timeout.)
-    public func get(_ key: [UInt8], r: Int? = nil, timeout: TimeAmount = .seconds(10)) async throws -> ReadResult {
+    /// `trace`: ask every node that handles it to record its steps (`trace(_:)` fetches them).
+    public func get(_ key: [UInt8], r: Int? = nil, trace: Bool = false, timeout: TimeAmount = .seconds(10))
+        async throws -> ReadResult
+    {
         let result = try await raw(
-            .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))", headers: [("Accept", "application/json")],
-            timeout: timeout)
+            .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))",
+            headers: [("Accept", "application/json")] + Self.traceHeader(trace), timeout: timeout)
         let document =
             (result.status == 200 || result.status == 300)
             ? try? JSONDecoder().decode(SiblingDocument.self, from: Data(result.body)) : nil
@@ -98,26 +104,31 @@ public struct DynamoClient: Sendable {
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
             error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")),
             times: ReplicaTime.parse(result.header("X-Dynamo-Replica-Times")),
-            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")))
+            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")), requestId: result.header(RequestId.header))
     }
+
+    private static func traceHeader(_ trace: Bool) -> [(String, String)] { trace ? [("X-Dynamo-Trace", "1")] : [] }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
     public func put(
-        _ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil, timeout: TimeAmount = .seconds(10)
+        _ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil, trace: Bool = false,
+        timeout: TimeAmount = .seconds(10)
     ) async throws -> WriteResponse {
-        try await write(.PUT, key, body: value, context: context, w: w, timeout: timeout)
+        try await write(.PUT, key, body: value, context: context, w: w, trace: trace, timeout: timeout)
     }
 
     /// Deletes (writes a tombstone) what `context` covers.
-    public func delete(_ key: [UInt8], context: String? = nil, w: Int? = nil) async throws -> WriteResponse {
-        try await write(.DELETE, key, body: nil, context: context, w: w)
+    public func delete(_ key: [UInt8], context: String? = nil, w: Int? = nil, trace: Bool = false) async throws
+        -> WriteResponse
+    {
+        try await write(.DELETE, key, body: nil, context: context, w: w, trace: trace)
     }
 
     private func write(
-        _ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?,
+        _ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?, trace: Bool = false,
         timeout: TimeAmount = .seconds(10)
     ) async throws -> WriteResponse {
-        var headers: [(String, String)] = []
+        var headers: [(String, String)] = Self.traceHeader(trace)
         if let context { headers.append(("X-Dynamo-Context", context)) }
         let result = try await raw(
             method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [],
@@ -128,7 +139,14 @@ public struct DynamoClient: Sendable {
             replicas: Self.names(result.header("X-Dynamo-Replicas")),
             error: Self.errorText(result), asked: Self.names(result.header("X-Dynamo-Asked")),
             times: ReplicaTime.parse(result.header("X-Dynamo-Replica-Times")),
-            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")))
+            repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")), requestId: result.header(RequestId.header))
+    }
+
+    /// This node's part of trace `id` (nil: it keeps none).
+    public func trace(_ id: String, timeout: TimeAmount = .seconds(5)) async throws -> TraceDocument? {
+        let result = try await raw(.GET, "/admin/trace/\(PercentEncoding.encode(Array(id.utf8)))", timeout: timeout)
+        if result.status == 404 { return nil }
+        return try decode(TraceDocument.self, from: result)
     }
 
     private static func milliseconds(_ header: String?) -> Double? {
@@ -165,8 +183,11 @@ public struct DynamoClient: Sendable {
     }
 
     /// Makes this node drop all traffic with `nodes` (an empty list heals).
-    public func setFaults(drop nodes: [String]) async throws {
-        let body = try JSONEncoder().encode(FaultsDocument(drop: nodes))
+    public func setFaults(drop nodes: [String]) async throws { try await setFaults(FaultsDocument(drop: nodes)) }
+
+    /// Replaces this node's injected faults (cut, slow and lossy links).
+    public func setFaults(_ faults: FaultsDocument) async throws {
+        let body = try JSONEncoder().encode(faults)
         let result = try await raw(
             .POST, "/admin/faults", headers: [("Content-Type", "application/json")], body: Array(body))
         guard result.status == 200 else {

@@ -109,7 +109,15 @@ struct HTTPFrontend: Sendable {
                 }
                 return loop.makeSucceededFuture(.json(.ok, EventsDocument(node: name, events: runtime.events.since(since))))
             case (.GET, "/admin/faults"):
-                return loop.makeSucceededFuture(.json(.ok, FaultsDocument(drop: machine.dropped.sorted())))
+                return loop.makeSucceededFuture(.json(.ok, faultsDocument()))
+            case (.GET, "/admin/trace"):
+                return loop.makeSucceededFuture(.json(.ok, TraceListDocument(node: name, ids: machine.traceIds)))
+            case (.GET, _) where path.hasPrefix("/admin/trace/"):
+                let id = String(path.dropFirst("/admin/trace/".count))
+                guard let steps = machine.traceSteps(id) else {
+                    throw APIError.notFound("\(name) keeps no trace \(Self.excerpt(id, 64))")
+                }
+                return loop.makeSucceededFuture(.json(.ok, Self.traceDocument(node: name, id: id, steps: steps)))
             case (.POST, "/admin/faults"):
                 try authorizeAdmin(request.headers)
                 return loop.makeSucceededFuture(try setFaults(request.body))
@@ -155,13 +163,17 @@ struct HTTPFrontend: Sendable {
         do {
             let key = try parseKey(path.dropFirst(4))
             parsed = key
+            // `X-Dynamo-Trace: 1`: every node records its part under the request id.
+            let trace = request.headers.first(name: "X-Dynamo-Trace") == "1" ? requestId : nil
             switch request.method {
-            case .GET: answer = try handleGet(key: key, query: query, headers: request.headers)
+            case .GET: answer = try handleGet(key: key, query: query, headers: request.headers, trace: trace)
             case .PUT:
                 answer = try handleWrite(
-                    key: key, value: request.body, query: query, headers: request.headers, requestId: requestId)
+                    key: key, value: request.body, query: query, headers: request.headers, requestId: requestId,
+                    trace: trace)
             case .DELETE:
-                answer = try handleWrite(key: key, value: nil, query: query, headers: request.headers, requestId: requestId)
+                answer = try handleWrite(
+                    key: key, value: nil, query: query, headers: request.headers, requestId: requestId, trace: trace)
             default: throw APIError.methodNotAllowed(request.method, "/kv")
             }
         } catch let error as APIError {
@@ -245,14 +257,14 @@ struct HTTPFrontend: Sendable {
         }
     }
 
-    private func handleGet(key: [UInt8], query: [String: String], headers: HTTPHeaders) throws(APIError)
-        -> EventLoopFuture<HTTPReply>
+    private func handleGet(key: [UInt8], query: [String: String], headers: HTTPHeaders, trace: String?)
+        throws(APIError) -> EventLoopFuture<HTTPReply>
     {
         let r = try quorumParameter("r", query)
         let wantsJSON = headers.first(name: "accept")?.contains("application/json") ?? false
         let name = self.name
         let loop = self.loop
-        return runtime.clientRead(key: key, r: r).flatMap { outcome in
+        return runtime.clientRead(key: key, r: r, trace: trace).flatMap { outcome in
             var headers = HTTPHeaders()
             headers.add(name: "X-Dynamo-Coordinator", value: name)
             headers.add(name: "X-Dynamo-Replicas", value: outcome.replies.joined(separator: ","))
@@ -300,14 +312,16 @@ struct HTTPFrontend: Sendable {
     static let renderOnLoopBytes = 64 << 10
 
     private func handleWrite(
-        key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders, requestId: String
+        key: [UInt8], value: [UInt8]?, query: [String: String], headers: HTTPHeaders, requestId: String,
+        trace: String?
     ) throws(APIError) -> EventLoopFuture<HTTPReply> {
         let w = try quorumParameter("w", query)
         let context = try parseContext(headers, key: key)
         if let value, value.count > config.maxValueBytes {
             throw .valueTooLarge(value.count, limit: config.maxValueBytes)
         }
-        return runtime.clientWrite(key: key, value: value, context: context, w: w, requestId: requestId).map { result in
+        return runtime.clientWrite(key: key, value: value, context: context, w: w, requestId: requestId, trace: trace)
+            .map { result in
             var reply: HTTPReply
             if let refusal = result.refusal {
                 reply = .json(.conflict, ErrorDocument(refusal: refusal))
@@ -387,20 +401,44 @@ struct HTTPFrontend: Sendable {
         }
     }
 
-    /// Replaces the set of peers this node cuts itself off from (both directions).
+    /// Replaces this node's injected faults: the peers it cuts itself off from (both
+    /// directions), and the delay, jitter and loss of what it sends to each peer.
     private func setFaults(_ body: [UInt8]) throws(APIError) -> HTTPReply {
         guard let document = try? JSONDecoder().decode(FaultsDocument.self, from: Data(body)) else {
-            throw .badRequest(#"expected {"drop": ["NODE", ...]}"#)
+            throw .badRequest(
+                #"expected {"drop": ["NODE", ...], "delay": {"NODE": MS}, "jitter": {"NODE": MS}, "loss": {"NODE": 0.1}} (each optional)"#
+            )
         }
-        let unknown = document.drop.filter { machine.membership.member($0) == nil }
+        if let problem = document.problem { throw .badRequest(problem) }
+        let unknown = document.peers.sorted().filter { machine.membership.member($0) == nil }
         guard unknown.isEmpty else {
             // Name a few, never echo an arbitrarily long list back.
             let shown = unknown.prefix(5).map { Self.excerpt($0, 32) }
             let more = unknown.count > shown.count ? " and \(unknown.count - shown.count) more" : ""
             throw .badRequest("unknown node(s): \(shown.joined(separator: ", "))\(more)")
         }
-        runtime.setFaults(drop: Set(document.drop))
-        return .json(.ok, FaultsDocument(drop: machine.dropped.sorted()))
+        let links = LinkFaults(
+            delayMs: document.delay.mapValues { UInt64($0) }, jitterMs: document.jitter.mapValues { UInt64($0) },
+            loss: document.loss)
+        runtime.setFaults(drop: Set(document.drop), links: links)
+        return .json(.ok, faultsDocument())
+    }
+
+    private func faultsDocument() -> FaultsDocument {
+        let links = runtime.linkFaults
+        return FaultsDocument(
+            drop: machine.dropped.sorted(), delay: links.delayMs.mapValues { Int($0) },
+            jitter: links.jitterMs.mapValues { Int($0) }, loss: links.loss)
+    }
+
+    static func traceDocument(node: NodeName, id: String, steps: [TraceStep]) -> TraceDocument {
+        TraceDocument(
+            node: node, id: id,
+            steps: steps.map {
+                TraceDocument.Step(
+                    kind: $0.kind.rawValue, peer: $0.peer, message: $0.message?.name, detail: $0.detail,
+                    monotonicUs: $0.monotonicUs, wallUs: $0.wallUs)
+            })
     }
 
     func statusDocument() -> StatusDocument {

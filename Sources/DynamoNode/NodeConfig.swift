@@ -60,6 +60,15 @@ public struct NodeConfig: Sendable {
         return overflow ? (clockOffsetMs > 0 ? UInt64(Int64.max) : 0) : UInt64(max(0, shifted))
     }
 
+    /// The same clock in µs (for traces, which line nodes up by it).
+    public var wallUs: UInt64 {
+        let real = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let (offset, overflowOffset) = clockOffsetMs.multipliedReportingOverflow(by: 1000)
+        let (shifted, overflow) = real.addingReportingOverflow(offset)
+        if overflow || overflowOffset { return clockOffsetMs > 0 ? UInt64(Int64.max) : 0 }
+        return UInt64(max(0, shifted))
+    }
+
     public init(
         name: NodeName, host: String = "127.0.0.1", peerPort: Int, httpPort: Int, dataDir: String,
         seeds: [String] = [], tokens: Int = 8, quorum: QuorumConfig = QuorumConfig(),

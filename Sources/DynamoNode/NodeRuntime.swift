@@ -38,7 +38,10 @@ final class NodeRuntime: @unchecked Sendable {
     /// Outgoing request id -> the link it was written on (to fail it if the link drops).
     private var requestLinks: [PeerRequestID: PeerLink] = [:]
     /// Inbound request handle -> where to send the answer (and the id the peer gave it).
-    private var inbound: [PeerHandle: (channel: any Channel, requestID: UInt64)] = [:]
+    private var inbound: [PeerHandle: (channel: any Channel, requestID: UInt64, peer: NodeName)] = [:]
+    /// Slow and lossy links (`POST /admin/faults`): applied to each message sent.
+    private(set) var linkFaults = LinkFaults()
+    private var faultRandom = SystemRandomNumberGenerator()
     /// Client requests waiting for the machine's answer.
     private var reads: [ClientRequestID: EventLoopPromise<GetCoordinator.Outcome>] = [:]
     private var writes: [ClientRequestID: EventLoopPromise<WriteResult>] = [:]
@@ -124,8 +127,10 @@ final class NodeRuntime: @unchecked Sendable {
 
     var now: NodeMachine.Now {
         let nanoseconds = NIODeadline.now().uptimeNanoseconds
+        let wallUs = config.wallUs
         return NodeMachine.Now(
-            monotonicMs: nanoseconds / 1_000_000, wallMs: config.wallMs, monotonicUs: nanoseconds / 1_000)
+            monotonicMs: nanoseconds / 1_000_000, wallMs: wallUs / 1000, monotonicUs: nanoseconds / 1_000,
+            wallUs: wallUs)
     }
 
     // MARK: Driving the machine
@@ -144,10 +149,16 @@ final class NodeRuntime: @unchecked Sendable {
                     loop.execute { self.handle(.peerResponse(requestID: requestID, .error(problem))) }
                     continue
                 }
-                let link = links[address] ?? openLink(to: address)
-                link.inflight.insert(requestID)
-                requestLinks[requestID] = link
-                if let channel = link.send(.request(id: requestID.value, request)) { flushSoon(channel) }
+                if !linkFaults.isEmpty, let peer = machine.membership.member(atAddress: address)?.name {
+                    switch linkFaults.fate(to: peer, using: &faultRandom) {
+                    case .lose: continue  // its deadline fails it, as a lost packet would
+                    case .deliver(let ms) where ms > 0:
+                        loop.scheduleTask(in: .milliseconds(Int64(ms))) { self.send(requestID, to: address, request) }
+                        continue
+                    case .deliver: break
+                    }
+                }
+                send(requestID, to: address, request)
             case .respond(let handle, let response):
                 if case .coordinated(let result) = response {
                     if let micros = result.trace?.repliedUs { metrics.coordinated(.write, micros: micros) }
@@ -165,6 +176,16 @@ final class NodeRuntime: @unchecked Sendable {
                 if let problem = PeerCodec.tooLarge(message) {
                     logger.warning("answering a peer with an error: \(problem)")
                     message = .response(id: target.requestID, .error(problem))
+                }
+                if !linkFaults.isEmpty {
+                    switch linkFaults.fate(to: target.peer, using: &faultRandom) {
+                    case .lose: continue
+                    case .deliver(let ms) where ms > 0:
+                        let (channel, delayed) = (target.channel, message)
+                        loop.scheduleTask(in: .milliseconds(Int64(ms))) { channel.writeAndFlush(delayed, promise: nil) }
+                        continue
+                    case .deliver: break
+                    }
                 }
                 target.channel.write(message, promise: nil)
                 flushSoon(target.channel)
@@ -207,6 +228,14 @@ final class NodeRuntime: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Writes a request on the link to `address` (opened if need be).
+    private func send(_ requestID: PeerRequestID, to address: String, _ request: PeerRequest) {
+        let link = links[address] ?? openLink(to: address)
+        link.inflight.insert(requestID)
+        requestLinks[requestID] = link
+        if let channel = link.send(.request(id: requestID.value, request)) { flushSoon(channel) }
     }
 
     // MARK: The end of a turn of the loop
@@ -402,7 +431,7 @@ final class NodeRuntime: @unchecked Sendable {
     func received(_ request: PeerRequest, id requestID: UInt64, from peer: NodeName, on channel: any Channel) {
         let handle = PeerHandle(nextHandle)
         nextHandle += 1
-        inbound[handle] = (channel, requestID)
+        inbound[handle] = (channel, requestID, peer)
         if logsRequests, case .coordinatePut(let put) = request, let id = put.requestId, RequestId.isValid(id) {
             forwarded[handle] = (id, peer, NIODeadline.now())
         }
@@ -477,15 +506,16 @@ final class NodeRuntime: @unchecked Sendable {
         if outcome != .badRequest { metrics.requestReceived(op, seconds: Double(nanoseconds) / 1e9) }
     }
 
-    func clientRead(key: [UInt8], r: Int?) -> EventLoopFuture<GetCoordinator.Outcome> {
-        clientRequest(.get, \.reads, outcome: Self.outcome) { .clientGet(id: $0, key: key, r: r) }
+    /// `trace`: the request's id when the client asked for a trace (`X-Dynamo-Trace: 1`).
+    func clientRead(key: [UInt8], r: Int?, trace: String? = nil) -> EventLoopFuture<GetCoordinator.Outcome> {
+        clientRequest(.get, \.reads, outcome: Self.outcome) { .clientGet(id: $0, key: key, r: r, trace: trace) }
     }
 
-    func clientWrite(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil)
-        -> EventLoopFuture<WriteResult>
-    {
+    func clientWrite(
+        key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil, trace: String? = nil
+    ) -> EventLoopFuture<WriteResult> {
         clientRequest(value == nil ? .delete : .put, \.writes, outcome: Self.outcome) {
-            .clientWrite(id: $0, key: key, value: value, context: context, w: w, requestId: requestId)
+            .clientWrite(id: $0, key: key, value: value, context: context, w: w, requestId: requestId, trace: trace)
         }
     }
 
@@ -504,8 +534,15 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Replaces the injected faults; links to newly cut peers close now, so nothing already
     /// queued on them slips through.
-    func setFaults(drop: Set<NodeName>) {
+    func setFaults(drop: Set<NodeName>, links shaping: LinkFaults = LinkFaults()) {
         let previous = machine.dropped
+        if shaping != linkFaults {
+            linkFaults = shaping
+            let summary = shaping.summary
+            logger.notice(
+                "\(summary.isEmpty ? "links healed: no injected delay or loss" : "slowed or lossy links (messages this node sends): \(summary.joined(separator: "; "))")"
+            )
+        }
         handle(.setFaults(drop: drop))
         for peer in machine.dropped.subtracting(previous) {
             if let address = machine.membership.member(peer)?.peerAddress, let link = links[address] {

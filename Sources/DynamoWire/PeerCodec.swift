@@ -20,6 +20,7 @@ public enum PeerCodec {
         case pull = 0x15
         case treeChildren = 0x16
         case treeSegments = 0x17
+        case traced = 0x1a
         case replyObject = 0x20
         case replyStored = 0x21
         case replyFailed = 0x22
@@ -99,6 +100,14 @@ public enum PeerCodec {
 
     private static func encode(_ request: PeerRequest, into w: inout ByteWriter) {
         switch request {
+        case .traced(let tag, let inner):
+            // (Never one the decoder would refuse: an invalid tag goes untraced.)
+            if case .traced = inner { return encode(inner, into: &w) }
+            guard TraceTag.isValid(id: tag.id) else { return encode(inner, into: &w) }
+            w.write(Tag.traced.rawValue)
+            w.write(string: tag.id)
+            w.write(tag.message.rawValue)
+            encode(inner, into: &w)
         case .replica(.get(let key)):
             w.write(Tag.replicaGet.rawValue)
             w.write(bytes: key)
@@ -147,8 +156,18 @@ public enum PeerCodec {
         }
     }
 
-    private static func decodeRequest(_ r: inout ByteReader) throws(ByteDecodingError) -> PeerRequest {
+    private static func decodeRequest(_ r: inout ByteReader, traced: Bool = false) throws(ByteDecodingError)
+        -> PeerRequest
+    {
         switch try tag(&r) {
+        case .traced:
+            guard !traced else { throw ByteDecodingError("a traced request inside a traced request") }
+            let id = try r.readString(max: TraceTag.maxIdBytes)
+            guard TraceTag.isValid(id: id) else { throw ByteDecodingError("invalid trace id") }
+            guard let message = TraceMessage(rawValue: try r.readByte()) else {
+                throw ByteDecodingError("unknown traced message kind")
+            }
+            return .traced(TraceTag(id: id, message: message), try decodeRequest(&r, traced: true))
         case .replicaGet:
             return .replica(.get(key: try r.readBytes(max: maxKey)))
         case .replicaPut:

@@ -19,7 +19,7 @@ public struct Hello: Hashable, Sendable {
     /// 2: a coordinated write's result lists the replicas asked.
     /// 3: nonces and proofs of the cluster secret in the handshake; signed member rows.
     /// 4: digest gossip (SYN, ACK, ACK2; see `GossipDigest`) instead of whole tables.
-    public static let currentVersion: UInt16 = 4
+    public static let currentVersion: UInt16 = 5
     public static let nonceBytes = 16
 
     public var name: NodeName

@@ -8,10 +8,12 @@ public enum Requester: Hashable, Sendable {
 /// What goes into the machine and what comes out.
 extension NodeMachine {
     public enum Input: Hashable, Sendable {
-        case clientGet(id: ClientRequestID, key: [UInt8], r: Int?)
-        /// value nil: delete.
+        /// `trace`: the request's id when it is traced (see `RequestTraces`).
+        case clientGet(id: ClientRequestID, key: [UInt8], r: Int?, trace: String? = nil)
+        /// value nil: delete. `trace`: the request's id when it is traced.
         case clientWrite(
-            id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil)
+            id: ClientRequestID, key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil,
+            trace: String? = nil)
         case peerRequest(handle: PeerHandle, from: NodeName, PeerRequest)
         /// nil: the request failed or its connection broke.
         case peerResponse(requestID: PeerRequestID, PeerResponse?)
@@ -62,11 +64,15 @@ extension NodeMachine {
         /// The monotonic clock in microseconds, for traces only (no decision reads it): a
         /// replica on the same machine answers in well under a millisecond.
         public var monotonicUs: UInt64
+        /// The wall clock in microseconds, for traces only (nodes on one machine line up
+        /// their parts of a trace by it).
+        public var wallUs: UInt64
 
-        public init(monotonicMs: UInt64, wallMs: UInt64, monotonicUs: UInt64? = nil) {
+        public init(monotonicMs: UInt64, wallMs: UInt64, monotonicUs: UInt64? = nil, wallUs: UInt64? = nil) {
             self.monotonicMs = monotonicMs
             self.wallMs = wallMs
             self.monotonicUs = monotonicUs ?? monotonicMs &* 1000
+            self.wallUs = wallUs ?? wallMs &* 1000
         }
     }
 
@@ -79,6 +85,10 @@ extension NodeMachine {
     public var exchangeCount: Int { antiEntropy.exchangeCount }
     public var keysRepairedByExchange: Int { antiEntropy.keysRepaired }
     public var keysDifferingByExchange: Int { antiEntropy.keysDiffering }
+
+    /// The steps this node recorded for trace `id` (nil: none), and the ids it keeps.
+    public func traceSteps(_ id: String) -> [TraceStep]? { traces.steps(of: id) }
+    public var traceIds: [String] { traces.ids }
 
     public func isReachable(_ node: NodeName, at now: UInt64) -> Bool { gossip.isReachable(node, at: now) }
     public func status(of node: NodeName, at now: UInt64) -> MemberStatus? { gossip.status(of: node, at: now) }

@@ -26,6 +26,9 @@ public struct NodeMachine: Sendable {
     public internal(set) var reaper: TombstoneReaper
     /// Replica requests per peer and gossip rounds, counted for `/metrics`.
     public private(set) var traffic = PeerTraffic()
+    /// Traced requests' steps at this node, and the traced work in flight.
+    var traces = RequestTraces()
+    var traced = TracedWork()
 
     var rng: SeededRandom
     private var nextID: UInt64 = 1
@@ -94,11 +97,28 @@ public struct NodeMachine: Sendable {
     // MARK: Input
 
     public mutating func handle(_ input: Input, now: Now) -> [Action] {
+        let actions = dispatch(input, now: now)
+        // Answers to traced clients and peers are recorded as they leave.
+        if !traced.inbound.isEmpty || !traced.clients.isEmpty { traceActions(actions, now: now) }
+        return actions
+    }
+
+    private mutating func dispatch(_ input: Input, now: Now) -> [Action] {
         switch input {
-        case .clientGet(let id, let key, let r):
-            return startRead(client: id, key: key, r: r, now: now)
-        case .clientWrite(let id, let key, let value, let context, let w, let requestId):
-            let put = ForwardedPut(key: key, value: value, context: context, w: w, requestId: requestId)
+        case .clientGet(let id, let key, let r, let traceId):
+            if let traceId = traceId.flatMap({ TraceTag.isValid(id: $0) ? $0 : nil }) {
+                traced.clients[id] = traceId
+                trace(traceId, .request, detail: "get \(KeyText.short(key))" + (r.map { " R=\($0)" } ?? ""), now: now)
+            }
+            return startRead(client: id, key: key, r: r, trace: traceId, now: now)
+        case .clientWrite(let id, let key, let value, let context, let w, let requestId, let traceId):
+            var put = ForwardedPut(key: key, value: value, context: context, w: w, requestId: requestId)
+            if let traceId = traceId.flatMap({ TraceTag.isValid(id: $0) ? $0 : nil }) {
+                traced.clients[id] = traceId
+                put.trace = traceId
+                let verb = value == nil ? "delete" : "put"
+                trace(traceId, .request, detail: "\(verb) \(KeyText.short(key))" + (w.map { " W=\($0)" } ?? ""), now: now)
+            }
             return run(requests.write(.client(id), put, view: coordinationView(now: now), now: now), now: now)
         case .peerRequest(let handle, let from, let request):
             return serve(handle: handle, from: from, request, now: now)
@@ -149,12 +169,19 @@ public struct NodeMachine: Sendable {
 
     /// Sends `request` to `node` (by name); a dropped or unknown peer simply never answers,
     /// and the deadline turns that into a failure.
-    mutating func send(_ request: PeerRequest, to node: NodeName, purpose: Outgoing, timeoutMs: UInt64, now: Now)
-        -> [Action]
-    {
+    /// A traced request (`trace`) goes wrapped with its tag, and its answer is recorded.
+    mutating func send(
+        _ request: PeerRequest, to node: NodeName, purpose: Outgoing, timeoutMs: UInt64, now: Now, trace tag: TraceTag? = nil
+    ) -> [Action] {
         let id: PeerRequestID = newID()
         outgoing[id] = (purpose, now.monotonicMs + timeoutMs)
         if case .replica = purpose { traffic.sent(to: node) }
+        var request = request
+        if let tag {
+            traced.outgoing[id] = (tag, node)
+            trace(tag.id, .send, peer: node, message: tag.message, now: now)
+            request = .traced(tag, request)
+        }
         guard !dropped.contains(node), let address = membership.member(node)?.peerAddress else { return [] }
         return [.send(requestID: id, toAddress: address, request)]
     }
@@ -172,6 +199,13 @@ public struct NodeMachine: Sendable {
     private mutating func received(requestID: PeerRequestID, _ response: PeerResponse?, now: Now) -> [Action] {
         guard let (purpose, _) = outgoing.removeValue(forKey: requestID) else { return [] }
         let answered = response != nil
+        if !traced.outgoing.isEmpty, let (tag, peer) = traced.outgoing.removeValue(forKey: requestID) {
+            if let response {
+                trace(tag.id, .reply, peer: peer, message: tag.message, detail: Self.describe(response), now: now)
+            } else {
+                trace(tag.id, .noReply, peer: peer, message: tag.message, now: now)
+            }
+        }
         switch purpose {
         case .replica(let run, let node):
             traffic.settled(from: node, answered: answered)
@@ -221,6 +255,7 @@ public struct NodeMachine: Sendable {
     private mutating func tick(now: Now) -> [Action] {
         var actions: [Action] = []
         let t = now.monotonicMs
+        if traces.count > 0 { traces.prune(atMs: t) }
         // Requests whose deadline passed count as unanswered.
         for (id, entry) in outgoing.sorted(by: { $0.key < $1.key }) where entry.deadline <= t {
             actions += received(requestID: id, nil, now: now)
@@ -302,6 +337,16 @@ public struct NodeMachine: Sendable {
 
     private mutating func stored(token: StorageToken, _ result: StorageResult, now: Now) -> [Action] {
         guard let wait = storageWaits.removeValue(forKey: token) else { return [] }
+        if !traced.storage.isEmpty, let tag = traced.storage.removeValue(forKey: token) {
+            let detail: String
+            switch result {
+            case .object(let object): detail = Self.describe(.object(object))
+            case .failed(let reason): detail = "failed: \(reason)"
+            case .refused(let refusal): detail = "refused: \(refusal.description)"
+            default: detail = "stored"
+            }
+            trace(tag.id, .local, message: tag.message, detail: detail, now: now)
+        }
         if case .removed(true) = result, case .serve = wait { reaper.forgot() }
         if case .removed(true) = result, case .localReplica = wait { reaper.forgot() }
         switch wait {

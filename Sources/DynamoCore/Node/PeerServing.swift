@@ -19,6 +19,22 @@ extension NodeMachine {
             return [.respond(handle: handle, .replica(.failed("\(name) left the cluster")))]
         }
         switch request {
+        case .traced(let tag, let inner):
+            // Only a well-formed, single wrapper is traced (the codec refuses others).
+            guard TraceTag.isValid(id: tag.id) else { return serve(handle: handle, from: peer, inner, now: now) }
+            traced.inbound[handle] = (tag, peer)
+            trace(tag.id, .receive, peer: peer, message: tag.message, now: now)
+            var inner = inner
+            switch inner {
+            case .replica(.put(_, _, let hintFor?)) where hintFor != name:
+                trace(tag.id, .hint, peer: hintFor, now: now)
+            case .coordinatePut(var put):
+                put.trace = tag.id
+                inner = .coordinatePut(put)
+            default:
+                break
+            }
+            return serve(handle: handle, from: peer, inner, now: now)
         case .replica(.get(let key)):
             if let refilling { return [.respond(handle: handle, .replica(.failed(refilling)))] }
             return storage(.read(key: key), wait: .serve(handle: handle, isPut: false))

@@ -18,9 +18,10 @@ extension NodeMachine {
             departed: membership.local.status == .left)
     }
 
-    mutating func startRead(client: ClientRequestID, key: [UInt8], r: Int?, now: Now) -> [Action] {
+    mutating func startRead(client: ClientRequestID, key: [UInt8], r: Int?, trace: String? = nil, now: Now) -> [Action] {
         let steps = requests.read(
-            client: client, key: key, r: r, routing: routing(now: now), mayReap: clusterSettled(now: now), now: now)
+            client: client, key: key, r: r, routing: routing(now: now), mayReap: clusterSettled(now: now), now: now,
+            trace: trace)
         return run(steps, now: now)
     }
 
@@ -28,14 +29,24 @@ extension NodeMachine {
         var actions: [Action] = []
         for step in steps {
             switch step {
-            case .replica(let request, let node, let run):
-                actions += replicaRequest(request, to: node, run: run, now: now)
+            case .replica(let request, let node, let run, let tag):
+                actions += replicaRequest(request, to: node, run: run, trace: tag, now: now)
             case .forward(let put, let target, let write):
                 actions += send(
                     .coordinatePut(put), to: target, purpose: .forward(write: write, target: target),
-                    timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now)
+                    timeoutMs: settings.quorum.requestTimeoutMs * 2, now: now,
+                    trace: put.trace.map { TraceTag(id: $0, message: .forward) })
             case .store(let op, let write):
-                actions += storage(op, wait: .coordinate(write: write))
+                let store = storage(op, wait: .coordinate(write: write))
+                if !traced.clients.isEmpty || !traced.inbound.isEmpty, case .storage(let token, _)? = store.first,
+                    let id = requests.trace(ofWrite: write)
+                {
+                    traced.storage[token] = TraceTag(id: id, message: .put)
+                    if case .coordinateWrite(_, _, _, _, _, let hintFor?, _, _, _) = op {
+                        trace(id, .hint, peer: hintFor, now: now)
+                    }
+                }
+                actions += store
             case .readReply(let client, let outcome):
                 actions.append(.readReply(client: client, outcome))
             case .writeReply(.client(let id), let result):
@@ -55,14 +66,21 @@ extension NodeMachine {
 
     /// A replica request of a running get or put: served by the local store when `node` is
     /// this node, else sent over the network.
-    private mutating func replicaRequest(_ request: ReplicaRequest, to node: NodeName, run: RunID, now: Now)
-        -> [Action]
-    {
+    private mutating func replicaRequest(
+        _ request: ReplicaRequest, to node: NodeName, run: RunID, trace tag: TraceTag?, now: Now
+    ) -> [Action] {
         guard node == name else {
             return send(
                 .replica(request), to: node, purpose: .replica(run: run, node: node),
-                timeoutMs: settings.quorum.requestTimeoutMs, now: now)
+                timeoutMs: settings.quorum.requestTimeoutMs, now: now, trace: tag)
         }
+        let actions = localReplica(request, run: run, now: now)
+        if let tag, case .storage(let token, _)? = actions.first { traced.storage[token] = tag }
+        return actions
+    }
+
+    /// This node's own replica's part of a run.
+    private mutating func localReplica(_ request: ReplicaRequest, run: RunID, now: Now) -> [Action] {
         switch request {
         case .get(let key):
             if let refilling {

@@ -14,6 +14,9 @@ public enum PeerRequest: Hashable, Sendable {
     case treeChildren(range: KeyRange, nodes: [MerkleNodeID])
     /// Anti-entropy: the keys and hashes in these segments of the peer's tree for `range`.
     case treeSegments(range: KeyRange, segments: [UInt32])
+    /// A request made for a traced client request (never itself traced): the receiver
+    /// records its side of it (see `RequestTraces`).
+    indirect case traced(TraceTag, PeerRequest)
 }
 
 /// A node of a Merkle tree: its level (0 = root) and index within the level.
@@ -53,15 +56,21 @@ public struct ForwardedPut: Hashable, Sendable {
     /// The client request's id (`X-Dynamo-Request-Id`), so the coordinator's log names it
     /// too; at most `maxRequestIdBytes`.
     public var requestId: String?
+    /// The trace the write belongs to, at the node handling it (not encoded: a forwarded
+    /// write carries its trace in `PeerRequest.traced`).
+    public var trace: String?
 
     public static let maxRequestIdBytes = 64
 
-    public init(key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil) {
+    public init(
+        key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil, trace: String? = nil
+    ) {
         self.key = key
         self.value = value
         self.context = context
         self.w = w
         self.requestId = requestId
+        self.trace = trace
     }
 }
 

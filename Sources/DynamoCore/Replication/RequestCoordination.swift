@@ -9,8 +9,9 @@
 public struct RequestCoordination: Sendable {
     /// What the node does for the component.
     public enum Step: Hashable, Sendable {
-        /// Ask replica `node` (possibly this node) on behalf of run `run` (answer: `replied`).
-        case replica(ReplicaRequest, to: NodeName, run: RunID)
+        /// Ask replica `node` (possibly this node) on behalf of run `run` (answer: `replied`);
+        /// `trace` when the run is traced.
+        case replica(ReplicaRequest, to: NodeName, run: RunID, trace: TraceTag? = nil)
         /// Ask `node` to coordinate the write (answer: `forwardAnswered`).
         case forward(ForwardedPut, to: NodeName, write: RunID)
         /// Store a write coordinated here (answer: `stored`).
@@ -53,6 +54,8 @@ public struct RequestCoordination: Sendable {
         var coordinator: GetCoordinator
         var client: ClientRequestID
         var trace: ReplicaTrace
+        /// The request trace it belongs to (see `RequestTraces`).
+        var traceId: String?
     }
 
     struct PutRun {
@@ -60,6 +63,7 @@ public struct RequestCoordination: Sendable {
         var requester: Requester
         var version: Version
         var trace: ReplicaTrace
+        var traceId: String?
     }
 
     /// A write not yet replicating: waiting for a node it was forwarded to, or for its
@@ -86,6 +90,9 @@ public struct RequestCoordination: Sendable {
 
     public init(settings: NodeSettings) { self.settings = settings }
 
+    /// The trace of a write being stored or forwarded here (nil: untraced).
+    public func trace(ofWrite id: RunID) -> String? { writes[id]?.put.trace }
+
     /// Reads and replicating writes in flight.
     public var running: Int { gets.count + puts.count }
     /// Writes forwarded or being stored here.
@@ -102,14 +109,16 @@ public struct RequestCoordination: Sendable {
 
     /// `mayReap`: tombstones past their grace may be reaped on this read (the cluster is settled).
     public mutating func read(
-        client: ClientRequestID, key: [UInt8], r: Int?, routing: Routing, mayReap: Bool, now: NodeMachine.Now
+        client: ClientRequestID, key: [UInt8], r: Int?, routing: Routing, mayReap: Bool, now: NodeMachine.Now,
+        trace: String? = nil
     ) -> [Step] {
         let coordinator = GetCoordinator(
             key: key, replicas: routing.readReplicas(forKey: key), r: r ?? settings.quorum.r,
             policy: settings.clocks, now: now.monotonicMs, config: settings.quorum, wallNow: now.wallMs,
             mayReap: mayReap)
         let id = newID()
-        gets[id] = GetRun(coordinator: coordinator, client: client, trace: ReplicaTrace(startUs: now.monotonicUs))
+        gets[id] = GetRun(
+            coordinator: coordinator, client: client, trace: ReplicaTrace(startUs: now.monotonicUs), traceId: trace)
         return runGet(id, now: now) { $0.start() }
     }
 
@@ -134,7 +143,13 @@ public struct RequestCoordination: Sendable {
                     let hintFor = run.coordinator.replicas.first { $0.node == node }?.hintFor
                     run.trace.sent(to: node, hintFor: hintFor, nowUs: now.monotonicUs)
                 }
-                steps.append(.replica(request, to: node, run: id))
+                let message: TraceMessage
+                switch request {
+                case .get: message = .get
+                case .put: message = .repair
+                case .reap: message = .reap
+                }
+                steps.append(.replica(request, to: node, run: id, trace: run.traceId.map { TraceTag(id: $0, message: message) }))
             case .respond(var outcome):
                 run.trace.replied(nowUs: now.monotonicUs)
                 outcome.trace = run.trace
@@ -246,8 +261,8 @@ public struct RequestCoordination: Sendable {
             trace.answered(me, failure: nil, nowUs: now.monotonicUs)
             return [.watch(key: key, size, .written)]
                 + replicate(
-                    write.requester, key: key, version: version, replicas: replicas, w: w, trace: trace, view: view,
-                    now: now)
+                    write.requester, key: key, version: version, replicas: replicas, w: w, trace: trace,
+                    traceId: write.put.trace, view: view, now: now)
         case .refused(let refusal):
             // Nothing was stored: the client learns why and how to resolve it.
             return [.watch(key: key, refusal.current, .refused)] + writeFailed(id, refusal.description, refusal: refusal)
@@ -267,7 +282,7 @@ public struct RequestCoordination: Sendable {
 
     private mutating func replicate(
         _ requester: Requester, key: [UInt8], version: Version, replicas: [HintedReplica], w: Int,
-        trace: ReplicaTrace, view: View, now: NodeMachine.Now
+        trace: ReplicaTrace, traceId: String?, view: View, now: NodeMachine.Now
     ) -> [Step] {
         // With a sloppy quorum, a replica that fails is replaced by the next healthy node of
         // the preference list within this request (with a hint for it).
@@ -279,7 +294,8 @@ public struct RequestCoordination: Sendable {
             localStored: true, w: w, now: now.monotonicMs, timeoutMs: settings.quorum.requestTimeoutMs,
             fallbacks: fallbacks)
         let id = newID()
-        puts[id] = PutRun(coordinator: coordinator, requester: requester, version: version, trace: trace)
+        puts[id] = PutRun(
+            coordinator: coordinator, requester: requester, version: version, trace: trace, traceId: traceId)
         return runPut(id, now: now) { $0.start() }
     }
 
@@ -299,7 +315,7 @@ public struct RequestCoordination: Sendable {
             case .send(let node, let request):
                 let hintFor = run.coordinator.replicas.first { $0.node == node }?.hintFor
                 run.trace.sent(to: node, hintFor: hintFor, nowUs: now.monotonicUs)
-                return .replica(request, to: node, run: id)
+                return .replica(request, to: node, run: id, trace: run.traceId.map { TraceTag(id: $0, message: .put) })
             case .respond(let outcome):
                 run.trace.replied(nowUs: now.monotonicUs)
                 var result = WriteResult(
