@@ -172,12 +172,29 @@ public struct StatusDocument: Codable, Hashable, Sendable {
         /// Over the last 1,024 requests (nil before the first).
         public var p50Ms: Double?
         public var p99Ms: Double?
+        /// Writes received here by the W they asked for ("1", "2"...): the last 256 of each.
+        public var writesByW: [String: Quantiles]?
 
-        public init(gets: UInt64, writes: UInt64, p50Ms: Double?, p99Ms: Double?) {
+        public struct Quantiles: Codable, Hashable, Sendable {
+            public var count: Int
+            public var p50Ms: Double
+            public var p99Ms: Double
+
+            public init(count: Int, p50Ms: Double, p99Ms: Double) {
+                self.count = count
+                self.p50Ms = p50Ms
+                self.p99Ms = p99Ms
+            }
+        }
+
+        public init(
+            gets: UInt64, writes: UInt64, p50Ms: Double?, p99Ms: Double?, writesByW: [String: Quantiles]? = nil
+        ) {
             self.gets = gets
             self.writes = writes
             self.p50Ms = p50Ms
             self.p99Ms = p99Ms
+            self.writesByW = writesByW
         }
     }
 

@@ -11,6 +11,15 @@ public enum Command: Equatable, Sendable {
     case setR(Int)
     case setW(Int)
     case trace(Bool)
+    /// Draw the last traced request's diagram again, or write it as SVG.
+    case traceShow
+    case traceSave(String)
+    /// Messages NODE sends (to PEER only, or to everyone) take MS longer, ± JITTER; 0 removes it.
+    case slow(String, ms: Int, jitterMs: Int, peer: String?)
+    /// NODE loses PERCENT of the messages it sends (to PEER only, or to everyone).
+    case lossy(String, percent: Double, peer: String?)
+    /// Each node's write latency by W, from its stats.
+    case latency
     /// Resolve the siblings of the last read: pick one by number, or write a merged value.
     case resolvePick(Int)
     case resolveValue(String)
@@ -52,14 +61,17 @@ public enum Command: Equatable, Sendable {
         ("use", "use NODE", "send requests to NODE (any node can coordinate)"),
         ("r", "r N", "read quorum for this session"),
         ("w", "w N", "write quorum for this session"),
-        ("trace", "trace on|off", "show which nodes answered each request"),
+        ("trace", "trace on|off|show|save FILE.svg", "draw each request's messages between the nodes; save the last as SVG"),
         (
             "resolve", "resolve N | resolve VALUE",
             "after a read with siblings: keep sibling N, or write VALUE, with the merged context"
         ),
         ("partition", "partition A,B | C,D", "cut the cluster into groups that cannot talk to each other"),
         ("isolate", "isolate NODE", "cut NODE off from everyone"),
-        ("heal", "heal", "remove every partition"),
+        ("slow", "slow NODE MS[±J] [PEER]", "NODE's messages (to PEER) take MS longer, ± J ms; slow NODE 0 undoes it"),
+        ("lossy", "lossy NODE PCT% [PEER]", "NODE loses PCT% of the messages it sends (to PEER); 0% undoes it"),
+        ("heal", "heal", "remove every partition, slow and lossy link"),
+        ("latency", "latency", "each node's write latency by W: p50 and p99 of the last 256 writes it took"),
         ("kill", "kill NODE", "kill -9 a node's process"),
         ("stop", "stop NODE", "stop a node cleanly (SIGTERM)"),
         ("restart", "restart NODE", "start a stopped or killed node again, same name and data"),
@@ -100,8 +112,10 @@ public enum Command: Equatable, Sendable {
             return .success(name == "r" ? .setR(n) : .setW(n))
         case "trace":
             switch words.first?.lowercased() {
-            case "on": return .success(.trace(true))
-            case "off": return .success(.trace(false))
+            case "on" where words.count == 1: return .success(.trace(true))
+            case "off" where words.count == 1: return .success(.trace(false))
+            case "show" where words.count == 1: return .success(.traceShow)
+            case "save" where words.count == 2: return .success(.traceSave(words[1]))
             default: return .failure(usage("trace"))
             }
         case "resolve":
@@ -119,6 +133,17 @@ public enum Command: Equatable, Sendable {
                 return .failure(CommandError("\(twice) is in two groups: each node belongs to one side"))
             }
             return .success(.partition(groups))
+        case "slow":
+            guard (2...3).contains(words.count), let (ms, jitter) = parseDelay(words[1]) else {
+                return .failure(usage("slow"))
+            }
+            return .success(.slow(words[0], ms: ms, jitterMs: jitter, peer: words.count == 3 ? words[2] : nil))
+        case "lossy":
+            let text = words.count >= 2 ? (words[1].hasSuffix("%") ? String(words[1].dropLast()) : words[1]) : ""
+            guard (2...3).contains(words.count), let percent = Double(text), percent.isFinite, (0...100).contains(percent)
+            else { return .failure(usage("lossy")) }
+            return .success(.lossy(words[0], percent: percent, peer: words.count == 3 ? words[2] : nil))
+        case "latency": return words.isEmpty ? .success(.latency) : .failure(usage("latency"))
         case "isolate": return one(Command.isolate)
         case "heal": return words.isEmpty ? .success(.heal) : .failure(usage("heal"))
         case "kill": return one(Command.kill)
@@ -156,6 +181,23 @@ public enum Command: Equatable, Sendable {
         default:
             return .failure(CommandError("unknown command '\(name)'; type help for the list"))
         }
+    }
+
+    /// `200ms`, `200`, `200±50ms`, `200+-50`: a delay and its jitter, 0...60000 ms each.
+    static func parseDelay(_ text: String) -> (Int, Int)? {
+        var text = text.lowercased()
+        if text.hasSuffix("ms") { text.removeLast(2) }
+        let parts = text.replacingOccurrences(of: "+-", with: "±").split(separator: "±", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count) else { return nil }
+        let numbers = parts.map { part -> Int? in
+            var part = String(part)
+            if part.hasSuffix("ms") { part.removeLast(2) }
+            return Int(part).flatMap { (0...60_000).contains($0) ? $0 : nil }
+        }
+        guard let ms = numbers[0] else { return nil }
+        guard numbers.count == 2 else { return (ms, 0) }
+        guard let jitter = numbers[1] else { return nil }
+        return (ms, jitter)
     }
 
     static func usage(_ name: String) -> CommandError {

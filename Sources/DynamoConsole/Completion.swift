@@ -3,7 +3,7 @@
 public enum Completion {
     static let nodeCommands: Set<String> = [
         "use", "node", "kill", "stop", "restart", "start", "remove", "leave", "isolate", "partition", "wipe", "local",
-        "ring", "vnodes",
+        "ring", "vnodes", "slow", "lossy",
     ]
     static let keyCommands: Set<String> = ["get", "put", "delete", "del", "preflist"]
 
@@ -12,7 +12,7 @@ public enum Completion {
         let pool: [String]
         switch command {
         case "help", "?": pool = words.count == 1 ? Command.reference.map(\.name) : []
-        case "trace": pool = words.count == 1 ? ["on", "off"] : []
+        case "trace": pool = words.count == 1 ? ["on", "off", "show", "save"] : []
         case "view", "zoom": pool = words.count == 1 ? DashboardView.Panel.allCases.map(\.rawValue) : []
         case "events": pool = words.count == 1 ? ["pause", "resume", "filter", "all"] : []
         case _ where nodeCommands.contains(command):

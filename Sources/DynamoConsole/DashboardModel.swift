@@ -205,6 +205,8 @@ public struct DashboardModel: Sendable {
     public var focus: Focus?
     /// The partition the console injected, as typed (nil when healed).
     public var partition: String?
+    /// The slow and lossy links the console injected (`n3 +300ms · n4 10% lost`; nil: none).
+    public var links: String?
     public var nowMs: UInt64 = 0
 
     public init(nodes: [Node]) { self.nodes = nodes }
@@ -361,6 +363,13 @@ public final class ClusterWatcher: Sendable {
     public func setPartition(_ text: String?) {
         state.withLockedValue { state in
             state.model.partition = text
+            state.generation += 1
+        }
+    }
+
+    public func setLinks(_ text: String?) {
+        state.withLockedValue { state in
+            state.model.links = text
             state.generation += 1
         }
     }

@@ -305,6 +305,13 @@ public enum DashboardView {
                 default: parts.append("partitioned")
                 }
             }
+            if let links = model.links {
+                switch level {
+                case 0, 1: parts.append("slow/lossy " + links)
+                case 2: parts.append(links.replacingOccurrences(of: " · ", with: ","))
+                default: parts.append("links faulty")
+                }
+            }
             if let viewText { parts.append(level < 2 ? viewText : view.rawValue) }
             parts.append(clockText)
             return parts
@@ -320,7 +327,8 @@ public enum DashboardView {
         }
         let (left, legendText) = chosen
         canvas.put(left, row: 0, col: 0, style: .bold)
-        if model.partition != nil, let range = left.range(of: "partition") {
+        for (shown, word) in [(model.partition != nil, "partition"), (model.links != nil, "slow/lossy")] where shown {
+            guard let range = left.range(of: word) else { continue }
             let start = left.distance(from: left.startIndex, to: range.lowerBound)
             let end = left[range.lowerBound...].firstIndex(of: "·").map { left.distance(from: left.startIndex, to: $0) }
             canvas.style(row: 0, col: start, count: (end ?? left.count) - start - 1, .bad)

@@ -97,6 +97,23 @@ public final class ReplSession: @unchecked Sendable {
     /// The partition last injected, as typed; empty after `heal`; nil when untouched.
     public private(set) var partitionText: String?
 
+    /// The faults this session injected, per node: the peers it drops, and the delay,
+    /// jitter and loss of what it sends to each peer. Every change sends a node its whole
+    /// set (`POST /admin/faults` replaces them all).
+    private var faults: [String: FaultsDocument] = [:]
+
+    /// The slow and lossy links, for the dashboard's header (`n3 +300ms · n4 10% lost`);
+    /// empty after `heal`; nil when untouched.
+    public private(set) var linkText: String?
+
+    /// The diagram of the last traced request (`trace show`, `trace save`).
+    public private(set) var lastDiagram: SpaceTimeDiagram?
+    /// The width diagrams are drawn for (the screen's), and whether they may use Unicode.
+    public var diagramWidth = 80
+    public var unicode = true
+    /// How long to wait for a trace's late answers and deadlines to be recorded.
+    public var traceSettleTimeout: Duration = .milliseconds(2500)
+
     public init(cluster: any ClusterControl) {
         self.cluster = cluster
         self.node = cluster.nodeNames.first ?? ""
@@ -159,15 +176,16 @@ public final class ReplSession: @unchecked Sendable {
         if recentKeys.count > 50 { recentKeys.removeLast() }
     }
 
-    /// Sets each node's dropped peers. A node that does not answer (down) cannot take its
-    /// faults, which is fine and said; one that refuses (a wrong or missing cluster secret)
-    /// makes the command fail, so nothing claims a partition that is not there.
-    private func applyFaults(_ drops: [String: [String]]) async throws -> [String] {
+    /// Sends each node in `nodes` its whole set of faults. A node that does not answer
+    /// (down) cannot take its faults, which is fine and said; one that refuses (a wrong or
+    /// missing cluster secret) makes the command fail, so nothing claims a fault that is
+    /// not there.
+    private func applyFaults(_ nodes: [String]) async throws -> [String] {
         var unreached: [String] = []
         var refusals: [String] = []
-        for (name, drop) in drops.sorted(by: { $0.key < $1.key }) {
+        for name in Set(nodes).sorted() {
             do {
-                try await cluster.client(name).setFaults(drop: drop)
+                try await cluster.client(name).setFaults(faults[name] ?? FaultsDocument(drop: []))
             } catch ClientError.badResponse(let reason) {
                 refusals.append(reason)
             } catch {
@@ -180,6 +198,86 @@ public final class ReplSession: @unchecked Sendable {
                     + " (the nodes need the cluster secret: set DYNAMO_CLUSTER_SECRET)")
         }
         return unreached.isEmpty ? [] : ["(not reached, down: \(unreached.joined(separator: ", ")))"]
+    }
+
+    /// The slow and lossy links as the header says them.
+    private func describeLinks() -> String {
+        var parts: [String] = []
+        for (node, document) in faults.sorted(by: { $0.key < $1.key }) {
+            let others = cluster.nodeNames.filter { $0 != node }
+            func scope(_ peers: [String]) -> String {
+                Set(peers) == Set(others) ? node : "\(node)→\(peers.sorted().joined(separator: ","))"
+            }
+            // Group peers by the same setting.
+            var delays: [String: [String]] = [:]
+            for (peer, ms) in document.delay {
+                let jitter = document.jitter[peer].map { "±\($0)" } ?? ""
+                delays["+\(ms)\(jitter)ms", default: []].append(peer)
+            }
+            for (text, peers) in delays.sorted(by: { $0.key < $1.key }) { parts.append("\(scope(peers)) \(text)") }
+            var losses: [String: [String]] = [:]
+            for (peer, fraction) in document.loss {
+                losses[Self.percent(fraction) + " lost", default: []].append(peer)
+            }
+            for (text, peers) in losses.sorted(by: { $0.key < $1.key }) { parts.append("\(scope(peers)) \(text)") }
+        }
+        return parts.joined(separator: " · ")
+    }
+
+    static func percent(_ fraction: Double) -> String {
+        let value = fraction * 100
+        return value == value.rounded() ? "\(Int(value))%" : String(format: "%.1f%%", value)
+    }
+
+    /// The peers a `slow`/`lossy` on `name` applies to: `peer`, or every other node.
+    private func targets(of name: String, peer: String?) throws -> [String] {
+        _ = try node(name)
+        if let peer {
+            _ = try node(peer)
+            guard peer != name else { throw CommandError("a node's link to itself cannot be slowed") }
+            return [peer]
+        }
+        return cluster.nodeNames.filter { $0 != name }
+    }
+
+    // MARK: Traces
+
+    /// The diagram of traced request `id`: every node's part, fetched once the trace is
+    /// complete (every message answered or past its deadline) or `traceSettleTimeout`
+    /// passed; nil when no node kept one.
+    private func diagram(of id: String) async -> SpaceTimeDiagram? {
+        let deadline = ContinuousClock.now + traceSettleTimeout
+        var parts: [TraceDocument] = []
+        while true {
+            parts = await traceParts(id)
+            if SpaceTimeDiagram.isComplete(parts) || ContinuousClock.now >= deadline { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        guard !parts.isEmpty else { return nil }
+        return SpaceTimeDiagram(id: id, parts: parts)
+    }
+
+    private func traceParts(_ id: String) async -> [TraceDocument] {
+        let cluster = self.cluster
+        return await withTaskGroup(of: TraceDocument?.self) { group in
+            for name in cluster.nodeNames {
+                group.addTask { try? await cluster.client(name).trace(id, timeout: .milliseconds(800)) }
+            }
+            var parts: [TraceDocument] = []
+            for await part in group { if let part { parts.append(part) } }
+            return parts.sorted { $0.node < $1.node }
+        }
+    }
+
+    /// A traced request's diagram lines (and it becomes the last diagram), or `fallback`
+    /// (the coordinator's own account) when no node kept a trace.
+    private func traced(_ requestId: String?, fallback: [String]) async -> [String] {
+        guard tracing else { return [] }
+        guard let requestId, let diagram = await diagram(of: requestId) else {
+            return fallback + ["(no node kept a trace of this request)"]
+        }
+        lastDiagram = diagram
+        return diagram.lines(width: diagramWidth, unicode: unicode)
     }
 
     private func node(_ name: String) throws -> String {
@@ -218,12 +316,12 @@ public final class ReplSession: @unchecked Sendable {
             return lines
         case .get(let key):
             remember(key)
-            let result = try await client.get(Array(key.utf8), r: r)
-            let trace =
-                tracing
-                ? Render.trace(
+            let result = try await client.get(Array(key.utf8), r: r, trace: tracing)
+            let trace = await traced(
+                result.requestId,
+                fallback: Render.trace(
                     result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
-                    answered: result.replicas, verb: "answered", succeeded: result.status < 500) : []
+                    answered: result.replicas, verb: "answered", succeeded: result.status < 500))
             if result.status == 300, let document = result.document {
                 pending = (key, result.context, document.siblings)
                 resolving = true
@@ -238,13 +336,14 @@ public final class ReplSession: @unchecked Sendable {
             // so the write supersedes it (a blind write would only add a sibling).
             remember(key)
             let context = try await client.get(Array(key.utf8), r: r).context
-            return render(try await client.put(Array(key.utf8), value: Array(value.utf8), context: context, w: w))
+            return await render(
+                try await client.put(Array(key.utf8), value: Array(value.utf8), context: context, w: w, trace: tracing))
         case .delete(let key):
             remember(key)
             let read = try await client.get(Array(key.utf8), r: r)
             if read.status == 404 { return ["\(key): not found (never written, or already deleted): nothing to delete"] }
             let context = read.context
-            return render(try await client.delete(Array(key.utf8), context: context, w: w))
+            return await render(try await client.delete(Array(key.utf8), context: context, w: w, trace: tracing))
         case .preflist(let key):
             remember(key)
             let document = try await client.preferenceList(Array(key.utf8))
@@ -262,7 +361,68 @@ public final class ReplSession: @unchecked Sendable {
             return ["W = \(n) for this session"]
         case .trace(let on):
             tracing = on
-            return ["trace \(on ? "on" : "off")"]
+            return [
+                on
+                    ? "trace on: each get, put and delete is drawn as a diagram of its messages (trace save FILE.svg keeps the last)"
+                    : "trace off"
+            ]
+        case .traceShow:
+            guard let lastDiagram else { throw CommandError("no traced request yet: trace on, then get, put or delete") }
+            return lastDiagram.lines(width: diagramWidth, unicode: unicode)
+        case .traceSave(let path):
+            guard let lastDiagram else { throw CommandError("no traced request yet: trace on, then get, put or delete") }
+            do {
+                try lastDiagram.svg().write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw CommandError("cannot write \(path): \(error.localizedDescription)")
+            }
+            return ["saved the diagram of \(lastDiagram.request) to \(path) (\(lastDiagram.lanes.count) lanes, \(lastDiagram.messages.count) messages)"]
+        case .slow(let name, let ms, let jitter, let peer):
+            for target in try targets(of: name, peer: peer) {
+                var document = faults[name] ?? FaultsDocument(drop: [])
+                document.delay[target] = ms > 0 ? ms : nil
+                document.jitter[target] = ms > 0 && jitter > 0 ? jitter : nil
+                faults[name] = document
+            }
+            let unreached = try await applyFaults([name])
+            linkText = describeLinks()
+            let scope = peer.map { "to \($0)" } ?? "to every node"
+            let text =
+                ms == 0
+                ? "\(name): messages \(scope) no longer delayed"
+                : "\(name): messages \(scope) take \(ms) ms longer\(jitter > 0 ? " (± \(jitter) ms)" : ""): every round trip through that link is that much slower"
+            events.append(text)
+            return [text] + unreached
+        case .lossy(let name, let percent, let peer):
+            for target in try targets(of: name, peer: peer) {
+                var document = faults[name] ?? FaultsDocument(drop: [])
+                document.loss[target] = percent > 0 ? percent / 100 : nil
+                faults[name] = document
+            }
+            let unreached = try await applyFaults([name])
+            linkText = describeLinks()
+            let scope = peer.map { "to \($0)" } ?? "to every node"
+            let text =
+                percent == 0
+                ? "\(name): no messages \(scope) lost any more"
+                : "\(name): loses \(Self.percent(percent / 100)) of its messages \(scope) (requests time out, sloppy quorums route around)"
+            events.append(text)
+            return [text] + unreached
+        case .latency:
+            var lines = ["write latency by W, from each node's stats (the last 256 writes it took per W):"]
+            for name in cluster.nodeNames {
+                guard let status = try? await cluster.client(name).status(timeout: .seconds(2)) else {
+                    lines.append("  \(name)  not answering")
+                    continue
+                }
+                let byW = (status.requests?.writesByW ?? [:]).sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }
+                guard !byW.isEmpty else { continue }
+                let text = byW.map { w, q in
+                    "W=\(w) p50 \(Self.milliseconds(q.p50Ms)) p99 \(Self.milliseconds(q.p99Ms)) (\(q.count))"
+                }
+                lines.append("  \(name)  " + text.joined(separator: " · "))
+            }
+            return lines.count == 1 ? ["no writes yet: put or fill some keys first"] : lines
         case .resolvePick(let index):
             guard let pending else { throw CommandError("nothing to resolve: get a key with siblings first") }
             guard (1...pending.siblings.count).contains(index), let bytes = pending.siblings[index - 1].bytes else {
@@ -274,7 +434,12 @@ public final class ReplSession: @unchecked Sendable {
             return try await resolve(with: Array(value.utf8))
         case .partition(let groups):
             for name in groups.flatMap({ $0 }) { _ = try node(name) }
-            let unreached = try await applyFaults(FaultsDocument.partition(groups, of: cluster.nodeNames))
+            for (name, drop) in FaultsDocument.partition(groups, of: cluster.nodeNames) {
+                var document = faults[name] ?? FaultsDocument(drop: [])
+                document.drop = drop
+                faults[name] = document
+            }
+            let unreached = try await applyFaults(cluster.nodeNames)
             let text = groups.map { $0.joined(separator: ",") }.joined(separator: " | ")
             partitionText = text
             events.append("partition injected: \(text)")
@@ -283,10 +448,12 @@ public final class ReplSession: @unchecked Sendable {
             _ = try node(name)
             return try await execute(.partition([[name], cluster.nodeNames.filter { $0 != name }]))
         case .heal:
-            let unreached = try await applyFaults(Dictionary(uniqueKeysWithValues: cluster.nodeNames.map { ($0, []) }))
+            faults = [:]
+            let unreached = try await applyFaults(cluster.nodeNames)
             partitionText = ""
+            linkText = ""
             events.append("partition healed")
-            return ["healed: every node talks to every node"] + unreached
+            return ["healed: every node talks to every node, no link slowed or lossy"] + unreached
         case .kill(let name):
             try cluster.kill(name)
             events.append("\(name) killed (SIGKILL) from the console")
@@ -364,19 +531,24 @@ public final class ReplSession: @unchecked Sendable {
 
     private func resolve(with value: [UInt8]) async throws -> [String] {
         guard let pending else { return [] }
-        let result = try await client.put(Array(pending.key.utf8), value: value, context: pending.context, w: w)
+        let result = try await client.put(
+            Array(pending.key.utf8), value: value, context: pending.context, w: w, trace: tracing)
         self.pending = nil
-        return render(result)
+        return await render(result)
     }
 
-    private func render(_ result: WriteResponse) -> [String] {
+    private func render(_ result: WriteResponse) async -> [String] {
         var lines = Render.write(result).split(separator: "\n").map(String.init)
-        if !tracing, result.succeeded { lines.removeLast() }  // the context line, unless tracing
-        if tracing {
-            lines += Render.trace(
+        if result.succeeded { lines.removeLast() }  // the context line
+        lines += await traced(
+            result.requestId,
+            fallback: Render.trace(
                 result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
-                answered: result.replicas, verb: "acknowledged", succeeded: result.succeeded)
-        }
+                answered: result.replicas, verb: "acknowledged", succeeded: result.succeeded))
         return lines
+    }
+
+    static func milliseconds(_ value: Double) -> String {
+        value >= 100 ? String(format: "%.0f ms", value) : String(format: "%.1f ms", value)
     }
 }

@@ -514,8 +514,15 @@ final class NodeRuntime: @unchecked Sendable {
     func clientWrite(
         key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil, trace: String? = nil
     ) -> EventLoopFuture<WriteResult> {
-        clientRequest(value == nil ? .delete : .put, \.writes, outcome: Self.outcome) {
+        let quorum = w ?? config.quorum.w
+        let started = NIODeadline.now()
+        return clientRequest(value == nil ? .delete : .put, \.writes, outcome: Self.outcome) {
             .clientWrite(id: $0, key: key, value: value, context: context, w: w, requestId: requestId, trace: trace)
+        }.map { result in
+            if result.succeeded {
+                self.requestStats.recordWrite(w: quorum, micros: UInt64(max(0, (NIODeadline.now() - started).nanoseconds) / 1000))
+            }
+            return result
         }
     }
 

@@ -116,12 +116,16 @@ public final class TerminalConsole: DemoHost, @unchecked Sendable {
     /// Runs a line in `session` and follows it on the dashboard: the key on the ring, the
     /// session's actions in the event log, the view and event filter it asked for.
     public func run(_ line: String, in session: ReplSession) async -> [String] {
+        // Diagrams are drawn for the screen they land on.
+        session.diagramWidth = max(40, Int(dynamo_cols()))
+        session.unicode = unicode
         let (lines, _) = await session.run(line)
         let keys = session.recentKeys
         recentKeys.withLockedValue { $0 = keys }
         if let key = keys.first { watcher.focus(on: key) }
         for event in session.takeEvents() { watcher.note(event) }
         if let partition = session.partitionText { watcher.setPartition(partition.isEmpty ? nil : partition) }
+        if let links = session.linkText { watcher.setLinks(links.isEmpty ? nil : links) }
         let (r, w) = (session.r, session.w)
         display.withLockedValue {
             $0.sessionR = r

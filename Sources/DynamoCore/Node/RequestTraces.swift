@@ -183,7 +183,7 @@ extension NodeMachine {
                 let detail =
                     outcome.succeeded
                     ? (outcome.object.isEmpty || outcome.object.isDeleted
-                        ? "not found" : "\(outcome.object.versions.count) version(s)") + ", R=\(outcome.required) met"
+                        ? "not found" : Self.versions(outcome.object.versions.count)) + ", R=\(outcome.required) met"
                     : "failed: \(outcome.replies.count) of R=\(outcome.required) answered"
                 trace(id, .answered, detail: detail, now: now)
             case .writeReply(let client, let result):
@@ -195,14 +195,16 @@ extension NodeMachine {
         }
     }
 
+    static func versions(_ count: Int) -> String { count == 1 ? "1 version" : "\(count) versions" }
+
     static func describe(_ result: WriteResult) -> String {
         if let error = result.error { return "failed: \(error)" }
-        return (result.succeeded ? "ok" : "failed") + ", W=\(result.required): \(result.acks.count) acks"
+        return (result.succeeded ? "ok" : "failed") + ", \(result.acks.count) acks, W=\(result.required)"
     }
 
     static func describe(_ reply: ReplicaReply) -> String {
         switch reply {
-        case .object(let object?) where !object.versions.isEmpty: "\(object.versions.count) version(s)"
+        case .object(let object?) where !object.versions.isEmpty: versions(object.versions.count)
         case .object: "not found"
         case .stored: "stored"
         case .failed(let reason): "failed: \(reason)"

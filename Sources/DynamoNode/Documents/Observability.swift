@@ -62,7 +62,27 @@ public struct RequestStats: Sendable {
     private var next = 0
     private let window: Int
 
+    /// Latencies of the last `perQuorumWindow` successful writes for each W asked for
+    /// (the session's or the cluster's), so a class can compare W=1, 2 and 3.
+    private var writesByW: [Int: [UInt64]] = [:]
+    private var writesByWNext: [Int: Int] = [:]
+    public static let perQuorumWindow = 256
+
     public init(window: Int = 1024) { self.window = window }
+
+    /// A write that met (or missed) quorum `w` took `micros` (W beyond 64 is not kept).
+    public mutating func recordWrite(w: Int, micros: UInt64) {
+        guard (1...64).contains(w) else { return }
+        var ring = writesByW[w, default: []]
+        if ring.count < Self.perQuorumWindow {
+            ring.append(micros)
+        } else {
+            let next = writesByWNext[w, default: 0]
+            ring[next] = micros
+            writesByWNext[w] = (next + 1) % Self.perQuorumWindow
+        }
+        writesByW[w] = ring
+    }
 
     /// Requests that reached a coordinator (bad ones did not).
     private func served(_ ops: [RequestOp]) -> UInt64 {
@@ -93,6 +113,15 @@ public struct RequestStats: Sendable {
             let index = min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)
             return Double(sorted[max(0, index)]) / 1000
         }
-        return .init(gets: gets, writes: writes, p50Ms: quantile(0.5), p99Ms: quantile(0.99))
+        var byW: [String: StatusDocument.Requests.Quantiles] = [:]
+        for (w, ring) in writesByW {
+            let sorted = ring.sorted()
+            func q(_ q: Double) -> Double {
+                Double(sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1))]) / 1000
+            }
+            byW[String(w)] = .init(count: sorted.count, p50Ms: q(0.5), p99Ms: q(0.99))
+        }
+        return .init(
+            gets: gets, writes: writes, p50Ms: quantile(0.5), p99Ms: quantile(0.99), writesByW: byW.isEmpty ? nil : byW)
     }
 }
