@@ -222,7 +222,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
     }
 
     /// What a row says in words.
-    func note(_ row: Row) -> String {
+    func note(_ row: Row, unicode: Bool = true) -> String {
         switch row {
         case .mark(let mark):
             return "\(mark.node) \(mark.text)"
@@ -231,7 +231,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             if message.isAnswer {
                 text = "\(message.from): \(message.detail ?? message.label)"
             } else {
-                text = "\(message.label) \(message.from)→\(message.to)"
+                text = "\(message.label) \(message.from)\(unicode ? "→" : "->")\(message.to)"
             }
             if message.arrivedUs == nil {
                 text += message.isAnswer ? " (never arrived)" : " (never arrived: no answer)"
@@ -262,7 +262,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
 
         var out: [String] = []
         let via = coordinator.map { c in entry == c || entry == nil ? " via \(c)" : " via \(entry!), coordinated by \(c)" } ?? ""
-        out.append(Self.fit("trace \(request)\(via) · ms since it came in", width))
+        out.append(Self.fit("trace \(request)\(via)\(unicode ? " · " : " - ")ms since it came in", width, unicode))
         var header = Array(String(repeating: " ", count: noteStart))
         for (index, lane) in lanes.enumerated() {
             let start = timeWidth + 1 + index * spacing
@@ -311,21 +311,22 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
                     for (offset, char) in label.enumerated() { cells[start + offset] = char }
                 }
             }
-            out.append(Self.fit(String(cells) + Self.fit(note(row), noteWidth), width))
+            out.append(Self.fit(String(cells) + Self.fit(note(row, unicode: unicode), noteWidth, unicode), width, unicode))
         }
         var legend = unicode
             ? "●send ▶arrive ╳lost/none ◆answer ■own copy H hint"
             : "*send >arrive x lost/none #answer o own copy H hint"
-        if !missing.isEmpty { legend = "no part from \(missing.joined(separator: ",")) (down?) · " + legend }
-        out.append(Self.fit(legend, width))
+        if !missing.isEmpty { legend = "no part from \(missing.joined(separator: ",")) (down?)\(unicode ? " · " : " - ")" + legend }
+        out.append(Self.fit(legend, width, unicode))
         return out
     }
 
     /// `text` cut to `width` columns (with an ellipsis when cut).
-    static func fit(_ text: String, _ width: Int) -> String {
+    static func fit(_ text: String, _ width: Int, _ unicode: Bool = true) -> String {
+        let text = unicode ? text : String(String.UnicodeScalarView(text.unicodeScalars.map { $0.isASCII ? $0 : "?" }))
         guard text.count > width else { return text }
-        guard width > 1 else { return String(text.prefix(max(0, width))) }
-        return String(text.prefix(width - 1)) + "…"
+        guard width > 3 else { return String(text.prefix(max(0, width))) }
+        return unicode ? String(text.prefix(width - 1)) + "…" : String(text.prefix(width - 3)) + "..."
     }
 
     // MARK: SVG

@@ -202,7 +202,7 @@ private func version(by actor: NodeName = "n1") -> Version {
         let sent = requests.stored(write, .version(version(), size: size), view: Cluster().view, now: Cluster.now)
         #expect(sent.first == .watch(key: key, size, .written))
         let replicas = sent.compactMap { step -> (NodeName, RunID)? in
-            if case .replica(.put, let node, let run) = step { return (node, run) }
+            if case .replica(.put, let node, let run, _) = step { return (node, run) }
             return nil
         }
         #expect(replicas.map(\.0) == Array(homes.dropFirst()))
@@ -276,7 +276,7 @@ private func version(by actor: NodeName = "n1") -> Version {
             let asked = requests.read(
                 client: client, key: key, r: 2, routing: Cluster().routing, mayReap: false, now: Cluster.now)
             let runs = asked.compactMap { step -> (NodeName, RunID)? in
-                if case .replica(.get, let node, let run) = step { return (node, run) }
+                if case .replica(.get, let node, let run, _) = step { return (node, run) }
                 return nil
             }
             #expect(runs.map(\.0) == homes)
@@ -287,7 +287,7 @@ private func version(by actor: NodeName = "n1") -> Version {
             steps += requests.replied(run: run, from: stale, .object(nil), now: Cluster.now)
             let replied = steps.contains { if case .readReply(client, _) = $0 { true } else { false } }
             #expect(replied == (client != RequestCoordination.internalClient))
-            let repairs = steps.filter { if case .replica(.put, stale, run) = $0 { true } else { false } }
+            let repairs = steps.filter { if case .replica(.put, stale, run, _) = $0 { true } else { false } }
             #expect(repairs.count == (readRepair ? 1 : 0))
             #expect(steps.contains(.event(.readRepair(key: key, peer: stale))) == readRepair)
         }
@@ -302,7 +302,7 @@ private func version(by actor: NodeName = "n1") -> Version {
         func at(_ us: UInt64) -> NodeMachine.Now { NodeMachine.Now(monotonicMs: us / 1000, wallMs: 5_000, monotonicUs: us) }
         var requests = RequestCoordination(settings: Cluster.settings())
         let asked = requests.read(client: 9, key: key, r: 2, routing: Cluster().routing, mayReap: false, now: at(10_000))
-        guard case .replica(.get, _, let run)? = asked.first else {
+        guard case .replica(.get, _, let run, _)? = asked.first else {
             Issue.record("expected a read, got \(asked)")
             return
         }
@@ -330,7 +330,7 @@ private func version(by actor: NodeName = "n1") -> Version {
         guard case .store(_, let id)? = write.last else { return }
         let sent = requests.stored(id, .version(version(), size: .init(siblings: 1, bytes: 1)), view: cluster.view, now: at(20_300))
         let replicas = sent.compactMap { step -> (NodeName, RunID)? in
-            if case .replica(.put, let node, let run) = step { return (node, run) }
+            if case .replica(.put, let node, let run, _) = step { return (node, run) }
             return nil
         }
         let (first, putRun) = try #require(replicas.first)

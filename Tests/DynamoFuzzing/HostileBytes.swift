@@ -150,8 +150,20 @@ public struct HostileBytes {
         for _ in 0..<32 { w.write(UInt8(truncatingIfNeeded: chance(50) ? 0 : rng.next())) }
     }
 
-    /// One peer request body (its tag and fields).
+    /// One peer request body (its tag and fields), a fifth of them traced: wrapped with a
+    /// trace id (often plausible, sometimes invalid or too long) and a message kind (some
+    /// unknown), rarely twice.
     mutating func request(into w: inout ByteWriter) {
+        if chance(20) {
+            w.write(0x1a)
+            w.write(bytes: chance(80) ? Array("n1-\(below(1 << 20))".utf8) : bytes(count: below(80)))
+            w.write(UInt8(below(7)))
+            if chance(5) {
+                w.write(0x1a)
+                w.write(bytes: Array("t".utf8))
+                w.write(1)
+            }
+        }
         switch below(7) {
         case 0:
             w.write(0x10)

@@ -312,3 +312,34 @@ import Testing
         #expect(large * 10 < 8 * 20_000 * 16, "\(small) bytes among 1,000 keys, \(large) among 20,000")
     }
 }
+
+/// Request traces under the simulator's faults (drops, duplicates, crashes, partitions,
+/// full disks): tracing every request changes no outcome the checks look at, every
+/// traced request in flight is forgotten once it is done, and each node keeps a bounded
+/// trace of what it did.
+@Suite struct TracedSimulationTests {
+    @Test func tracingEveryRequestUnderFaultsLeavesNothingInFlight() throws {
+        var answered = 0
+        var forwardsSeenByReplicas = 0
+        for seed: UInt64 in 1...6 {
+            let simulation = try Simulation(seed: seed)
+            simulation.traceRequests = true
+            try simulation.run()
+            for machine in simulation.machines {
+                #expect(machine.tracedInFlight == 0, "seed \(seed): \(machine.name) holds traced work after settling")
+                #expect(machine.traceIds.count <= RequestTraces.maxTraces)
+                for id in machine.traceIds {
+                    let steps = try #require(machine.traceSteps(id))
+                    #expect(steps.count <= RequestTraces.maxSteps)
+                    #expect(id.hasPrefix("sim-"), "only client requests are traced")
+                    if steps.contains(where: { $0.kind == .answered }) { answered += 1 }
+                    // A node's own part is in its clock's order.
+                    #expect(zip(steps, steps.dropFirst()).allSatisfy { $0.monotonicUs <= $1.monotonicUs })
+                    forwardsSeenByReplicas += steps.filter { $0.kind == .receive }.count
+                }
+            }
+        }
+        #expect(answered > 100, "traced requests were answered and recorded (\(answered))")
+        #expect(forwardsSeenByReplicas > 100, "replicas recorded their side of traced requests")
+    }
+}

@@ -157,6 +157,9 @@ public final class Simulation {
     public var acknowledged: Int { model.writes.count { $0.acked } }
     public var writesAttempted: Int { model.writes.count }
     public private(set) var log: [String] = []
+    /// Every running node's machine.
+    public var machines: [NodeMachine] { names.compactMap { nodes[$0]!.machine } }
+
     public var tombstonesReaped: Int { names.compactMap { nodes[$0]!.machine?.tombstonesReaped }.reduce(0, +) }
     public private(set) var readsAnswered = 0
     /// Disk faults that happened: writes lost from log tails, restarts that refilled, and
@@ -198,6 +201,8 @@ public final class Simulation {
     public let wireCodec: Bool
     public let keys: [[UInt8]]
     public var tracing = false
+    /// Every client request is traced (`X-Dynamo-Trace`), as `sim-ID`.
+    public var traceRequests = false
 
     /// With `membershipChanges`, a sixth node joins during the run and another node leaves.
     public let membershipChanges: Bool
@@ -712,7 +717,7 @@ public final class Simulation {
         clientOps[id] = (node, op)
         switch op {
         case .read(let key), .write(let key, _, readFirst: true):
-            try feed(node, .clientGet(id: ClientRequestID(id), key: key, r: nil))
+            try feed(node, .clientGet(id: ClientRequestID(id), key: key, r: nil, trace: traceRequests ? "sim-\(id)" : nil))
         case .write(let key, let deleting, readFirst: false):
             try write(id: id, key: key, deleting: deleting, after: nil, at: node)
         }
@@ -731,7 +736,11 @@ public final class Simulation {
                 "\(now) WRITE#\(modelID) \(value.map { String(decoding: $0, as: UTF8.self) } ?? "delete") \(String(decoding: key, as: UTF8.self)) ctx \(context?.description ?? "none") via \(node)"
             )
         }
-        try feed(node, .clientWrite(id: ClientRequestID(id), key: key, value: value, context: context, w: nil))
+        try feed(
+            node,
+            .clientWrite(
+                id: ClientRequestID(id), key: key, value: value, context: context, w: nil,
+                trace: traceRequests ? "sim-\(id)" : nil))
     }
 
     /// What a client of the simulated cluster was answered.

@@ -57,6 +57,9 @@ import Testing
             id: 5,
             .coordinatePut(ForwardedPut(key: [1], value: [2, 3], context: object.context, w: 3, requestId: "n2-7f3a9c-17"))),
         .request(id: 6, .coordinatePut(ForwardedPut(key: [1], value: nil, context: nil, w: nil))),
+        .request(id: 21, .traced(TraceTag(id: "n1-7f3a9c-18", message: .put), .replica(.put(key: [1], object: object, hintFor: "n3")))),
+        .request(id: 22, .traced(TraceTag(id: "t", message: .forward), .coordinatePut(ForwardedPut(key: [1], value: [2], context: nil, w: nil)))),
+        .request(id: 23, .traced(TraceTag(id: "t", message: .repair), .replica(.get(key: [9])))),
         .response(id: 1, .replica(.object(object))),
         .response(id: 2, .replica(.object(nil))),
         .response(id: 3, .replica(.stored)),
@@ -125,6 +128,39 @@ import Testing
     @Test(arguments: 0..<messages.count) func everyMessageRoundTrips(index: Int) throws {
         let message = Self.messages[index]
         #expect(try PeerCodec.decode(PeerCodec.encode(message)) == message)
+    }
+
+    /// A traced request is one wrapper with a valid id and a known kind: anything else is
+    /// refused (the link closes), and the encoder never sends what would be refused.
+    @Test func tracedRequestsAreOneWellFormedWrapper() throws {
+        let inner = PeerRequest.replica(.get(key: [1]))
+        func bytes(id: String, kind: UInt8, nested: Bool = false) -> [UInt8] {
+            var w = ByteWriter(capacity: 64)
+            w.write(PeerCodec.Tag.request.rawValue)
+            w.write(varint: 1)
+            w.write(PeerCodec.Tag.traced.rawValue)
+            w.write(string: id)
+            w.write(kind)
+            if nested {
+                w.write(PeerCodec.Tag.traced.rawValue)
+                w.write(string: "x")
+                w.write(1)
+            }
+            w.write(PeerCodec.Tag.replicaGet.rawValue)
+            w.write(bytes: [1])
+            return w.bytes
+        }
+        #expect(try PeerCodec.decode(bytes(id: "ok-1", kind: 1)) == .request(id: 1, .traced(TraceTag(id: "ok-1", message: .get), inner)))
+        for bad in [bytes(id: "", kind: 1), bytes(id: "a b", kind: 1), bytes(id: String(repeating: "a", count: 65), kind: 1),
+            bytes(id: "ok", kind: 0), bytes(id: "ok", kind: 99), bytes(id: "ok", kind: 1, nested: true)]
+        {
+            #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(bad) }
+        }
+        // What would be refused goes unwrapped (or once wrapped) instead.
+        let invalid = PeerMessage.request(id: 2, .traced(TraceTag(id: "a b", message: .get), inner))
+        #expect(try PeerCodec.decode(PeerCodec.encode(invalid)) == .request(id: 2, inner))
+        let twice = PeerMessage.request(id: 3, .traced(TraceTag(id: "a", message: .get), .traced(TraceTag(id: "b", message: .put), inner)))
+        #expect(try PeerCodec.decode(PeerCodec.encode(twice)) == .request(id: 3, .traced(TraceTag(id: "b", message: .put), inner)))
     }
 
     @Test func frameDecoderHandlesBytesOneAtATimeAndWhole() throws {

@@ -89,6 +89,11 @@ extension NodeMachine {
     /// The steps this node recorded for trace `id` (nil: none), and the ids it keeps.
     public func traceSteps(_ id: String) -> [TraceStep]? { traces.steps(of: id) }
     public var traceIds: [String] { traces.ids }
+    /// Traced work in flight (peer requests both ways, clients, storage): for tests, which
+    /// check it drains.
+    public var tracedInFlight: Int {
+        traced.outgoing.count + traced.inbound.count + traced.clients.count + traced.storage.count
+    }
 
     public func isReachable(_ node: NodeName, at now: UInt64) -> Bool { gossip.isReachable(node, at: now) }
     public func status(of node: NodeName, at now: UInt64) -> MemberStatus? { gossip.status(of: node, at: now) }
