@@ -20,6 +20,8 @@ public enum Command: Equatable, Sendable {
     case lossy(String, percent: Double, peer: String?)
     /// Each node's write latency by W, from its stats.
     case latency
+    /// Run a command N times (a quick workload: `repeat 20 put cart:ann x`).
+    indirect case repeated(Int, Command)
     /// Resolve the siblings of the last read: pick one by number, or write a merged value.
     case resolvePick(Int)
     case resolveValue(String)
@@ -72,6 +74,7 @@ public enum Command: Equatable, Sendable {
         ("lossy", "lossy NODE PCT% [PEER]", "NODE loses PCT% of the messages it sends (to PEER); 0% undoes it"),
         ("heal", "heal", "remove every partition, slow and lossy link"),
         ("latency", "latency", "each node's write latency by W: p50 and p99 of the last 256 writes it took"),
+        ("repeat", "repeat N COMMAND", "run COMMAND N times (1-1000), e.g. repeat 20 put cart:ann x"),
         ("kill", "kill NODE", "kill -9 a node's process"),
         ("stop", "stop NODE", "stop a node cleanly (SIGTERM)"),
         ("restart", "restart NODE", "start a stopped or killed node again, same name and data"),
@@ -144,6 +147,17 @@ public enum Command: Equatable, Sendable {
             else { return .failure(usage("lossy")) }
             return .success(.lossy(words[0], percent: percent, peer: words.count == 3 ? words[2] : nil))
         case "latency": return words.isEmpty ? .success(.latency) : .failure(usage("latency"))
+        case "repeat":
+            let split = rest.split(separator: " ", maxSplits: 1).map(String.init)
+            guard split.count == 2, let count = Int(split[0]), (1...1000).contains(count) else {
+                return .failure(usage("repeat"))
+            }
+            switch parse(split[1]) {
+            case .failure(let error): return .failure(error)
+            case .success(.repeated), .success(.quit), .success(.resolvePick), .success(.resolveValue):
+                return .failure(CommandError("repeat runs get, put, delete, fill and the like, not \(split[1])"))
+            case .success(let command): return .success(.repeated(count, command))
+            }
         case "isolate": return one(Command.isolate)
         case "heal": return words.isEmpty ? .success(.heal) : .failure(usage("heal"))
         case "kill": return one(Command.kill)

@@ -409,20 +409,41 @@ public final class ReplSession: @unchecked Sendable {
             events.append(text)
             return [text] + unreached
         case .latency:
-            var lines = ["write latency by W, from each node's stats (the last 256 writes it took per W):"]
+            var lines = [
+                "write latency by W, from each node's stats (the writes it received, last 256 per W):",
+                "  node  W   writes       p50       p99",
+            ]
+            var unreached: [String] = []
             for name in cluster.nodeNames {
                 guard let status = try? await cluster.client(name).status(timeout: .seconds(2)) else {
-                    lines.append("  \(name)  not answering")
+                    unreached.append(name)
                     continue
                 }
                 let byW = (status.requests?.writesByW ?? [:]).sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }
-                guard !byW.isEmpty else { continue }
-                let text = byW.map { w, q in
-                    "W=\(w) p50 \(Self.milliseconds(q.p50Ms)) p99 \(Self.milliseconds(q.p99Ms)) (\(q.count))"
+                for (w, q) in byW {
+                    lines.append(
+                        "  " + [
+                            name.padding(toLength: 5, withPad: " ", startingAt: 0), w.padding(toLength: 2, withPad: " ", startingAt: 0),
+                            Self.right("\(q.count)", 7), Self.right(Self.milliseconds(q.p50Ms), 9),
+                            Self.right(Self.milliseconds(q.p99Ms), 9),
+                        ].joined(separator: " "))
                 }
-                lines.append("  \(name)  " + text.joined(separator: " · "))
             }
-            return lines.count == 1 ? ["no writes yet: put or fill some keys first"] : lines
+            if lines.count == 2 { lines = ["no writes yet: put or fill some keys first"] }
+            return lines + (unreached.isEmpty ? [] : ["(not answering: \(unreached.joined(separator: ", ")))"])
+        case .repeated(let count, let command):
+            var errors = 0
+            var last: [String] = []
+            for _ in 0..<count {
+                do {
+                    last = try await execute(command)
+                } catch let error as CommandError {
+                    last = ["error: \(error.message)"]
+                }
+                if last.contains(where: { $0.hasPrefix("error") }) { errors += 1 }
+            }
+            let summary = "ran it \(count) times: \(count - errors) ok" + (errors > 0 ? ", \(errors) with an error" : "")
+            return [summary] + (errors > 0 ? ["last: " + (last.first ?? "")] : [])
         case .resolvePick(let index):
             guard let pending else { throw CommandError("nothing to resolve: get a key with siblings first") }
             guard (1...pending.siblings.count).contains(index), let bytes = pending.siblings[index - 1].bytes else {
@@ -546,6 +567,10 @@ public final class ReplSession: @unchecked Sendable {
                 result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
                 answered: result.replicas, verb: "acknowledged", succeeded: result.succeeded))
         return lines
+    }
+
+    static func right(_ text: String, _ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - text.count)) + text
     }
 
     static func milliseconds(_ value: Double) -> String {

@@ -430,6 +430,7 @@ import Testing
         #expect(
             Set(demos.map(\.name)) == [
                 "vector-clocks", "hinted-handoff", "merkle-repair", "node-join", "shopping-cart", "sloppy-vs-strict",
+                "latency-and-quorums",
             ])
         for demo in demos {
             #expect(demo.steps.contains { if case .expect = $0 { true } else { false } }, "\(demo.name) checks itself")

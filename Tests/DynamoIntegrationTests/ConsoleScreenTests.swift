@@ -461,11 +461,13 @@ import Testing
         try screen.enter("events all")
         try await screen.wait("the whole log again") { !$0.contains("PAUSED") && !$0.contains("matching") }
 
-        // A timed trace of a put: each replica with sent and acknowledged times.
+        // A traced put, drawn: each message between the nodes, the ms since it came in.
         try screen.enter("trace on")
         try screen.enter("w 2")
         try screen.enter("put cart:ann book")
-        try await screen.wait("a timed trace") { $0.contains("trace: coordinated by n4") && $0.contains(" ms ") }
+        try await screen.wait("a diagram of the put") {
+            $0.contains("trace put cart:ann W=2 via n4") && $0.contains("ms since it came in") && $0.contains("◆")
+        }
 
         // Ctrl-R shows its search; Ctrl-C leaves it. A command's arguments are hinted.
         try screen.press("C-r")

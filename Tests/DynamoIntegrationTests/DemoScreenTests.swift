@@ -28,6 +28,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(4)), arguments: [
         "vector-clocks", "hinted-handoff", "merkle-repair", "node-join", "shopping-cart", "sloppy-vs-strict",
+                "latency-and-quorums",
     ])
     func everyPauseShowsWhatItsNarrationPointsAt(name: String) async throws {
         let demo = try Demo.load(name, from: Self.demos)

@@ -33,6 +33,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(3)), arguments: [
         "vector-clocks", "hinted-handoff", "merkle-repair", "node-join", "shopping-cart", "sloppy-vs-strict",
+                "latency-and-quorums",
     ])
     func demoRunsToCompletion(name: String) throws {
         let result = try Self.runDemo(name)

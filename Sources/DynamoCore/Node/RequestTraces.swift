@@ -199,7 +199,8 @@ extension NodeMachine {
 
     static func describe(_ result: WriteResult) -> String {
         if let error = result.error { return "failed: \(error)" }
-        return (result.succeeded ? "ok" : "failed") + ", \(result.acks.count) acks, W=\(result.required)"
+        let acks = result.acks.count == 1 ? "1 ack" : "\(result.acks.count) acks"
+        return (result.succeeded ? "ok" : "failed") + ", \(acks), W=\(result.required)"
     }
 
     static func describe(_ reply: ReplicaReply) -> String {
