@@ -31,6 +31,16 @@ public struct FaultsDocument: Codable, Hashable, Sendable {
         loss = try container.decodeIfPresent([String: Double].self, forKey: .loss) ?? [:]
     }
 
+    /// Written with only the kinds in force besides `drop`: a node without slow or lossy
+    /// links answers `{"drop": [...]}` exactly as before they existed.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(drop, forKey: .drop)
+        if !delay.isEmpty { try container.encode(delay, forKey: .delay) }
+        if !jitter.isEmpty { try container.encode(jitter, forKey: .jitter) }
+        if !loss.isEmpty { try container.encode(loss, forKey: .loss) }
+    }
+
     /// Every peer the document names.
     public var peers: Set<String> { Set(drop).union(delay.keys).union(jitter.keys).union(loss.keys) }
 

@@ -72,4 +72,23 @@ import Testing
         #expect(ReplicaTime.parse(Array(repeating: "n1:0:1", count: 500).joined(separator: ",")).count == 64)
         #expect(ReplicaTime.parse(nil).isEmpty)
     }
+
+    /// The faults document keeps the `drop` contract: a drop-only answer is written as it
+    /// always was, and each kind may be left out of a request.
+    @Test func faultsKeepTheDropContract() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        #expect(String(decoding: try encoder.encode(FaultsDocument(drop: ["n2"])), as: UTF8.self) == #"{"drop":["n2"]}"#)
+        let full = FaultsDocument(drop: [], delay: ["n3": 200], jitter: ["n3": 50], loss: ["n4": 0.1])
+        #expect(
+            String(decoding: try encoder.encode(full), as: UTF8.self)
+                == #"{"delay":{"n3":200},"drop":[],"jitter":{"n3":50},"loss":{"n4":0.1}}"#)
+        let decoded = try JSONDecoder().decode(FaultsDocument.self, from: Data(#"{"loss": {"n4": 0.25}}"#.utf8))
+        #expect(decoded == FaultsDocument(drop: [], loss: ["n4": 0.25]))
+        #expect(decoded.problem == nil && decoded.peers == ["n4"])
+        #expect(FaultsDocument(drop: [], delay: ["n3": 60_001]).problem != nil)
+        #expect(FaultsDocument(drop: [], jitter: ["n3": -1]).problem != nil)
+        #expect(FaultsDocument(drop: [], loss: ["n3": .infinity]).problem != nil)
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(FaultsDocument.self, from: Data(#"{"delay": 5}"#.utf8)) }
+    }
 }
