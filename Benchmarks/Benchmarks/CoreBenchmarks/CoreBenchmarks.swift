@@ -74,6 +74,17 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Peer codec: decode a replica put") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try? PeerCodec.decode(putBytes)) }
     }
+    // A client write through a coordinator's state machine, from the request to the
+    // client's answer: its own store, two replicas asked and acknowledging. Untraced, as
+    // every request is unless the client asks (X-Dynamo-Trace), and traced.
+    Benchmark("Node machine: a coordinated write, untraced") { benchmark in
+        var write = MachineWrite()
+        for _ in benchmark.scaledIterations { blackHole(write.run(traced: false)) }
+    }
+    Benchmark("Node machine: a coordinated write, traced") { benchmark in
+        var write = MachineWrite()
+        for _ in benchmark.scaledIterations { blackHole(write.run(traced: true)) }
+    }
     let tree = TreeBox()
     Benchmark("Merkle update of one key in a tree of 100,000", configuration: .init(scalingFactor: .kilo)) {
         benchmark in
@@ -93,5 +104,51 @@ final class TreeBox: @unchecked Sendable {
 
     init() {
         for i in 0..<100_000 { tree.set(Array("key-\(i)".utf8), hash: UInt64(i) | 1, seq: 1) }
+    }
+}
+
+/// A node n1 in a cluster of five, and a key it coordinates.
+struct MachineWrite {
+    var machine: NodeMachine
+    let key: [UInt8]
+    let now = NodeMachine.Now(monotonicMs: 100, wallMs: 100)
+    var client: UInt64 = 1
+    let version = Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [1, 2, 3], timestamp: 100)
+
+    init() {
+        func member(_ i: Int) -> Member {
+            Member(
+                name: "n\(i)", peerAddress: "127.0.0.1:\(7000 + i)", httpAddress: "127.0.0.1:\(8000 + i)",
+                tokens: Token.defaultPositions(for: "n\(i)", count: 8), status: .up)
+        }
+        machine = NodeMachine(
+            settings: NodeSettings(
+                name: "n1", peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
+                tokens: Token.defaultPositions(for: "n1", count: 8)),
+            seed: 3)
+        _ = machine.handle(.peerRequest(handle: 1, from: "n2", .gossipRows((2...5).map { .full(member($0)) })), now: now)
+        _ = machine.handle(.tick, now: now)
+        let ring = machine.membership.routingRing
+        key = (0..<1000).lazy.map { Array("key\($0)".utf8) }.first { ring.preferenceList(forKey: $0).home(3).first == "n1" }!
+    }
+
+    /// One write to its answer; the number of actions it took.
+    mutating func run(traced: Bool) -> Int {
+        client += 1
+        var count = 0
+        let input: NodeMachine.Input =
+            traced
+            ? .clientWrite(id: ClientRequestID(client), key: key, value: [1, 2, 3], context: nil, w: 2, trace: "bench-\(client)")
+            : .clientWrite(id: ClientRequestID(client), key: key, value: [1, 2, 3], context: nil, w: 2)
+        let first = machine.handle(input, now: now)
+        count += first.count
+        for case .storage(let token, _) in first {
+            let sent = machine.handle(.storageResult(token: token, .version(version, size: ObjectSize(siblings: 1, bytes: 3))), now: now)
+            count += sent.count
+            for case .send(let id, _, _) in sent {
+                count += machine.handle(.peerResponse(requestID: id, .replica(.stored)), now: now).count
+            }
+        }
+        return count
     }
 }
