@@ -66,6 +66,19 @@ enum HelpText {
                 ]
             ),
             (
+                "TRACE DIAGRAM (trace on)",
+                [
+                    ("lanes", "one per node involved, time flowing down; the first column is ms since the request came in"),
+                    ("● ▶ ◀", "a message: ● its sender, the arrow head where it arrived, its kind on the arrow (forward, get, put, repair; ok, value, none, failed for answers)"),
+                    ("╳", "a message that never arrived, or no answer by the deadline"),
+                    ("◆", "the client answered: a quorum met (on a forwarded write, also where the coordinator met it)"),
+                    ("■  H", "the node's own replica stored or read the key; a hint kept for a home node that was down"),
+                    ("LATE", "an answer that arrived after the client was answered (nobody waited for it)"),
+                    ("sent at 2.4", "a message that spent 5 ms or more on the way (slow n3 300ms delays what n3 sends)"),
+                    ("header slow/lossy", "links slowed (n3 +300ms, ±jitter) or losing messages (n4 10% lost); heal removes them"),
+                ]
+            ),
+            (
                 "EVENTS",
                 [
                     ("colours", "red failures, green recoveries, yellow hints, cyan repairs, magenta siblings, bold the console's own"),

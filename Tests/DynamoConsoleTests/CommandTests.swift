@@ -68,7 +68,7 @@ import Testing
             #expect(!entry.summary.isEmpty)
             #expect(Command.completions(of: String(entry.name.prefix(2))).contains(entry.name))
         }
-        #expect(Command.completions(of: "re") == ["resolve", "restart", "remove"])
+        #expect(Command.completions(of: "re") == ["resolve", "repeat", "restart", "remove"])
     }
 }
 

@@ -106,6 +106,10 @@ public struct RequestTraces: Sendable {
     struct Trace {
         var startedMs: UInt64
         var steps: [TraceStep]
+
+        mutating func append(_ step: TraceStep, max: Int) {
+            if steps.count < max { steps.append(step) }
+        }
     }
 
     private var traces: [String: Trace] = [:]
@@ -125,11 +129,9 @@ public struct RequestTraces: Sendable {
     mutating func record(_ id: String, _ step: TraceStep, atMs now: UInt64) {
         if traces[id] == nil {
             if order.count >= Self.maxTraces { traces[order.removeFirst()] = nil }
-            traces[id] = Trace(startedMs: now, steps: [])
             order.append(id)
         }
-        guard traces[id]!.steps.count < Self.maxSteps else { return }
-        traces[id]!.steps.append(step)
+        traces[id, default: Trace(startedMs: now, steps: [])].append(step, max: Self.maxSteps)
     }
 
     /// Forgets traces older than `maxAgeMs`.
