@@ -27,6 +27,8 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
         public var late = false
         /// What the receiver's part says of it (an answer: its detail).
         public var detail: String?
+        /// For an answer: the kind of message it answers.
+        public var answering: String?
     }
 
     /// Something a node did on its own lane.
@@ -107,7 +109,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
                 guard let peer = step.peer else { continue }
                 var message = Message(
                     from: node, to: peer, label: Self.gist(step.detail), isAnswer: true, sentUs: at(step),
-                    arrivedUs: nil, detail: step.detail)
+                    arrivedUs: nil, detail: step.detail, answering: step.message)
                 if let index = replies.firstIndex(where: {
                     $0.node == peer && $0.step.peer == node && $0.step.message == step.message
                 }) {
@@ -136,7 +138,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             messages.append(
                 Message(
                     from: peer, to: node, label: Self.gist(step.detail), isAnswer: true, sentUs: nil,
-                    arrivedUs: at(step), detail: step.detail))
+                    arrivedUs: at(step), detail: step.detail, answering: step.message))
         }
         for (node, step) in noReplies {
             let what = step.message.map { " to its \($0)" } ?? ""
@@ -150,9 +152,12 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             marks.append(
                 Mark(node: forwardAnswer.from, atUs: sent, kind: .quorum, text: "quorum met, answers \(forwardAnswer.to)"))
         }
+        // Late: an answer the client's reply could have waited for (not a repair's, which
+        // always follows the reply) that came after it.
         if let answeredUs {
             for index in messages.indices where messages[index].isAnswer {
-                if let arrived = messages[index].arrivedUs, arrived > answeredUs, messages[index].to == coordinator {
+                let waitable = !["repair", "reap"].contains(messages[index].answering ?? "")
+                if waitable, let arrived = messages[index].arrivedUs, arrived > answeredUs, messages[index].to == coordinator {
                     messages[index].late = true
                 }
             }

@@ -120,6 +120,8 @@ import Testing
         #expect(answered < repair, "the repair follows the answer")
         #expect(lines[repair].contains("●") && lines[repair].contains("repair"))
         #expect(text.contains("n1 read locally: 1 version"))
+        #expect(text.contains("n3: not found LATE"), "a get's answer after the reply is late")
+        #expect(text.contains("n3: stored") && !text.contains("n3: stored LATE"), "a repair's answer never is")
         #expect(SpaceTimeDiagram.isComplete(Self.getWithRepair))
         var unfinished = Self.getWithRepair
         unfinished[0].steps.removeLast()
