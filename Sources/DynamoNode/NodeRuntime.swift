@@ -42,6 +42,8 @@ final class NodeRuntime: @unchecked Sendable {
     /// Slow and lossy links (`POST /admin/faults`): applied to each message sent.
     private(set) var linkFaults = LinkFaults()
     private var faultRandom = SystemRandomNumberGenerator()
+    /// Messages slow links hold back (see `HoldBackBudget`).
+    private var heldBack = HoldBackBudget()
     /// Client requests waiting for the machine's answer.
     private var reads: [ClientRequestID: EventLoopPromise<GetCoordinator.Outcome>] = [:]
     private var writes: [ClientRequestID: EventLoopPromise<WriteResult>] = [:]
@@ -153,7 +155,7 @@ final class NodeRuntime: @unchecked Sendable {
                     switch linkFaults.fate(to: peer, using: &faultRandom) {
                     case .lose: continue  // its deadline fails it, as a lost packet would
                     case .deliver(let ms) where ms > 0:
-                        loop.scheduleTask(in: .milliseconds(Int64(ms))) { self.send(requestID, to: address, request) }
+                        holdBack(.request(id: requestID.value, request), ms: ms) { self.send(requestID, to: address, request) }
                         continue
                     case .deliver: break
                     }
@@ -182,7 +184,7 @@ final class NodeRuntime: @unchecked Sendable {
                     case .lose: continue
                     case .deliver(let ms) where ms > 0:
                         let (channel, delayed) = (target.channel, message)
-                        loop.scheduleTask(in: .milliseconds(Int64(ms))) { channel.writeAndFlush(delayed, promise: nil) }
+                        holdBack(message, ms: ms) { channel.writeAndFlush(delayed, promise: nil) }
                         continue
                     case .deliver: break
                     }
@@ -227,6 +229,22 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("\(text)")
                 }
             }
+        }
+    }
+
+    /// Runs `deliver` after `ms`, unless the messages held back are at their bound: the
+    /// message is then lost (said in the log, at most once per interval).
+    private func holdBack(_ message: PeerMessage, ms: UInt64, deliver: @escaping () -> Void) {
+        let bytes = PeerCodec.approximateBytes(message)
+        guard heldBack.take(bytes) else {
+            let text =
+                "slow links hold back \(heldBack.messages) messages (\(heldBack.bytes >> 20) MiB), their bound: further ones are lost"
+            if let text = logLimiter.admit("held back", text) { logger.warning("\(text)") }
+            return
+        }
+        loop.scheduleTask(in: .milliseconds(Int64(ms))) {
+            self.heldBack.give(bytes)
+            deliver()
         }
     }
 

@@ -544,21 +544,9 @@ extension PeerCodec {
     /// An object with more versions than a peer decodes (stored by a build before the
     /// object limits) is refused the same way: the receiver would close the link on it.
     public static func tooLarge(_ message: PeerMessage) -> String? {
-        var values = 0
-        var versions = 0
-        func add(_ object: VersionedObject) {
-            versions = max(versions, object.versions.count)
-            for version in object.versions { values += (version.value?.count ?? 0) + 64 }
-        }
-        switch message {
-        case .request(_, .replica(.put(_, let object, _))), .request(_, .replica(.reap(_, let object))),
-            .response(_, .replica(.object(let object?))):
-            add(object)
-        case .response(_, .transfer(let entries, _)):
-            for entry in entries { add(entry.object) }
-        default:
-            return nil
-        }
+        // A traced request is its inner request plus a few bytes of tag.
+        if case .request(let id, .traced(_, let inner)) = message { return tooLarge(.request(id: id, inner)) }
+        guard let (values, versions) = objectBytes(message) else { return nil }
         if versions > VersionedObject.decodeVersionLimit {
             return
                 "the key holds \(versions) versions, more than a peer decodes (\(VersionedObject.decodeVersionLimit)); read it from a home node with r=1 and write back with its context to resolve them"
@@ -567,6 +555,35 @@ extension PeerCodec {
         let size = encode(message).count
         guard size > frameBudget else { return nil }
         return "\(size) bytes do not fit in one peer frame (\(frameBudget)); the key holds too many or too large versions"
+    }
+
+    /// The value bytes (64 more per version) of the objects a message carries, and the
+    /// most versions one of them has; nil for a message without objects.
+    static func objectBytes(_ message: PeerMessage) -> (bytes: Int, versions: Int)? {
+        var values = 0
+        var versions = 0
+        func add(_ object: VersionedObject) {
+            versions = max(versions, object.versions.count)
+            for version in object.versions { values += (version.value?.count ?? 0) + 64 }
+        }
+        switch message {
+        case .request(let id, .traced(_, let inner)):
+            return objectBytes(.request(id: id, inner))
+        case .request(_, .replica(.put(_, let object, _))), .request(_, .replica(.reap(_, let object))),
+            .response(_, .replica(.object(let object?))):
+            add(object)
+        case .response(_, .transfer(let entries, _)):
+            for entry in entries { add(entry.object) }
+        default:
+            return nil
+        }
+        return (values, versions)
+    }
+
+    /// About how many bytes a message holds in memory (its objects' values, else a few
+    /// hundred): what a queue of messages held back is bounded by.
+    public static func approximateBytes(_ message: PeerMessage) -> Int {
+        256 + (objectBytes(message)?.bytes ?? 0)
     }
 }
 

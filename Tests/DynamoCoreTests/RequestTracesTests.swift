@@ -125,4 +125,16 @@ import Testing
         #expect(LinkFaults(delayMs: ["n3": 0], jitterMs: [:], loss: ["n3": 0]).isEmpty)
         #expect(LinkFaults(delayMs: ["n3": .max], jitterMs: [:], loss: [:]).delayMs["n3"] == 60_000)
     }
+
+    @Test func slowLinksHoldBackABoundedAmount() {
+        var budget = HoldBackBudget(maxMessages: 3, maxBytes: 1000)
+        var taken = [budget.take(400), budget.take(400), budget.take(201), budget.take(200), budget.take(0)]
+        #expect(taken == [true, true, false, true, false], "past the bytes, then past the messages")
+        #expect(budget.messages == 3 && budget.bytes == 1000)
+        budget.give(400)
+        taken = [budget.take(400), budget.take(.max)]
+        #expect(taken == [true, false], "room again once one left; no overflow on a huge size")
+        for _ in 0..<10 { budget.give(1000) }
+        #expect(budget.messages == 0 && budget.bytes == 0)
+    }
 }

@@ -152,4 +152,39 @@ import Testing
             #expect(weird.status == 404)
         }
     }
+
+    /// A minute's delay on every link under a flood of large writes: what the slow links
+    /// hold back stays bounded (`HoldBackBudget`, 64 MiB; its accounting is unit-tested),
+    /// and once healed the cluster takes writes again.
+    @Test(.timeLimit(.minutes(3))) func aSlowLinkHoldsBackABoundedAmount() async throws {
+        try await withCluster(nodes: 3) { cluster in
+            let others = cluster.names.filter { $0 != "n1" }
+            try await cluster.client("n1").setFaults(
+                FaultsDocument(drop: [], delay: Dictionary(uniqueKeysWithValues: others.map { ($0, 60_000) })))
+            let pid = try #require(cluster.processID("n1"))
+            let before = ResourceTests.residentMB(pid)
+            let value = [UInt8](repeating: 0x61, count: 512 << 10)
+            // 240 writes of 512 KiB: 240 MiB of replica puts, were they all held back.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for i in 0..<30 {
+                            _ = try await cluster.client("n1").put(Array("held-\(worker)-\(i)".utf8), value: value, w: 1)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let grown = ResourceTests.residentMB(pid) - before
+            // Its own store takes the 120 MiB too; all of them held back would add 240 MiB
+            // per peer.
+            #expect(grown < 400, "n1 grew by \(grown) MB holding back messages")
+            try await cluster.client("n1").setFaults(FaultsDocument(drop: []))
+            // n1 and the others marked each other down meanwhile (gossip never came back in
+            // time): once they hear each other again, writes reach every replica.
+            try await LocalCluster.waitFor("a W=3 write after the heal", timeout: .seconds(30)) {
+                try await cluster.client("n1").put(Array("after".utf8), value: [1], w: 3).succeeded
+            }
+        }
+    }
 }

@@ -121,6 +121,10 @@ import Testing
         let problem = PeerCodec.tooLarge(.response(id: 1, .replica(.object(object))))
         #expect(problem?.contains("10001 versions") == true, "\(problem ?? "nil")")
         #expect(PeerCodec.tooLarge(.response(id: 1, .replica(.object(Self.object)))) == nil)
+        // A traced replica put is checked as its inner put (it once went unchecked).
+        let put = PeerRequest.replica(.put(key: [1], object: object, hintFor: nil))
+        #expect(PeerCodec.tooLarge(.request(id: 2, .traced(TraceTag(id: "t", message: .put), put))) != nil)
+        #expect(PeerCodec.approximateBytes(.request(id: 2, .traced(TraceTag(id: "t", message: .put), put))) > count * 64)
         let encoded = PeerCodec.encode(.response(id: 1, .replica(.object(object))))
         #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(encoded) }
     }

@@ -49,3 +49,32 @@ public struct LinkFaults: Hashable, Sendable {
         }
     }
 }
+
+/// What slow links may hold back at once, in messages and bytes: a long delay under a
+/// heavy load must not fill the memory. Past the bound a message is lost, as a full
+/// router queue would lose it.
+public struct HoldBackBudget: Hashable, Sendable {
+    public let maxMessages: Int
+    public let maxBytes: Int
+    public private(set) var messages = 0
+    public private(set) var bytes = 0
+
+    public init(maxMessages: Int = 20_000, maxBytes: Int = 64 << 20) {
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
+    }
+
+    /// Takes room for a message of `size` bytes; false (and nothing taken) when full.
+    public mutating func take(_ size: Int) -> Bool {
+        guard messages < maxMessages, size <= maxBytes - bytes else { return false }
+        messages += 1
+        bytes += size
+        return true
+    }
+
+    /// A held message left (delivered): its room is free again.
+    public mutating func give(_ size: Int) {
+        messages = max(0, messages - 1)
+        bytes = max(0, bytes - size)
+    }
+}
