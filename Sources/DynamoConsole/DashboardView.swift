@@ -308,8 +308,11 @@ public enum DashboardView {
             if let links = model.links {
                 switch level {
                 case 0, 1: parts.append("slow/lossy " + links)
-                case 2: parts.append(links.replacingOccurrences(of: " · ", with: ","))
-                default: parts.append("links faulty")
+                case 2:
+                    parts.append(
+                        "slow/lossy "
+                            + links.replacingOccurrences(of: " · ", with: ", ").replacingOccurrences(of: " lost", with: ""))
+                default: parts.append("slow/lossy links")
                 }
             }
             if let viewText { parts.append(level < 2 ? viewText : view.rawValue) }
@@ -347,7 +350,8 @@ public enum DashboardView {
         let inside = canvas.box(rect, title: cut ? "nodes (F4: every column)" : "nodes")
         guard inside.height >= 1 else { return }
         let shares = ring.homeShare(n: model.quorum?.n ?? 3)
-        canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width)
+        // One row: it says how many nodes there are (below), not a header over nothing.
+        if inside.height >= 2 { canvas.put(header, row: inside.row, col: inside.col, style: .dim, limit: inside.width) }
         // Rows that do not fit: the nodes down first among those shown, then a line that
         // says how many more (and how many of them are down).
         let fit = names.count + 1 <= inside.height ? names.count : max(0, inside.height - 2)
@@ -685,8 +689,14 @@ public enum DashboardView {
             case .console: style = .bold
             case .info: style = .plain
             }
-            let lines = TextWrap.wrap(event.text, width: inside.width - 9)
+            var lines = TextWrap.wrap(event.text, width: inside.width - 9)
             guard rows.isEmpty || rows.count + lines.count <= inside.height else { break }
+            // The newest alone taller than the log: cut, and said to be.
+            if lines.count > inside.height, inside.height > 0 {
+                lines = Array(lines.prefix(inside.height))
+                let last = lines[lines.count - 1]
+                lines[lines.count - 1] = String(last.prefix(max(0, inside.width - 10))) + "…"
+            }
             rows.insert(
                 contentsOf: lines.enumerated().map { i, line in (i == 0 ? clock(event.timeMs) : "", line, style) }, at: 0)
         }

@@ -110,7 +110,16 @@ public final class ReplSession: @unchecked Sendable {
     public private(set) var lastDiagram: SpaceTimeDiagram?
     /// The width diagrams are drawn for (the screen's), and whether they may use Unicode.
     public var diagramWidth = 80
-    public var unicode = true
+    public var unicode = ReplSession.localeIsUTF8
+
+    /// Whether the locale (LC_ALL, else LC_CTYPE, else LANG) is UTF-8: else diagrams are
+    /// drawn in ASCII (the dashboard asks the terminal; a plain prompt asks this).
+    public static var localeIsUTF8: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty } ?? ""
+        let lowered = locale.lowercased()
+        return lowered.contains("utf-8") || lowered.contains("utf8")
+    }
     /// How long to wait for a trace's late answers and deadlines to be recorded.
     public var traceSettleTimeout: Duration = .milliseconds(2500)
 
@@ -313,6 +322,8 @@ public final class ReplSession: @unchecked Sendable {
                     lines.append("\(name)  not answering")
                 }
             }
+            if let partitionText, !partitionText.isEmpty { lines.append("injected: partition \(partitionText)") }
+            if let linkText, !linkText.isEmpty { lines.append("injected: slow/lossy \(linkText)") }
             return lines
         case .get(let key):
             remember(key)
@@ -405,7 +416,7 @@ public final class ReplSession: @unchecked Sendable {
             let text =
                 percent == 0
                 ? "\(name): no messages \(scope) lost any more"
-                : "\(name): loses \(Self.percent(percent / 100)) of its messages \(scope) (requests time out, sloppy quorums route around)"
+                : "\(name): loses \(Self.percent(percent / 100)) of its messages \(scope): requests to it time out now and then, and lost gossip gets it marked down at times (fallbacks then keep hints for it)"
             events.append(text)
             return [text] + unreached
         case .latency:
@@ -469,11 +480,14 @@ public final class ReplSession: @unchecked Sendable {
             _ = try node(name)
             return try await execute(.partition([[name], cluster.nodeNames.filter { $0 != name }]))
         case .heal:
+            let hadLinks = !(linkText ?? "").isEmpty
+            let hadPartition = !(partitionText ?? "").isEmpty
             faults = [:]
             let unreached = try await applyFaults(cluster.nodeNames)
             partitionText = ""
             linkText = ""
-            events.append("partition healed")
+            if hadPartition || !hadLinks { events.append("partition healed") }
+            if hadLinks { events.append("slow and lossy links healed") }
             return ["healed: every node talks to every node, no link slowed or lossy"] + unreached
         case .kill(let name):
             try cluster.kill(name)

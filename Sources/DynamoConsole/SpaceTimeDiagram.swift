@@ -275,7 +275,17 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
         }
         while header.last == " " { header.removeLast() }
         out.append(Self.fit(String(header), width))
+        var previous: Int64?
         for row in rows {
+            // A long wait gets a row of its own: the rows are not drawn to scale.
+            if let previous, row.atUs - previous >= Self.gapUs {
+                var gap = Array(String(repeating: " ", count: noteStart))
+                gap[timeWidth - 1] = unicode ? "⋮" : ":"
+                for lane in lanes { if let c = column(lane) { gap[c] = Character(g.lane) } }
+                let text = "\(unicode ? "⋮" : ":") \(Self.ms(row.atUs - previous)) ms pass"
+                out.append(Self.fit(String(gap) + text, width, unicode))
+            }
+            previous = row.atUs
             var cells = Array(String(repeating: " ", count: noteStart))
             let time = Self.ms(row.atUs)
             let timeText = String(repeating: " ", count: max(0, timeWidth - time.count)) + time
@@ -326,6 +336,9 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
         return out
     }
 
+    /// A wait between two rows at least this long gets a row saying so (µs).
+    static let gapUs: Int64 = 50_000
+
     /// `text` cut to `width` columns (with an ellipsis when cut).
     static func fit(_ text: String, _ width: Int, _ unicode: Bool = true) -> String {
         let text = unicode ? text : String(String.UnicodeScalarView(text.unicodeScalars.map { $0.isASCII ? $0 : "?" }))
@@ -347,7 +360,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
         let all = rows
         let notesX = left + laneGap * max(0, lanes.count - 1) + 60
         let width = notesX + 420
-        let height = top + rowHeight * (all.count + 1) + 30
+        let height = top + rowHeight * (all.count + 1) + 60
         func x(_ node: String) -> Int { left + laneGap * (lanes.firstIndex(of: node) ?? 0) }
         func y(_ index: Int) -> Int { top + rowHeight * (index + 1) }
         var svg: [String] = [
@@ -360,9 +373,13 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             "<text x=\"10\" y=\"40\" fill=\"#555\">\(Self.escape("ms since the request came in; one row per message (at its arrival) or step"))</text>",
         ]
         for lane in lanes {
-            let bottom = height - 20
+            let bottom = height - 50
+            // A node without a part (down) is a dashed lane.
+            let absent = missing.contains(lane)
+            let label = absent ? "\(lane) (down?)" : lane
+            let dash = absent ? " stroke-dasharray=\"4,4\"" : ""
             svg.append(
-                "<g class=\"lane\" data-node=\"\(Self.escape(lane))\"><text x=\"\(x(lane))\" y=\"\(top)\" text-anchor=\"middle\" font-weight=\"bold\">\(Self.escape(lane))</text><line x1=\"\(x(lane))\" y1=\"\(top + 6)\" x2=\"\(x(lane))\" y2=\"\(bottom)\" stroke=\"#999\" stroke-width=\"2\"/></g>"
+                "<g class=\"lane\" data-node=\"\(Self.escape(lane))\"><text x=\"\(x(lane))\" y=\"\(top)\" text-anchor=\"middle\" font-weight=\"bold\">\(Self.escape(label))</text><line x1=\"\(x(lane))\" y1=\"\(top + 6)\" x2=\"\(x(lane))\" y2=\"\(bottom)\" stroke=\"#999\" stroke-width=\"2\"\(dash)/></g>"
             )
         }
         for (index, row) in all.enumerated() {
@@ -400,6 +417,10 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             }
             svg.append("<text x=\"\(notesX)\" y=\"\(rowY + 4)\">\(Self.escape(note(row)))</text>")
         }
+        var legend =
+            "● sends, arrow head arrives (dashed: an answer) · × lost or no answer · ◆ client answered · ■ own replica · H hint kept for a node down"
+        if !missing.isEmpty { legend = "no part from \(missing.joined(separator: ", ")) (down?) · " + legend }
+        svg.append("<text class=\"legend\" x=\"10\" y=\"\(height - 20)\" fill=\"#555\">\(Self.escape(legend))</text>")
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
     }

@@ -104,6 +104,12 @@ import Testing
         let late = lines.firstIndex { $0.contains("LATE") }!
         #expect(hint < late)
         #expect(lines[late].hasPrefix("  40.0"))
+        #expect(lines[late - 1].contains("⋮ 37.0 ms pass") == false, "a wait under 50 ms gets no row")
+        var slow = Self.putWithNodeDown
+        slow[1].steps[6] = Self.step("reply", 340, peer: "n3", message: "put", detail: "stored")
+        let slowLines = SpaceTimeDiagram(id: "t1", parts: slow).lines(width: 80)
+        let gap = try! #require(slowLines.firstIndex { $0.contains("⋮ 337 ms pass") }, "\(slowLines)")
+        #expect(slowLines[gap + 1].contains("LATE"), "the wait is said before the late answer")
         // Monochrome and ASCII: the same rows, only ASCII characters.
         let ascii = diagram.lines(width: 80, unicode: false)
         #expect(ascii.count == lines.count)
@@ -187,6 +193,7 @@ import Testing
         #expect(counter.root == "svg")
         #expect(counter.lanes == diagram.lanes)
         #expect(counter.arrows == Self.messageCount(parts))
+        #expect(diagram.svg().contains("class=\"legend\""))
     }
 
     @Test func hostileTextInATraceStaysInsideTheSVGText() throws {
