@@ -47,7 +47,9 @@ public struct FaultsDocument: Codable, Hashable, Sendable {
     /// What is wrong with the values (nil: nothing): delays and jitter from 0 to
     /// `maxDelayMs`, loss a fraction from 0 to 1.
     public var problem: String? {
-        for (peer, ms) in delay.merging(jitter, uniquingKeysWith: max) where !(0...Self.maxDelayMs).contains(ms) {
+        // Each checked on its own (a negative one beside a larger one once passed, and
+        // crashed the node).
+        for (peer, ms) in Array(delay) + Array(jitter) where !(0...Self.maxDelayMs).contains(ms) {
             return "delay and jitter are whole ms from 0 to \(Self.maxDelayMs) (\(peer): \(ms))"
         }
         for (peer, fraction) in loss where !(fraction.isFinite && (0...1).contains(fraction)) {

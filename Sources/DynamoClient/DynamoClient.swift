@@ -88,13 +88,14 @@ public struct DynamoClient: Sendable {
 
     /// Reads a key, always as the JSON sibling document. (`timeout`: how long to wait for
     /// the node's answer; it answers within its own request timeout.)
-    /// `trace`: ask every node that handles it to record its steps (`trace(_:)` fetches them).
-    public func get(_ key: [UInt8], r: Int? = nil, trace: Bool = false, timeout: TimeAmount = .seconds(10))
-        async throws -> ReadResult
-    {
+    /// `trace`: ask every node that handles it to record its steps (`trace(_:)` fetches them),
+    /// under `requestId` if given (else one the node makes).
+    public func get(
+        _ key: [UInt8], r: Int? = nil, trace: Bool = false, requestId: String? = nil, timeout: TimeAmount = .seconds(10)
+    ) async throws -> ReadResult {
         let result = try await raw(
             .GET, "/kv/\(PercentEncoding.encode(key))\(Self.query("r", r))",
-            headers: [("Accept", "application/json")] + Self.traceHeader(trace), timeout: timeout)
+            headers: [("Accept", "application/json")] + Self.traceHeaders(trace, requestId), timeout: timeout)
         let document =
             (result.status == 200 || result.status == 300)
             ? try? JSONDecoder().decode(SiblingDocument.self, from: Data(result.body)) : nil
@@ -107,28 +108,31 @@ public struct DynamoClient: Sendable {
             repliedMs: Self.milliseconds(result.header("X-Dynamo-Replied-Ms")), requestId: result.header(RequestId.header))
     }
 
-    private static func traceHeader(_ trace: Bool) -> [(String, String)] { trace ? [("X-Dynamo-Trace", "1")] : [] }
+    private static func traceHeaders(_ trace: Bool, _ requestId: String?) -> [(String, String)] {
+        (trace ? [("X-Dynamo-Trace", "1")] : []) + (requestId.map { [(RequestId.header, $0)] } ?? [])
+    }
 
     /// Writes a value; without a context the write becomes a sibling of whatever is there.
     public func put(
         _ key: [UInt8], value: [UInt8], context: String? = nil, w: Int? = nil, trace: Bool = false,
-        timeout: TimeAmount = .seconds(10)
+        requestId: String? = nil, timeout: TimeAmount = .seconds(10)
     ) async throws -> WriteResponse {
-        try await write(.PUT, key, body: value, context: context, w: w, trace: trace, timeout: timeout)
+        try await write(
+            .PUT, key, body: value, context: context, w: w, trace: trace, requestId: requestId, timeout: timeout)
     }
 
     /// Deletes (writes a tombstone) what `context` covers.
-    public func delete(_ key: [UInt8], context: String? = nil, w: Int? = nil, trace: Bool = false) async throws
-        -> WriteResponse
-    {
-        try await write(.DELETE, key, body: nil, context: context, w: w, trace: trace)
+    public func delete(
+        _ key: [UInt8], context: String? = nil, w: Int? = nil, trace: Bool = false, requestId: String? = nil
+    ) async throws -> WriteResponse {
+        try await write(.DELETE, key, body: nil, context: context, w: w, trace: trace, requestId: requestId)
     }
 
     private func write(
         _ method: HTTPMethod, _ key: [UInt8], body: [UInt8]?, context: String?, w: Int?, trace: Bool = false,
-        timeout: TimeAmount = .seconds(10)
+        requestId: String? = nil, timeout: TimeAmount = .seconds(10)
     ) async throws -> WriteResponse {
-        var headers: [(String, String)] = Self.traceHeader(trace)
+        var headers: [(String, String)] = Self.traceHeaders(trace, requestId)
         if let context { headers.append(("X-Dynamo-Context", context)) }
         let result = try await raw(
             method, "/kv/\(PercentEncoding.encode(key))\(Self.query("w", w))", headers: headers, body: body ?? [],

@@ -210,7 +210,8 @@ public enum Command: Equatable, Sendable {
         }
         guard let ms = numbers[0] else { return nil }
         guard numbers.count == 2 else { return (ms, 0) }
-        guard let jitter = numbers[1] else { return nil }
+        // Jitter varies a delay: without one there is nothing to vary.
+        guard let jitter = numbers[1], ms > 0 || jitter == 0 else { return nil }
         return (ms, jitter)
     }
 

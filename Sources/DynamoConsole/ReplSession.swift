@@ -327,7 +327,7 @@ public final class ReplSession: @unchecked Sendable {
             return lines
         case .get(let key):
             remember(key)
-            let result = try await client.get(Array(key.utf8), r: r, trace: tracing)
+            let result = try await client.get(Array(key.utf8), r: r, trace: tracing, requestId: newTraceId())
             let trace = await traced(
                 result.requestId,
                 fallback: Render.trace(
@@ -346,15 +346,18 @@ public final class ReplSession: @unchecked Sendable {
             // Like a real client: read first, then write with the context of what was read,
             // so the write supersedes it (a blind write would only add a sibling).
             remember(key)
-            let context = try await client.get(Array(key.utf8), r: r).context
+            let read = try await client.get(Array(key.utf8), r: r)
             return await render(
-                try await client.put(Array(key.utf8), value: Array(value.utf8), context: context, w: w, trace: tracing))
+                try await client.put(
+                    Array(key.utf8), value: Array(value.utf8), context: read.context, w: w, trace: tracing,
+                    requestId: newTraceId()), after: read)
         case .delete(let key):
             remember(key)
             let read = try await client.get(Array(key.utf8), r: r)
             if read.status == 404 { return ["\(key): not found (never written, or already deleted): nothing to delete"] }
-            let context = read.context
-            return await render(try await client.delete(Array(key.utf8), context: context, w: w, trace: tracing))
+            return await render(
+                try await client.delete(
+                    Array(key.utf8), context: read.context, w: w, trace: tracing, requestId: newTraceId()), after: read)
         case .preflist(let key):
             remember(key)
             let document = try await client.preferenceList(Array(key.utf8))
@@ -382,11 +385,7 @@ public final class ReplSession: @unchecked Sendable {
             return lastDiagram.lines(width: diagramWidth, unicode: unicode)
         case .traceSave(let path):
             guard let lastDiagram else { throw CommandError("no traced request yet: trace on, then get, put or delete") }
-            do {
-                try lastDiagram.svg().write(toFile: path, atomically: true, encoding: .utf8)
-            } catch {
-                throw CommandError("cannot write \(path): \(error.localizedDescription)")
-            }
+            try Self.writeRegularFile(path, lastDiagram.svg())
             return ["saved the diagram of \(lastDiagram.request) to \(path) (\(lastDiagram.lanes.count) lanes, \(lastDiagram.messages.count) messages)"]
         case .slow(let name, let ms, let jitter, let peer):
             for target in try targets(of: name, peer: peer) {
@@ -445,7 +444,12 @@ public final class ReplSession: @unchecked Sendable {
         case .repeated(let count, let command):
             var errors = 0
             var last: [String] = []
+            var done = 0
+            let deadline = ContinuousClock.now + Self.repeatLimit
             for _ in 0..<count {
+                // Bounded in time too: a slow or lossy cluster must not hold the prompt.
+                guard ContinuousClock.now < deadline else { break }
+                done += 1
                 do {
                     last = try await execute(command)
                 } catch let error as CommandError {
@@ -453,7 +457,8 @@ public final class ReplSession: @unchecked Sendable {
                 }
                 if last.contains(where: { $0.hasPrefix("error") }) { errors += 1 }
             }
-            let summary = "ran it \(count) times: \(count - errors) ok" + (errors > 0 ? ", \(errors) with an error" : "")
+            var summary = "ran it \(done) times: \(done - errors) ok" + (errors > 0 ? ", \(errors) with an error" : "")
+            if done < count { summary += " (stopped after \(Self.repeatLimit); \(count - done) not run)" }
             return [summary] + (errors > 0 ? ["last: " + (last.first ?? "")] : [])
         case .resolvePick(let index):
             guard let pending else { throw CommandError("nothing to resolve: get a key with siblings first") }
@@ -567,20 +572,62 @@ public final class ReplSession: @unchecked Sendable {
     private func resolve(with value: [UInt8]) async throws -> [String] {
         guard let pending else { return [] }
         let result = try await client.put(
-            Array(pending.key.utf8), value: value, context: pending.context, w: w, trace: tracing)
+            Array(pending.key.utf8), value: value, context: pending.context, w: w, trace: tracing,
+            requestId: newTraceId())
         self.pending = nil
         return await render(result)
     }
 
-    private func render(_ result: WriteResponse) async -> [String] {
+    /// A fresh, unguessable id for a traced request, so no other client's request (by
+    /// chance or on purpose) lands in its diagram; nil when not tracing.
+    private func newTraceId() -> String? {
+        guard tracing else { return nil }
+        var rng = SystemRandomNumberGenerator()
+        return "trace-" + String(rng.next() as UInt64, radix: 16)
+    }
+
+    /// `after`: the read the write took its context from (a failed one is said: the write
+    /// then went without a context, and may add a sibling).
+    private func render(_ result: WriteResponse, after read: ReadResult? = nil) async -> [String] {
         var lines = Render.write(result).split(separator: "\n").map(String.init)
         if result.succeeded { lines.removeLast() }  // the context line
+        if let read, read.status >= 500 {
+            lines.append(
+                "note: the read before this write failed (\(read.status)), so it went without a context and may add a sibling")
+        }
         lines += await traced(
             result.requestId,
             fallback: Render.trace(
                 result.times, repliedMs: result.repliedMs, coordinator: result.coordinator, asked: result.asked,
                 answered: result.replicas, verb: "acknowledged", succeeded: result.succeeded))
         return lines
+    }
+
+    /// The longest a `repeat` runs.
+    static let repeatLimit: Duration = .seconds(60)
+
+    /// Writes `text` to `path`, a regular file (made if missing, its mode kept if not);
+    /// anything else (a directory, a device, a pipe, a symbolic link) is refused, never
+    /// replaced.
+    static func writeRegularFile(_ path: String, _ text: String) throws {
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: path) {
+            let type = attributes[.type] as? FileAttributeType
+            guard type == .typeRegular else {
+                let what: String
+                switch type {
+                case .typeDirectory?: what = "a directory"
+                case .typeSymbolicLink?: what = "a symbolic link (give the file it points to)"
+                default: what = "not a regular file"
+                }
+                throw CommandError("cannot write \(path): it is \(what)")
+            }
+        }
+        do {
+            try text.write(toFile: path, atomically: false, encoding: .utf8)
+        } catch {
+            let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? error.localizedDescription
+            throw CommandError("cannot write \(path): \(reason)")
+        }
     }
 
     static func right(_ text: String, _ width: Int) -> String {

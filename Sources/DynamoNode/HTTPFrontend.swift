@@ -113,7 +113,9 @@ struct HTTPFrontend: Sendable {
             case (.GET, "/admin/trace"):
                 return loop.makeSucceededFuture(.json(.ok, TraceListDocument(node: name, ids: machine.traceIds)))
             case (.GET, _) where path.hasPrefix("/admin/trace/"):
-                let id = String(path.dropFirst("/admin/trace/".count))
+                // One percent-encoded segment, as keys are (`:` may come as %3A).
+                let segment = path.dropFirst("/admin/trace/".count)
+                let id = PercentEncoding.decode(segment).flatMap { String(validating: $0, as: UTF8.self) } ?? String(segment)
                 guard let steps = machine.traceSteps(id) else {
                     throw APIError.notFound("\(name) keeps no trace \(Self.excerpt(id, 64))")
                 }
@@ -417,9 +419,12 @@ struct HTTPFrontend: Sendable {
             let more = unknown.count > shown.count ? " and \(unknown.count - shown.count) more" : ""
             throw .badRequest("unknown node(s): \(shown.joined(separator: ", "))\(more)")
         }
+        if document.peers.subtracting(document.drop).contains(name) {
+            throw .badRequest("a node's link to itself cannot be slowed or made lossy (\(name))")
+        }
         let links = LinkFaults(
-            delayMs: document.delay.mapValues { UInt64($0) }, jitterMs: document.jitter.mapValues { UInt64($0) },
-            loss: document.loss)
+            delayMs: document.delay.mapValues { UInt64(clamping: $0) },
+            jitterMs: document.jitter.mapValues { UInt64(clamping: $0) }, loss: document.loss)
         runtime.setFaults(drop: Set(document.drop), links: links)
         return .json(.ok, faultsDocument())
     }

@@ -42,8 +42,11 @@ final class NodeRuntime: @unchecked Sendable {
     /// Slow and lossy links (`POST /admin/faults`): applied to each message sent.
     private(set) var linkFaults = LinkFaults()
     private var faultRandom = SystemRandomNumberGenerator()
-    /// Messages slow links hold back (see `HoldBackBudget`).
+    /// Messages slow links hold back (see `HoldBackBudget`), each until its delay passes,
+    /// or the faults change: then what a cut link held is dropped and the rest goes now.
     private var heldBack = HoldBackBudget()
+    private var held: [UInt64: (task: Scheduled<Void>, peer: NodeName, bytes: Int, deliver: () -> Void)] = [:]
+    private var nextHeld: UInt64 = 0
     /// Client requests waiting for the machine's answer.
     private var reads: [ClientRequestID: EventLoopPromise<GetCoordinator.Outcome>] = [:]
     private var writes: [ClientRequestID: EventLoopPromise<WriteResult>] = [:]
@@ -155,7 +158,9 @@ final class NodeRuntime: @unchecked Sendable {
                     switch linkFaults.fate(to: peer, using: &faultRandom) {
                     case .lose: continue  // its deadline fails it, as a lost packet would
                     case .deliver(let ms) where ms > 0:
-                        holdBack(.request(id: requestID.value, request), ms: ms) { self.send(requestID, to: address, request) }
+                        holdBack(.request(id: requestID.value, request), to: peer, ms: ms) {
+                            self.send(requestID, to: address, request)
+                        }
                         continue
                     case .deliver: break
                     }
@@ -184,7 +189,7 @@ final class NodeRuntime: @unchecked Sendable {
                     case .lose: continue
                     case .deliver(let ms) where ms > 0:
                         let (channel, delayed) = (target.channel, message)
-                        holdBack(message, ms: ms) { channel.writeAndFlush(delayed, promise: nil) }
+                        holdBack(message, to: target.peer, ms: ms) { channel.writeAndFlush(delayed, promise: nil) }
                         continue
                     case .deliver: break
                     }
@@ -234,7 +239,7 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// Runs `deliver` after `ms`, unless the messages held back are at their bound: the
     /// message is then lost (said in the log, at most once per interval).
-    private func holdBack(_ message: PeerMessage, ms: UInt64, deliver: @escaping () -> Void) {
+    private func holdBack(_ message: PeerMessage, to peer: NodeName, ms: UInt64, deliver: @escaping () -> Void) {
         let bytes = PeerCodec.approximateBytes(message)
         guard heldBack.take(bytes) else {
             let text =
@@ -242,10 +247,19 @@ final class NodeRuntime: @unchecked Sendable {
             if let text = logLimiter.admit("held back", text) { logger.warning("\(text)") }
             return
         }
-        loop.scheduleTask(in: .milliseconds(Int64(ms))) {
-            self.heldBack.give(bytes)
-            deliver()
-        }
+        nextHeld += 1
+        let id = nextHeld
+        let task = loop.scheduleTask(in: .milliseconds(Int64(ms))) { self.release(held: id) }
+        held[id] = (task, peer, bytes, deliver)
+    }
+
+    /// A held message's time came (or the faults changed): it goes, unless its peer is cut
+    /// off by now.
+    private func release(held id: UInt64) {
+        guard let entry = held.removeValue(forKey: id) else { return }
+        heldBack.give(entry.bytes)
+        guard !machine.dropped.contains(entry.peer) else { return }
+        entry.deliver()
     }
 
     /// Writes a request on the link to `address` (opened if need be).
@@ -561,6 +575,7 @@ final class NodeRuntime: @unchecked Sendable {
     /// queued on them slips through.
     func setFaults(drop: Set<NodeName>, links shaping: LinkFaults = LinkFaults()) {
         let previous = machine.dropped
+        let changed = shaping != linkFaults || drop.subtracting([name]) != previous
         if shaping != linkFaults {
             linkFaults = shaping
             let summary = shaping.summary
@@ -569,6 +584,12 @@ final class NodeRuntime: @unchecked Sendable {
             )
         }
         handle(.setFaults(drop: drop))
+        // What slow links held back goes now (to a peer still reachable): a heal or a new
+        // delay applies from this moment, not a minute later.
+        for id in held.keys.sorted() where changed {
+            held[id]?.task.cancel()
+            release(held: id)
+        }
         for peer in machine.dropped.subtracting(previous) {
             if let address = machine.membership.member(peer)?.peerAddress, let link = links[address] {
                 linkClosed(link)

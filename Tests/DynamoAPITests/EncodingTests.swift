@@ -88,6 +88,8 @@ import Testing
         #expect(decoded.problem == nil && decoded.peers == ["n4"])
         #expect(FaultsDocument(drop: [], delay: ["n3": 60_001]).problem != nil)
         #expect(FaultsDocument(drop: [], jitter: ["n3": -1]).problem != nil)
+        #expect(FaultsDocument(drop: [], delay: ["n3": -5], jitter: ["n3": 10]).problem != nil, "each on its own")
+        #expect(FaultsDocument(drop: [], delay: ["n3": 10], jitter: ["n3": -5]).problem != nil)
         #expect(FaultsDocument(drop: [], loss: ["n3": .infinity]).problem != nil)
         #expect(throws: (any Error).self) { try JSONDecoder().decode(FaultsDocument.self, from: Data(#"{"delay": 5}"#.utf8)) }
     }

@@ -53,6 +53,7 @@ import Testing
         ("lossy n4 120%", "usage: lossy NODE PCT%"),
         ("lossy n4 nan", "usage: lossy NODE PCT%"),
         ("trace save", "usage: trace"),
+        ("slow n3 0±50", "usage: slow NODE MS"),
     ])
     func mistakesGetClearMessages(line: String, message: String) {
         guard case .failure(let error) = Command.parse(line) else {

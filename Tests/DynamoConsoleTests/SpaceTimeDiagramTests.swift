@@ -205,3 +205,30 @@ import Testing
         #expect(counter.lanes.count == 3)
     }
 }
+
+/// `trace save` writes a regular file and nothing else.
+@Suite struct TraceSaveTests {
+    @Test func onlyARegularFileIsWrittenAndItsModeKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("save-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = "\(directory)/kept.svg"
+        try ReplSession.writeRegularFile(file, "one")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+        try ReplSession.writeRegularFile(file, "two")
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "two")
+        #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) == 0o600)
+        try FileManager.default.createSymbolicLink(atPath: "\(directory)/link.svg", withDestinationPath: file)
+        #expect(mkfifo("\(directory)/fifo.svg", 0o600) == 0)
+        for (path, reason) in [
+            (directory, "a directory"), ("\(directory)/link.svg", "a symbolic link"), ("\(directory)/fifo.svg", "not a regular file"),
+            ("\(directory)/missing/x.svg", "cannot write"),
+        ] {
+            #expect(throws: CommandError.self) { try ReplSession.writeRegularFile(path, "x") }
+            do { try ReplSession.writeRegularFile(path, "x") } catch let error as CommandError {
+                #expect(error.message.contains(reason), "\(error.message)")
+            }
+        }
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "two", "the link's target untouched")
+    }
+}

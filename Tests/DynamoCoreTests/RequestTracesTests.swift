@@ -137,4 +137,20 @@ import Testing
         for _ in 0..<10 { budget.give(1000) }
         #expect(budget.messages == 0 && budget.bytes == 0)
     }
+
+    /// A read traced under an id this node already keeps, or an invalid one, goes untraced:
+    /// nothing recorded, nothing wrapped.
+    @Test func aReusedOrInvalidTraceIdTracesNothing() {
+        var (node, key) = Self.coordinatorOfAKey()
+        let now = WriteRoutingTests.now
+        func wrapped(_ actions: [NodeMachine.Action]) -> Int {
+            actions.filter { if case .send(_, _, .traced) = $0 { true } else { false } }.count
+        }
+        #expect(wrapped(node.handle(.clientGet(id: 1, key: key, r: nil, trace: "t-1"), now: now)) == 2)
+        let steps = node.traceSteps("t-1")?.count
+        #expect(wrapped(node.handle(.clientGet(id: 2, key: key, r: nil, trace: "t-1"), now: now)) == 0)
+        #expect(wrapped(node.handle(.clientGet(id: 3, key: key, r: nil, trace: "bad id"), now: now)) == 0)
+        #expect(node.traceSteps("t-1")?.count == steps)
+        #expect(node.traceIds == ["t-1"])
+    }
 }

@@ -99,6 +99,10 @@ import Testing
                 (#"{"loss": {"\#(coordinator)": 1.5}}"#, "loss is a fraction"),
                 (#"{"delay": {"nobody": 5}}"#, "unknown node"),
                 (#"{"delay": 5}"#, "expected"),
+                // (A negative one beside a larger one once passed the check and crashed the node.)
+                (#"{"delay": {"\#(coordinator)": -5}, "jitter": {"\#(coordinator)": 10}}"#, "delay and jitter"),
+                (#"{"delay": {"\#(coordinator)": 10}, "jitter": {"\#(coordinator)": -5}}"#, "delay and jitter"),
+                (#"{"loss": {"\#(lossy)": 0.5}}"#, "link to itself"),
             ] {
                 let refused = try await cluster.client(lossy).raw(
                     .POST, "/admin/faults", headers: [("Content-Type", "application/json")], body: Array(body.utf8))
@@ -107,6 +111,60 @@ import Testing
             let kept = try JSONDecoder().decode(
                 FaultsDocument.self, from: Data(try await cluster.client(lossy).raw(.GET, "/admin/faults").body))
             #expect(kept.loss == [coordinator: 1.0])
+            #expect(try await cluster.client(lossy).status().node == lossy, "still serving")
+        }
+    }
+
+    /// A message a slow link holds back follows the faults of the moment it would leave: a
+    /// link cut since drops it, a heal sends it at once.
+    @Test(.timeLimit(.minutes(3))) func heldMessagesFollowTheFaultsOfTheMoment() async throws {
+        try await withCluster { cluster in
+            let key = Array("held-key".utf8)
+            let homes = try await cluster.client("n1").preferenceList(key).preferenceList
+            let (coordinator, replica) = (homes[0], homes[1])
+            let client = cluster.client(coordinator)
+            func received(_ id: String) async throws -> Bool {
+                try await cluster.client(replica).trace(id)?.steps.contains { $0.kind == "receive" } ?? false
+            }
+            func sent(_ id: String) async throws -> Bool {
+                try await client.trace(id)?.steps.contains { $0.kind == "send" && $0.peer == replica } ?? false
+            }
+            // Held 20 s, then healed: it goes at once. (Each put right after the delay is
+            // set, before held gossip gets the replica suspected.)
+            try await client.setFaults(FaultsDocument(drop: [], delay: [replica: 20_000]))
+            let healed = try await client.put(key, value: [2], w: 1, trace: true, requestId: "held-then-healed")
+            try await client.setFaults(FaultsDocument(drop: []))
+            #expect(healed.succeeded)
+            #expect(try await sent("held-then-healed"), "the put went to \(replica)")
+            try await LocalCluster.waitFor("the held put delivered after the heal", timeout: .seconds(10)) {
+                try await received("held-then-healed")
+            }
+            // Held 20 s, then the link is cut: the replica never gets it.
+            try await cluster.waitUntilAllSee(replica, as: "up")
+            try await client.setFaults(FaultsDocument(drop: [], delay: [replica: 20_000]))
+            let cut = try await client.put(key, value: [1], w: 1, trace: true, requestId: "held-then-cut")
+            try await client.setFaults(FaultsDocument(drop: [replica]))
+            #expect(cut.succeeded)
+            #expect(try await sent("held-then-cut"), "the put went to \(replica)")
+            try await Task.sleep(for: .seconds(1))  // (time for a message to arrive, were it sent)
+            #expect(try await received("held-then-cut") == false, "a cut link dropped what it held")
+            try await client.setFaults(FaultsDocument(drop: []))
+            // A request id with a colon is fetched percent-encoded (`%3A`). (A key every
+            // replica holds alike: no read repair follows the read.)
+            let fresh = Array("colon-key".utf8)
+            try await LocalCluster.waitFor("a write every replica acknowledges", timeout: .seconds(20)) {
+                try await client.put(fresh, value: [3], w: 3).succeeded
+            }
+            let colon = try await client.get(fresh, trace: true, requestId: "my:trace")
+            #expect(colon.requestId == "my:trace")
+            #expect(try await client.trace("my:trace") != nil)
+            // A second traced request under an id the entry node already keeps is not mixed
+            // into the first one's trace.
+            let before = Self.steps(try await Self.parts("my:trace", in: cluster), on: coordinator).count
+            _ = try await client.get(fresh, trace: true, requestId: "my:trace")
+            try await Task.sleep(for: .milliseconds(300))
+            let after = try #require(try await client.trace("my:trace")).steps
+            #expect(after.count == before, "\(after.map { "\($0.kind) \($0.peer ?? "") \($0.message ?? "") \($0.detail ?? "")" })")
         }
     }
 

@@ -210,7 +210,8 @@ public enum KeyText {
     /// Printable UTF-8 up to 24 characters, else a hex prefix.
     public static func short(_ key: [UInt8]) -> String {
         if let text = String(validating: key, as: UTF8.self),
-            text.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7f })
+            // (C1 controls too: U+009B starts a terminal escape.)
+            text.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) })
         {
             return text.count <= 24 ? text : text.prefix(23) + "…"
         }

@@ -105,15 +105,16 @@ public struct NodeMachine: Sendable {
 
     private mutating func dispatch(_ input: Input, now: Now) -> [Action] {
         switch input {
-        case .clientGet(let id, let key, let r, let traceId):
-            if let traceId = traceId.flatMap({ TraceTag.isValid(id: $0) ? $0 : nil }) {
+        case .clientGet(let id, let key, let r, let asked):
+            let traceId = traceable(asked)
+            if let traceId {
                 traced.clients[id] = traceId
                 trace(traceId, .request, detail: "get \(KeyText.short(key))" + (r.map { " R=\($0)" } ?? ""), now: now)
             }
             return startRead(client: id, key: key, r: r, trace: traceId, now: now)
         case .clientWrite(let id, let key, let value, let context, let w, let requestId, let traceId):
             var put = ForwardedPut(key: key, value: value, context: context, w: w, requestId: requestId)
-            if let traceId = traceId.flatMap({ TraceTag.isValid(id: $0) ? $0 : nil }) {
+            if let traceId = traceable(traceId) {
                 traced.clients[id] = traceId
                 put.trace = traceId
                 let verb = value == nil ? "delete" : "put"
@@ -140,6 +141,14 @@ public struct NodeMachine: Sendable {
         case .setFaults(let drop):
             return gossip.setFaults(drop: drop).map(Action.event)
         }
+    }
+
+    /// A client request's trace id, if it can be traced here: valid, and not the id of a
+    /// trace this node already keeps (a reused or guessed id would mix two requests in one
+    /// diagram: the second goes untraced).
+    private func traceable(_ id: String?) -> String? {
+        guard let id, TraceTag.isValid(id: id), !traces.contains(id) else { return nil }
+        return id
     }
 
     /// Whether this node left the cluster and told the others (see `Gossip.hasDeparted`).

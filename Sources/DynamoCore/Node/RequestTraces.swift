@@ -120,6 +120,8 @@ public struct RequestTraces: Sendable {
 
     public var count: Int { traces.count }
 
+    public func contains(_ id: String) -> Bool { traces[id] != nil }
+
     /// The steps this node recorded for trace `id`, in order (nil: none).
     public func steps(of id: String) -> [TraceStep]? { traces[id]?.steps }
 
