@@ -163,6 +163,15 @@ import Testing
         options.sessionW = 1
         let session: String = DashboardView.render(Self.model(), output: [], width: 80, height: 24, options: options).lines[0]
         #expect(session.contains("N3 R3* W1*"), "\(session)")
+        // Slow and lossy links: named with what they do, shorter when space runs out.
+        var slow = Self.model()
+        slow.links = "n5 +300ms"
+        let slowHeader = DashboardView.render(slow, output: [], width: 80, height: 24).lines[0]
+        #expect(slowHeader.contains("slow/lossy n5 +300ms"), "\(slowHeader)")
+        slow.links = "n4 20% lost · n5 +300±50ms"
+        slow.partition = "n1,n2 | n3,n4,n5"
+        let both = DashboardView.render(slow, output: [], width: 80, height: 24).lines[0]
+        #expect(both.contains("slow/lossy") && both.contains("?:help") && both.count <= 80, "\(both)")
     }
 
     /// At 60x16 what does not fit says so: the node table ends in "… N more nodes" and

@@ -36,11 +36,14 @@ import Testing
             #expect(try await cluster.client("n2").raw(.GET, "/admin/faults").bodyText == #"{"drop":["n1","n3","n4","n5"]}"#)
             #expect(try await cluster.client("n4").raw(.GET, "/admin/faults").bodyText == #"{"drop":["n2"]}"#)
             try await LocalCluster.waitFor("the others to see n2 down", timeout: .seconds(15)) {
-                await run("status").split(separator: "\n").filter { $0.hasPrefix("n2") == false }
+                // (The node rows; the last line says what the session injected.)
+                await run("status").split(separator: "\n").filter { !$0.hasPrefix("n2") && !$0.hasPrefix("injected:") }
                     .allSatisfy { $0.contains("n2:down") }
             }
+            #expect(await run("status").contains("injected: partition n2 | n1,n3,n4,n5"))
             #expect(await run("heal").contains("healed"))
             #expect(try await cluster.client("n2").raw(.GET, "/admin/faults").bodyText == #"{"drop":[]}"#)
+            #expect(!(await run("status").contains("injected:")))
 
             #expect(await run("stop n3").contains("n3 stopped"))
             #expect(!cluster.isRunning("n3"), "SIGTERM ended the process")
