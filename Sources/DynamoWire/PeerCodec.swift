@@ -544,8 +544,8 @@ extension PeerCodec {
     /// An object with more versions than a peer decodes (stored by a build before the
     /// object limits) is refused the same way: the receiver would close the link on it.
     public static func tooLarge(_ message: PeerMessage) -> String? {
-        // A traced request is its inner request plus a few bytes of tag.
-        if case .request(let id, .traced(_, let inner)) = message { return tooLarge(.request(id: id, inner)) }
+        // (A traced request counts its inner request's objects, and is measured whole: its
+        // tag can be longer than the frame's 64 bytes of slack.)
         guard let (values, versions) = objectBytes(message) else { return nil }
         if versions > VersionedObject.decodeVersionLimit {
             return

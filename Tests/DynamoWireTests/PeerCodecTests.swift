@@ -125,6 +125,17 @@ import Testing
         let put = PeerRequest.replica(.put(key: [1], object: object, hintFor: nil))
         #expect(PeerCodec.tooLarge(.request(id: 2, .traced(TraceTag(id: "t", message: .put), put))) != nil)
         #expect(PeerCodec.approximateBytes(.request(id: 2, .traced(TraceTag(id: "t", message: .put), put))) > count * 64)
+        // At the frame's edge the tag counts: a put that just fits untraced does not with a
+        // 64-byte trace id.
+        func sized(_ size: Int) -> PeerRequest {
+            let version = Version(dot: Dot(actor: "n1", counter: 1), past: .empty, value: [UInt8](repeating: 7, count: size), timestamp: 1)
+            return .replica(.put(key: [1], object: VersionedObject(versions: [version]), hintFor: nil))
+        }
+        let probe = PeerCodec.encode(.request(id: 3, sized(0))).count
+        let edge = sized(PeerCodec.frameBudget - probe - 8)
+        #expect(PeerCodec.tooLarge(.request(id: 3, edge)) == nil)
+        let tag = TraceTag(id: String(repeating: "t", count: 64), message: .put)
+        #expect(PeerCodec.tooLarge(.request(id: 3, .traced(tag, edge))) != nil)
         let encoded = PeerCodec.encode(.response(id: 1, .replica(.object(object))))
         #expect(throws: ByteDecodingError.self) { try PeerCodec.decode(encoded) }
     }
