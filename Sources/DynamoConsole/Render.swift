@@ -85,6 +85,16 @@ public enum Render {
         return lines
     }
 
+    /// A time in ms: whole from 100 on, else with one decimal (`2.4`, `304`).
+    public static func ms(_ value: Double) -> String {
+        abs(value) >= 100 ? String(format: "%.0f", value) : String(format: "%.1f", value)
+    }
+
+    /// `text` right-aligned in `width` columns.
+    static func right(_ text: String, _ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+
     public static func clock(_ clock: [String: UInt64]) -> String {
         clock.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
     }

@@ -249,6 +249,20 @@ public final class ReplSession: @unchecked Sendable {
         return cluster.nodeNames.filter { $0 != name }
     }
 
+    /// `slow` and `lossy`: changes NODE's faults for its link to PEER (or to every other
+    /// node), sends NODE its whole set, and says what now happens (`text` of the scope).
+    private func shapeLinks(
+        of name: String, peer: String?, _ change: (inout FaultsDocument, String) -> Void,
+        saying text: (String) -> String
+    ) async throws -> [String] {
+        for target in try targets(of: name, peer: peer) { change(&faults[name, default: FaultsDocument(drop: [])], target) }
+        let unreached = try await applyFaults([name])
+        linkText = describeLinks()
+        let said = text(peer.map { "to \($0)" } ?? "to every node")
+        events.append(said)
+        return [said] + unreached
+    }
+
     // MARK: Traces
 
     /// The diagram of traced request `id`: every node's part, fetched once the trace is
@@ -388,36 +402,22 @@ public final class ReplSession: @unchecked Sendable {
             try Self.writeRegularFile(path, lastDiagram.svg())
             return ["saved the diagram of \(lastDiagram.request) to \(path) (\(lastDiagram.lanes.count) lanes, \(lastDiagram.messages.count) messages)"]
         case .slow(let name, let ms, let jitter, let peer):
-            for target in try targets(of: name, peer: peer) {
-                var document = faults[name] ?? FaultsDocument(drop: [])
+            return try await shapeLinks(of: name, peer: peer) { document, target in
                 document.delay[target] = ms > 0 ? ms : nil
                 document.jitter[target] = ms > 0 && jitter > 0 ? jitter : nil
-                faults[name] = document
-            }
-            let unreached = try await applyFaults([name])
-            linkText = describeLinks()
-            let scope = peer.map { "to \($0)" } ?? "to every node"
-            let text =
+            } saying: { scope in
                 ms == 0
-                ? "\(name): messages \(scope) no longer delayed"
-                : "\(name): messages \(scope) take \(ms) ms longer\(jitter > 0 ? " (± \(jitter) ms)" : ""): every round trip through that link is that much slower"
-            events.append(text)
-            return [text] + unreached
-        case .lossy(let name, let percent, let peer):
-            for target in try targets(of: name, peer: peer) {
-                var document = faults[name] ?? FaultsDocument(drop: [])
-                document.loss[target] = percent > 0 ? percent / 100 : nil
-                faults[name] = document
+                    ? "\(name): messages \(scope) no longer delayed"
+                    : "\(name): messages \(scope) take \(ms) ms longer\(jitter > 0 ? " (± \(jitter) ms)" : ""): every round trip through that link is that much slower"
             }
-            let unreached = try await applyFaults([name])
-            linkText = describeLinks()
-            let scope = peer.map { "to \($0)" } ?? "to every node"
-            let text =
+        case .lossy(let name, let percent, let peer):
+            return try await shapeLinks(of: name, peer: peer) { document, target in
+                document.loss[target] = percent > 0 ? percent / 100 : nil
+            } saying: { scope in
                 percent == 0
-                ? "\(name): no messages \(scope) lost any more"
-                : "\(name): loses \(Self.percent(percent / 100)) of its messages \(scope): requests to it time out now and then, and lost gossip gets it marked down at times (fallbacks then keep hints for it)"
-            events.append(text)
-            return [text] + unreached
+                    ? "\(name): no messages \(scope) lost any more"
+                    : "\(name): loses \(Self.percent(percent / 100)) of its messages \(scope): requests to it time out now and then, and lost gossip gets it marked down at times (fallbacks then keep hints for it)"
+            }
         case .latency:
             var lines = [
                 "write latency by W, from each node's stats (the writes it received, last 256 per W):",
@@ -434,8 +434,8 @@ public final class ReplSession: @unchecked Sendable {
                     lines.append(
                         "  " + [
                             name.padding(toLength: 5, withPad: " ", startingAt: 0), w.padding(toLength: 2, withPad: " ", startingAt: 0),
-                            Self.right("\(q.count)", 7), Self.right(Self.milliseconds(q.p50Ms), 9),
-                            Self.right(Self.milliseconds(q.p99Ms), 9),
+                            Render.right("\(q.count)", 7), Render.right(Render.ms(q.p50Ms) + " ms", 9),
+                            Render.right(Render.ms(q.p99Ms) + " ms", 9),
                         ].joined(separator: " "))
                 }
             }
@@ -628,13 +628,5 @@ public final class ReplSession: @unchecked Sendable {
             let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? error.localizedDescription
             throw CommandError("cannot write \(path): \(reason)")
         }
-    }
-
-    static func right(_ text: String, _ width: Int) -> String {
-        String(repeating: " ", count: max(0, width - text.count)) + text
-    }
-
-    static func milliseconds(_ value: Double) -> String {
-        value >= 100 ? String(format: "%.0f ms", value) : String(format: "%.1f ms", value)
     }
 }

@@ -221,10 +221,8 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
         return all.enumerated().sorted { ($0.element.atUs, $0.offset) < ($1.element.atUs, $1.offset) }.map(\.element)
     }
 
-    static func ms(_ us: Int64) -> String {
-        let value = Double(us) / 1000
-        return abs(value) >= 100 ? String(format: "%.0f", value) : String(format: "%.1f", value)
-    }
+    /// µs as ms for people (`Render.ms`).
+    static func ms(_ us: Int64) -> String { Render.ms(Double(us) / 1000) }
 
     /// What a row says in words.
     func note(_ row: Row, unicode: Bool = true) -> String {
@@ -288,8 +286,7 @@ public struct SpaceTimeDiagram: Sendable, Equatable {
             previous = row.atUs
             var cells = Array(String(repeating: " ", count: noteStart))
             let time = Self.ms(row.atUs)
-            let timeText = String(repeating: " ", count: max(0, timeWidth - time.count)) + time
-            for (offset, char) in timeText.prefix(timeWidth).enumerated() { cells[offset] = char }
+            for (offset, char) in Render.right(time, timeWidth).prefix(timeWidth).enumerated() { cells[offset] = char }
             for lane in lanes { if let c = column(lane) { cells[c] = Character(g.lane) } }
             switch row {
             case .mark(let mark):

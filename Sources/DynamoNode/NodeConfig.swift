@@ -54,16 +54,20 @@ public struct NodeConfig: Sendable {
     public static var defaultHTTPThreads: Int { min(4, max(1, System.coreCount - 1)) }
 
     /// This node's wall clock in ms since 1970, with its offset (never below 0).
-    public var wallMs: UInt64 {
-        let real = Int64(Date().timeIntervalSince1970 * 1000)
-        let (shifted, overflow) = real.addingReportingOverflow(clockOffsetMs)
-        return overflow ? (clockOffsetMs > 0 ? UInt64(Int64.max) : 0) : UInt64(max(0, shifted))
+    public var wallMs: UInt64 { shifted(Date().timeIntervalSince1970, perSecond: 1000) }
+
+    /// The same clock in ms and in µs (for traces, which line nodes up by it), from one
+    /// reading.
+    public var wallClock: (ms: UInt64, us: UInt64) {
+        let seconds = Date().timeIntervalSince1970
+        return (shifted(seconds, perSecond: 1000), shifted(seconds, perSecond: 1_000_000))
     }
 
-    /// The same clock in µs (for traces, which line nodes up by it).
-    public var wallUs: UInt64 {
-        let real = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        let (offset, overflowOffset) = clockOffsetMs.multipliedReportingOverflow(by: 1000)
+    /// `seconds` since 1970 plus the offset, in units of 1/`perSecond` s (a multiple of
+    /// 1000): at least 0, at most `Int64.max` units.
+    private func shifted(_ seconds: Double, perSecond: Int64) -> UInt64 {
+        let real = Int64(seconds * Double(perSecond))
+        let (offset, overflowOffset) = clockOffsetMs.multipliedReportingOverflow(by: perSecond / 1000)
         let (shifted, overflow) = real.addingReportingOverflow(offset)
         if overflow || overflowOffset { return clockOffsetMs > 0 ? UInt64(Int64.max) : 0 }
         return UInt64(max(0, shifted))

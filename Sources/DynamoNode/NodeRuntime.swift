@@ -132,10 +132,9 @@ final class NodeRuntime: @unchecked Sendable {
 
     var now: NodeMachine.Now {
         let nanoseconds = NIODeadline.now().uptimeNanoseconds
-        let wallUs = config.wallUs
+        let wall = config.wallClock
         return NodeMachine.Now(
-            monotonicMs: nanoseconds / 1_000_000, wallMs: wallUs / 1000, monotonicUs: nanoseconds / 1_000,
-            wallUs: wallUs)
+            monotonicMs: nanoseconds / 1_000_000, wallMs: wall.ms, monotonicUs: nanoseconds / 1_000, wallUs: wall.us)
     }
 
     // MARK: Driving the machine
@@ -154,16 +153,13 @@ final class NodeRuntime: @unchecked Sendable {
                     loop.execute { self.handle(.peerResponse(requestID: requestID, .error(problem))) }
                     continue
                 }
-                if !linkFaults.isEmpty, let peer = machine.membership.member(atAddress: address)?.name {
-                    switch linkFaults.fate(to: peer, using: &faultRandom) {
-                    case .lose: continue  // its deadline fails it, as a lost packet would
-                    case .deliver(let ms) where ms > 0:
-                        holdBack(.request(id: requestID.value, request), to: peer, ms: ms) {
-                            self.send(requestID, to: address, request)
-                        }
-                        continue
-                    case .deliver: break
-                    }
+                // (A lost request's deadline fails it, as a lost packet would.)
+                if !linkFaults.isEmpty, let peer = machine.membership.member(atAddress: address)?.name,
+                    shaped(.request(id: requestID.value, request), to: peer, deliver: {
+                        self.send(requestID, to: address, request)
+                    })
+                {
+                    continue
                 }
                 send(requestID, to: address, request)
             case .respond(let handle, let response):
@@ -184,15 +180,10 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("answering a peer with an error: \(problem)")
                     message = .response(id: target.requestID, .error(problem))
                 }
+                // (Checked first: without slow or lossy links no closure is built.)
                 if !linkFaults.isEmpty {
-                    switch linkFaults.fate(to: target.peer, using: &faultRandom) {
-                    case .lose: continue
-                    case .deliver(let ms) where ms > 0:
-                        let (channel, delayed) = (target.channel, message)
-                        holdBack(message, to: target.peer, ms: ms) { channel.writeAndFlush(delayed, promise: nil) }
-                        continue
-                    case .deliver: break
-                    }
+                    let (channel, answer) = (target.channel, message)
+                    if shaped(answer, to: target.peer, deliver: { channel.writeAndFlush(answer, promise: nil) }) { continue }
                 }
                 target.channel.write(message, promise: nil)
                 flushSoon(target.channel)
@@ -234,6 +225,20 @@ final class NodeRuntime: @unchecked Sendable {
                     logger.warning("\(text)")
                 }
             }
+        }
+    }
+
+    /// Whether a slow or lossy link takes `message` to `peer` out of this turn: lost, or
+    /// held back for `deliver` to send later. False: it goes now.
+    private func shaped(_ message: PeerMessage, to peer: NodeName, deliver: @escaping () -> Void) -> Bool {
+        switch linkFaults.fate(to: peer, using: &faultRandom) {
+        case .lose:
+            return true
+        case .deliver(let ms) where ms > 0:
+            holdBack(message, to: peer, ms: ms, deliver: deliver)
+            return true
+        case .deliver:
+            return false
         }
     }
 
@@ -464,7 +469,7 @@ final class NodeRuntime: @unchecked Sendable {
         let handle = PeerHandle(nextHandle)
         nextHandle += 1
         inbound[handle] = (channel, requestID, peer)
-        if logsRequests, case .coordinatePut(let put) = request, let id = put.requestId, RequestId.isValid(id) {
+        if logsRequests, case .coordinatePut(let put) = request, let id = put.requestId, ForwardedPut.isValid(requestId: id) {
             forwarded[handle] = (id, peer, NIODeadline.now())
         }
         self.handle(.peerRequest(handle: handle, from: peer, request))
@@ -488,7 +493,7 @@ final class NodeRuntime: @unchecked Sendable {
     private let requestPrefix: String
 
     static func requestIdPrefix(_ name: NodeName) -> String {
-        let kept = String(String.UnicodeScalarView(name.unicodeScalars.filter { RequestId.isValid(String($0)) }.prefix(32)))
+        let kept = String(String.UnicodeScalarView(name.unicodeScalars.filter { ForwardedPut.isValid(requestId: String($0)) }.prefix(32)))
         return kept.isEmpty ? "node" : kept
     }
     private let requestCounter = NIOLockedValueBox<UInt64>(0)
@@ -496,7 +501,7 @@ final class NodeRuntime: @unchecked Sendable {
 
     /// The request id a `/kv` request goes by: its client's if valid, else a new one.
     func requestId(_ headers: HTTPHeaders) -> String {
-        headers.first(name: RequestId.header).flatMap { RequestId.isValid($0) ? $0 : nil } ?? newRequestId()
+        headers.first(name: RequestId.header).flatMap { ForwardedPut.isValid(requestId: $0) ? $0 : nil } ?? newRequestId()
     }
 
     /// Whether requests are logged one by one (`--log-level debug` or below).

@@ -104,7 +104,7 @@ struct DynamoNodeCommand: AsyncParsableCommand {
 
     func validate() throws {
         // (A name goes into headers, logs and request ids as it is.)
-        guard RequestId.isValid(name) else {
+        guard ForwardedPut.isValid(requestId: name) else {
             throw ValidationError("--name must be 1 to 64 letters, digits and . _ : -")
         }
         guard (1...65535).contains(peerPort), (1...65535).contains(httpPort) else {

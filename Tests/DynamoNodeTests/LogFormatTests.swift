@@ -1,4 +1,5 @@
 import DynamoAPI
+import DynamoCore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -29,9 +30,9 @@ import Testing
     }
 
     @Test func requestIdsAreLogSafe() {
-        #expect(RequestId.isValid("cart-checkout-42") && RequestId.isValid("n1-a2920f-1") && RequestId.isValid("a.b:c_d"))
+        #expect(ForwardedPut.isValid(requestId: "cart-checkout-42") && ForwardedPut.isValid(requestId: "n1-a2920f-1") && ForwardedPut.isValid(requestId: "a.b:c_d"))
         for bad in ["", "two words", "line\nbreak", "quote\"", String(repeating: "a", count: 65), "é"] {
-            #expect(!RequestId.isValid(bad), "\(bad.debugDescription)")
+            #expect(!ForwardedPut.isValid(requestId: bad), "\(bad.debugDescription)")
         }
     }
 }

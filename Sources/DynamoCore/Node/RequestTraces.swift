@@ -41,15 +41,8 @@ public struct TraceTag: Hashable, Sendable {
         self.message = message
     }
 
-    /// Ids a trace may go by: 1...64 bytes of letters, digits and `._:-` (as request ids).
-    public static func isValid(id: String) -> Bool {
-        let bytes = id.utf8
-        return !bytes.isEmpty && bytes.count <= maxIdBytes
-            && bytes.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
-                    || $0 == 0x2e || $0 == 0x5f || $0 == 0x3a || $0 == 0x2d
-            }
-    }
+    /// Ids a trace may go by: those of requests (`ForwardedPut.isValid(requestId:)`).
+    public static func isValid(id: String) -> Bool { ForwardedPut.isValid(requestId: id) }
 }
 
 /// One thing a node did for a traced request.

@@ -62,6 +62,16 @@ public struct ForwardedPut: Hashable, Sendable {
 
     public static let maxRequestIdBytes = 64
 
+    /// Request ids (`X-Dynamo-Request-Id`, trace ids, node names within them): 1 to 64
+    /// letters, digits and `._:-`, safe in a log line, a header and a path as they are.
+    public static func isValid(requestId text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= maxRequestIdBytes
+            && text.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || byte == 0x2e || byte == 0x5f || byte == 0x3a || byte == 0x2d
+            }
+    }
+
     public init(
         key: [UInt8], value: [UInt8]?, context: CausalHistory?, w: Int?, requestId: String? = nil, trace: String? = nil
     ) {

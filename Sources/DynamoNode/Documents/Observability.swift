@@ -57,31 +57,20 @@ public enum RequestOutcome: String, CaseIterable, Sendable {
 public struct RequestStats: Sendable {
     /// Requests since the node started, per (op, outcome).
     public private(set) var counts: [RequestOp: [RequestOutcome: UInt64]] = [:]
-    /// Latencies in microseconds of the last `window` requests (a ring).
-    private var recent: [UInt64] = []
-    private var next = 0
-    private let window: Int
+    /// Latencies of the last `window` requests.
+    private var recent: LatencyWindow
 
     /// Latencies of the last `perQuorumWindow` successful writes for each W asked for
     /// (the session's or the cluster's), so a class can compare W=1, 2 and 3.
-    private var writesByW: [Int: [UInt64]] = [:]
-    private var writesByWNext: [Int: Int] = [:]
+    private var writesByW: [Int: LatencyWindow] = [:]
     public static let perQuorumWindow = 256
 
-    public init(window: Int = 1024) { self.window = window }
+    public init(window: Int = 1024) { recent = LatencyWindow(capacity: window) }
 
     /// A write that met (or missed) quorum `w` took `micros` (W beyond 64 is not kept).
     public mutating func recordWrite(w: Int, micros: UInt64) {
         guard (1...64).contains(w) else { return }
-        var ring = writesByW[w, default: []]
-        if ring.count < Self.perQuorumWindow {
-            ring.append(micros)
-        } else {
-            let next = writesByWNext[w, default: 0]
-            ring[next] = micros
-            writesByWNext[w] = (next + 1) % Self.perQuorumWindow
-        }
-        writesByW[w] = ring
+        writesByW[w, default: LatencyWindow(capacity: Self.perQuorumWindow)].record(micros)
     }
 
     /// Requests that reached a coordinator (bad ones did not).
@@ -98,30 +87,47 @@ public struct RequestStats: Sendable {
     public mutating func record(_ op: RequestOp, _ outcome: RequestOutcome, micros: UInt64) {
         counts[op, default: [:]][outcome, default: 0] += 1
         guard outcome != .badRequest else { return }
-        if recent.count < window {
-            recent.append(micros)
-        } else {
-            recent[next] = micros
-            next = (next + 1) % window
-        }
+        recent.record(micros)
     }
 
     public var document: StatusDocument.Requests {
-        let sorted = recent.sorted()
-        func quantile(_ q: Double) -> Double? {
-            guard !sorted.isEmpty else { return nil }
+        let quantiles = recent.quantilesMs([0.5, 0.99])
+        var byW: [String: StatusDocument.Requests.Quantiles] = [:]
+        for (w, window) in writesByW {
+            guard let q = window.quantilesMs([0.5, 0.99]) else { continue }
+            byW[String(w)] = .init(count: window.count, p50Ms: q[0], p99Ms: q[1])
+        }
+        return .init(
+            gets: gets, writes: writes, p50Ms: quantiles?[0], p99Ms: quantiles?[1], writesByW: byW.isEmpty ? nil : byW)
+    }
+}
+
+/// The latencies (µs) of the last `capacity` samples, a ring, and their quantiles.
+struct LatencyWindow: Sendable {
+    let capacity: Int
+    private var samples: [UInt64] = []
+    private var next = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var count: Int { samples.count }
+
+    mutating func record(_ micros: UInt64) {
+        if samples.count < capacity {
+            samples.append(micros)
+        } else {
+            samples[next] = micros
+            next = (next + 1) % capacity
+        }
+    }
+
+    /// Each quantile of the window in ms, by rank (one sort for all); nil when empty.
+    func quantilesMs(_ qs: [Double]) -> [Double]? {
+        guard !samples.isEmpty else { return nil }
+        let sorted = samples.sorted()
+        return qs.map { q in
             let index = min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)
             return Double(sorted[max(0, index)]) / 1000
         }
-        var byW: [String: StatusDocument.Requests.Quantiles] = [:]
-        for (w, ring) in writesByW {
-            let sorted = ring.sorted()
-            func q(_ q: Double) -> Double {
-                Double(sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1))]) / 1000
-            }
-            byW[String(w)] = .init(count: sorted.count, p50Ms: q(0.5), p99Ms: q(0.99))
-        }
-        return .init(
-            gets: gets, writes: writes, p50Ms: quantile(0.5), p99Ms: quantile(0.99), writesByW: byW.isEmpty ? nil : byW)
     }
 }
